@@ -1,0 +1,184 @@
+// numacma/numacma.hpp — per-NUMA contiguous DMA memory for user-space drivers.
+//
+//   Pool::create("cma=64M cma_pernuma=16M")
+//     areas:  reserved (node 0) | pernuma0 | pernuma1 | ...  | device areas
+//   pool.alloc_coherent(dev on node N, size)
+//     device area (exclusive) | size <= P -> pages on N
+//     -> pernuma<N> -> numa<N> -> [policy=nearest: other nodes' areas by distance]
+//     -> reserved -> pages on N        (SEMANTICS.md A1-A9)
+//   buffer destroyed / pool.free_coherent -> back to the area that owns it (F1)
+//
+// Errors are values (Result<T>, numacma/result.hpp); nothing here throws on
+// the allocation path. Thread-safe: one lock per area, no global lock on
+// alloc/free.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "numacma/result.hpp"
+
+namespace numacma {
+
+inline constexpr int kNoNode = -1;
+
+enum class Policy { kernel, nearest };
+/** phys: buffers carry physical addresses (hugetlb, sim); iova: multi-page
+ *  buffers may carry IOVAs (anon areas, page fallback); auto: iova when any
+ *  area is IOVA-only, else phys. */
+enum class DmaMode { automatic, phys, iova };
+
+struct DeviceAreaSpec {
+  std::string device;     ///< the device's name; becomes the area's name
+  int node = kNoNode;     ///< kNoNode: the default area's node
+  std::uint64_t bytes = 0;
+};
+
+struct PoolOptions {
+  std::string params;               ///< "cma=64M cma_pernuma=16M numa_cma=1:8M"
+  std::string backing = "auto";     ///< auto | hugetlb | anon | sim
+  Policy policy = Policy::kernel;
+  DmaMode dma_mode = DmaMode::automatic;
+  std::string sysfs_root = "/sys";
+  unsigned order_per_bit = 0;       ///< R6
+  std::vector<DeviceAreaSpec> device_areas;  ///< dev->cma_area, exclusive (A2)
+  unsigned sim_fail_nth_reservation = 0;     ///< sim backing only: error-path tests
+};
+
+class Pool;
+
+/** A DMA master: name, NUMA node, coherent DMA mask, optional own area. */
+struct Device {
+  std::string name;
+  int node = kNoNode;
+  std::uint64_t coherent_dma_mask = ~std::uint64_t{0};
+  std::string area;   ///< name of its own area ("" = none); set by the pool
+
+  /** Reads <sysfs_root>/bus/pci/devices/<bdf>/numa_node via the pool's topology.
+   *  The name is the BDF; a device area declared under that name is attached. */
+  static Result<Device> from_pci(std::string_view bdf, const Pool& pool);
+  /** A device by hand (node may be kNoNode). */
+  static Device on_node(int node, std::string name = "dev",
+                        std::uint64_t coherent_dma_mask = ~std::uint64_t{0});
+};
+
+namespace detail { struct PoolImpl; }
+
+/** Move-only RAII handle of one coherent buffer; freed to its owning area
+ *  on destruction (or by Pool::free_coherent / release()). */
+class DmaBuffer {
+ public:
+  DmaBuffer() = default;
+  DmaBuffer(DmaBuffer&& o) noexcept;
+  DmaBuffer& operator=(DmaBuffer&& o) noexcept;
+  DmaBuffer(const DmaBuffer&) = delete;
+  DmaBuffer& operator=(const DmaBuffer&) = delete;
+  ~DmaBuffer();
+
+  void* cpu() const noexcept { return cpu_; }
+  std::uint64_t dma_addr() const noexcept { return dma_; }
+  std::size_t size() const noexcept { return size_; }
+  int node() const noexcept { return node_; }
+  /** "reserved", "pernuma<N>", "numa<N>", a device's name, or "pages". */
+  const std::string& area_name() const noexcept;
+  /** True when dma_addr() is an IOVA, not a physical address. */
+  bool iova() const noexcept { return iova_; }
+  /** True when [dma_addr, dma_addr + size) is physically contiguous. */
+  bool contiguous() const noexcept { return contiguous_; }
+  explicit operator bool() const noexcept { return cpu_ != nullptr; }
+
+  /** Frees now; afterwards the handle is empty. */
+  Status release();
+
+ private:
+  friend class Pool;
+  friend struct detail::PoolImpl;
+  std::shared_ptr<detail::PoolImpl> pool_;
+  void* cpu_ = nullptr;
+  std::uint64_t dma_ = 0;
+  std::size_t size_ = 0;
+  int node_ = kNoNode;
+  int area_ = -1;   ///< index of the owning area, -1 = pages
+  bool iova_ = false;
+  bool contiguous_ = true;
+};
+
+struct AreaReport {
+  std::string name;
+  std::string kind;       ///< default | pernuma | numa | device
+  int node = kNoNode;
+  std::string backing;    ///< hugetlb-2M | anon | sim ...
+  bool iova = false;
+  std::uint64_t base_dma = 0;
+  std::uint64_t pages = 0;
+  unsigned order_per_bit = 0;
+  std::uint64_t used = 0;
+  std::uint64_t maxchunk = 0;
+  std::uint64_t alloc_pages_success = 0;
+  std::uint64_t alloc_pages_fail = 0;
+  std::uint64_t release_pages_success = 0;
+  std::uint64_t segments = 0;
+  std::string note;
+};
+
+/** A9: per requesting node (kNoNode counted too). */
+struct NodeReport {
+  int node = kNoNode;
+  std::uint64_t local = 0;          ///< served by pernuma<N>/numa<N> or a device area
+  std::uint64_t other_node = 0;     ///< served by another node's area (policy=nearest)
+  std::uint64_t default_area = 0;   ///< served by reserved
+  std::uint64_t pages = 0;          ///< served by ordinary pages (A3, A7)
+  std::uint64_t failed = 0;
+};
+
+struct Stats {
+  std::vector<AreaReport> areas;
+  std::vector<NodeReport> nodes;
+  std::uint64_t pages_live = 0;        ///< page-fallback buffers alive
+  std::uint64_t bad_frees = 0;         ///< F2 detections
+};
+
+/** A line of the reservation report (R3, R4: what could not be placed). */
+struct ReservationNote {
+  std::string area;
+  int node = kNoNode;
+  std::string message;
+};
+
+class Pool {
+ public:
+  static Result<Pool> create(const PoolOptions& options);
+
+  Pool(Pool&&) noexcept;
+  Pool& operator=(Pool&&) noexcept;
+  ~Pool();
+
+  /** dma_alloc_coherent(dev, bytes). */
+  Result<DmaBuffer> alloc_coherent(const Device& dev, std::size_t bytes);
+  /** dma_free_coherent: size and addresses must match a live buffer (F2). */
+  Status free_coherent(const Device& dev, std::size_t bytes, void* cpu, std::uint64_t dma_addr);
+  Status free_coherent(DmaBuffer&& buf);
+
+  Stats stats() const;
+  /** The bitmap of one area (Bitmap::dump format); not_found if no such area. */
+  Result<std::string> dump_bitmap(std::string_view area) const;
+  const std::vector<ReservationNote>& reservation_notes() const noexcept;
+  /** "phys" or "iova": the DMA mode in force. */
+  std::string dma_mode() const;
+  Policy policy() const noexcept;
+  /** Device-area names declared in the options, with their nodes. */
+  std::vector<DeviceAreaSpec> device_areas() const;
+  /** The topology the pool was built on (opaque outside the library). */
+  const void* topology_handle() const noexcept;
+
+ private:
+  friend struct Device;
+  explicit Pool(std::shared_ptr<detail::PoolImpl> impl);
+  std::shared_ptr<detail::PoolImpl> impl_;
+};
+
+}  // namespace numacma

@@ -1,0 +1,99 @@
+// src/backing/backing.hpp — turning a planned area into memory.
+//
+//   plan entry (node N, bytes) --reserve()--> Reservation
+//       cpu_base ........................................ cpu_base + bytes
+//       [ segment 0: phys/IOVA contiguous ][ segment 1 ][ ... ]
+//   A7 fallback (node N, bytes) --alloc_pages()--> PagesBlock
+//
+// Kinds:
+//  - hugetlb: MAP_HUGETLB 2 MiB (or 1 GiB) pages, mbind strict to the node,
+//    populated and mlocked; physical addresses from /proc/self/pagemap; the
+//    span is split wherever two hugepages are not physically adjacent;
+//    placement verified with move_pages (a page on another node is an error,
+//    never silent). addr_kind = physical.
+//  - anon: 4 KiB pages, mbind strict + populate + mlock, placement verified.
+//    Physically contiguous only per page, so the span is ONE IOVA segment
+//    whose DMA addresses are the virtual addresses (IOVA = VA) and
+//    addr_kind = iova: a multi-page buffer's DMA address is valid only in
+//    IOVA mode. The reservation's note says so.
+//  - sim: plain memory (MAP_NORESERVE, untouched until used) with a
+//    simulated node and DMA-address layout taken from the topology; can be
+//    told to fail the Nth reservation (error-path tests). addr_kind = physical.
+//  - auto: per reservation, hugetlb when the node has enough free hugepages
+//    of a size, else anon; the reservation's kind and note say which and why.
+//
+// Thread safety: reserve/release run at pool creation/destruction only;
+// alloc_pages/free_pages may be called concurrently (implementations lock).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/area.hpp"
+#include "numacma/result.hpp"
+#include "topology/topology.hpp"
+
+namespace numacma::backing {
+
+enum class AddrKind { physical, iova };
+const char* addr_kind_name(AddrKind k) noexcept;
+
+struct Reservation {
+  std::string kind;            ///< "hugetlb-2M", "hugetlb-1G", "anon", "sim"
+  int node = -1;
+  std::uintptr_t cpu_base = 0;
+  std::uint64_t bytes = 0;     ///< what was asked for (a multiple of 4 KiB)
+  std::uint64_t mapped_bytes = 0;  ///< what is mapped (rounded to the backing page)
+  AddrKind addr_kind = AddrKind::physical;
+  /** In base pages (4 KiB) of [cpu_base, cpu_base + bytes), partitioning it. */
+  std::vector<core::Segment> segments;
+  std::string note;            ///< human-readable: why this kind, caveats
+};
+
+struct PagesBlock {
+  std::string kind;            ///< "pages-4K", "pages-2M", "sim-pages"
+  int node = -1;
+  std::uintptr_t cpu = 0;
+  std::uint64_t bytes = 0;     ///< asked for, rounded up to 4 KiB
+  std::uint64_t mapped_bytes = 0;
+  std::uint64_t dma_addr = 0;
+  bool contiguous = false;     ///< dma_addr .. dma_addr + bytes is physically contiguous
+  AddrKind addr_kind = AddrKind::physical;
+};
+
+struct SimOptions {
+  /** 1-based: the Nth call to reserve() fails with Errc::no_memory (0: never). */
+  unsigned fail_nth_reservation = 0;
+  /** alloc_pages fails after this many bytes per node are live (0: the
+   *  node's MemTotal from the topology). */
+  std::uint64_t pages_limit_per_node = 0;
+};
+
+class Backing {
+ public:
+  virtual ~Backing() = default;
+  virtual std::string name() const = 0;
+
+  /** Reserve `bytes` (a multiple of 4 KiB, > 0) on `node`. */
+  virtual Result<Reservation> reserve(int node, std::uint64_t bytes) = 0;
+  virtual void release(const Reservation& r) noexcept = 0;
+
+  /**
+   * SEMANTICS A7: ordinary pages bound to `node` (-1: anywhere), taken now.
+   * A multi-page request that cannot be physically contiguous fails with
+   * Errc::not_contiguous when need_physical, else is returned with
+   * contiguous = false and addr_kind = iova.
+   */
+  virtual Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical) = 0;
+  virtual void free_pages(const PagesBlock& b) noexcept = 0;
+};
+
+/** kind: "sim", "anon", "hugetlb", "auto". Errc::invalid_argument otherwise;
+ *  Errc::unsupported when the host lacks what the kind needs. */
+Result<std::unique_ptr<Backing>> make_backing(std::string_view kind, const topo::Topology& topology,
+                                              const SimOptions& sim = {});
+
+}  // namespace numacma::backing

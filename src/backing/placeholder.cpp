@@ -1,0 +1,1 @@
+int numacma_backing_placeholder;

@@ -1,0 +1,129 @@
+// src/core/area.hpp — one CMA area (mm/cma.c's struct cma), with no OS in it.
+//
+//   cpu_base                                                  cpu_base + pages*P
+//   |<-- segment 0 (dma_base A) -->|<-- segment 1 (dma_base B) ------------->|
+//   | page 0 | page 1 | ...        | page k | ...                            |
+//   bitmap bit i covers pages [i << order_per_bit, (i+1) << order_per_bit)
+//
+// An area is a span of `pages` pages of size P (the base page size, 4096 on
+// x86-64) handed to it by a Backing. The span is split into segments, each
+// physically (or IOVA-) contiguous: page j of segment s has DMA address
+// s.dma_base + (j - s.first_page) * P. No allocation ever spans two segments,
+// so a buffer's DMA addresses are always contiguous.
+//
+// alloc() is cma_alloc(): count pages, first fit from the start of the area,
+// the start aligned to P << align_order in DMA-address space (SEMANTICS A6),
+// the whole buffer at or below dma_limit (A8). release() is cma_release() but
+// strict: it must name a live allocation exactly (F2).
+//
+// Not thread-safe: the Pool holds one lock per Area.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/bitmap.hpp"
+#include "numacma/result.hpp"
+
+namespace numacma::core {
+
+struct Segment {
+  std::uint64_t first_page = 0;  ///< index of the segment's first page in the area
+  std::uint64_t pages = 0;
+  std::uint64_t dma_base = 0;    ///< DMA address of the segment's first page
+};
+
+struct AreaConfig {
+  std::string name;
+  int node = -1;
+  std::uint64_t page_size = 4096;  ///< P; a power of two
+  std::uint64_t pages = 0;         ///< > 0, a multiple of 1 << order_per_bit
+  unsigned order_per_bit = 0;
+  unsigned max_align_order = 8;    ///< CONFIG_CMA_ALIGNMENT
+  /** Sorted, partitioning [0, pages); each a multiple of 1 << order_per_bit.
+   *  Empty means one segment with dma_base 0. */
+  std::vector<Segment> segments;
+  std::uintptr_t cpu_base = 0;     ///< CPU address of page 0 (never dereferenced here)
+};
+
+struct AreaStats {
+  std::string name;
+  int node = -1;
+  std::uint64_t base_dma = 0;      ///< DMA address of page 0
+  std::uint64_t pages = 0;         ///< count
+  unsigned order_per_bit = 0;
+  std::uint64_t used = 0;          ///< pages allocated
+  std::uint64_t maxchunk = 0;      ///< largest free run, in pages, within one segment
+  std::uint64_t alloc_pages_success = 0;
+  std::uint64_t alloc_pages_fail = 0;
+  std::uint64_t release_pages_success = 0;
+  std::uint64_t segments = 0;
+};
+
+/** A live allocation handed out by Area::alloc. */
+struct Block {
+  std::uint64_t first_page = 0;
+  std::uint64_t pages = 0;
+  std::uint64_t dma_addr = 0;
+  std::uintptr_t cpu = 0;
+};
+
+class Area {
+ public:
+  /** Validates the config (sizes, power-of-two page, segment partition). */
+  static Result<Area> create(AreaConfig config);
+
+  /**
+   * cma_alloc(count, align_order). count > 0. align_order is clamped to
+   * max_align_order. dma_limit is the highest DMA address the last byte may
+   * have. Fails with Errc::no_memory when no fitting run exists (counted in
+   * alloc_pages_fail), Errc::unreachable when no page of the area is at or
+   * below dma_limit (not counted: the area was skipped, as A8 says).
+   */
+  Result<Block> alloc(std::uint64_t count, unsigned align_order,
+                      std::uint64_t dma_limit = UINT64_MAX);
+
+  /** cma_release: (first_page, count) must be a live allocation exactly. */
+  Status release(std::uint64_t first_page, std::uint64_t count);
+
+  /** CPU-address lookup used by the pool's free path. */
+  bool contains_cpu(std::uintptr_t cpu) const noexcept {
+    return cpu >= cfg_.cpu_base && cpu < cfg_.cpu_base + cfg_.pages * cfg_.page_size;
+  }
+  std::uint64_t page_of_cpu(std::uintptr_t cpu) const noexcept {
+    return (cpu - cfg_.cpu_base) / cfg_.page_size;
+  }
+  /** DMA address of page `page` (REQUIRES: page < pages). */
+  std::uint64_t dma_of_page(std::uint64_t page) const noexcept;
+  /** Lowest DMA address of any page of the area. */
+  std::uint64_t lowest_dma() const noexcept;
+
+  AreaStats stats() const;
+  std::uint64_t live_allocations() const noexcept { return live_.size(); }
+  std::string dump_bitmap() const { return bitmap_.dump(); }
+  const AreaConfig& config() const noexcept { return cfg_; }
+  const std::string& name() const noexcept { return cfg_.name; }
+  int node() const noexcept { return cfg_.node; }
+
+  /**
+   * Recomputes used pages and the live-allocation map from the bitmap and
+   * checks they agree with the counters; false (with the reason in *why) if
+   * not. Used by tests and debug builds.
+   */
+  bool invariant(std::string* why = nullptr) const;
+
+ private:
+  explicit Area(AreaConfig config);
+
+  AreaConfig cfg_;
+  Bitmap bitmap_;
+  std::unordered_map<std::uint64_t, std::uint64_t> live_;  // first_page -> pages
+  std::uint64_t used_pages_ = 0;
+  std::uint64_t alloc_pages_success_ = 0;
+  std::uint64_t alloc_pages_fail_ = 0;
+  std::uint64_t release_pages_success_ = 0;
+};
+
+}  // namespace numacma::core

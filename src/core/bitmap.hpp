@@ -1,0 +1,67 @@
+// src/core/bitmap.hpp — the allocation bitmap of one CMA area.
+//
+//   bit i  <->  pages [i << order_per_bit, (i + 1) << order_per_bit) of the area
+//   1 = allocated, 0 = free
+//
+//   word 0                word 1                 ...   word W-1 (tail bits past
+//   [b0 b1 ... b63]       [b64 ... b127]                size() are always 0 and
+//                                                        never handed out)
+//
+// Invariants (checked by Area::invariant() and the fuzz target):
+//  - bits at index >= size() are zero;
+//  - set_range/clear_range touch exactly [start, start + n);
+//  - find_clear_run returns the FIRST index i in [from, to) such that
+//    [i, i + n) is clear, i + n <= to, and (i + align_offset) & align_mask == 0
+//    (the kernel's bitmap_find_next_zero_area_off); the search is
+//    word-at-a-time (count-trailing-zeros over 64-bit words), never a loop
+//    over single bits.
+// Not thread-safe: the owning Area's lock protects it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace numacma::core {
+
+class Bitmap {
+ public:
+  Bitmap() = default;
+  explicit Bitmap(std::size_t nbits);
+
+  std::size_t size() const noexcept { return nbits_; }
+  bool test(std::size_t i) const noexcept;
+
+  // REQUIRES: start + n <= size()
+  void set_range(std::size_t start, std::size_t n) noexcept;
+  void clear_range(std::size_t start, std::size_t n) noexcept;
+  bool range_is_clear(std::size_t start, std::size_t n) const noexcept;
+  bool range_is_set(std::size_t start, std::size_t n) const noexcept;
+
+  /**
+   * First-fit search for n clear bits in [from, to) whose start index i
+   * satisfies (i + align_offset) & align_mask == 0. align_mask must be
+   * 2^k - 1. Returns nullopt when no such run exists (or n == 0).
+   */
+  std::optional<std::size_t> find_clear_run(std::size_t n, std::size_t align_mask,
+                                            std::size_t align_offset, std::size_t from,
+                                            std::size_t to) const noexcept;
+
+  std::size_t count_set() const noexcept;
+  /** Length of the longest run of clear bits in [from, to). */
+  std::size_t largest_clear_run(std::size_t from, std::size_t to) const noexcept;
+  std::size_t largest_clear_run() const noexcept { return largest_clear_run(0, nbits_); }
+
+  /** Hex dump, 64 bits a line: "<first bit index>: <16 hex digits, bit 0 = lsb>". */
+  std::string dump() const;
+
+  const std::vector<std::uint64_t>& words() const noexcept { return words_; }
+
+ private:
+  std::size_t nbits_ = 0;
+  std::vector<std::uint64_t> words_;
+};
+
+}  // namespace numacma::core

@@ -1,0 +1,78 @@
+// src/os/os.hpp — the one written contract between numacma and the OS.
+//
+// Every system call numacma makes goes through this file: mmap/munmap,
+// mbind, mlock, madvise, move_pages, /proc/self/pagemap and file reads under
+// sysfs. Nothing else in the tree includes <sys/mman.h>, <numaif.h> or
+// <unistd.h>.
+//
+// Error convention: every function returns Result<...>. On failure the Error
+// carries Errc::io_error (or Errc::permission for EPERM/EACCES, Errc::no_memory
+// for ENOMEM, Errc::unsupported for ENOSYS/EINVAL on a missing capability,
+// Errc::not_found for ENOENT) and a message naming the call, its arguments and
+// strerror(errno): "mbind(0x7f.., 2097152, node 3): Invalid argument".
+// No function here throws or aborts. Preconditions are stated per function.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "numacma/result.hpp"
+
+namespace numacma::os {
+
+/** Base page size (sysconf(_SC_PAGESIZE)). */
+std::size_t page_size() noexcept;
+
+/** Anonymous private mapping, not populated. noreserve adds MAP_NORESERVE. */
+Result<void*> map_anonymous(std::size_t bytes, bool noreserve = false);
+
+/** Anonymous MAP_HUGETLB mapping with pages of huge_page_bytes (2 MiB or
+ *  1 GiB), not populated. REQUIRES: bytes a multiple of huge_page_bytes. */
+Result<void*> map_hugetlb(std::size_t bytes, std::uint64_t huge_page_bytes);
+
+/** munmap; REQUIRES: (addr, bytes) is exactly a mapping made above. */
+Status unmap(void* addr, std::size_t bytes);
+
+/** mbind(MPOL_BIND, {node}, MPOL_MF_STRICT | MPOL_MF_MOVE) on the range. */
+Status bind_to_node(void* addr, std::size_t bytes, int node);
+
+/** Faults every page in (MADV_POPULATE_WRITE, else a write per page). */
+Status populate(void* addr, std::size_t bytes, std::size_t step);
+
+/** mlock / munlock. */
+Status lock(void* addr, std::size_t bytes);
+Status unlock(void* addr, std::size_t bytes);
+
+/** move_pages(0, n, pages, NULL, status, 0): the node of each page of the
+ *  range (one entry per `step` bytes); a negative entry is -errno for that
+ *  page (e.g. -ENOENT: not present). */
+Result<std::vector<int>> page_nodes(const void* addr, std::size_t bytes, std::size_t step);
+
+/** Physical address of each page (one per `step` bytes) from
+ *  /proc/self/pagemap. Errc::permission when the kernel hides PFNs (not
+ *  CAP_SYS_ADMIN: every PFN reads 0), Errc::io_error when a page is not
+ *  present. */
+Result<std::vector<std::uint64_t>> physical_addresses(const void* addr, std::size_t bytes,
+                                                       std::size_t step);
+
+/** True when /proc/self/pagemap gives real PFNs to this process. */
+bool physical_addresses_readable() noexcept;
+
+/** Whole file as text (sysfs files are small). */
+Result<std::string> read_file(const std::string& path);
+
+/** Names in a directory, sorted, without "." and "..". */
+Result<std::vector<std::string>> list_dir(const std::string& path);
+
+/** True when the path exists. */
+bool exists(const std::string& path) noexcept;
+
+/** Write text to a file (sysfs knobs, e.g. nr_hugepages). */
+Status write_file(const std::string& path, const std::string& text);
+
+/** getuid() == 0. */
+bool is_root() noexcept;
+
+}  // namespace numacma::os

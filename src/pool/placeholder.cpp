@@ -1,0 +1,1 @@
+int numacma_pool_placeholder;

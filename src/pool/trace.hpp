@@ -1,0 +1,35 @@
+// src/pool/trace.hpp — the replay trace format (DESIGN.md) and its reader.
+//
+//   # comment                                   (also after a request)
+//   alloc <id> <node|-1> <size>[K|M|G] [dma_mask=0x<hex>] [device=<name>]
+//   free <id>
+//
+// The reader is pure text -> TraceLine; it never touches a Pool, so it is
+// fuzzed on its own. A bad line is an Error naming the line number and the bad
+// token ("line 7: alloc: size '12Q': unknown suffix 'Q'"); blank and comment
+// lines yield TraceOp::none.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "numacma/result.hpp"
+
+namespace numacma::trace {
+
+enum class TraceOp { none, alloc, free };
+
+struct TraceLine {
+  TraceOp op = TraceOp::none;
+  std::string id;
+  int node = -1;                     ///< -1: NUMA_NO_NODE
+  std::uint64_t size = 0;            ///< bytes (may be 0: the pool rejects it, A1)
+  std::uint64_t dma_mask = ~std::uint64_t{0};
+  std::string device;                ///< "" when not given
+};
+
+/** Parses one line (without its newline). line_no is used in messages. */
+Result<TraceLine> parse_trace_line(std::string_view line, std::size_t line_no);
+
+}  // namespace numacma::trace

@@ -1,0 +1,118 @@
+// src/topology/topology.hpp — NUMA nodes, distances and PCI devices, read
+// from a sysfs root directory (default "/sys"; tests point it at a fixture
+// tree under tests/data/).
+//
+//   <root>/devices/system/node/online              "0-3"
+//   <root>/devices/system/node/has_memory          "0-3"  (absent: = online)
+//   <root>/devices/system/node/node<N>/cpulist     "0-15,64-79"
+//   <root>/devices/system/node/node<N>/distance    "10 12 20 22"
+//   <root>/devices/system/node/node<N>/meminfo     "Node 0 MemTotal: 131072 kB" ...
+//   <root>/devices/system/node/node<N>/hugepages/hugepages-<K>kB/{nr,free}_hugepages
+//   <root>/bus/pci/devices/<bdf>/{numa_node,vendor,device,class}
+//
+// The parsers below take text and never touch files, so they are fuzzed on
+// their own; Topology::from_sysfs reads the files through src/os and hands the
+// text to them. A missing optional file (hugepages, has_memory, PCI) is not an
+// error; a malformed one is, naming the file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "numacma/result.hpp"
+
+namespace numacma::topo {
+
+// ---- pure parsers -------------------------------------------------------
+
+/** "0-3,8,10-11\n" -> {0,1,2,3,8,10,11}; "" or "\n" -> {}. Sorted, unique.
+ *  Rejects reversed ranges, junk, and ids above 1 << 20. */
+Result<std::vector<int>> parse_cpulist(std::string_view text);
+
+/** "10 21 21\n" -> {10,21,21}. Each value 0..255. */
+Result<std::vector<int>> parse_distance_row(std::string_view text);
+
+struct MemInfo {
+  std::uint64_t total_bytes = 0;
+  std::uint64_t free_bytes = 0;
+};
+/** Node meminfo ("Node 0 MemTotal:   1048576 kB" lines). MemTotal required. */
+Result<MemInfo> parse_node_meminfo(std::string_view text);
+
+/** "-1\n" or "2\n" -> the int. */
+Result<int> parse_numa_node(std::string_view text);
+
+/** Decimal or 0x-hex unsigned integer, surrounding whitespace allowed. */
+Result<std::uint64_t> parse_u64(std::string_view text);
+
+/** "hugepages-2048kB" -> 2097152 bytes. */
+Result<std::uint64_t> parse_hugepage_dir(std::string_view name);
+
+// ---- the topology --------------------------------------------------------
+
+struct HugePages {
+  std::uint64_t page_bytes = 0;  ///< 2 MiB, 1 GiB
+  std::uint64_t total = 0;
+  std::uint64_t free = 0;
+};
+
+struct NodeInfo {
+  int id = 0;
+  bool has_memory = false;
+  std::vector<int> cpus;
+  MemInfo mem;
+  std::vector<HugePages> hugepages;  ///< sorted by page_bytes
+  /** Free hugepages of that size (0 when the size is absent). */
+  std::uint64_t free_hugepages(std::uint64_t page_bytes) const noexcept;
+};
+
+struct PciDevice {
+  std::string bdf;               ///< "0000:81:00.0"
+  int numa_node = -1;            ///< -1: the device has no node
+  std::uint32_t vendor = 0;
+  std::uint32_t device = 0;
+  std::uint32_t class_code = 0;
+};
+
+class Topology {
+ public:
+  /** Reads the tree under root. Fails when node/online is missing or any
+   *  present file is malformed (the message names the file). */
+  static Result<Topology> from_sysfs(const std::string& root = "/sys");
+
+  /** Builds one by hand (tests, the sim): distances[i][j] between nodes[i]
+   *  and nodes[j]; empty distances means 10 local and 20 remote. */
+  static Topology from_parts(std::vector<NodeInfo> nodes,
+                             std::vector<std::vector<int>> distances,
+                             std::vector<PciDevice> pci = {});
+
+  /** Online nodes, sorted by id. */
+  const std::vector<NodeInfo>& nodes() const noexcept { return nodes_; }
+  /** nullptr when the node is not online. */
+  const NodeInfo* node(int id) const noexcept;
+  bool is_online(int id) const noexcept { return node(id) != nullptr; }
+  /** Distance from a to b (10 = local); -1 when either is not online. */
+  int distance(int a, int b) const noexcept;
+  /** The other online nodes with memory, by increasing distance from `from`,
+   *  ties broken by lower id (SEMANTICS A5, policy=nearest). */
+  std::vector<int> nodes_by_distance(int from) const;
+  /** First online node with memory, -1 when none (SEMANTICS R5). */
+  int first_memory_node() const noexcept;
+  int max_node_id() const noexcept;
+
+  const std::vector<PciDevice>& pci_devices() const noexcept { return pci_; }
+  /** nullptr when no such device. */
+  const PciDevice* pci(std::string_view bdf) const noexcept;
+
+  const std::string& root() const noexcept { return root_; }
+
+ private:
+  std::string root_;
+  std::vector<NodeInfo> nodes_;
+  std::vector<std::vector<int>> dist_;  // indexed by position in nodes_
+  std::vector<PciDevice> pci_;
+};
+
+}  // namespace numacma::topo

@@ -1,0 +1,28 @@
+// numacma — command-line tool. See `numacma --help`.
+#include <cstdio>
+
+#include "commands.hpp"
+
+namespace numacma::cli {
+int& exit_code() {
+  static int code = 0;
+  return code;
+}
+}  // namespace numacma::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"numacma: per-NUMA contiguous DMA memory for user-space drivers"};
+  app.require_subcommand(1);
+  numacma::cli::register_topo(app);
+  numacma::cli::register_plan(app);
+  numacma::cli::register_replay(app);
+  numacma::cli::register_demo(app);
+  numacma::cli::register_bench(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  return numacma::cli::exit_code();
+}
