@@ -66,7 +66,19 @@ struct Device {
                         std::uint64_t coherent_dma_mask = ~std::uint64_t{0});
 };
 
-namespace detail { struct PoolImpl; }
+namespace detail {
+struct PoolImpl;
+PoolImpl* impl_of(const Pool& pool) noexcept;
+}  // namespace detail
+
+/** Where a buffer came from, relative to the requesting device (A9). */
+enum class Served {
+  local,         ///< the device's own area, or pernuma<N> / numa<N> of its node
+  other_node,    ///< another node's per-node area (policy=nearest)
+  default_area,  ///< the default area `reserved`
+  pages,         ///< ordinary pages (A3 single page, or A7 fallback)
+};
+const char* served_name(Served s) noexcept;
 
 /** Move-only RAII handle of one coherent buffer; freed to its owning area
  *  on destruction (or by Pool::free_coherent / release()). */
@@ -90,9 +102,20 @@ class DmaBuffer {
   /** True when [dma_addr, dma_addr + size) is physically contiguous. */
   bool contiguous() const noexcept { return contiguous_; }
   explicit operator bool() const noexcept { return cpu_ != nullptr; }
+  Served served() const noexcept { return served_; }
+  /** True when the buffer did not come from where the rules look first:
+   *  anything but `local`, except a single page from pages (A3's normal path). */
+  bool fallback() const noexcept {
+    return !(served_ == Served::local || (served_ == Served::pages && size_ <= 4096));
+  }
+  /** Pages (of 4 KiB) the buffer occupies. */
+  std::size_t pages() const noexcept { return (size_ + 4095) / 4096; }
 
   /** Frees now; afterwards the handle is empty. */
   Status release();
+  /** Empties the handle WITHOUT freeing: the caller now owns the buffer and
+   *  frees it with Pool::free_coherent (as a C driver would). */
+  void detach() noexcept;
 
  private:
   friend class Pool;
@@ -105,6 +128,7 @@ class DmaBuffer {
   int area_ = -1;   ///< index of the owning area, -1 = pages
   bool iova_ = false;
   bool contiguous_ = true;
+  Served served_ = Served::pages;
 };
 
 struct AreaReport {
@@ -177,6 +201,7 @@ class Pool {
 
  private:
   friend struct Device;
+  friend detail::PoolImpl* detail::impl_of(const Pool& pool) noexcept;
   explicit Pool(std::shared_ptr<detail::PoolImpl> impl);
   std::shared_ptr<detail::PoolImpl> impl_;
 };

@@ -1,0 +1,143 @@
+// src/capi/capi.cpp — the C API (numacma/numacma.h) over the C++ Pool.
+//
+//   ncma_pool   = a numacma::Pool          ncma_device = a numacma::Device
+//   ncma_alloc_coherent -> PoolImpl::alloc (no RAII handle: the C caller frees)
+//   errors -> a thread-local (code, message) read by ncma_last_error*()
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "numacma/numacma.h"
+#include "numacma/numacma.hpp"
+#include "pool/pool_impl.hpp"
+
+struct ncma_pool {
+  numacma::Pool pool;
+};
+struct ncma_device {
+  numacma::Device dev;
+};
+
+namespace {
+
+thread_local int g_code = NCMA_OK;
+thread_local std::string g_message;
+
+void set_error(const numacma::Error& e) {
+  g_code = -static_cast<int>(e.code);
+  g_message = e.message;
+}
+void set_error(int code, const char* msg) {
+  g_code = code;
+  g_message = msg;
+}
+void clear_error() {
+  g_code = NCMA_OK;
+  g_message.clear();
+}
+
+}  // namespace
+
+extern "C" {
+
+ncma_pool* ncma_pool_create(const char* params, const ncma_pool_options* options) {
+  numacma::PoolOptions o;
+  o.params = params != nullptr ? params : "";
+  if (options != nullptr) {
+    if (options->backing != nullptr) o.backing = options->backing;
+    if (options->sysfs_root != nullptr) o.sysfs_root = options->sysfs_root;
+    if (options->policy != nullptr) {
+      if (std::strcmp(options->policy, "kernel") == 0) {
+        o.policy = numacma::Policy::kernel;
+      } else if (std::strcmp(options->policy, "nearest") == 0) {
+        o.policy = numacma::Policy::nearest;
+      } else {
+        set_error(NCMA_EINVAL, "policy must be \"kernel\" or \"nearest\"");
+        return nullptr;
+      }
+    }
+  }
+  numacma::Result<numacma::Pool> p = numacma::Pool::create(o);
+  if (!p) {
+    set_error(p.error());
+    return nullptr;
+  }
+  auto* out = new (std::nothrow) ncma_pool{std::move(*p)};
+  if (out == nullptr) set_error(NCMA_ENOMEM, "out of memory");
+  else clear_error();
+  return out;
+}
+
+void ncma_pool_destroy(ncma_pool* pool) { delete pool; }
+
+ncma_device* ncma_device_pci(ncma_pool* pool, const char* bdf) {
+  if (pool == nullptr || bdf == nullptr) {
+    set_error(NCMA_EINVAL, "ncma_device_pci: NULL pool or bdf");
+    return nullptr;
+  }
+  numacma::Result<numacma::Device> d = numacma::Device::from_pci(bdf, pool->pool);
+  if (!d) {
+    set_error(d.error());
+    return nullptr;
+  }
+  clear_error();
+  return new (std::nothrow) ncma_device{std::move(*d)};
+}
+
+ncma_device* ncma_device_node(int node, const char* name) {
+  clear_error();
+  return new (std::nothrow)
+      ncma_device{numacma::Device::on_node(node, name != nullptr ? name : "dev")};
+}
+
+void ncma_device_set_dma_mask(ncma_device* dev, uint64_t mask) {
+  if (dev != nullptr) dev->dev.coherent_dma_mask = mask;
+}
+
+int ncma_device_get_node(const ncma_device* dev) {
+  return dev != nullptr ? dev->dev.node : numacma::kNoNode;
+}
+
+void ncma_device_destroy(ncma_device* dev) { delete dev; }
+
+void* ncma_alloc_coherent(ncma_pool* pool, const ncma_device* dev, size_t size,
+                          uint64_t* dma_handle) {
+  if (pool == nullptr || dev == nullptr || dma_handle == nullptr) {
+    set_error(NCMA_EINVAL, "ncma_alloc_coherent: NULL pool, device or dma_handle");
+    return nullptr;
+  }
+  numacma::detail::PoolImpl* impl = numacma::detail::impl_of(pool->pool);
+  numacma::Result<numacma::detail::RawBuffer> r = impl->alloc(dev->dev, size);
+  if (!r) {
+    set_error(r.error());
+    return nullptr;
+  }
+  clear_error();
+  *dma_handle = r->dma;
+  return r->cpu;
+}
+
+int ncma_free_coherent(ncma_pool* pool, const ncma_device* dev, size_t size, void* cpu,
+                       uint64_t dma_handle) {
+  if (pool == nullptr || dev == nullptr) {
+    set_error(NCMA_EINVAL, "ncma_free_coherent: NULL pool or device");
+    return NCMA_EINVAL;
+  }
+  numacma::Status s = pool->pool.free_coherent(dev->dev, size, cpu, dma_handle);
+  if (!s) {
+    set_error(s.error());
+    return g_code;
+  }
+  clear_error();
+  return NCMA_OK;
+}
+
+int ncma_last_error(void) { return g_code; }
+const char* ncma_last_error_message(void) { return g_message.c_str(); }
+
+const char* ncma_strerror(int code) {
+  if (code > 0) return "not an ncma error code";
+  return numacma::errc_name(static_cast<numacma::Errc>(-code));
+}
+
+}  // extern "C"

@@ -1,0 +1,254 @@
+// src/pool/alloc.cpp — dma_alloc_coherent / dma_free_coherent (SEMANTICS A1-A9, F1-F2).
+//
+//   alloc(dev, bytes)
+//     A1  bytes == 0 -> EINVAL; count = ceil(bytes / P)
+//     A2  dev.area set -> that area only (exclusive): success or the error
+//     A3  count == 1 -> pages on dev.node
+//     A4  node != -1 and mask > 32 bits (not a low-zone request)
+//             -> pernuma<N>, numa<N>
+//         policy=nearest: the other nodes' pernuma/numa by distance
+//     A5  -> reserved
+//     A7  -> pages on dev.node (physical mode: a multi-page block that is not
+//            physically contiguous is refused; IOVA mode: returned, marked)
+//     A8  every candidate is searched only below the device's mask; an area
+//         entirely above it is skipped
+//     A9  the outcome is counted for the requesting node
+#include <algorithm>
+#include <bit>
+#include <mutex>
+
+#include "pool/pool_impl.hpp"
+
+namespace numacma::detail {
+
+namespace {
+
+/** The kernel's get_order for a page count: ceil(log2(count)). */
+unsigned order_of(std::uint64_t count) noexcept {
+  return count <= 1 ? 0u : static_cast<unsigned>(std::bit_width(count - 1));
+}
+
+/** DMA_BIT_MASK(32): a mask at or below it makes the kernel ask for
+ *  GFP_DMA/GFP_DMA32, i.e. a low-zone request that skips per-node areas (A4). */
+constexpr std::uint64_t kLowZoneMask = 0xffffffffULL;
+
+constexpr std::uint64_t kMaxRequest = std::uint64_t{1} << 46;  // 64 TiB: beyond any area
+
+}  // namespace
+
+NodeCounters& PoolImpl::counters_for(int node) noexcept {
+  const std::size_t i = static_cast<std::size_t>(node + 1);
+  return i < counters.size() ? counters[i] : counters[0];
+}
+
+Result<RawBuffer> PoolImpl::from_area(int idx, std::uint64_t count, std::uint64_t limit,
+                                      Served served) {
+  AreaSlot& slot = *areas[static_cast<std::size_t>(idx)];
+  Result<core::Block> b = [&] {
+    std::lock_guard<std::mutex> lock(slot.mu);
+    return slot.area.alloc(count, std::min(order_of(count), kCmaAlignment), limit);
+  }();
+  if (!b) return std::move(b).error();
+  RawBuffer r;
+  r.cpu = reinterpret_cast<void*>(b->cpu);
+  r.dma = b->dma_addr;
+  r.node = slot.area.node();
+  r.area = idx;
+  r.iova = slot.iova();
+  r.contiguous = !slot.iova() || count == 1;
+  r.served = served;
+  return r;
+}
+
+PageCache& PoolImpl::cache_for(int node) noexcept {
+  const std::size_t i = static_cast<std::size_t>(node + 1);
+  return i < page_cache.size() ? page_cache[i] : page_cache[0];
+}
+
+Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
+  Result<backing::PagesBlock> pb = make_error(Errc::no_memory, "");
+  if (bytes == kPageSize) {  // A3's common case: reuse a page this node freed before
+    // A -1 request may take a page of any node: the first node with memory.
+    PageCache& c = cache_for(dev.node == kNoNode ? topology.first_memory_node() : dev.node);
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (!c.free.empty() && c.free.back().dma_addr + (kPageSize - 1) <= dev.coherent_dma_mask) {
+      pb = std::move(c.free.back());
+      c.free.pop_back();
+    }
+  }
+  if (!pb) pb = backing->alloc_pages(dev.node, bytes, !iova_mode);
+  if (!pb) return std::move(pb).error();
+  const std::uint64_t last = pb->dma_addr + (bytes - 1);
+  if (last < pb->dma_addr || last > dev.coherent_dma_mask) {
+    backing->free_pages(*pb);
+    return make_error(Errc::unreachable, "pages on node " + std::to_string(pb->node) + " at " +
+                                             fmt_hex(pb->dma_addr) + " are above the DMA mask " +
+                                             fmt_hex(dev.coherent_dma_mask));
+  }
+  RawBuffer r;
+  r.cpu = reinterpret_cast<void*>(pb->cpu);
+  r.dma = pb->dma_addr;
+  r.node = pb->node;
+  r.area = -1;
+  r.iova = pb->addr_kind == backing::AddrKind::iova;
+  r.contiguous = pb->contiguous;
+  r.served = Served::pages;
+  {
+    std::lock_guard<std::mutex> lock(pages_mu);
+    pages_live.emplace(pb->cpu, std::move(*pb));
+  }
+  return r;
+}
+
+Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes) {
+  NodeCounters& ctr = counters_for(dev.node);
+  auto fail = [&](Errc code, std::string msg) -> Result<RawBuffer> {
+    ctr.failed.fetch_add(1, std::memory_order_relaxed);
+    return make_error(code, std::move(msg));
+  };
+  const std::string who = "'" + dev.name + "'";
+  if (bytes == 0) return fail(Errc::invalid_argument, "size 0 requested by " + who + " (A1)");
+  if (bytes > kMaxRequest)
+    return fail(Errc::invalid_argument, "size " + std::to_string(bytes) + " requested by " + who +
+                                            " is larger than any area can be");
+  if (dev.node != kNoNode && !topology.is_online(dev.node))
+    return fail(Errc::invalid_argument,
+                "device " + who + " is on node " + std::to_string(dev.node) +
+                    ", which is not an online node of this machine");
+  if (dev.coherent_dma_mask == 0)
+    return fail(Errc::invalid_argument, "device " + who + " has a coherent DMA mask of 0");
+
+  const std::uint64_t count = (bytes + kPageSize - 1) / kPageSize;
+  const std::uint64_t limit = dev.coherent_dma_mask;
+
+  // A2: a device area is exclusive.
+  if (!dev.area.empty()) {
+    auto it = device_.find(dev.area);
+    if (it == device_.end())
+      return fail(Errc::not_found, "device " + who + " names area '" + dev.area +
+                                       "', which this pool does not have");
+    Result<RawBuffer> r = from_area(it->second, count, limit, Served::local);
+    if (!r) return fail(r.error().code, r.error().message + " (device area is exclusive, A2)");
+    ctr.local.fetch_add(1, std::memory_order_relaxed);
+    return r;
+  }
+
+  std::string tried;
+  bool any_reachable = false;
+  auto note = [&](const Error& e) {
+    if (e.code != Errc::unreachable) any_reachable = true;
+    tried += (tried.empty() ? "" : "; ") + e.message;
+  };
+  auto attempt = [&](int idx, Served served) -> Result<RawBuffer> {
+    if (idx < 0) return make_error(Errc::not_found, "");
+    const AreaSlot& slot = *areas[static_cast<std::size_t>(idx)];
+    if (slot.iova() && !iova_mode) {
+      note(make_error(Errc::not_contiguous, slot.area.name() + ": IOVA-only area in phys mode"));
+      return make_error(Errc::not_contiguous, "");
+    }
+    Result<RawBuffer> r = from_area(idx, count, limit, served);
+    if (!r) note(r.error());
+    return r;
+  };
+  auto done = [&](Result<RawBuffer> r, std::atomic<std::uint64_t>& bucket) {
+    bucket.fetch_add(1, std::memory_order_relaxed);
+    return r;
+  };
+
+  if (count > 1) {  // A3: a single page never uses CMA areas
+    const bool low_zone = limit <= kLowZoneMask;
+    const auto node_slot = [](const std::vector<int>& v, int n) {
+      return n >= 0 && static_cast<std::size_t>(n) < v.size() ? v[static_cast<std::size_t>(n)] : -1;
+    };
+    if (dev.node != kNoNode && !low_zone) {  // A4
+      for (int idx : {node_slot(pernuma_, dev.node), node_slot(numa_, dev.node)}) {
+        if (auto r = attempt(idx, Served::local)) return done(std::move(r), ctr.local);
+      }
+      if (opts.policy == Policy::nearest) {  // A5, policy=nearest
+        for (int other : topology.nodes_by_distance(dev.node)) {
+          for (int idx : {node_slot(pernuma_, other), node_slot(numa_, other)}) {
+            if (auto r = attempt(idx, Served::other_node)) return done(std::move(r), ctr.other_node);
+          }
+        }
+      }
+    }
+    if (auto r = attempt(default_, Served::default_area)) return done(std::move(r), ctr.default_area);
+  }
+
+  // A7: ordinary pages on the device's node.
+  Result<RawBuffer> p = from_pages(dev, count * kPageSize);
+  if (p) return done(std::move(p), ctr.pages);
+  note(p.error());
+  Errc code = p.error().code;
+  if (code == Errc::unreachable && any_reachable) code = Errc::no_memory;
+  std::string what = errc_name(code);
+  std::replace(what.begin(), what.end(), '_', ' ');
+  return fail(code, what + ": " + fmt_bytes(bytes) + " for " + who + " on node " +
+                        std::to_string(dev.node) + ": " + tried);
+}
+
+int PoolImpl::area_by_cpu(std::uintptr_t cpu) const noexcept {
+  // by_cpu_ is sorted by cpu_base: the candidate is the last area starting at or below cpu.
+  auto it = std::upper_bound(by_cpu_.begin(), by_cpu_.end(), cpu, [&](std::uintptr_t c, int idx) {
+    return c < areas[static_cast<std::size_t>(idx)]->area.config().cpu_base;
+  });
+  if (it == by_cpu_.begin()) return -1;
+  const int idx = *std::prev(it);
+  return areas[static_cast<std::size_t>(idx)]->area.contains_cpu(cpu) ? idx : -1;
+}
+
+Status PoolImpl::free(std::size_t bytes, void* cpu_ptr, std::uint64_t dma, int area_hint) {
+  auto bad = [&](std::string msg) -> Status {
+    bad_frees.fetch_add(1, std::memory_order_relaxed);
+    return make_error(Errc::bad_free, std::move(msg));
+  };
+  const auto cpu = reinterpret_cast<std::uintptr_t>(cpu_ptr);
+  if (cpu_ptr == nullptr) return bad("free of a NULL address");
+  if (bytes == 0) return bad("free with size 0");
+  const std::uint64_t count = (bytes + kPageSize - 1) / kPageSize;
+
+  const int idx = area_hint >= 0 ? area_hint : area_by_cpu(cpu);
+  if (idx >= 0) {  // F1: the area whose span contains the address
+    AreaSlot& slot = *areas[static_cast<std::size_t>(idx)];
+    const core::Area& a = slot.area;
+    if ((cpu - a.config().cpu_base) % kPageSize != 0)
+      return bad("free of an address inside area " + a.name() + " that is not a buffer start");
+    const std::uint64_t page = a.page_of_cpu(cpu);
+    if (a.dma_of_page(page) != dma)
+      return bad("free in area " + a.name() + ": DMA address does not match the CPU address");
+    Status s = [&] {
+      std::lock_guard<std::mutex> lock(slot.mu);
+      return slot.area.release(page, count);
+    }();
+    if (!s) return bad(s.error().message);
+    return {};
+  }
+
+  backing::PagesBlock block;
+  {
+    std::lock_guard<std::mutex> lock(pages_mu);
+    auto it = pages_live.find(cpu);
+    if (it == pages_live.end())
+      return bad("free of an address that is not a live buffer of this pool "
+                 "(double free or foreign pointer)");
+    if ((it->second.bytes + kPageSize - 1) / kPageSize != count)
+      return bad("free of a pages buffer with the wrong size: allocated " +
+                 fmt_bytes(it->second.bytes) + ", freed " + fmt_bytes(bytes));
+    if (it->second.dma_addr != dma)
+      return bad("free of a pages buffer with the wrong DMA address");
+    block = std::move(it->second);
+    pages_live.erase(it);
+  }
+  if (block.bytes == kPageSize) {
+    PageCache& c = cache_for(block.node);
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (c.free.size() < PageCache::kMax) {
+      c.free.push_back(std::move(block));
+      return {};
+    }
+  }
+  backing->free_pages(block);
+  return {};
+}
+
+}  // namespace numacma::detail

@@ -1,1 +1,0 @@
-int numacma_pool_placeholder;

@@ -1,0 +1,367 @@
+// src/pool/pool.cpp — building a Pool (the "boot": SEMANTICS R1-R6), its
+// reports, and the public handles (Pool, DmaBuffer, Device).
+//
+//   PoolOptions --parse_params--> Params --make_plan(topology)--> ReservationPlan
+//        for each planned area:  backing.reserve(node, bytes) --> Reservation
+//                                core::Area over its segments  --> AreaSlot
+//        failures (R3, R4) become ReservationNotes; the pool starts regardless.
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <set>
+
+#include "pool/pool_impl.hpp"
+
+namespace numacma {
+
+const char* served_name(Served s) noexcept {
+  switch (s) {
+    case Served::local: return "local";
+    case Served::other_node: return "other_node";
+    case Served::default_area: return "default";
+    case Served::pages: return "pages";
+  }
+  return "unknown";
+}
+
+namespace detail {
+
+std::string fmt_bytes(std::uint64_t b) {
+  static constexpr const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int u = 0;
+  while (u < 6 && b >= 1024 && b % 1024 == 0) {
+    b /= 1024;
+    ++u;
+  }
+  return std::to_string(b) + " " + units[u];
+}
+
+std::string fmt_hex(std::uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
+  return buf;
+}
+
+PoolImpl* impl_of(const Pool& pool) noexcept { return pool.impl_.get(); }
+
+PoolImpl::~PoolImpl() {
+  for (auto& [cpu, block] : pages_live) backing->free_pages(block);
+  pages_live.clear();
+  for (PageCache& c : page_cache)
+    for (const backing::PagesBlock& b : c.free) backing->free_pages(b);
+  for (auto& slot : areas) backing->release(slot->res);
+}
+
+Stats PoolImpl::stats() const {
+  Stats st;
+  for (const auto& slot : areas) {
+    core::AreaStats a;
+    {
+      std::lock_guard<std::mutex> lock(slot->mu);
+      a = slot->area.stats();
+    }
+    AreaReport r;
+    r.name = a.name;
+    r.kind = config::area_kind_name(slot->kind);
+    r.node = a.node;
+    r.backing = slot->res.kind;
+    r.iova = slot->iova();
+    r.base_dma = a.base_dma;
+    r.pages = a.pages;
+    r.order_per_bit = a.order_per_bit;
+    r.used = a.used;
+    r.maxchunk = a.maxchunk;
+    r.alloc_pages_success = a.alloc_pages_success;
+    r.alloc_pages_fail = a.alloc_pages_fail;
+    r.release_pages_success = a.release_pages_success;
+    r.segments = a.segments;
+    r.note = slot->res.note;
+    st.areas.push_back(std::move(r));
+  }
+  for (std::size_t i = 0; i < counters.size(); ++i) {
+    const NodeCounters& c = counters[i];
+    NodeReport n;
+    n.node = static_cast<int>(i) - 1;
+    n.local = c.local.load(std::memory_order_relaxed);
+    n.other_node = c.other_node.load(std::memory_order_relaxed);
+    n.default_area = c.default_area.load(std::memory_order_relaxed);
+    n.pages = c.pages.load(std::memory_order_relaxed);
+    n.failed = c.failed.load(std::memory_order_relaxed);
+    // kNoNode and offline ids appear only once something was asked of them.
+    const bool known = n.node >= 0 && topology.is_online(n.node);
+    if (known || n.local + n.other_node + n.default_area + n.pages + n.failed > 0)
+      st.nodes.push_back(n);
+  }
+  {
+    std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(pages_mu));
+    st.pages_live = pages_live.size();
+  }
+  st.bad_frees = bad_frees.load(std::memory_order_relaxed);
+  return st;
+}
+
+namespace {
+
+bool reserved_name(const std::string& n) {
+  if (n == "reserved" || n == "pages" || n.empty()) return true;
+  for (const char* prefix : {"pernuma", "numa"}) {
+    const std::string p(prefix);
+    if (n.size() > p.size() && n.compare(0, p.size(), p) == 0 &&
+        std::all_of(n.begin() + static_cast<long>(p.size()), n.end(),
+                    [](char c) { return c >= '0' && c <= '9'; }))
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+}  // namespace detail
+
+// ---- Pool --------------------------------------------------------------------
+
+Pool::Pool(std::shared_ptr<detail::PoolImpl> impl) : impl_(std::move(impl)) {}
+Pool::Pool(Pool&&) noexcept = default;
+Pool& Pool::operator=(Pool&&) noexcept = default;
+Pool::~Pool() = default;
+
+Result<Pool> Pool::create(const PoolOptions& options) {
+  using detail::AreaSlot;
+  auto impl = std::make_shared<detail::PoolImpl>();
+  impl->opts = options;
+
+  Result<topo::Topology> topology = topo::Topology::from_sysfs(options.sysfs_root);
+  if (!topology) return std::move(topology).error();
+  impl->topology = std::move(*topology);
+  const topo::Topology& t = impl->topology;
+
+  if (options.order_per_bit > 9)
+    return make_error(Errc::invalid_argument,
+                      "order_per_bit " + std::to_string(options.order_per_bit) +
+                          " is too large (at most 9: one bit per 2 MiB)");
+  Result<config::Params> params = config::parse_params(options.params);
+  if (!params) return std::move(params).error();
+  config::ReservationPlan plan =
+      config::make_plan(*params, t, detail::kPageSize, options.order_per_bit);
+
+  // Device areas (dev->cma_area): validated here, reserved with the rest.
+  std::set<std::string> names;
+  const std::uint64_t granule = detail::kPageSize << options.order_per_bit;
+  for (const DeviceAreaSpec& d : options.device_areas) {
+    if (detail::reserved_name(d.device))
+      return make_error(Errc::invalid_argument,
+                        "device area name '" + d.device +
+                            "' is empty or clashes with a kernel area name");
+    if (!names.insert(d.device).second)
+      return make_error(Errc::invalid_argument, "device area '" + d.device + "' declared twice");
+    if (d.bytes == 0)
+      return make_error(Errc::invalid_argument, "device area '" + d.device + "' has size 0");
+    const int node = d.node == kNoNode ? t.first_memory_node() : d.node;
+    const topo::NodeInfo* ni = t.node(node);
+    if (ni == nullptr || !ni->has_memory) {
+      impl->notes.push_back({d.device, node,
+                             "device area not placed: node " + std::to_string(node) +
+                                 (ni == nullptr ? " does not exist" : " has no memory")});
+      continue;
+    }
+    if (d.bytes > (std::uint64_t{1} << 46))
+      return make_error(Errc::invalid_argument, "device area '" + d.device + "' is too large");
+    plan.areas.push_back({d.device, config::AreaKind::device, node,
+                          (d.bytes + granule - 1) / granule * granule});
+  }
+  for (const config::NotPlaced& np : plan.not_placed)
+    impl->notes.push_back({np.name, np.node, np.reason});
+
+  backing::SimOptions sim;
+  sim.fail_nth_reservation = options.sim_fail_nth_reservation;
+  Result<std::unique_ptr<backing::Backing>> b = backing::make_backing(options.backing, t, sim);
+  if (!b) return std::move(b).error();
+  impl->backing = std::move(*b);
+
+  const int max_node = std::max(t.max_node_id(), 0);
+  impl->pernuma_.assign(static_cast<std::size_t>(max_node) + 1, -1);
+  impl->numa_.assign(static_cast<std::size_t>(max_node) + 1, -1);
+  impl->counters = std::vector<detail::NodeCounters>(static_cast<std::size_t>(max_node) + 2);
+  impl->page_cache = std::vector<detail::PageCache>(static_cast<std::size_t>(max_node) + 2);
+
+  for (const config::PlannedArea& pa : plan.areas) {
+    Result<backing::Reservation> r = impl->backing->reserve(pa.node, pa.bytes);
+    if (!r) {  // R4: the pool starts anyway; this node simply has no such area
+      impl->notes.push_back({pa.name, pa.node, "not reserved: " + r.error().message});
+      continue;
+    }
+    core::AreaConfig cfg;
+    cfg.name = pa.name;
+    cfg.node = pa.node;
+    cfg.page_size = detail::kPageSize;
+    cfg.pages = pa.bytes / detail::kPageSize;
+    cfg.order_per_bit = options.order_per_bit;
+    cfg.max_align_order = detail::kCmaAlignment;
+    cfg.segments = r->segments;
+    cfg.cpu_base = r->cpu_base;
+    Result<core::Area> area = core::Area::create(std::move(cfg));
+    if (!area) {
+      impl->backing->release(*r);
+      impl->notes.push_back({pa.name, pa.node, "not usable: " + area.error().message});
+      continue;
+    }
+    if (!r->note.empty()) impl->notes.push_back({pa.name, pa.node, r->note});
+    const int idx = static_cast<int>(impl->areas.size());
+    impl->areas.push_back(std::make_unique<AreaSlot>(std::move(*area), pa.kind, std::move(*r)));
+    switch (pa.kind) {
+      case config::AreaKind::default_area: impl->default_ = idx; break;
+      case config::AreaKind::pernuma: impl->pernuma_[static_cast<std::size_t>(pa.node)] = idx; break;
+      case config::AreaKind::numa: impl->numa_[static_cast<std::size_t>(pa.node)] = idx; break;
+      case config::AreaKind::device: impl->device_[pa.name] = idx; break;
+    }
+  }
+
+  for (std::size_t i = 0; i < impl->areas.size(); ++i) impl->by_cpu_.push_back(static_cast<int>(i));
+  std::sort(impl->by_cpu_.begin(), impl->by_cpu_.end(), [&](int a, int b) {
+    return impl->areas[static_cast<std::size_t>(a)]->area.config().cpu_base <
+           impl->areas[static_cast<std::size_t>(b)]->area.config().cpu_base;
+  });
+
+  const bool any_iova = std::any_of(impl->areas.begin(), impl->areas.end(),
+                                    [](const auto& s) { return s->iova(); });
+  switch (options.dma_mode) {
+    case DmaMode::automatic: impl->iova_mode = any_iova; break;
+    case DmaMode::phys: impl->iova_mode = false; break;
+    case DmaMode::iova: impl->iova_mode = true; break;
+  }
+  if (!impl->iova_mode && any_iova) {
+    for (const auto& s : impl->areas)
+      if (s->iova())
+        impl->notes.push_back({s->area.name(), s->area.node(),
+                               "IOVA-only area in phys mode: it serves no multi-page buffer"});
+  }
+  return Pool(std::move(impl));
+}
+
+Result<DmaBuffer> Pool::alloc_coherent(const Device& dev, std::size_t bytes) {
+  Result<detail::RawBuffer> r = impl_->alloc(dev, bytes);
+  if (!r) return std::move(r).error();
+  DmaBuffer b;
+  b.pool_ = impl_;
+  b.cpu_ = r->cpu;
+  b.dma_ = r->dma;
+  b.size_ = bytes;
+  b.node_ = r->node;
+  b.area_ = r->area;
+  b.iova_ = r->iova;
+  b.contiguous_ = r->contiguous;
+  b.served_ = r->served;
+  return b;
+}
+
+Status Pool::free_coherent(const Device& /*dev*/, std::size_t bytes, void* cpu,
+                           std::uint64_t dma_addr) {
+  return impl_->free(bytes, cpu, dma_addr, -1);
+}
+
+Status Pool::free_coherent(DmaBuffer&& buf) {
+  if (!buf) return make_error(Errc::bad_free, "free of an empty DmaBuffer");
+  if (buf.pool_ != impl_)
+    return make_error(Errc::bad_free, "free of a DmaBuffer that belongs to another pool");
+  return buf.release();
+}
+
+Stats Pool::stats() const { return impl_->stats(); }
+
+Result<std::string> Pool::dump_bitmap(std::string_view area) const {
+  for (const auto& slot : impl_->areas) {
+    if (slot->area.name() == area) {
+      std::lock_guard<std::mutex> lock(slot->mu);
+      return slot->area.dump_bitmap();
+    }
+  }
+  return make_error(Errc::not_found, "no area named '" + std::string(area) + "'");
+}
+
+const std::vector<ReservationNote>& Pool::reservation_notes() const noexcept {
+  return impl_->notes;
+}
+
+std::string Pool::dma_mode() const { return impl_->iova_mode ? "iova" : "phys"; }
+Policy Pool::policy() const noexcept { return impl_->opts.policy; }
+
+std::vector<DeviceAreaSpec> Pool::device_areas() const {
+  std::vector<DeviceAreaSpec> out;
+  for (const auto& [name, idx] : impl_->device_) {
+    const auto& a = impl_->areas[static_cast<std::size_t>(idx)]->area;
+    out.push_back({name, a.node(), a.config().pages * a.config().page_size});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const DeviceAreaSpec& a, const DeviceAreaSpec& b) { return a.device < b.device; });
+  return out;
+}
+
+const void* Pool::topology_handle() const noexcept { return &impl_->topology; }
+
+// ---- DmaBuffer -----------------------------------------------------------------
+
+DmaBuffer::DmaBuffer(DmaBuffer&& o) noexcept { *this = std::move(o); }
+
+DmaBuffer& DmaBuffer::operator=(DmaBuffer&& o) noexcept {
+  if (this != &o) {
+    (void)release();
+    pool_ = std::move(o.pool_);
+    cpu_ = std::exchange(o.cpu_, nullptr);
+    dma_ = o.dma_;
+    size_ = o.size_;
+    node_ = o.node_;
+    area_ = o.area_;
+    iova_ = o.iova_;
+    contiguous_ = o.contiguous_;
+    served_ = o.served_;
+  }
+  return *this;
+}
+
+DmaBuffer::~DmaBuffer() { (void)release(); }
+
+Status DmaBuffer::release() {
+  if (cpu_ == nullptr || !pool_) return {};
+  Status s = pool_->free(size_, cpu_, dma_, area_);
+  cpu_ = nullptr;
+  pool_.reset();
+  return s;
+}
+
+void DmaBuffer::detach() noexcept {
+  cpu_ = nullptr;
+  pool_.reset();
+}
+
+const std::string& DmaBuffer::area_name() const noexcept {
+  static const std::string pages = "pages";
+  static const std::string none;
+  if (!pool_) return none;
+  if (area_ < 0) return pages;
+  return pool_->areas[static_cast<std::size_t>(area_)]->area.name();
+}
+
+// ---- Device ------------------------------------------------------------------
+
+Result<Device> Device::from_pci(std::string_view bdf, const Pool& pool) {
+  const detail::PoolImpl& p = *pool.impl_;
+  const topo::PciDevice* pci = p.topology.pci(bdf);
+  if (pci == nullptr)
+    return make_error(Errc::not_found, "no PCI device '" + std::string(bdf) + "' under " +
+                                           p.topology.root() + "/bus/pci/devices");
+  Device d;
+  d.name = pci->bdf;
+  d.node = pci->numa_node;
+  if (p.device_.count(d.name) != 0) d.area = d.name;
+  return d;
+}
+
+Device Device::on_node(int node, std::string name, std::uint64_t coherent_dma_mask) {
+  Device d;
+  d.name = std::move(name);
+  d.node = node;
+  d.coherent_dma_mask = coherent_dma_mask;
+  return d;
+}
+
+}  // namespace numacma

@@ -1,0 +1,109 @@
+// src/pool/pool_impl.hpp — the Pool's insides (private to the library).
+//
+//   PoolImpl
+//   ├── topology            (data, parsed once at create)
+//   ├── backing             (turns plan entries into memory; A7 pages)
+//   ├── areas[]             fixed after create; each AreaSlot = core::Area + its own mutex
+//   │     index tables: pernuma_[node], numa_[node], default_, device_[name]
+//   │     by_cpu_[]         areas sorted by CPU address, for F1's "whichever contains it"
+//   ├── pages_              live page-fallback blocks (A3/A7), one mutex (a slow path)
+//   └── counters            per requesting node (A9), atomics: no lock on the hot path
+//
+// Locking: alloc/free take exactly one area lock at a time (never two), or the
+// pages lock. There is no pool-wide lock on the allocation path. The area
+// table itself is immutable after create(), so reading it needs no lock.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backing/backing.hpp"
+#include "config/params.hpp"
+#include "core/area.hpp"
+#include "numacma/numacma.hpp"
+#include "topology/topology.hpp"
+
+namespace numacma::detail {
+
+inline constexpr std::uint64_t kPageSize = 4096;  // P on x86-64 and 4K-page arm64
+inline constexpr unsigned kCmaAlignment = 8;      // CONFIG_CMA_ALIGNMENT
+
+struct AreaSlot {
+  AreaSlot(core::Area a, config::AreaKind k, backing::Reservation r)
+      : area(std::move(a)), kind(k), res(std::move(r)) {}
+  core::Area area;
+  config::AreaKind kind;
+  backing::Reservation res;
+  mutable std::mutex mu;
+  bool iova() const noexcept { return res.addr_kind == backing::AddrKind::iova; }
+};
+
+/** Single pages (A3's path) kept after free for the next request of the same
+ *  node: the OS is asked again only when the cache is empty. Bounded. */
+struct PageCache {
+  static constexpr std::size_t kMax = 4096;  // 16 MiB of 4 KiB pages per node
+  std::mutex mu;
+  std::vector<backing::PagesBlock> free;
+};
+
+struct NodeCounters {
+  std::atomic<std::uint64_t> local{0}, other_node{0}, default_area{0}, pages{0}, failed{0};
+};
+
+/** What one successful allocation produced, before it becomes a DmaBuffer. */
+struct RawBuffer {
+  void* cpu = nullptr;
+  std::uint64_t dma = 0;
+  int node = kNoNode;
+  int area = -1;  ///< -1: pages
+  bool iova = false;
+  bool contiguous = true;
+  Served served = Served::pages;
+};
+
+struct PoolImpl {
+  PoolOptions opts;
+  topo::Topology topology;
+  std::unique_ptr<backing::Backing> backing;
+  std::vector<std::unique_ptr<AreaSlot>> areas;
+  std::vector<int> pernuma_, numa_;  // by node id; -1 = none
+  int default_ = -1;
+  std::unordered_map<std::string, int> device_;
+  std::vector<int> by_cpu_;  // area indices sorted by cpu_base
+  bool iova_mode = false;
+  std::vector<ReservationNote> notes;
+
+  std::mutex pages_mu;
+  std::unordered_map<std::uintptr_t, backing::PagesBlock> pages_live;
+
+  std::vector<NodeCounters> counters;  // [node + 1]; slot 0 = kNoNode
+  std::vector<PageCache> page_cache;   // [node + 1]; slot 0 = kNoNode
+  std::atomic<std::uint64_t> bad_frees{0};
+
+  ~PoolImpl();
+
+  Result<RawBuffer> alloc(const Device& dev, std::size_t bytes);
+  Status free(std::size_t bytes, void* cpu, std::uint64_t dma, int area_hint);
+  Stats stats() const;
+
+ private:
+  NodeCounters& counters_for(int node) noexcept;
+  Result<RawBuffer> from_area(int idx, std::uint64_t count, std::uint64_t limit, Served served);
+  Result<RawBuffer> from_pages(const Device& dev, std::uint64_t bytes);
+  int area_by_cpu(std::uintptr_t cpu) const noexcept;
+  PageCache& cache_for(int node) noexcept;
+};
+
+PoolImpl* impl_of(const Pool& pool) noexcept;
+
+/** "64 KiB", "2 MiB", "4097 B". */
+std::string fmt_bytes(std::uint64_t bytes);
+/** "0x1f000". */
+std::string fmt_hex(std::uint64_t v);
+
+}  // namespace numacma::detail

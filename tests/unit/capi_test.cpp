@@ -1,0 +1,59 @@
+// The C API mirrors dma_alloc_coherent/dma_free_coherent and reports errors
+// through ncma_last_error(); a C driver ports by renaming.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "numacma/numacma.h"
+
+namespace {
+std::string root() { return std::string(NUMACMA_TEST_DATA) + "/arm64-4n"; }
+}  // namespace
+
+TEST(CApi, AllocFreeRoundTripOnTheDevicesNode) {
+  const std::string r = root();
+  ncma_pool_options opt{"sim", "kernel", r.c_str()};
+  ncma_pool* pool = ncma_pool_create("cma=16M cma_pernuma=8M", &opt);
+  ASSERT_NE(pool, nullptr) << ncma_last_error_message();
+  ncma_device* dev = ncma_device_pci(pool, "0000:80:00.0");
+  ASSERT_NE(dev, nullptr) << ncma_last_error_message();
+  EXPECT_EQ(ncma_device_get_node(dev), 2);
+  uint64_t dma = 0;
+  void* cpu = ncma_alloc_coherent(pool, dev, 65536, &dma);
+  ASSERT_NE(cpu, nullptr) << ncma_last_error_message();
+  EXPECT_EQ(dma % 65536, 0u);
+  EXPECT_EQ(ncma_free_coherent(pool, dev, 32768, cpu, dma), NCMA_EBADFREE);  // F2: wrong size
+  EXPECT_NE(std::string(ncma_last_error_message()), "");
+  EXPECT_EQ(ncma_free_coherent(pool, dev, 65536, cpu, dma), NCMA_OK);
+  EXPECT_EQ(ncma_free_coherent(pool, dev, 65536, cpu, dma), NCMA_EBADFREE);  // double free
+  ncma_device_destroy(dev);
+  ncma_pool_destroy(pool);
+}
+
+TEST(CApi, ErrorsAreCodesWithMessages) {
+  const std::string r = root();
+  ncma_pool_options opt{"sim", "sideways", r.c_str()};
+  EXPECT_EQ(ncma_pool_create("cma=16M", &opt), nullptr);
+  EXPECT_EQ(ncma_last_error(), NCMA_EINVAL);
+  opt.policy = "nearest";
+  EXPECT_EQ(ncma_pool_create("cma=12Q", &opt), nullptr);
+  EXPECT_EQ(ncma_last_error(), NCMA_EINVAL);
+  EXPECT_NE(std::string(ncma_last_error_message()).find("12Q"), std::string::npos);
+  ncma_pool* pool = ncma_pool_create("cma=16M", &opt);
+  ASSERT_NE(pool, nullptr);
+  ncma_device* dev = ncma_device_node(1, "nic");
+  uint64_t dma = 0;
+  EXPECT_EQ(ncma_alloc_coherent(pool, dev, 0, &dma), nullptr);
+  EXPECT_EQ(ncma_last_error(), NCMA_EINVAL);
+  EXPECT_STREQ(ncma_strerror(NCMA_EINVAL), "invalid_argument");
+  EXPECT_EQ(ncma_alloc_coherent(pool, dev, 4096, nullptr), nullptr);
+  EXPECT_EQ(ncma_device_pci(pool, "0000:ff:00.0"), nullptr);
+  EXPECT_EQ(ncma_last_error(), NCMA_ENOENT);
+  ncma_device_set_dma_mask(dev, 0xfff);
+  EXPECT_EQ(ncma_alloc_coherent(pool, dev, 65536, &dma), nullptr);
+  EXPECT_EQ(ncma_last_error(), NCMA_EUNREACHABLE);
+  EXPECT_EQ(ncma_free_coherent(pool, dev, 4096, &dma, 0), NCMA_EBADFREE);
+  EXPECT_EQ(ncma_free_coherent(nullptr, dev, 4096, &dma, 0), NCMA_EINVAL);
+  ncma_device_destroy(dev);
+  ncma_pool_destroy(pool);
+}
