@@ -1,1 +1,167 @@
-// PLACEHOLDER: replaced by the core work.
+// src/core/bitmap.cpp — word-at-a-time bitmap with a "full word" summary.
+//
+//   words_[w]  64 bits, 1 = allocated
+//   full_[s]   bit (w % 64) of full_[w / 64] is set iff words_[w] == ~0
+//
+// The summary lets a first-fit scan for a clear bit skip 64 full words (4096
+// bits) with one countr_zero, which keeps a nearly-full area cheap to search
+// however large it is. set_range/clear_range update only the words they touch.
+#include "core/bitmap.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstdio>
+
+namespace numacma::core {
+
+namespace {
+
+constexpr std::size_t kBits = 64;
+constexpr std::uint64_t kAll = ~std::uint64_t{0};
+
+/** Bits [lo, hi) of a word set (0 <= lo < hi <= 64). */
+constexpr std::uint64_t span_mask(std::size_t lo, std::size_t hi) noexcept {
+  const std::uint64_t upto_hi = hi == kBits ? kAll : ((std::uint64_t{1} << hi) - 1);
+  return upto_hi & ~((std::uint64_t{1} << lo) - 1);
+}
+
+constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+
+}  // namespace
+
+Bitmap::Bitmap(std::size_t nbits)
+    : nbits_(nbits), words_((nbits + kBits - 1) / kBits, 0), full_((words_.size() + kBits - 1) / kBits, 0) {}
+
+bool Bitmap::test(std::size_t i) const noexcept {
+  return i < nbits_ && ((words_[i / kBits] >> (i % kBits)) & 1u) != 0;
+}
+
+void Bitmap::refresh_summary(std::size_t w) noexcept {
+  const std::uint64_t bit = std::uint64_t{1} << (w % kBits);
+  if (words_[w] == kAll) full_[w / kBits] |= bit;
+  else full_[w / kBits] &= ~bit;
+}
+
+template <bool kSet>
+void Bitmap::apply(std::size_t start, std::size_t n) noexcept {
+  if (n == 0) return;
+  std::size_t i = start;
+  const std::size_t end = start + n;
+  while (i < end) {
+    const std::size_t w = i / kBits, lo = i % kBits;
+    const std::size_t hi = std::min(kBits, lo + (end - i));
+    const std::uint64_t m = span_mask(lo, hi);
+    if constexpr (kSet) words_[w] |= m;
+    else words_[w] &= ~m;
+    refresh_summary(w);
+    i += hi - lo;
+  }
+}
+
+void Bitmap::set_range(std::size_t start, std::size_t n) noexcept { apply<true>(start, n); }
+void Bitmap::clear_range(std::size_t start, std::size_t n) noexcept { apply<false>(start, n); }
+
+std::size_t Bitmap::next_clear(std::size_t i, std::size_t to) const noexcept {
+  while (i < to) {
+    std::size_t w = i / kBits;
+    const std::uint64_t free_bits = ~words_[w] & ~((std::uint64_t{1} << (i % kBits)) - 1);
+    if (free_bits != 0) {
+      const std::size_t r = w * kBits + static_cast<std::size_t>(std::countr_zero(free_bits));
+      return r < to ? r : kNone;
+    }
+    // Skip full words through the summary, 64 words per summary word.
+    ++w;
+    std::size_t s = w / kBits;
+    if (s >= full_.size()) return kNone;
+    std::uint64_t notfull = ~full_[s] & ~((std::uint64_t{1} << (w % kBits)) - 1);
+    while (notfull == 0) {
+      if (++s >= full_.size() || s * kBits * kBits >= to) return kNone;
+      notfull = ~full_[s];
+    }
+    w = s * kBits + static_cast<std::size_t>(std::countr_zero(notfull));
+    if (w >= words_.size()) return kNone;
+    i = w * kBits;
+  }
+  return kNone;
+}
+
+std::size_t Bitmap::next_set(std::size_t i, std::size_t to) const noexcept {
+  while (i < to) {
+    const std::size_t w = i / kBits;
+    const std::uint64_t set_bits = words_[w] & ~((std::uint64_t{1} << (i % kBits)) - 1);
+    if (set_bits != 0) {
+      const std::size_t r = w * kBits + static_cast<std::size_t>(std::countr_zero(set_bits));
+      return r < to ? r : kNone;
+    }
+    i = (w + 1) * kBits;
+  }
+  return kNone;
+}
+
+bool Bitmap::range_is_clear(std::size_t start, std::size_t n) const noexcept {
+  return n == 0 || next_set(start, start + n) == kNone;
+}
+
+bool Bitmap::range_is_set(std::size_t start, std::size_t n) const noexcept {
+  if (n == 0) return true;
+  for (std::size_t i = start, end = start + n; i < end;) {
+    const std::size_t w = i / kBits, lo = i % kBits;
+    const std::size_t hi = std::min(kBits, lo + (end - i));
+    const std::uint64_t m = span_mask(lo, hi);
+    if ((words_[w] & m) != m) return false;
+    i += hi - lo;
+  }
+  return true;
+}
+
+std::optional<std::size_t> Bitmap::find_clear_run(std::size_t n, std::size_t align_mask,
+                                                  std::size_t align_offset, std::size_t from,
+                                                  std::size_t to) const noexcept {
+  to = std::min(to, nbits_);
+  if (n == 0 || from >= to || n > to - from) return std::nullopt;
+  std::size_t i = from;
+  for (;;) {
+    i = next_clear(i, to);
+    if (i == kNone) return std::nullopt;
+    // The first index >= i with (index + align_offset) & align_mask == 0.
+    const std::size_t aligned = ((i + align_offset + align_mask) & ~align_mask) - align_offset;
+    if (aligned < i || aligned > to || n > to - aligned) return std::nullopt;
+    const std::size_t s = next_set(aligned, aligned + n);
+    if (s == kNone) return aligned;
+    i = s + 1;
+  }
+}
+
+std::size_t Bitmap::count_set() const noexcept {
+  std::size_t c = 0;
+  for (std::uint64_t w : words_) c += static_cast<std::size_t>(std::popcount(w));
+  return c;
+}
+
+std::size_t Bitmap::largest_clear_run(std::size_t from, std::size_t to) const noexcept {
+  to = std::min(to, nbits_);
+  std::size_t best = 0;
+  std::size_t i = from;
+  while (i < to) {
+    const std::size_t a = next_clear(i, to);
+    if (a == kNone) break;
+    std::size_t b = next_set(a, to);
+    if (b == kNone) b = to;
+    best = std::max(best, b - a);
+    i = b;
+  }
+  return best;
+}
+
+std::string Bitmap::dump() const {
+  std::string out;
+  char line[48];
+  for (std::size_t w = 0; w < words_.size(); ++w) {
+    std::snprintf(line, sizeof line, "%zu: %016llx\n", w * kBits,
+                  static_cast<unsigned long long>(words_[w]));
+    out += line;
+  }
+  return out;
+}
+
+}  // namespace numacma::core

@@ -60,8 +60,16 @@ class Bitmap {
   const std::vector<std::uint64_t>& words() const noexcept { return words_; }
 
  private:
+  /** First clear (set) bit in [i, to), or SIZE_MAX. */
+  std::size_t next_clear(std::size_t i, std::size_t to) const noexcept;
+  std::size_t next_set(std::size_t i, std::size_t to) const noexcept;
+  template <bool kSet>
+  void apply(std::size_t start, std::size_t n) noexcept;
+  void refresh_summary(std::size_t word) noexcept;
+
   std::size_t nbits_ = 0;
   std::vector<std::uint64_t> words_;
+  std::vector<std::uint64_t> full_;  ///< bit w set iff words_[w] is all ones
 };
 
 }  // namespace numacma::core

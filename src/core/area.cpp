@@ -1,0 +1,173 @@
+// src/core/area.cpp — cma_alloc / cma_release over a Bitmap, in DMA-address space.
+//
+//   segment s:  bits [sb, eb) of the bitmap, DMA base D
+//   bit i of s covers DMA [D + (i - sb) * G, D + (i - sb + 1) * G), G = P << order_per_bit
+//   an allocation aligned to A = P << a (a > order_per_bit) must start at a bit i with
+//   (D / G + i - sb) % (A / G) == 0  ->  the bitmap's (i + offset) & mask == 0 with
+//   mask = A / G - 1 and offset = (D / G - sb) & mask, computed per segment.
+#include "core/area.hpp"
+
+#include <algorithm>
+#include <bit>
+
+namespace numacma::core {
+
+namespace {
+
+std::string fmt_pages(std::uint64_t n) { return std::to_string(n) + (n == 1 ? " page" : " pages"); }
+
+}  // namespace
+
+Area::Area(AreaConfig config)
+    : cfg_(std::move(config)), bitmap_(static_cast<std::size_t>(cfg_.pages >> cfg_.order_per_bit)) {}
+
+Result<Area> Area::create(AreaConfig c) {
+  auto bad = [&](const std::string& why) {
+    return make_error(Errc::invalid_argument, "area '" + c.name + "': " + why);
+  };
+  if (c.page_size == 0 || !std::has_single_bit(c.page_size)) return bad("page size is not a power of two");
+  if (c.order_per_bit > 20) return bad("order_per_bit above 20");
+  if (c.pages == 0) return bad("no pages");
+  const std::uint64_t per_bit = std::uint64_t{1} << c.order_per_bit;
+  if (c.pages % per_bit != 0)
+    return bad(fmt_pages(c.pages) + " is not a multiple of " + fmt_pages(per_bit) + " (order_per_bit)");
+  if (c.pages > (std::uint64_t{1} << 40)) return bad("more than 2^40 pages");
+  if (c.segments.empty()) c.segments.push_back({0, c.pages, 0});
+  std::uint64_t next = 0;
+  for (const Segment& s : c.segments) {
+    if (s.first_page != next) return bad("segments do not partition the area in order");
+    if (s.pages == 0 || s.pages % per_bit != 0)
+      return bad("a segment is empty or not a multiple of the bitmap granule");
+    if (s.dma_base % c.page_size != 0) return bad("a segment's DMA base is not page aligned");
+    if (s.dma_base + (s.pages * c.page_size - 1) < s.dma_base) return bad("a segment wraps DMA space");
+    next += s.pages;
+  }
+  if (next != c.pages) return bad("segments cover " + fmt_pages(next) + " of " + fmt_pages(c.pages));
+  return Area(std::move(c));
+}
+
+std::uint64_t Area::dma_of_page(std::uint64_t page) const noexcept {
+  // Segments are few (one per physically contiguous run): a short search.
+  auto it = std::upper_bound(cfg_.segments.begin(), cfg_.segments.end(), page,
+                             [](std::uint64_t p, const Segment& s) { return p < s.first_page; });
+  const Segment& s = *std::prev(it);
+  return s.dma_base + (page - s.first_page) * cfg_.page_size;
+}
+
+std::uint64_t Area::lowest_dma() const noexcept {
+  std::uint64_t low = UINT64_MAX;
+  for (const Segment& s : cfg_.segments) low = std::min(low, s.dma_base);
+  return low;
+}
+
+Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit) {
+  if (count == 0) return make_error(Errc::invalid_argument, "area '" + cfg_.name + "': 0 pages");
+  align_order = std::min(align_order, cfg_.max_align_order);
+  const unsigned opb = cfg_.order_per_bit;
+  const std::uint64_t granule = cfg_.page_size << opb;
+  const std::uint64_t bits = (count + (std::uint64_t{1} << opb) - 1) >> opb;
+  const std::uint64_t mask = align_order > opb ? (std::uint64_t{1} << (align_order - opb)) - 1 : 0;
+
+  bool reachable = false;
+  for (const Segment& s : cfg_.segments) {
+    if (s.dma_base > dma_limit) continue;
+    reachable = true;
+    // Whole bits of this segment whose last byte is at or below dma_limit.
+    const std::uint64_t reach_bytes = dma_limit - s.dma_base;  // last reachable offset
+    // (reach_bytes + 1) / granule without overflowing when the mask is all ones.
+    const std::uint64_t whole = reach_bytes / granule + (reach_bytes % granule == granule - 1 ? 1 : 0);
+    const std::uint64_t reach_bits = std::min<std::uint64_t>(s.pages >> opb, whole);
+    const std::uint64_t sb = s.first_page >> opb;
+    const std::uint64_t offset = ((s.dma_base / granule) - sb) & mask;
+    const auto found = bitmap_.find_clear_run(static_cast<std::size_t>(bits), static_cast<std::size_t>(mask),
+                                              static_cast<std::size_t>(offset), static_cast<std::size_t>(sb),
+                                              static_cast<std::size_t>(sb + reach_bits));
+    if (!found) continue;
+    const std::uint64_t first_page = static_cast<std::uint64_t>(*found) << opb;
+    const std::uint64_t dma = s.dma_base + (first_page - s.first_page) * cfg_.page_size;
+    if (dma + (count * cfg_.page_size - 1) > dma_limit) continue;  // exactness guard
+    bitmap_.set_range(*found, static_cast<std::size_t>(bits));
+    live_.emplace(first_page, count);
+    used_pages_ += bits << opb;
+    alloc_pages_success_ += count;
+    return Block{first_page, count, dma, cfg_.cpu_base + first_page * cfg_.page_size};
+  }
+  if (!reachable)
+    return make_error(Errc::unreachable, cfg_.name + ": above the DMA mask");
+  alloc_pages_fail_ += count;
+  return make_error(Errc::no_memory, cfg_.name + ": no free run of " + fmt_pages(count) +
+                                         " aligned to " + std::to_string(cfg_.page_size << align_order) +
+                                         " bytes");
+}
+
+Status Area::release(std::uint64_t first_page, std::uint64_t count) {
+  auto it = live_.find(first_page);
+  if (it == live_.end())
+    return make_error(Errc::bad_free, "area '" + cfg_.name + "': no live allocation starts at page " +
+                                          std::to_string(first_page) +
+                                          " (double free or foreign address)");
+  if (it->second != count)
+    return make_error(Errc::bad_free, "area '" + cfg_.name + "': size mismatch at page " +
+                                          std::to_string(first_page) + ": allocated " +
+                                          fmt_pages(it->second) + ", freed " + fmt_pages(count));
+  const unsigned opb = cfg_.order_per_bit;
+  const std::uint64_t bits = (count + (std::uint64_t{1} << opb) - 1) >> opb;
+  bitmap_.clear_range(static_cast<std::size_t>(first_page >> opb), static_cast<std::size_t>(bits));
+  live_.erase(it);
+  used_pages_ -= bits << opb;
+  release_pages_success_ += count;
+  return {};
+}
+
+AreaStats Area::stats() const {
+  AreaStats s;
+  s.name = cfg_.name;
+  s.node = cfg_.node;
+  s.base_dma = cfg_.segments.front().dma_base;
+  s.pages = cfg_.pages;
+  s.order_per_bit = cfg_.order_per_bit;
+  s.used = used_pages_;
+  const unsigned opb = cfg_.order_per_bit;
+  std::uint64_t best = 0;
+  for (const Segment& seg : cfg_.segments)
+    best = std::max<std::uint64_t>(best, bitmap_.largest_clear_run(seg.first_page >> opb,
+                                                                   (seg.first_page + seg.pages) >> opb));
+  s.maxchunk = best << opb;
+  s.alloc_pages_success = alloc_pages_success_;
+  s.alloc_pages_fail = alloc_pages_fail_;
+  s.release_pages_success = release_pages_success_;
+  s.segments = cfg_.segments.size();
+  return s;
+}
+
+bool Area::invariant(std::string* why) const {
+  auto fail = [&](const std::string& w) {
+    if (why != nullptr) *why = "area '" + cfg_.name + "': " + w;
+    return false;
+  };
+  const unsigned opb = cfg_.order_per_bit;
+  Bitmap expect(bitmap_.size());
+  std::uint64_t used = 0;
+  for (const auto& [first, count] : live_) {
+    const std::uint64_t bits = (count + (std::uint64_t{1} << opb) - 1) >> opb;
+    const std::uint64_t b0 = first >> opb;
+    if ((first & ((std::uint64_t{1} << opb) - 1)) != 0) return fail("allocation not bit aligned");
+    if (b0 + bits > expect.size()) return fail("allocation beyond the area");
+    if (!expect.range_is_clear(static_cast<std::size_t>(b0), static_cast<std::size_t>(bits)))
+      return fail("two live allocations overlap at page " + std::to_string(first));
+    // No allocation spans two segments.
+    const auto seg = std::prev(std::upper_bound(
+        cfg_.segments.begin(), cfg_.segments.end(), first,
+        [](std::uint64_t p, const Segment& s) { return p < s.first_page; }));
+    if (first + count > seg->first_page + seg->pages) return fail("an allocation spans two segments");
+    expect.set_range(static_cast<std::size_t>(b0), static_cast<std::size_t>(bits));
+    used += bits << opb;
+  }
+  if (expect.words() != bitmap_.words()) return fail("bitmap differs from the live allocations");
+  if (used != used_pages_) return fail("used counter differs from the bitmap");
+  if ((bitmap_.count_set() << opb) != used_pages_) return fail("popcount differs from used");
+  if (alloc_pages_success_ < release_pages_success_) return fail("more pages released than allocated");
+  return true;
+}
+
+}  // namespace numacma::core

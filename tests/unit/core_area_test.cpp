@@ -1,0 +1,150 @@
+// Area: SEMANTICS A6 (alignment in DMA space), A8 (mask), segments, counters,
+// F2 (bad frees leave the bitmap alone), F3, order_per_bit, config validation.
+#include <gtest/gtest.h>
+
+#include "core/area.hpp"
+
+using numacma::Errc;
+using numacma::core::Area;
+using numacma::core::AreaConfig;
+using numacma::core::Segment;
+
+namespace {
+
+AreaConfig cfg(std::uint64_t pages, std::vector<Segment> segs = {}, unsigned opb = 0) {
+  AreaConfig c;
+  c.name = "t";
+  c.node = 1;
+  c.pages = pages;
+  c.segments = std::move(segs);
+  c.order_per_bit = opb;
+  c.cpu_base = 0x7f0000000000ULL;
+  return c;
+}
+
+Area make(AreaConfig c) {
+  auto a = Area::create(std::move(c));
+  EXPECT_TRUE(a.ok()) << (a.ok() ? "" : a.error().message);
+  return std::move(a).value();
+}
+
+}  // namespace
+
+TEST(Area, AlignmentIsInDmaSpaceAndCappedAtOrder8) {
+  // The DMA base is 3 pages past a 64 KiB boundary: page 0 is NOT aligned.
+  Area a = make(cfg(1024, {{0, 1024, 0x100000 + 3 * 4096}}));
+  auto b1 = a.alloc(1, 0);
+  ASSERT_TRUE(b1.ok());
+  EXPECT_EQ(b1->first_page, 0u);
+  auto b3 = a.alloc(3, 2);  // 16 KiB aligned in DMA space
+  ASSERT_TRUE(b3.ok());
+  EXPECT_EQ(b3->dma_addr % 16384, 0u);
+  EXPECT_EQ(b3->first_page, 1u);  // 0x103000 + 1 page = 0x104000
+  auto big = a.alloc(300, 9);  // capped at order 8: 1 MiB
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->dma_addr % (1u << 20), 0u);
+  EXPECT_EQ(big->cpu, 0x7f0000000000ULL + big->first_page * 4096);
+  std::string why;
+  EXPECT_TRUE(a.invariant(&why)) << why;
+}
+
+TEST(Area, NeverSpansTwoSegments) {
+  // Two 4-page segments far apart in DMA space.
+  Area a = make(cfg(8, {{0, 4, 0x10000}, {4, 4, 0x900000}}));
+  ASSERT_TRUE(a.alloc(2, 0).ok());  // pages 0-1
+  auto b = a.alloc(4, 0);           // cannot use pages 2-5: goes to segment 1
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->first_page, 4u);
+  EXPECT_EQ(b->dma_addr, 0x900000u);
+  auto c = a.alloc(3, 0);
+  EXPECT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, Errc::no_memory);
+  EXPECT_EQ(a.stats().maxchunk, 2u);
+  EXPECT_EQ(a.stats().segments, 2u);
+  EXPECT_EQ(a.dma_of_page(5), 0x901000u);
+  EXPECT_EQ(a.lowest_dma(), 0x10000u);
+}
+
+TEST(Area, DmaLimitSkipsOrTrimsTheArea) {
+  Area a = make(cfg(16, {{0, 16, 0x10000000}}));  // 256 MiB .. +64 KiB
+  auto un = a.alloc(2, 0, 0x0fffffff);
+  ASSERT_FALSE(un.ok());
+  EXPECT_EQ(un.error().code, Errc::unreachable);
+  EXPECT_EQ(a.stats().alloc_pages_fail, 0u);  // skipped, not a failure
+  // Only the first 4 pages lie below the limit.
+  const std::uint64_t limit = 0x10000000 + 4 * 4096 - 1;
+  auto b = a.alloc(4, 0, limit);
+  ASSERT_TRUE(b.ok());
+  EXPECT_LE(b->dma_addr + 4 * 4096 - 1, limit);
+  auto c = a.alloc(1, 0, limit);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, Errc::no_memory);
+  auto full = a.alloc(1, 0);
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->first_page, 4u);
+}
+
+TEST(Area, CountersFollowTheKernel) {
+  Area a = make(cfg(8));
+  auto b = a.alloc(5, 3);
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(a.alloc(5, 3).ok());
+  auto s = a.stats();
+  EXPECT_EQ(s.alloc_pages_success, 5u);
+  EXPECT_EQ(s.alloc_pages_fail, 5u);
+  EXPECT_EQ(s.used, 5u);
+  EXPECT_EQ(s.maxchunk, 3u);
+  ASSERT_TRUE(a.release(b->first_page, 5).ok());
+  s = a.stats();
+  EXPECT_EQ(s.release_pages_success, 5u);
+  EXPECT_EQ(s.used, 0u);
+  EXPECT_EQ(s.maxchunk, 8u);  // F3
+}
+
+TEST(Area, BadFreesAreRefusedAndChangeNothing) {
+  Area a = make(cfg(64));
+  auto b = a.alloc(4, 2);
+  ASSERT_TRUE(b.ok());
+  const std::string before = a.dump_bitmap();
+  auto wrong_size = a.release(b->first_page, 3);
+  ASSERT_FALSE(wrong_size.ok());
+  EXPECT_EQ(wrong_size.error().code, Errc::bad_free);
+  EXPECT_NE(wrong_size.error().message.find("size mismatch"), std::string::npos);
+  EXPECT_EQ(a.release(b->first_page + 1, 3).error().code, Errc::bad_free);  // inside a buffer
+  EXPECT_EQ(a.release(40, 1).error().code, Errc::bad_free);                 // never allocated
+  EXPECT_EQ(a.dump_bitmap(), before);
+  ASSERT_TRUE(a.release(b->first_page, 4).ok());
+  auto twice = a.release(b->first_page, 4);
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.error().message.find("double free"), std::string::npos);
+  EXPECT_EQ(a.stats().used, 0u);
+  std::string why;
+  EXPECT_TRUE(a.invariant(&why)) << why;
+}
+
+TEST(Area, OrderPerBitRoundsToWholeBits) {
+  Area a = make(cfg(64, {}, 2));  // 16 bits of 4 pages
+  auto b = a.alloc(5, 0);         // 2 bits = 8 pages
+  ASSERT_TRUE(b.ok());
+  auto s = a.stats();
+  EXPECT_EQ(s.used, 8u);
+  EXPECT_EQ(s.alloc_pages_success, 5u);
+  auto c = a.alloc(1, 0);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->first_page, 8u);
+  std::string why;
+  EXPECT_TRUE(a.invariant(&why)) << why;
+}
+
+TEST(Area, ConfigIsValidated) {
+  EXPECT_FALSE(Area::create(cfg(0)).ok());
+  EXPECT_FALSE(Area::create(cfg(6, {}, 2)).ok());                        // not whole bits
+  EXPECT_FALSE(Area::create(cfg(8, {{0, 4, 0}, {5, 3, 0x8000}})).ok());  // gap
+  EXPECT_FALSE(Area::create(cfg(8, {{0, 4, 0}})).ok());                  // short
+  EXPECT_FALSE(Area::create(cfg(8, {{0, 8, 0x123}})).ok());              // unaligned DMA
+  auto c = cfg(8);
+  c.page_size = 3000;
+  EXPECT_EQ(Area::create(c).error().code, Errc::invalid_argument);
+  Area a = make(cfg(8));
+  EXPECT_EQ(a.alloc(0, 0).error().code, Errc::invalid_argument);
+}

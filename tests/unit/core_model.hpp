@@ -1,0 +1,59 @@
+// A trivially correct reference for core::Area: one bool per page, first fit
+// by checking every start index. Shared by the property test and the fuzz
+// target; slow on purpose, obviously right.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "core/area.hpp"
+
+namespace numacma::testing {
+
+struct NaiveArea {
+  core::AreaConfig cfg;
+  std::vector<bool> used;                        // per bit
+  std::map<std::uint64_t, std::uint64_t> live;  // first_page -> count
+
+  explicit NaiveArea(core::AreaConfig c) : cfg(std::move(c)) {
+    if (cfg.segments.empty()) cfg.segments.push_back({0, cfg.pages, 0});
+    used.assign(cfg.pages >> cfg.order_per_bit, false);
+  }
+
+  /** The first aligned, reachable run within one segment, or nullopt. */
+  std::optional<std::uint64_t> alloc(std::uint64_t count, unsigned align_order, std::uint64_t limit) {
+    align_order = std::min(align_order, cfg.max_align_order);
+    const unsigned opb = cfg.order_per_bit;
+    const std::uint64_t bits = (count + (1ULL << opb) - 1) >> opb;
+    const std::uint64_t align = cfg.page_size << align_order;
+    for (const auto& s : cfg.segments) {
+      for (std::uint64_t b = s.first_page >> opb; b + bits <= (s.first_page + s.pages) >> opb; ++b) {
+        const std::uint64_t page = b << opb;
+        const std::uint64_t dma = s.dma_base + (page - s.first_page) * cfg.page_size;
+        if (align > (cfg.page_size << opb) && dma % align != 0) continue;
+        if (dma > limit || count * cfg.page_size - 1 > limit - dma) continue;
+        bool free = true;
+        for (std::uint64_t k = 0; k < bits && free; ++k) free = !used[b + k];
+        if (!free) continue;
+        for (std::uint64_t k = 0; k < bits; ++k) used[b + k] = true;
+        live[page] = count;
+        return page;
+      }
+    }
+    return std::nullopt;
+  }
+
+  bool release(std::uint64_t page, std::uint64_t count) {
+    auto it = live.find(page);
+    if (it == live.end() || it->second != count) return false;
+    const unsigned opb = cfg.order_per_bit;
+    const std::uint64_t bits = (count + (1ULL << opb) - 1) >> opb;
+    for (std::uint64_t k = 0; k < bits; ++k) used[(page >> opb) + k] = false;
+    live.erase(it);
+    return true;
+  }
+};
+
+}  // namespace numacma::testing
