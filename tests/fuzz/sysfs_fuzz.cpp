@@ -1,0 +1,25 @@
+// Fuzz every sysfs parser with the same bytes: none may crash, hang or
+// return a value that breaks its own contract.
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "topology/topology.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace numacma::topo;
+  const std::string_view s(reinterpret_cast<const char*>(data), size);
+  if (auto c = parse_cpulist(s); c.ok()) {
+    for (std::size_t i = 1; i < c->size(); ++i)
+      if ((*c)[i - 1] >= (*c)[i]) std::abort();  // sorted and unique
+  }
+  if (auto d = parse_distance_row(s); d.ok()) {
+    for (int v : *d)
+      if (v < 0 || v > 255) std::abort();
+  }
+  (void)parse_node_meminfo(s);
+  if (auto n = parse_numa_node(s); n.ok() && *n < -1) std::abort();
+  (void)parse_u64(s);
+  if (auto h = parse_hugepage_dir(s); h.ok() && *h == 0) std::abort();
+  return 0;
+}

@@ -1,0 +1,48 @@
+// The sysfs parsers: good input, edge cases, and junk that must be an error.
+#include <gtest/gtest.h>
+
+#include "topology/topology.hpp"
+
+using namespace numacma::topo;
+
+TEST(TopologyParse, Cpulist) {
+  EXPECT_EQ(parse_cpulist("0-3,8,10-11\n").value(), (std::vector<int>{0, 1, 2, 3, 8, 10, 11}));
+  EXPECT_EQ(parse_cpulist("\n").value(), std::vector<int>{});
+  EXPECT_EQ(parse_cpulist("5").value(), std::vector<int>{5});
+  EXPECT_EQ(parse_cpulist("3,1-2,2").value(), (std::vector<int>{1, 2, 3}));
+  for (const char* bad : {"3-1", "a", "1,,2", "1-", "-1", "1,", "0-99999999", "1 2", "0x1"})
+    EXPECT_FALSE(parse_cpulist(bad).ok()) << bad;
+  EXPECT_NE(parse_cpulist("3-1").error().message.find("3-1"), std::string::npos);
+}
+
+TEST(TopologyParse, DistanceRow) {
+  EXPECT_EQ(parse_distance_row("10 21 21\n").value(), (std::vector<int>{10, 21, 21}));
+  EXPECT_EQ(parse_distance_row("  10\t12 ").value(), (std::vector<int>{10, 12}));
+  for (const char* bad : {"", "10 x", "10 256", "-1", "10,20"})
+    EXPECT_FALSE(parse_distance_row(bad).ok()) << bad;
+}
+
+TEST(TopologyParse, NodeMeminfo) {
+  auto m = parse_node_meminfo("Node 0 MemTotal:  1024 kB\nNode 0 MemFree:   512 kB\nNode 0 X: y\n");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->total_bytes, 1024u * 1024);
+  EXPECT_EQ(m->free_bytes, 512u * 1024);
+  EXPECT_FALSE(parse_node_meminfo("Node 0 MemFree: 5 kB\n").ok());
+  EXPECT_FALSE(parse_node_meminfo("Node 0 MemTotal: lots kB\n").ok());
+  EXPECT_FALSE(parse_node_meminfo("Node 0 MemTotal: 99999999999999999999 kB\n").ok());
+}
+
+TEST(TopologyParse, NumaNodeU64AndHugepageDirs) {
+  EXPECT_EQ(parse_numa_node("-1\n").value(), -1);
+  EXPECT_EQ(parse_numa_node("3").value(), 3);
+  for (const char* bad : {"", "-2", "x", "1.5"}) EXPECT_FALSE(parse_numa_node(bad).ok()) << bad;
+  EXPECT_EQ(parse_u64("0x1af4\n").value(), 0x1af4u);
+  EXPECT_EQ(parse_u64(" 42 ").value(), 42u);
+  EXPECT_EQ(parse_u64("18446744073709551615").value(), UINT64_MAX);
+  EXPECT_FALSE(parse_u64("18446744073709551616").ok());
+  EXPECT_FALSE(parse_u64("0x").ok());
+  EXPECT_EQ(parse_hugepage_dir("hugepages-2048kB").value(), 2u << 20);
+  EXPECT_EQ(parse_hugepage_dir("hugepages-1048576kB").value(), 1u << 30);
+  for (const char* bad : {"hugepages-kB", "hugepages-2048", "huge-2048kB", "hugepages-0kB", "hugepages-x1kB"})
+    EXPECT_FALSE(parse_hugepage_dir(bad).ok()) << bad;
+}

@@ -1,0 +1,95 @@
+// Topology from the fixture trees (tests/data) and from this host's /sys.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
+
+#include "topology/topology.hpp"
+
+using numacma::topo::Topology;
+namespace fs = std::filesystem;
+
+namespace {
+std::string fixture(const char* n) { return std::string(NUMACMA_TEST_DATA) + "/" + n; }
+Topology load(const char* n) {
+  auto t = Topology::from_sysfs(fixture(n));
+  EXPECT_TRUE(t.ok()) << (t.ok() ? "" : t.error().message);
+  return std::move(t).value();
+}
+}  // namespace
+
+TEST(TopologySysfs, Arm64FourNodes) {
+  Topology t = load("arm64-4n");
+  ASSERT_EQ(t.nodes().size(), 4u);
+  EXPECT_EQ(t.node(2)->cpus.front(), 64);
+  EXPECT_EQ(t.node(2)->cpus.size(), 32u);
+  EXPECT_EQ(t.node(3)->mem.total_bytes, 64ULL << 30);
+  EXPECT_EQ(t.node(1)->free_hugepages(2 << 20), 1024u);
+  EXPECT_EQ(t.node(1)->free_hugepages(1 << 30), 0u);
+  EXPECT_EQ(t.distance(0, 3), 22);
+  EXPECT_EQ(t.distance(1, 3), 24);
+  EXPECT_EQ(t.nodes_by_distance(2), (std::vector<int>{3, 0, 1}));
+  EXPECT_EQ(t.nodes_by_distance(1), (std::vector<int>{0, 2, 3}));
+  EXPECT_EQ(t.first_memory_node(), 0);
+  ASSERT_NE(t.pci("0000:80:00.0"), nullptr);
+  EXPECT_EQ(t.pci("0000:80:00.0")->numa_node, 2);
+  EXPECT_EQ(t.pci("0000:80:00.0")->class_code, 0x080600u);
+  EXPECT_EQ(t.pci("0000:bd:00.0")->numa_node, 3);
+  EXPECT_EQ(t.pci("0000:ff:00.0"), nullptr);
+}
+
+TEST(TopologySysfs, EpycEightNodesTiesBreakByLowerId) {
+  Topology t = load("epyc-8n");
+  ASSERT_EQ(t.nodes().size(), 8u);
+  EXPECT_EQ(t.nodes_by_distance(5), (std::vector<int>{4, 6, 7, 0, 1, 2, 3}));
+  EXPECT_EQ(t.nodes_by_distance(0), (std::vector<int>{1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(t.node(7)->free_hugepages(2 << 20), 0u);
+  EXPECT_EQ(t.distance(2, 6), 32);
+}
+
+TEST(TopologySysfs, TwoSocketAndMemoryless) {
+  Topology x = load("x86-2s");
+  EXPECT_EQ(x.node(1)->cpus.size(), 48u);
+  EXPECT_EQ(x.node(1)->free_hugepages(1 << 30), 2u);
+  EXPECT_EQ(x.pci("0000:00:1f.0")->numa_node, -1);
+  Topology m = load("memless-3n");
+  EXPECT_FALSE(m.node(2)->has_memory);
+  EXPECT_TRUE(m.node(1)->has_memory);
+  EXPECT_EQ(m.nodes_by_distance(0), (std::vector<int>{1}));  // node 2 has no memory
+  EXPECT_EQ(m.nodes_by_distance(2), (std::vector<int>{0, 1}));
+  Topology v = load("vm1");
+  EXPECT_EQ(v.nodes().size(), 1u);
+  EXPECT_EQ(v.nodes_by_distance(0), std::vector<int>{});
+  EXPECT_EQ(v.max_node_id(), 0);
+}
+
+TEST(TopologySysfs, ThisHostLoads) {
+  auto t = Topology::from_sysfs("/sys");
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  EXPECT_GE(t->nodes().size(), 1u);
+  EXPECT_GE(t->first_memory_node(), 0);
+}
+
+TEST(TopologySysfs, ErrorsNameTheFile) {
+  auto missing = Topology::from_sysfs("/nonexistent/root");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("/nonexistent/root"), std::string::npos);
+  const fs::path tmp = fs::temp_directory_path() / ("numacma-topo-" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::copy(fixture("arm64-4n"), tmp, fs::copy_options::recursive);
+  const fs::path bad = tmp / "devices/system/node/node1/distance";
+  std::ofstream(bad) << "10 12 x 24\n";
+  auto t = Topology::from_sysfs(tmp.string());
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().message.find("node1/distance"), std::string::npos) << t.error().message;
+  std::ofstream(bad) << "10 12\n";  // too short for 4 online nodes
+  EXPECT_FALSE(Topology::from_sysfs(tmp.string()).ok());
+  std::ofstream(bad) << "12 10 22 24\n";
+  std::ofstream(tmp / "bus/pci/devices/0000:80:00.0/numa_node") << "two\n";
+  auto p = Topology::from_sysfs(tmp.string());
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().message.find("0000:80:00.0/numa_node"), std::string::npos);
+  fs::remove_all(tmp);
+}
