@@ -1,0 +1,265 @@
+// src/backing/real.cpp — the backings over real memory: anon, hugetlb, auto.
+//
+//   anon     mmap 4K pages -> mbind strict -> populate -> mlock -> verify node
+//            one IOVA segment (IOVA = VA): contiguous only per 4 KiB page
+//   hugetlb  check free hugepages on the node (fresh from sysfs) -> mmap MAP_HUGETLB
+//            -> mbind strict -> MADV_POPULATE_WRITE -> mlock -> verify node
+//            -> pagemap per hugepage -> segments = runs of adjacent hugepages
+//   auto     hugetlb where the node has enough free hugepages, else anon; says why
+//
+// Memory that did not land on the node asked for is an error (STYLE 5:
+// binding is strict), never a silent fallback.
+#include <mutex>
+
+#include "backing/sim.hpp"
+#include "os/os.hpp"
+#include "topology/topology.hpp"
+
+namespace numacma::backing {
+
+namespace {
+
+constexpr std::uint64_t kPage = 4096, k2M = 2ULL << 20, k1G = 1ULL << 30;
+
+std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+
+std::string size_name(std::uint64_t hp) { return hp == k1G ? "1G" : "2M"; }
+
+/** Free hugepages of that size on the node, read now (the topology's copy is stale). */
+std::uint64_t free_hugepages_now(const std::string& root, int node, std::uint64_t hp) {
+  const std::string path = root + "/devices/system/node/node" + std::to_string(node) +
+                           "/hugepages/hugepages-" + std::to_string(hp >> 10) + "kB/free_hugepages";
+  Result<std::string> t = os::read_file(path);
+  if (!t) return 0;
+  Result<std::uint64_t> v = topo::parse_u64(*t);
+  return v ? *v : 0;
+}
+
+/** Every page (one per step) of the range is on `node`; else an error naming the first that is not. */
+Status verify_node(void* p, std::uint64_t bytes, std::uint64_t step, int node) {
+  Result<std::vector<int>> nodes = os::page_nodes(p, bytes, step);
+  if (!nodes) return std::move(nodes).error();
+  for (std::size_t i = 0; i < nodes->size(); ++i) {
+    if ((*nodes)[i] != node)
+      return make_error(Errc::no_memory, "page " + std::to_string(i) + " landed on node " +
+                                             std::to_string((*nodes)[i]) + ", not node " +
+                                             std::to_string(node) + " (binding is strict)");
+  }
+  return {};
+}
+
+/** Map, bind, populate, lock and verify; unmaps on any failure. */
+Result<void*> map_on_node(std::uint64_t bytes, std::uint64_t hp, int node) {
+  Result<void*> m = hp == kPage ? os::map_anonymous(bytes) : os::map_hugetlb(bytes, hp);
+  if (!m) return m;
+  auto undo = [&](Error e) -> Result<void*> {
+    (void)os::unmap(*m, bytes);
+    return e;
+  };
+  if (node >= 0) {
+    if (Status s = os::bind_to_node(*m, bytes, node); !s) return undo(std::move(s).error());
+  }
+  if (Status s = os::populate(*m, bytes, hp); !s) return undo(std::move(s).error());
+  if (Status s = os::lock(*m, bytes); !s) return undo(std::move(s).error());
+  if (node >= 0) {
+    if (Status s = verify_node(*m, bytes, hp, node); !s) {
+      (void)os::unlock(*m, bytes);
+      return undo(std::move(s).error());
+    }
+  }
+  return m;
+}
+
+void unmap_locked(std::uintptr_t cpu, std::uint64_t bytes) noexcept {
+  (void)os::unlock(reinterpret_cast<void*>(cpu), bytes);
+  (void)os::unmap(reinterpret_cast<void*>(cpu), bytes);
+}
+
+class AnonBacking : public Backing {
+ public:
+  std::string name() const override { return "anon"; }
+
+  Result<Reservation> reserve(int node, std::uint64_t bytes) override {
+    Result<void*> m = map_on_node(bytes, kPage, node);
+    if (!m) return std::move(m).error();
+    Reservation r;
+    r.kind = "anon";
+    r.node = node;
+    r.cpu_base = reinterpret_cast<std::uintptr_t>(*m);
+    r.bytes = r.mapped_bytes = bytes;
+    r.addr_kind = AddrKind::iova;
+    r.segments = {{0, bytes / kPage, r.cpu_base}};
+    r.note = "anon: physically contiguous only per 4 KiB page: multi-page DMA addresses are IOVAs "
+             "(IOVA mode only)";
+    return r;
+  }
+
+  void release(const Reservation& r) noexcept override { unmap_locked(r.cpu_base, r.mapped_bytes); }
+
+  Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical) override {
+    bytes = round_up(bytes, kPage);
+    if (bytes > kPage && need_physical)
+      return make_error(Errc::not_contiguous,
+                        "pages: " + std::to_string(bytes / kPage) +
+                            " pages of 4 KiB cannot be made physically contiguous from user space "
+                            "(use IOVA mode, or hugepages)");
+    Result<void*> m = map_on_node(bytes, kPage, node);
+    if (!m) return std::move(m).error();
+    PagesBlock b;
+    b.kind = "pages-4K";
+    b.cpu = reinterpret_cast<std::uintptr_t>(*m);
+    b.bytes = b.mapped_bytes = bytes;
+    b.node = node;
+    if (node < 0) {
+      Result<std::vector<int>> n = os::page_nodes(*m, kPage, kPage);
+      b.node = n && !n->empty() ? (*n)[0] : -1;
+    }
+    b.contiguous = bytes == kPage;
+    b.addr_kind = AddrKind::iova;
+    b.dma_addr = b.cpu;
+    if (bytes == kPage) {
+      if (auto pa = os::physical_addresses(*m, kPage, kPage); pa) {
+        b.dma_addr = (*pa)[0];
+        b.addr_kind = AddrKind::physical;
+      }
+    }
+    if (need_physical && b.addr_kind != AddrKind::physical) {
+      unmap_locked(b.cpu, b.mapped_bytes);
+      return make_error(Errc::permission, "pages: physical addresses are hidden from this process "
+                                          "(needs CAP_SYS_ADMIN); use IOVA mode");
+    }
+    return b;
+  }
+
+  void free_pages(const PagesBlock& b) noexcept override { unmap_locked(b.cpu, b.mapped_bytes); }
+};
+
+class HugetlbBacking : public AnonBacking {
+ public:
+  HugetlbBacking(const topo::Topology& t, bool gigantic) : root_(t.root()), hp_(gigantic ? k1G : k2M) {}
+
+  std::string name() const override { return "hugetlb"; }
+
+  Result<Reservation> reserve(int node, std::uint64_t bytes) override {
+    return reserve_with(node, bytes, hp_);
+  }
+
+  Result<Reservation> reserve_with(int node, std::uint64_t bytes, std::uint64_t hp) {
+    const std::uint64_t mapped = round_up(bytes, hp);
+    const std::uint64_t need = mapped / hp, have = free_hugepages_now(root_, node, hp);
+    if (have < need)
+      return make_error(Errc::no_memory, "node " + std::to_string(node) + " has " + std::to_string(have) +
+                                             " free " + size_name(hp) + " hugepages, needs " +
+                                             std::to_string(need));
+    Result<void*> m = map_on_node(mapped, hp, node);
+    if (!m) return std::move(m).error();
+    Reservation r;
+    r.kind = "hugetlb-" + size_name(hp);
+    r.node = node;
+    r.cpu_base = reinterpret_cast<std::uintptr_t>(*m);
+    r.bytes = bytes;
+    r.mapped_bytes = mapped;
+    const std::uint64_t pages = bytes / kPage, per_hp = hp / kPage;
+    Result<std::vector<std::uint64_t>> pa = os::physical_addresses(*m, mapped, hp);
+    if (!pa) {
+      r.addr_kind = AddrKind::iova;
+      r.segments = {{0, pages, r.cpu_base}};
+      r.note = "hugetlb: physical addresses unreadable (" + pa.error().message + "): IOVA mode only";
+      return r;
+    }
+    r.addr_kind = AddrKind::physical;
+    // One segment per run of physically adjacent hugepages, cut at `bytes`.
+    for (std::uint64_t i = 0; i * per_hp < pages; ++i) {
+      const std::uint64_t first = i * per_hp, len = std::min(per_hp, pages - first);
+      if (!r.segments.empty() && (*pa)[i - 1] + hp == (*pa)[i])
+        r.segments.back().pages += len;
+      else
+        r.segments.push_back({first, len, (*pa)[i]});
+    }
+    return r;
+  }
+
+  Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical) override {
+    bytes = round_up(bytes, kPage);
+    if (bytes > kPage && bytes <= k2M && node >= 0 && free_hugepages_now(root_, node, k2M) > 0) {
+      Result<void*> m = map_on_node(k2M, k2M, node);
+      if (m) {
+        PagesBlock b;
+        b.kind = "pages-2M";
+        b.node = node;
+        b.cpu = reinterpret_cast<std::uintptr_t>(*m);
+        b.bytes = bytes;
+        b.mapped_bytes = k2M;
+        if (auto pa = os::physical_addresses(*m, k2M, k2M); pa) {
+          b.dma_addr = (*pa)[0];
+          b.addr_kind = AddrKind::physical;
+          b.contiguous = true;
+          return b;
+        }
+        unmap_locked(b.cpu, b.mapped_bytes);
+      }
+    }
+    return AnonBacking::alloc_pages(node, bytes, need_physical);
+  }
+
+ private:
+  std::string root_;
+  std::uint64_t hp_;
+};
+
+class AutoBacking final : public HugetlbBacking {
+ public:
+  explicit AutoBacking(const topo::Topology& t) : HugetlbBacking(t, false), root_(t.root()) {}
+  std::string name() const override { return "auto"; }
+
+  Result<Reservation> reserve(int node, std::uint64_t bytes) override {
+    std::string why;
+    for (std::uint64_t hp : {k2M, k1G}) {
+      const std::uint64_t need = round_up(bytes, hp) / hp;
+      const std::uint64_t have = free_hugepages_now(root_, node, hp);
+      if (have >= need) {
+        Result<Reservation> r = reserve_with(node, bytes, hp);
+        if (r) {
+          r->note = "auto: " + r->kind + " on node " + std::to_string(node) + " (" +
+                    std::to_string(have) + " free " + size_name(hp) + " hugepages)" +
+                    (r->note.empty() ? "" : "; " + r->note);
+          return r;
+        }
+        why += (why.empty() ? "" : "; ") + r.error().message;
+      } else {
+        why += (why.empty() ? "" : "; ") + ("node " + std::to_string(node) + " has " +
+                                             std::to_string(have) + " free " + size_name(hp) +
+                                             " hugepages, needs " + std::to_string(need));
+      }
+    }
+    Result<Reservation> r = AnonBacking::reserve(node, bytes);
+    if (r) r->note = "auto: anon on node " + std::to_string(node) + " (" + why + "); " + r->note;
+    return r;
+  }
+
+ private:
+  std::string root_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backing> make_anon(const topo::Topology&) { return std::make_unique<AnonBacking>(); }
+std::unique_ptr<Backing> make_hugetlb(const topo::Topology& t, bool gigantic) {
+  return std::make_unique<HugetlbBacking>(t, gigantic);
+}
+std::unique_ptr<Backing> make_auto(const topo::Topology& t) { return std::make_unique<AutoBacking>(t); }
+
+const char* addr_kind_name(AddrKind k) noexcept { return k == AddrKind::iova ? "iova" : "physical"; }
+
+Result<std::unique_ptr<Backing>> make_backing(std::string_view kind, const topo::Topology& t,
+                                              const SimOptions& sim) {
+  if (kind == "sim") return make_sim(t, sim);
+  if (kind == "anon") return make_anon(t);
+  if (kind == "hugetlb" || kind == "hugetlb-2M") return make_hugetlb(t, false);
+  if (kind == "hugetlb-1G") return make_hugetlb(t, true);
+  if (kind == "auto") return make_auto(t);
+  return make_error(Errc::invalid_argument, "unknown backing '" + std::string(kind) +
+                                                "' (valid: auto, hugetlb, hugetlb-1G, anon, sim)");
+}
+
+}  // namespace numacma::backing

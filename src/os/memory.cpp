@@ -1,0 +1,151 @@
+// src/os/memory.cpp — mappings, NUMA binding, locking, placement and physical
+// addresses: the memory half of the OS contract in os.hpp.
+//
+//   map_*  ->  bind_to_node (mbind, strict)  ->  populate (MADV_POPULATE_WRITE)
+//          ->  lock (mlock)  ->  page_nodes (move_pages query) / physical_addresses (pagemap)
+//
+// populate() uses MADV_POPULATE_WRITE because a hugetlb fault on a node with no
+// free hugepages is a SIGBUS when touched, but an error code through madvise.
+#include <fcntl.h>
+#include <numaif.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <vector>
+
+#include "os/errno_error.hpp"
+#include "os/os.hpp"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#endif
+
+namespace numacma::os {
+
+namespace {
+
+std::string where(const void* addr, std::size_t bytes) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%p, %zu", addr, bytes);
+  return buf;
+}
+
+}  // namespace
+
+Result<void*> map_anonymous(std::size_t bytes, bool noreserve) {
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | (noreserve ? MAP_NORESERVE : 0);
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
+  if (p == MAP_FAILED) return errno_error("mmap(anonymous, " + std::to_string(bytes) + ")", errno);
+  return p;
+}
+
+Result<void*> map_hugetlb(std::size_t bytes, std::uint64_t huge_page_bytes) {
+  if (huge_page_bytes == 0 || (huge_page_bytes & (huge_page_bytes - 1)) != 0 || bytes % huge_page_bytes != 0)
+    return make_error(Errc::invalid_argument, "map_hugetlb: size is not a multiple of the hugepage size");
+  const int shift = __builtin_ctzll(huge_page_bytes);
+  const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (shift << MAP_HUGE_SHIFT);
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
+  if (p == MAP_FAILED)
+    return errno_error("mmap(MAP_HUGETLB " + std::to_string(huge_page_bytes >> 10) + " kB pages, " +
+                           std::to_string(bytes) + ")",
+                       errno);
+  return p;
+}
+
+Status unmap(void* addr, std::size_t bytes) {
+  if (::munmap(addr, bytes) != 0) return errno_error("munmap(" + where(addr, bytes) + ")", errno);
+  return {};
+}
+
+Status bind_to_node(void* addr, std::size_t bytes, int node) {
+  constexpr int kMaxNodes = 1024;
+  if (node < 0 || node >= kMaxNodes)
+    return make_error(Errc::invalid_argument, "mbind: node " + std::to_string(node) + " out of range");
+  unsigned long mask[kMaxNodes / (8 * sizeof(unsigned long))] = {};
+  mask[static_cast<unsigned>(node) / (8 * sizeof(unsigned long))] |=
+      1UL << (static_cast<unsigned>(node) % (8 * sizeof(unsigned long)));
+  if (::mbind(addr, bytes, MPOL_BIND, mask, kMaxNodes + 1, MPOL_MF_STRICT | MPOL_MF_MOVE) != 0)
+    return errno_error("mbind(" + where(addr, bytes) + ", node " + std::to_string(node) + ")", errno);
+  return {};
+}
+
+Status populate(void* addr, std::size_t bytes, std::size_t step) {
+  if (::madvise(addr, bytes, MADV_POPULATE_WRITE) == 0) return {};
+  const int e = errno;
+  if (e != EINVAL) return errno_error("madvise(MADV_POPULATE_WRITE, " + where(addr, bytes) + ")", e);
+  // Kernels before 5.14: touch every page (a hugetlb mapping never gets here:
+  // the caller checked free hugepages first).
+  auto* p = static_cast<volatile char*>(addr);
+  for (std::size_t off = 0; off < bytes; off += step) p[off] = 0;
+  return {};
+}
+
+Status lock(void* addr, std::size_t bytes) {
+  if (::mlock(addr, bytes) != 0) return errno_error("mlock(" + where(addr, bytes) + ")", errno);
+  return {};
+}
+
+Status unlock(void* addr, std::size_t bytes) {
+  if (::munlock(addr, bytes) != 0) return errno_error("munlock(" + where(addr, bytes) + ")", errno);
+  return {};
+}
+
+Result<std::vector<int>> page_nodes(const void* addr, std::size_t bytes, std::size_t step) {
+  const std::size_t n = (bytes + step - 1) / step;
+  std::vector<void*> pages(n);
+  std::vector<int> status(n, -1);
+  for (std::size_t i = 0; i < n; ++i)
+    pages[i] = const_cast<char*>(static_cast<const char*>(addr)) + i * step;
+  if (::move_pages(0, n, pages.data(), nullptr, status.data(), 0) != 0)
+    return errno_error("move_pages(query, " + where(addr, bytes) + ")", errno);
+  return status;
+}
+
+Result<std::vector<std::uint64_t>> physical_addresses(const void* addr, std::size_t bytes,
+                                                       std::size_t step) {
+  const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_error("open(/proc/self/pagemap)", errno);
+  const std::size_t psz = page_size();
+  const std::size_t n = (bytes + step - 1) / step;
+  std::vector<std::uint64_t> out(n);
+  bool any_nonzero = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto va = reinterpret_cast<std::uintptr_t>(addr) + i * step;
+    std::uint64_t entry = 0;
+    const off_t off = static_cast<off_t>(va / psz * sizeof entry);
+    if (::pread(fd, &entry, sizeof entry, off) != static_cast<ssize_t>(sizeof entry)) {
+      const int e = errno;
+      ::close(fd);
+      return errno_error("pread(/proc/self/pagemap)", e);
+    }
+    if ((entry >> 63) == 0) {
+      ::close(fd);
+      return make_error(Errc::io_error, "pagemap: page " + where(reinterpret_cast<void*>(va), step) +
+                                            " is not present");
+    }
+    const std::uint64_t pfn = entry & ((std::uint64_t{1} << 55) - 1);
+    any_nonzero |= pfn != 0;
+    out[i] = pfn * psz + va % psz;
+  }
+  ::close(fd);
+  if (!any_nonzero)
+    return make_error(Errc::permission, "pagemap: PFNs hidden (needs CAP_SYS_ADMIN)");
+  return out;
+}
+
+bool physical_addresses_readable() noexcept {
+  Result<void*> m = map_anonymous(page_size());
+  if (!m) return false;
+  bool ok = populate(*m, page_size(), page_size()).ok() &&
+            physical_addresses(*m, page_size(), page_size()).ok();
+  (void)unmap(*m, page_size());
+  return ok;
+}
+
+}  // namespace numacma::os
