@@ -1,5 +1,101 @@
-// PLACEHOLDER: replaced by the CLI work.
+// `numacma replay TRACE|-`: runs a trace (DESIGN.md format) through a real
+// Pool and prints one decision per request, then the stats. With --json: one
+// JSON object a line, as DESIGN.md "replay output". A malformed line is an
+// error object naming the line (also counted on stderr) and the replay goes
+// on. Requests the pool refuses are decisions, not errors: the exit code is 0
+// whenever the trace could be read and the pool built.
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_util.hpp"
 #include "commands.hpp"
+#include "pool/replay.hpp"
+#include "pool_args.hpp"
+
 namespace numacma::cli {
-void register_replay(CLI::App& app) { app.add_subcommand("replay", "(not built yet)"); }
+namespace {
+
+struct ReplayArgs {
+  PoolArgs pool;
+  std::string trace;
+  bool json = false;
+};
+
+void print_decision(const nlohmann::json& d, std::size_t line_no) {
+  const std::string op = d.value("op", "");
+  const std::string id = d.value("id", "");
+  if (op == "error") {
+    std::printf("%5zu  ERROR  %s\n", line_no, d.value("error", "").c_str());
+  } else if (!d.value("ok", false)) {
+    std::printf("%5zu  %-5s  %-8s FAILED %s: %s\n", line_no, op.c_str(), id.c_str(),
+                d.value("code", "").c_str(), d.value("error", "").c_str());
+  } else if (op == "alloc") {
+    std::printf("%5zu  alloc  %-8s -> %-10s node %-3d dma %s  %zu page(s)  %s%s\n", line_no,
+                id.c_str(), d.value("area", "").c_str(), d.value("node", -1),
+                d.value("dma_addr", "").c_str(), d.value("pages", std::size_t{0}),
+                d.value("served", "").c_str(), d.value("iova", false) ? " (iova)" : "");
+  } else {
+    std::printf("%5zu  free   %-8s -> %s\n", line_no, id.c_str(), d.value("area", "").c_str());
+  }
+}
+
+void run(const ReplayArgs& a) {
+  Result<PoolOptions> opts = to_pool_options(a.pool);
+  if (!opts) return usage_error("replay", opts.error().message);
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (a.trace != "-") {
+    file.open(a.trace);
+    if (!file) return failure("replay", "cannot open trace '" + a.trace + "'");
+    in = &file;
+  }
+  Result<Pool> pool = Pool::create(*opts);
+  if (!pool) {
+    if (pool.error().code == Errc::invalid_argument) return usage_error("replay", pool.error().message);
+    return failure("replay", pool.error().message);
+  }
+  std::size_t bad_lines = 0;
+  {
+    replay::Replayer r(*pool);
+    std::string line;
+    for (std::size_t n = 1; std::getline(*in, line); ++n) {
+      nlohmann::json d = r.feed(line, n);
+      if (d.is_null()) continue;
+      if (d.value("op", "") == "error") ++bad_lines;
+      if (a.json) {
+        std::printf("%s\n", d.dump().c_str());
+      } else {
+        print_decision(d, n);
+      }
+    }
+    if (a.json) {
+      std::printf("%s\n", r.stats_json().dump().c_str());
+    } else {
+      std::printf("\n%zu buffer(s) still live at the end of the trace (freed now)\n\n", r.live());
+      print_stats_tables(*pool);
+    }
+  }
+  std::fflush(stdout);
+  if (bad_lines != 0 && !a.json)
+    std::fprintf(stderr, "numacma replay: %zu malformed line(s) skipped (see ERROR above)\n", bad_lines);
+}
+
+}  // namespace
+
+void register_replay(CLI::App& app) {
+  auto args = std::make_shared<ReplayArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "replay", "run a trace of alloc/free requests through a real Pool and print each decision");
+  add_pool_options(sub, args->pool, "sim");
+  sub->add_option("--params", args->pool.params, "kernel-style parameters, e.g. \"cma=64M cma_pernuma=16M\"")
+      ->required();
+  sub->add_flag("--json", args->json, "one JSON object a line (DESIGN.md replay output)");
+  sub->add_option("trace", args->trace, "trace file, or - for stdin")->required();
+  sub->callback([args] { run(*args); });
+}
+
 }  // namespace numacma::cli

@@ -1,5 +1,113 @@
-// PLACEHOLDER: replaced by the CLI work.
+// `numacma topo`: nodes (CPUs, memory, free hugepages), the distance matrix
+// and the PCI devices with their nodes, read from a sysfs root.
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_util.hpp"
 #include "commands.hpp"
+#include "topology/topology.hpp"
+
 namespace numacma::cli {
-void register_topo(CLI::App& app) { app.add_subcommand("topo", "(not built yet)"); }
+namespace {
+
+struct TopoArgs {
+  std::string sysfs_root = "/sys";
+  bool json = false;
+};
+
+std::string cpulist_text(const std::vector<int>& cpus) {
+  std::string out;
+  for (std::size_t i = 0; i < cpus.size();) {
+    std::size_t j = i;
+    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) ++j;
+    if (!out.empty()) out += ",";
+    out += std::to_string(cpus[i]);
+    if (j > i) out += "-" + std::to_string(cpus[j]);
+    i = j + 1;
+  }
+  return out.empty() ? "-" : out;
+}
+
+nlohmann::json to_json(const topo::Topology& t) {
+  using nlohmann::json;
+  json nodes = json::array(), dist = json::array(), pci = json::array();
+  for (const auto& n : t.nodes()) {
+    json hp = json::array();
+    for (const auto& h : n.hugepages)
+      hp.push_back({{"page_bytes", h.page_bytes}, {"total", h.total}, {"free", h.free}});
+    nodes.push_back({{"node", n.id},
+                     {"has_memory", n.has_memory},
+                     {"cpus", n.cpus},
+                     {"mem_total", n.mem.total_bytes},
+                     {"mem_free", n.mem.free_bytes},
+                     {"hugepages", hp}});
+    json row = json::array();
+    for (const auto& m : t.nodes()) row.push_back(t.distance(n.id, m.id));
+    dist.push_back(row);
+  }
+  for (const auto& d : t.pci_devices()) {
+    pci.push_back({{"bdf", d.bdf},
+                   {"numa_node", d.numa_node},
+                   {"vendor", hex(d.vendor)},
+                   {"device", hex(d.device)},
+                   {"class", hex(d.class_code)}});
+  }
+  return json{{"sysfs_root", t.root()}, {"nodes", nodes}, {"distances", dist}, {"pci", pci}};
+}
+
+void print_tables(const topo::Topology& t) {
+  std::printf("NUMA topology from %s: %zu node(s)\n\n", t.root().c_str(), t.nodes().size());
+  Table nodes({"node", "memory", "cpus", "hugepages free/total"});
+  for (const auto& n : t.nodes()) {
+    std::string hp;
+    for (const auto& h : n.hugepages) {
+      if (!hp.empty()) hp += "  ";
+      hp += human_size(h.page_bytes) + ": " + std::to_string(h.free) + "/" + std::to_string(h.total);
+    }
+    nodes.add({std::to_string(n.id), n.has_memory ? human_size(n.mem.total_bytes) : "none",
+               cpulist_text(n.cpus), hp.empty() ? "-" : hp});
+  }
+  nodes.print();
+  std::printf("\ndistances\n");
+  std::vector<std::string> head{"node"};
+  for (const auto& n : t.nodes()) head.push_back(std::to_string(n.id));
+  Table dist(head);
+  for (const auto& n : t.nodes()) {
+    std::vector<std::string> row{std::to_string(n.id)};
+    for (const auto& m : t.nodes()) row.push_back(std::to_string(t.distance(n.id, m.id)));
+    dist.add(row);
+  }
+  dist.print();
+  std::printf("\nPCI devices: %zu\n", t.pci_devices().size());
+  if (!t.pci_devices().empty()) {
+    Table pci({"device", "node", "vendor:device", "class"});
+    for (const auto& d : t.pci_devices())
+      pci.add({d.bdf, d.numa_node < 0 ? "-1 (none)" : std::to_string(d.numa_node),
+               hex(d.vendor) + ":" + hex(d.device), hex(d.class_code)});
+    pci.print();
+  }
+}
+
+void run(const TopoArgs& a) {
+  Result<topo::Topology> t = topo::Topology::from_sysfs(a.sysfs_root);
+  if (!t) return failure("topo", t.error().message);
+  if (a.json) {
+    std::printf("%s\n", to_json(*t).dump().c_str());
+  } else {
+    print_tables(*t);
+  }
+}
+
+}  // namespace
+
+void register_topo(CLI::App& app) {
+  auto args = std::make_shared<TopoArgs>();
+  CLI::App* sub = app.add_subcommand("topo", "NUMA nodes, distances and PCI devices with their nodes");
+  sub->add_option("--sysfs-root", args->sysfs_root, "sysfs root to read (default /sys)");
+  sub->add_flag("--json", args->json, "one JSON object instead of tables");
+  sub->callback([args] { run(*args); });
+}
+
 }  // namespace numacma::cli

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# scripts/build.sh BUILD_DIR [cmake args...] — configure (once) and build.
+set -euo pipefail
+dir="$1"; shift
+root="$(cd "$(dirname "$0")/.." && pwd)"
+gen=()
+command -v ninja >/dev/null && gen=(-G Ninja)
+if [ ! -f "$dir/CMakeCache.txt" ]; then
+  cmake -S "$root" -B "$dir" "${gen[@]}" "$@" >"$dir.configure.log" 2>&1 || {
+    cat "$dir.configure.log" >&2; exit 1; }
+fi
+cmake --build "$dir" -j "$(nproc)"

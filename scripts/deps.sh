@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# scripts/deps.sh — installs the Debian 12 packages numacma needs, when missing.
+#
+#   scripts/deps.sh [build|test|bench|all]     (default: all)
+#
+# As root it runs apt-get; otherwise it prints the exact apt-get line and fails.
+set -euo pipefail
+
+what="${1:-all}"
+build_pkgs=(cmake ninja-build g++ pkg-config libnuma-dev libcli11-dev nlohmann-json3-dev
+            libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev ccache)
+test_pkgs=(clang libclang-rt-14-dev python3 qemu-system-x86 linux-image-amd64 busybox-static cpio)
+bench_pkgs=(libdpdk-dev)
+
+case "$what" in
+  build) pkgs=("${build_pkgs[@]}") ;;
+  test)  pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  bench) pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  all)   pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+line="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps.sh: missing packages; run as root:" >&2
+  echo "  apt-get update && $line" >&2
+  exit 1
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -1,1 +1,0 @@
-int numacma_config_placeholder;

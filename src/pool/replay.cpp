@@ -1,0 +1,100 @@
+// src/pool/replay.cpp — the replay engine: trace lines in, decisions out.
+#include "pool/replay.hpp"
+
+#include "pool/pool_impl.hpp"
+#include "pool/trace.hpp"
+
+namespace numacma::replay {
+
+using nlohmann::json;
+
+Replayer::Replayer(Pool& pool) : pool_(pool) {
+  for (const DeviceAreaSpec& d : pool.device_areas()) device_area_[d.device] = d.device;
+}
+
+json Replayer::feed(std::string_view line, std::size_t line_no) {
+  Result<trace::TraceLine> parsed = trace::parse_trace_line(line, line_no);
+  if (!parsed)
+    return json{{"op", "error"}, {"line", line_no}, {"ok", false}, {"error", parsed.error().message}};
+  const trace::TraceLine& t = *parsed;
+  auto failure = [&](const char* op, const Error& e) {
+    return json{{"op", op}, {"id", t.id}, {"ok", false}, {"error", e.message}, {"code", errc_name(e.code)}};
+  };
+  switch (t.op) {
+    case trace::TraceOp::none: return json();
+    case trace::TraceOp::alloc: {
+      if (live_.count(t.id) != 0)
+        return failure("alloc", make_error(Errc::invalid_argument,
+                                           "line " + std::to_string(line_no) + ": id '" + t.id +
+                                               "' is already live"));
+      Device dev = Device::on_node(t.node, t.device.empty() ? "trace" : t.device, t.dma_mask);
+      if (auto it = device_area_.find(t.device); !t.device.empty() && it != device_area_.end())
+        dev.area = it->second;
+      Result<DmaBuffer> b = pool_.alloc_coherent(dev, t.size);
+      if (!b) return failure("alloc", b.error());
+      json out{{"op", "alloc"},
+               {"id", t.id},
+               {"ok", true},
+               {"area", b->area_name()},
+               {"node", b->node()},
+               {"dma_addr", detail::fmt_hex(b->dma_addr())},
+               {"pages", b->pages()},
+               {"fallback", b->fallback()},
+               {"served", served_name(b->served())},
+               {"iova", b->iova()}};
+      live_.emplace(t.id, std::move(*b));
+      return out;
+    }
+    case trace::TraceOp::free: {
+      auto it = live_.find(t.id);
+      if (it == live_.end())
+        return failure("free", make_error(Errc::bad_free, "line " + std::to_string(line_no) +
+                                                              ": no live buffer with id '" + t.id + "'"));
+      const std::string area = it->second.area_name();
+      Status s = pool_.free_coherent(std::move(it->second));
+      live_.erase(it);
+      if (!s) return failure("free", s.error());
+      return json{{"op", "free"}, {"id", t.id}, {"ok", true}, {"area", area}};
+    }
+  }
+  return json();
+}
+
+json stats_to_json(const Pool& pool) {
+  const Stats st = pool.stats();
+  json areas = json::array(), nodes = json::array();
+  for (const AreaReport& a : st.areas) {
+    areas.push_back({{"name", a.name},
+                     {"kind", a.kind},
+                     {"node", a.node},
+                     {"backing", a.backing},
+                     {"iova", a.iova},
+                     {"base_dma", detail::fmt_hex(a.base_dma)},
+                     {"pages", a.pages},
+                     {"order_per_bit", a.order_per_bit},
+                     {"used", a.used},
+                     {"maxchunk", a.maxchunk},
+                     {"segments", a.segments},
+                     {"alloc_pages_success", a.alloc_pages_success},
+                     {"alloc_pages_fail", a.alloc_pages_fail},
+                     {"release_pages_success", a.release_pages_success}});
+  }
+  for (const NodeReport& n : st.nodes) {
+    nodes.push_back({{"node", n.node},
+                     {"local", n.local},
+                     {"other_node", n.other_node},
+                     {"default_area", n.default_area},
+                     {"pages", n.pages},
+                     {"failed", n.failed}});
+  }
+  return json{{"op", "stats"},      {"dma_mode", pool.dma_mode()}, {"areas", areas},
+              {"nodes", nodes},     {"pages_live", st.pages_live}, {"bad_frees", st.bad_frees}};
+}
+
+json Replayer::stats_json() const {
+  json j = stats_to_json(pool_);
+  j["live"] = live_.size();
+  return j;
+}
+
+}  // namespace numacma::replay

@@ -1,0 +1,42 @@
+// tools/numacma/cli_util.hpp — small helpers shared by the commands: sizes
+// in human units, aligned text tables, and the usage/failure exits.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace numacma::cli {
+
+/** 1048576 -> "1M", 65536 -> "64K", 12345 -> "12345". */
+std::string human_size(std::uint64_t bytes);
+
+/** "0x1f000". */
+std::string hex(std::uint64_t v);
+
+/** A text table: header row, then rows; columns padded to their widest cell. */
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
+  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  void print(std::FILE* out = stdout) const;
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+/** Bad usage (a value CLI11 cannot judge): message on stderr, exit code 2. */
+void usage_error(const std::string& command, const std::string& message);
+/** The operation failed: message on stderr, exit code 1. */
+void failure(const std::string& command, const std::string& message);
+
+/** CLI11 validator for --policy. */
+inline const CLI::IsMember& policy_names() {
+  static const CLI::IsMember v({"kernel", "nearest"});
+  return v;
+}
+
+}  // namespace numacma::cli

@@ -1,0 +1,79 @@
+// tools/numacma/pool_args.cpp — see pool_args.hpp.
+#include "pool_args.hpp"
+
+#include <cstdio>
+
+#include "cli_util.hpp"
+#include "config/params.hpp"
+
+namespace numacma::cli {
+
+void add_pool_options(CLI::App* sub, PoolArgs& a, const std::string& default_backing) {
+  a.backing = default_backing;
+  sub->add_option("--sysfs-root", a.sysfs_root, "sysfs root to read (default /sys)");
+  sub->add_option("--backing", a.backing, "auto | hugetlb | anon | sim (default " + default_backing + ")")
+      ->check(CLI::IsMember({"auto", "hugetlb", "anon", "sim"}));
+  sub->add_option("--policy", a.policy, "kernel | nearest (default kernel)")->check(policy_names());
+  sub->add_option("--device-area", a.device_areas,
+                  "NAME:NODE:SIZE, a device's own exclusive area (repeatable)");
+  sub->add_option("--order-per-bit", a.order_per_bit, "pages per bitmap bit, as a power of 2")
+      ->check(CLI::Range(0u, 20u));
+}
+
+Result<PoolOptions> to_pool_options(const PoolArgs& a) {
+  PoolOptions o;
+  o.params = a.params;
+  o.backing = a.backing;
+  o.policy = a.policy == "nearest" ? Policy::nearest : Policy::kernel;
+  o.sysfs_root = a.sysfs_root;
+  o.order_per_bit = a.order_per_bit;
+  for (const std::string& spec : a.device_areas) {
+    const auto c1 = spec.find(':');
+    const auto c2 = c1 == std::string::npos ? c1 : spec.find(':', c1 + 1);
+    if (c2 == std::string::npos || c1 == 0)
+      return make_error(Errc::invalid_argument,
+                        "--device-area '" + spec + "': expected NAME:NODE:SIZE");
+    DeviceAreaSpec d;
+    d.device = spec.substr(0, c1);
+    const std::string node = spec.substr(c1 + 1, c2 - c1 - 1);
+    try {
+      std::size_t used = 0;
+      d.node = std::stoi(node, &used);
+      if (used != node.size() || d.node < -1) throw std::invalid_argument(node);
+    } catch (const std::exception&) {
+      return make_error(Errc::invalid_argument,
+                        "--device-area '" + spec + "': bad node '" + node + "'");
+    }
+    Result<std::uint64_t> size = config::parse_size(spec.substr(c2 + 1));
+    if (!size)
+      return make_error(Errc::invalid_argument, "--device-area '" + spec + "': " + size.error().message);
+    d.bytes = *size;
+    o.device_areas.push_back(d);
+  }
+  return o;
+}
+
+void print_stats_tables(const Pool& pool) {
+  const Stats st = pool.stats();
+  std::printf("areas (dma mode %s, policy %s)\n", pool.dma_mode().c_str(),
+              pool.policy() == Policy::nearest ? "nearest" : "kernel");
+  Table areas({"area", "kind", "node", "backing", "base_dma", "size", "used", "maxchunk", "segs",
+               "alloc_ok", "alloc_fail", "released"});
+  for (const AreaReport& a : st.areas)
+    areas.add({a.name, a.kind, std::to_string(a.node), a.backing, hex(a.base_dma),
+               human_size(a.pages * 4096), std::to_string(a.used), std::to_string(a.maxchunk),
+               std::to_string(a.segments), std::to_string(a.alloc_pages_success),
+               std::to_string(a.alloc_pages_fail), std::to_string(a.release_pages_success)});
+  areas.print();
+  std::printf("\nper requesting node (allocations)\n");
+  Table nodes({"node", "local", "other_node", "default", "pages", "failed"});
+  for (const NodeReport& n : st.nodes)
+    nodes.add({std::to_string(n.node), std::to_string(n.local), std::to_string(n.other_node),
+               std::to_string(n.default_area), std::to_string(n.pages), std::to_string(n.failed)});
+  nodes.print();
+  for (const ReservationNote& n : pool.reservation_notes())
+    std::printf("note: %s (node %d): %s\n", n.area.c_str(), n.node, n.message.c_str());
+  if (st.bad_frees != 0) std::printf("bad frees detected: %llu\n", (unsigned long long)st.bad_frees);
+}
+
+}  // namespace numacma::cli

@@ -1,0 +1,34 @@
+// tools/numacma/pool_args.hpp — the options that build a Pool, shared by
+// `replay`, `demo` and `bench`: --sysfs-root --params --backing --policy
+// --device-area NAME:NODE:SIZE --order-per-bit.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "numacma/numacma.hpp"
+
+namespace numacma::cli {
+
+struct PoolArgs {
+  std::string sysfs_root = "/sys";
+  std::string params;
+  std::string backing = "auto";
+  std::string policy = "kernel";
+  std::vector<std::string> device_areas;
+  unsigned order_per_bit = 0;
+};
+
+/** Adds the options to `sub`, with `backing` as the default backing. */
+void add_pool_options(CLI::App* sub, PoolArgs& args, const std::string& default_backing);
+
+/** PoolArgs -> PoolOptions; a malformed --device-area is invalid_argument. */
+Result<PoolOptions> to_pool_options(const PoolArgs& args);
+
+/** Prints the stats as tables (areas, then per-node counters). */
+void print_stats_tables(const Pool& pool);
+
+}  // namespace numacma::cli
