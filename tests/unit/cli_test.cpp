@@ -57,7 +57,7 @@ const std::string kArm = "--sysfs-root " + kData + "/arm64-4n";
 }  // namespace
 
 TEST(Cli, HelpForEveryCommand) {
-  for (const char* c : {"topo", "plan", "replay", "demo"}) {
+  for (const char* c : {"topo", "plan", "replay", "demo", "bench"}) {
     const CliRun r = run(std::string(c) + " --help");
     EXPECT_EQ(r.rc, 0) << c;
     EXPECT_NE(r.out.find("--json"), std::string::npos) << c << ": " << r.out;

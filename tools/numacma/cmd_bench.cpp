@@ -1,17 +1,290 @@
-// PLACEHOLDER until the benchmark issue lands: `numacma bench` is registered
-// but reports that it is not built yet.
+// `numacma bench alloc|scaling|reserve|cmdq`: the allocator benchmarks, side
+// by side with the peers (bench/lib, docs/bench.md). Every subcommand takes
+// --json (one JSON object a line) and --quick (a few seconds at most).
+// Built without bench/ (NUMACMA_WITH_BENCH unset), the subcommands exist but
+// fail with exit code 1.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "cli_util.hpp"
 #include "commands.hpp"
 
+#ifdef NUMACMA_WITH_BENCH
+#include "bench.hpp"
+#endif
+
 namespace numacma::cli {
+namespace {
+
+struct BenchArgs {
+  bool json_all = false;  // `numacma bench --json <sub>`
+  bool json = false;
+  bool quick = false;
+  std::string plot;
+  std::string backing = "sim";
+  std::string sysfs_root = "/sys";
+  std::vector<std::string> peers;
+  unsigned reps = 0;
+  bool grow_hugepages = false;
+  std::string cmdq_backing = "auto";
+  unsigned batch = 16;
+};
+
+#ifdef NUMACMA_WITH_BENCH
+using ojson = nlohmann::ordered_json;
+
+/** v rounded to 1/scale (scale 10: one decimal), printed by JSON as e.g. 198.2. */
+double round_to(double v, double q) {
+  const double scale = std::round(1.0 / q);
+  return std::round(v * scale) / scale;
+}
+
+std::string num(double v, const char* f = "%.1f") {
+  char b[48];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+void emit(const ojson& j) { std::printf("%s\n", j.dump().c_str()); }
+
+void run_alloc(const BenchArgs& a) {
+  bench::AllocOptions o;
+  o.quick = a.quick;
+  o.backing = a.backing;
+  o.sysfs_root = a.sysfs_root;
+  o.repetitions = a.reps;
+  if (!a.peers.empty()) o.peers = a.peers;
+  if (std::find(o.peers.begin(), o.peers.end(), "numacma") == o.peers.end())
+    o.peers.insert(o.peers.begin(), "numacma");  // the ratios need it
+  if (!a.plot.empty()) {  // fail early on an unwritable path
+    std::ofstream probe(a.plot, std::ios::app);
+    if (!probe) return failure("bench alloc", "cannot write --plot file '" + a.plot + "'");
+  }
+  const bench::AllocReport r = bench::run_alloc(o);
+  const bool json = a.json || a.json_all;
+  bool numacma_ok = true;
+  if (json) {
+    for (const auto& x : r.results) {
+      ojson j;
+      j["bench"] = "alloc";
+      j["peer"] = x.peer;
+      j["size"] = x.size;
+      if (x.skipped) {
+        j["median_ns"] = nullptr;
+        j["p99_ns"] = nullptr;
+        j["ratio"] = nullptr;
+        j["skipped"] = true;
+        j["reason"] = x.reason;
+      } else {
+        j["median_ns"] = round_to(x.median_ns, 0.1);
+        j["p99_ns"] = round_to(x.p99_ns, 0.1);
+        j["ratio"] = round_to(x.ratio, 0.001);
+        j["skipped"] = false;
+      }
+      emit(j);
+    }
+  } else {
+    std::printf("numacma bench alloc: %zu live buffers, free + re-allocate in random order (seed 42),\n"
+                "ns per alloc+free pair over %s; numacma backing: %s; ratio = peer median / numacma median\n\n",
+                o.live, a.quick ? "a few rounds (--quick)" : "101 rounds of 1024 pairs",
+                r.numacma_backing.empty() ? "(none)" : r.numacma_backing.c_str());
+    Table t({"peer", "size", "align", "median ns", "p99 ns", "ratio", "note"});
+    for (const auto& x : r.results) {
+      if (x.skipped) t.add({x.peer, human_size(x.size), human_size(x.align), "-", "-", "-", "skipped: " + x.reason});
+      else
+        t.add({x.peer, human_size(x.size), human_size(x.align), num(x.median_ns), num(x.p99_ns),
+               num(x.ratio, "%.2fx"), x.peer == "libnuma" && x.align > 4096 ? "page-aligned only" : ""});
+    }
+    t.print();
+  }
+  for (const auto& x : r.results)
+    if (x.peer == "numacma" && x.skipped) numacma_ok = false;
+  if (!a.plot.empty()) {
+    std::ofstream f(a.plot, std::ios::trunc);
+    f << bench::alloc_svg(r);
+    if (!f) return failure("bench alloc", "cannot write --plot file '" + a.plot + "'");
+    if (!json) std::printf("\nplot written to %s\n", a.plot.c_str());
+  }
+  if (!numacma_ok) failure("bench alloc", "the numacma peer could not run (see its reason)");
+}
+
+void run_scaling(const BenchArgs& a) {
+  bench::ScalingOptions o;
+  o.quick = a.quick;
+  const bench::ScalingReport r = bench::run_scaling(o);
+  const bool ok = r.small.median_ns > 0 && r.large.median_ns > 0;
+  if (a.json || a.json_all) {
+    for (const auto* x : {&r.small, &r.large}) {
+      ojson j;
+      j["bench"] = "scaling";
+      j["area_bytes"] = x->area_bytes;
+      j["blocks"] = x->blocks;
+      j["holes"] = x->holes;
+      j["used_pct"] = round_to(x->used_pct, 0.01);
+      j["median_ns"] = round_to(x->median_ns, 0.1);
+      j["p99_ns"] = round_to(x->p99_ns, 0.1);
+      j["ratio"] = x == &r.large ? round_to(r.ratio, 0.001) : 1.0;
+      emit(j);
+    }
+  } else {
+    std::printf("numacma bench scaling: %s\n\n", r.workload.c_str());
+    Table t({"area", "64K blocks", "holes", "used", "median ns", "p99 ns", "fill s"});
+    for (const auto* x : {&r.small, &r.large})
+      t.add({human_size(x->area_bytes), std::to_string(x->blocks), std::to_string(x->holes),
+             num(x->used_pct, "%.2f%%"), num(x->median_ns), num(x->p99_ns), num(x->fill_s, "%.2f")});
+    t.print();
+    std::printf("\nratio %s / %s = %.2fx (target <= 1.5x: %s)\n", human_size(r.large.area_bytes).c_str(),
+                human_size(r.small.area_bytes).c_str(), r.ratio, r.ratio <= 1.5 ? "met" : "MISSED");
+  }
+  if (!ok) failure("bench scaling", "the workload failed (an allocation did not fit)");
+}
+
+void run_reserve(const BenchArgs& a) {
+  bench::ReserveOptions o;
+  o.quick = a.quick;
+  o.grow_hugepages = a.grow_hugepages;
+  o.repetitions = a.reps;
+  const bench::ReserveReport r = bench::run_reserve(o);
+  if (a.json || a.json_all) {
+    for (const auto& x : r.results) {
+      ojson j;
+      j["bench"] = "reserve";
+      j["who"] = x.who;
+      j["how"] = x.how;
+      j["bytes"] = r.bytes;
+      if (x.skipped) {
+        j["median_ms"] = nullptr;
+        j["p99_ms"] = nullptr;
+        j["ratio"] = nullptr;
+        j["skipped"] = true;
+        j["reason"] = x.reason;
+      } else {
+        j["median_ms"] = round_to(x.median_ms, 0.01);
+        j["p99_ms"] = round_to(x.p99_ms, 0.01);
+        j["ratio"] = round_to(x.ratio, 0.001);
+        j["skipped"] = false;
+      }
+      j["note"] = r.note;
+      emit(j);
+    }
+  } else {
+    std::printf("numacma bench reserve: reserve + populate %s; %s\n\n", human_size(r.bytes).c_str(),
+                r.note.c_str());
+    Table t({"who", "how", "median ms", "p99 ms", "ratio"});
+    for (const auto& x : r.results)
+      t.add({x.who, x.how, x.skipped ? "-" : num(x.median_ms, "%.2f"), x.skipped ? "-" : num(x.p99_ms, "%.2f"),
+             x.skipped ? "skipped: " + x.reason : num(x.ratio, "%.2fx")});
+    t.print();
+  }
+  for (const auto& x : r.results)
+    if (x.skipped) return failure("bench reserve", x.who + ": " + x.reason);
+}
+
+void run_cmdq(const BenchArgs& a) {
+  bench::CmdqOptions o;
+  o.quick = a.quick;
+  o.sysfs_root = "/sys";
+  o.backing = a.cmdq_backing;
+  o.batch = a.batch;
+  o.rounds = a.reps;
+  const bench::CmdqReport r = bench::run_cmdq(o);
+  if (!r.ok) return failure("bench cmdq", r.error);
+  if (a.json || a.json_all) {
+    for (const auto& x : r.results) {
+      ojson j;
+      j["bench"] = "cmdq";
+      j["driver_node"] = x.driver_node;
+      j["driver_cpu"] = x.driver_cpu;
+      j["device_node"] = x.device_node;
+      j["device_cpu"] = x.device_cpu;
+      j["queue_node"] = x.queue_node;
+      j["local"] = x.local;
+      j["area"] = x.area;
+      j["batch"] = o.batch;
+      j["median_ns"] = round_to(x.median_ns, 0.1);
+      j["p99_ns"] = round_to(x.p99_ns, 0.1);
+      j["ratio"] = round_to(x.ratio, 0.001);
+      if (!r.note.empty()) j["note"] = r.note;
+      emit(j);
+    }
+  } else {
+    std::printf("numacma bench cmdq: batches of %u commands (16 bytes) ending in SYNC; round trip until\n"
+                "the completion word is seen; ratio = median / median with the queue on the device's node\n",
+                o.batch);
+    if (!r.note.empty()) std::printf("%s\n", r.note.c_str());
+    std::printf("\n");
+    Table t({"driver (node/cpu)", "device (node/cpu)", "queue node", "area", "median ns", "p99 ns", "ratio"});
+    for (const auto& x : r.results)
+      t.add({std::to_string(x.driver_node) + "/" + std::to_string(x.driver_cpu),
+             std::to_string(x.device_node) + "/" + std::to_string(x.device_cpu),
+             std::to_string(x.queue_node) + (x.local ? " (local)" : ""), x.area, num(x.median_ns), num(x.p99_ns),
+             num(x.ratio, "%.2fx")});
+    t.print();
+  }
+}
+#else
+void not_built(const char* sub) {
+  failure(std::string("bench ") + sub, "built without benchmarks (configure with NUMACMA_BUILD_BENCH=ON)");
+}
+void run_alloc(const BenchArgs&) { not_built("alloc"); }
+void run_scaling(const BenchArgs&) { not_built("scaling"); }
+void run_reserve(const BenchArgs&) { not_built("reserve"); }
+void run_cmdq(const BenchArgs&) { not_built("cmdq"); }
+#endif
+
+}  // namespace
 
 void register_bench(CLI::App& app) {
-  auto* cmd = app.add_subcommand("bench", "Benchmarks (not built yet)");
-  cmd->callback([] {
-    std::fprintf(stderr, "numacma bench: not built yet\n");
-    exit_code() = 1;
-  });
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand("bench", "allocator benchmarks: alloc | scaling | reserve | cmdq");
+  cmd->require_subcommand(1);
+  cmd->add_flag("--json", a->json_all, "one JSON object a line (for every subcommand)");
+
+  auto common = [&](CLI::App* s) {
+    s->add_flag("--json", a->json, "one JSON object a line instead of tables");
+    s->add_flag("--quick", a->quick, "a few repetitions only (a few seconds)");
+  };
+  CLI::App* alloc = cmd->add_subcommand(
+      "alloc", "ns per alloc+free pair, 1024 live buffers of 4K..256K: numacma vs dpdk, glibc, libnuma");
+  common(alloc);
+  alloc->add_option("--plot", a->plot, "also write an SVG bar chart to this file");
+  alloc->add_option("--backing", a->backing, "numacma's backing (default sim)")
+      ->check(CLI::IsMember({"sim", "anon", "hugetlb", "auto"}));
+  alloc->add_option("--sysfs-root", a->sysfs_root, "topology for the numacma pool (default /sys)");
+  alloc->add_option("--peer", a->peers, "only these peers (numacma, dpdk, glibc, libnuma); repeatable")
+      ->check(CLI::IsMember({"numacma", "dpdk", "glibc", "libnuma"}));
+  alloc->add_option("--reps", a->reps, "rounds of 1024 pairs (default 101, --quick 9)");
+  alloc->callback([a] { run_alloc(*a); });
+
+  CLI::App* scaling = cmd->add_subcommand(
+      "scaling", "alloc+free on a nearly full, fragmented area: 64 MiB vs 64 GiB");
+  common(scaling);
+  scaling->callback([a] { run_scaling(*a); });
+
+  CLI::App* reserve = cmd->add_subcommand(
+      "reserve", "reserve + populate 1 GiB (--quick: 64 MiB): numacma vs plain mmap");
+  common(reserve);
+  reserve->add_flag("--grow-hugepages", a->grow_hugepages,
+                    "root: raise /proc/sys/vm/nr_hugepages for the run and restore it afterwards");
+  reserve->add_option("--reps", a->reps, "repetitions (default 5, --quick 3)");
+  reserve->callback([a] { run_reserve(*a); });
+
+  CLI::App* cmdq = cmd->add_subcommand(
+      "cmdq", "command-queue SYNC round trip, queue on the device's node vs every other node");
+  common(cmdq);
+  cmdq->add_option("--batch", a->batch, "commands per batch, the last one SYNC (default 16)")
+      ->check(CLI::Range(2, 256));
+  cmdq->add_option("--backing", a->cmdq_backing, "backing of the queue's pool (default auto)")
+      ->check(CLI::IsMember({"anon", "hugetlb", "auto"}));
+  cmdq->add_option("--rounds", a->reps, "batches (default 20000, --quick 2000)");
+  cmdq->callback([a] { run_cmdq(*a); });
 }
 
 }  // namespace numacma::cli

@@ -1,0 +1,276 @@
+// bench/lib/alloc.cpp — the alloc workload and the numacma, glibc and libnuma
+// peers (dpdk: dpdk_peer.cpp).
+//
+//   fill:   slots[0..live) each allocated (size, A6 alignment)
+//   round:  for i in a fixed-seed random permutation of the slots:
+//              free slots[i]; slots[i] = alloc(size)        <- one "pair"
+//           sample = round time / live                       (ns per pair)
+//   one warm-up round, then `repetitions` rounds (101; quick 9); median and p99
+//   of the samples. A peer/size that has used its time budget (4 s; quick
+//   120 ms) stops after at least 21 (quick 2) measured rounds.
+#include <numa.h>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <random>
+
+#include "bench.hpp"
+#include "numacma/numacma.hpp"
+
+namespace numacma::bench {
+
+std::unique_ptr<AllocPeer> make_dpdk_peer();  // dpdk_peer.cpp
+
+Summary summarize(std::vector<double>& s) {
+  Summary out;
+  if (s.empty()) return out;
+  std::sort(s.begin(), s.end());
+  const std::size_t n = s.size();
+  out.median = n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  // Nearest-rank p99.
+  const std::size_t r = static_cast<std::size_t>(std::ceil(0.99 * static_cast<double>(n)));
+  out.p99 = s[std::min(n, std::max<std::size_t>(r, 1)) - 1];
+  return out;
+}
+
+std::size_t a6_alignment(std::size_t bytes) {
+  const std::size_t pages = (bytes + 4095) / 4096;
+  const unsigned order = pages <= 1 ? 0u : static_cast<unsigned>(std::bit_width(pages - 1));
+  return std::size_t{4096} << std::min(order, 8u);
+}
+
+std::vector<std::uint32_t> slot_order(std::size_t live, unsigned rounds, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::uint32_t> perm(live);
+  std::vector<std::uint32_t> out;
+  out.reserve(live * rounds);
+  for (unsigned r = 0; r < rounds; ++r) {
+    for (std::size_t i = 0; i < live; ++i) perm[i] = static_cast<std::uint32_t>(i);
+    std::shuffle(perm.begin(), perm.end(), rng);
+    out.insert(out.end(), perm.begin(), perm.end());
+  }
+  return out;
+}
+
+namespace {
+
+// ---- numacma: Pool::alloc_coherent for a device on the first node, DmaBuffer::release
+class NumacmaPeer final : public AllocPeer {
+ public:
+  const char* name() const override { return "numacma"; }
+  bool init(const AllocOptions& o, std::string* why) override {
+    PoolOptions po;
+    // Room for 1024 x 256 KiB (256 MiB, aligned) several times over.
+    po.params = "cma=1G";
+    po.backing = o.backing;
+    po.sysfs_root = o.sysfs_root;
+    Result<Pool> p = Pool::create(po);
+    if (!p) {
+      *why = "Pool::create(cma=1G, backing " + o.backing + "): " + p.error().message;
+      return false;
+    }
+    pool_ = std::make_unique<Pool>(std::move(*p));
+    const Stats st = pool_->stats();
+    if (st.areas.empty()) {
+      *why = "the pool reserved no area (cma=1G, backing " + o.backing + ")";
+      return false;
+    }
+    backing_ = st.areas.front().backing;
+    dev_ = Device::on_node(st.areas.front().node, "bench-dev");
+    return true;
+  }
+  bool fill(std::size_t live, std::size_t size, std::size_t, std::string* why) override {
+    size_ = size;
+    slots_.clear();
+    slots_.resize(live);
+    for (auto& s : slots_) {
+      Result<DmaBuffer> b = pool_->alloc_coherent(dev_, size);
+      if (!b) {
+        *why = "alloc_coherent: " + b.error().message;
+        return false;
+      }
+      s = std::move(*b);
+    }
+    return true;
+  }
+  bool cycle(std::size_t i) override {
+    DmaBuffer& s = slots_[i];
+    if (!s.release()) return false;
+    Result<DmaBuffer> b = pool_->alloc_coherent(dev_, size_);
+    if (!b) return false;
+    s = std::move(*b);
+    return true;
+  }
+  void drain() override { slots_.clear(); }
+  const std::string& backing() const { return backing_; }
+
+ private:
+  std::unique_ptr<Pool> pool_;
+  Device dev_;
+  std::size_t size_ = 0;
+  std::vector<DmaBuffer> slots_;
+  std::string backing_;
+};
+
+// ---- glibc: posix_memalign / free
+class GlibcPeer final : public AllocPeer {
+ public:
+  const char* name() const override { return "glibc"; }
+  bool init(const AllocOptions&, std::string*) override { return true; }
+  bool fill(std::size_t live, std::size_t size, std::size_t align, std::string* why) override {
+    size_ = size;
+    align_ = align;
+    slots_.assign(live, nullptr);
+    for (auto& s : slots_)
+      if (posix_memalign(&s, align, size) != 0) {
+        *why = "posix_memalign failed";
+        return false;
+      }
+    return true;
+  }
+  bool cycle(std::size_t i) override {
+    std::free(slots_[i]);
+    return posix_memalign(&slots_[i], align_, size_) == 0;
+  }
+  void drain() override {
+    for (void* p : slots_) std::free(p);
+    slots_.clear();
+  }
+
+ private:
+  std::size_t size_ = 0, align_ = 0;
+  std::vector<void*> slots_;
+};
+
+// ---- libnuma: numa_alloc_onnode / numa_free (mmap + mbind: page aligned only)
+class LibnumaPeer final : public AllocPeer {
+ public:
+  const char* name() const override { return "libnuma"; }
+  bool init(const AllocOptions&, std::string* why) override {
+    if (numa_available() < 0) {
+      *why = "numa_available() < 0: the kernel has no NUMA support";
+      return false;
+    }
+    return true;
+  }
+  bool fill(std::size_t live, std::size_t size, std::size_t, std::string* why) override {
+    size_ = size;
+    slots_.assign(live, nullptr);
+    for (auto& s : slots_)
+      if ((s = numa_alloc_onnode(size, 0)) == nullptr) {
+        *why = "numa_alloc_onnode failed";
+        return false;
+      }
+    return true;
+  }
+  bool cycle(std::size_t i) override {
+    numa_free(slots_[i], size_);
+    return (slots_[i] = numa_alloc_onnode(size_, 0)) != nullptr;
+  }
+  void drain() override {
+    for (void* p : slots_) numa_free(p, size_);
+    slots_.clear();
+  }
+
+ private:
+  std::size_t size_ = 0;
+  std::vector<void*> slots_;
+};
+
+}  // namespace
+
+std::unique_ptr<AllocPeer> make_peer(const std::string& name) {
+  if (name == "numacma") return std::make_unique<NumacmaPeer>();
+  if (name == "glibc") return std::make_unique<GlibcPeer>();
+  if (name == "libnuma") return std::make_unique<LibnumaPeer>();
+  if (name == "dpdk") return make_dpdk_peer();
+  return nullptr;
+}
+
+AllocReport run_alloc(const AllocOptions& o) {
+  AllocReport rep;
+  const unsigned reps = o.repetitions != 0 ? o.repetitions : (o.quick ? 9u : 101u);
+  const std::vector<std::uint32_t> order = slot_order(o.live, reps + 1);
+  using clock = std::chrono::steady_clock;
+  const std::size_t min_rounds = o.quick ? 2 : 21;
+  const auto budget = o.quick ? std::chrono::milliseconds(120) : std::chrono::milliseconds(4000);
+
+  struct Live {
+    std::string name;
+    std::unique_ptr<AllocPeer> peer;
+    bool ok = false;
+    std::string why;
+  };
+  std::vector<Live> peers;
+  for (const std::string& n : o.peers) {
+    Live l{n, make_peer(n), false, ""};
+    if (!l.peer) l.why = "unknown peer";
+    else l.ok = l.peer->init(o, &l.why);
+    if (n == "numacma" && l.ok) rep.numacma_backing = static_cast<NumacmaPeer*>(l.peer.get())->backing();
+    if (n == "dpdk") rep.dpdk_note = l.why;
+    peers.push_back(std::move(l));
+  }
+
+  for (std::size_t size : o.sizes) {
+    const std::size_t align = a6_alignment(size);
+    double numacma_median = 0;
+    const std::size_t first = rep.results.size();
+    for (Live& l : peers) {
+      AllocResult r;
+      r.peer = l.name;
+      r.size = size;
+      r.align = align;
+      if (!l.ok) {
+        r.skipped = true;
+        r.reason = l.why;
+        rep.results.push_back(r);
+        continue;
+      }
+      std::string why;
+      if (!l.peer->fill(o.live, size, align, &why)) {
+        l.peer->drain();
+        r.skipped = true;
+        r.reason = why;
+        rep.results.push_back(r);
+        continue;
+      }
+      std::vector<double> samples;
+      samples.reserve(reps);
+      bool failed = false;
+      const auto start = clock::now();
+      for (unsigned round = 0; round <= reps && !failed; ++round) {  // round 0: warm-up
+        // The slow peers (tens of µs a pair) stop early once they have used
+        // their time budget and have enough rounds.
+        if (samples.size() >= min_rounds && clock::now() - start > budget) break;
+        const std::uint32_t* idx = order.data() + round * o.live;
+        const auto t0 = clock::now();
+        for (std::size_t k = 0; k < o.live; ++k) failed |= !l.peer->cycle(idx[k]);
+        const auto t1 = clock::now();
+        if (round > 0)
+          samples.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() /
+                            static_cast<double>(o.live));
+      }
+      l.peer->drain();
+      if (failed) {
+        r.skipped = true;
+        r.reason = "an allocation failed during the run";
+        rep.results.push_back(r);
+        continue;
+      }
+      const Summary s = summarize(samples);
+      r.median_ns = s.median;
+      r.p99_ns = s.p99;
+      if (l.name == "numacma") numacma_median = s.median;
+      rep.results.push_back(r);
+    }
+    for (std::size_t i = first; i < rep.results.size(); ++i)
+      if (!rep.results[i].skipped && numacma_median > 0)
+        rep.results[i].ratio = rep.results[i].median_ns / numacma_median;
+  }
+  return rep;
+}
+
+}  // namespace numacma::bench

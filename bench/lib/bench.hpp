@@ -1,0 +1,157 @@
+// bench/lib/bench.hpp — the workloads behind `numacma bench ...` and
+// numacma_gbench (the performance issue: numacma side by side with its peers).
+//
+//   alloc    1024 live buffers; free + re-allocate them in a fixed-seed random
+//            order; ns per alloc+free pair (median, p99 over repetitions) for
+//            numacma | dpdk (rte_malloc_socket) | glibc (posix_memalign) |
+//            libnuma (numa_alloc_onnode), sizes 4K 16K 64K 256K, each aligned as
+//            SEMANTICS A6 says
+//   scaling  alloc+free on a nearly full, fragmented core::Area of 64 MiB vs 64 GiB
+//   reserve  reserve+populate 1 GiB (quick: 64 MiB) through a Pool vs plain mmap
+//   cmdq     SYNC round trip of a command ring in a numacma buffer, queue on the
+//            device's node vs every other node
+//
+// Results are plain structs; the CLI prints them as tables or JSON lines.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace numacma::bench {
+
+/** Median and 99th percentile of samples (ns); the vector is sorted in place. */
+struct Summary {
+  double median = 0, p99 = 0;
+};
+Summary summarize(std::vector<double>& samples);
+
+/** SEMANTICS A6 for a request of `bytes`: P << min(ceil(log2(pages)), 8). */
+std::size_t a6_alignment(std::size_t bytes);
+
+// ---- alloc -------------------------------------------------------------------
+struct AllocOptions {
+  bool quick = false;
+  std::vector<std::size_t> sizes = {4096, 16384, 65536, 262144};
+  std::size_t live = 1024;       ///< buffers kept live
+  unsigned repetitions = 0;      ///< 0: 101 (quick: 9)
+  std::string backing = "sim";   ///< numacma's backing: sim | anon | hugetlb | auto
+  std::string sysfs_root = "/sys";
+  std::vector<std::string> peers = {"numacma", "dpdk", "glibc", "libnuma"};
+};
+
+struct AllocResult {
+  std::string peer;
+  std::size_t size = 0;
+  std::size_t align = 0;
+  double median_ns = 0, p99_ns = 0;
+  double ratio = 0;              ///< peer median / numacma median (same size)
+  bool skipped = false;
+  std::string reason;
+};
+
+struct AllocReport {
+  std::vector<AllocResult> results;  ///< by size, then peer in options order
+  std::string numacma_backing;       ///< what the numacma pool really used
+  std::string dpdk_note;             ///< EAL arguments that worked, or why none did
+};
+
+AllocReport run_alloc(const AllocOptions& o);
+
+/** One peer's allocator, as the alloc workload drives it (also numacma_gbench). */
+class AllocPeer {
+ public:
+  virtual ~AllocPeer() = default;
+  virtual const char* name() const = 0;
+  /** Prepares the peer; false (with why) means skipped. */
+  virtual bool init(const AllocOptions& o, std::string* why) = 0;
+  /** Sets up `live` slots of `size` bytes aligned to `align`, all allocated. */
+  virtual bool fill(std::size_t live, std::size_t size, std::size_t align, std::string* why) = 0;
+  /** Frees slot i and allocates it again (the measured pair). False on failure. */
+  virtual bool cycle(std::size_t i) = 0;
+  /** Frees every slot. */
+  virtual void drain() = 0;
+};
+
+/** "numacma" | "dpdk" | "glibc" | "libnuma"; nullptr for an unknown name. */
+std::unique_ptr<AllocPeer> make_peer(const std::string& name);
+
+/** The fixed-seed random slot order the workload uses (one permutation per round). */
+std::vector<std::uint32_t> slot_order(std::size_t live, unsigned rounds, std::uint64_t seed = 42);
+
+/** The SVG grouped bar chart of an alloc report (log scale, ns per pair). */
+std::string alloc_svg(const AllocReport& r);
+
+// ---- scaling -----------------------------------------------------------------
+struct ScalingOptions {
+  bool quick = false;
+  std::uint64_t small_bytes = 64ULL << 20;
+  std::uint64_t large_bytes = 64ULL << 30;
+};
+struct ScalingResult {
+  std::uint64_t area_bytes = 0;
+  std::uint64_t blocks = 0;       ///< 64 KiB blocks the area holds
+  std::uint64_t holes = 0;        ///< free blocks while measuring
+  double used_pct = 0;
+  double median_ns = 0, p99_ns = 0;
+  double fill_s = 0;              ///< time to fill the area (not measured as alloc)
+};
+struct ScalingReport {
+  ScalingResult small, large;
+  double ratio = 0;               ///< large median / small median
+  std::string workload;
+};
+ScalingReport run_scaling(const ScalingOptions& o);
+
+// ---- reserve -----------------------------------------------------------------
+struct ReserveOptions {
+  bool quick = false;
+  std::uint64_t bytes = 0;        ///< 0: 1 GiB (quick: 64 MiB)
+  bool grow_hugepages = false;    ///< root: raise nr_hugepages for the run, then restore
+  unsigned repetitions = 0;       ///< 0: 5 (quick: 3)
+};
+struct ReserveResult {
+  std::string who;                ///< "numacma" | "mmap"
+  std::string how;                ///< "hugetlb-2M", "anon", "MAP_HUGETLB|MAP_POPULATE" ...
+  double median_ms = 0, p99_ms = 0;
+  double ratio = 0;               ///< who / mmap
+  bool skipped = false;
+  std::string reason;
+};
+struct ReserveReport {
+  std::uint64_t bytes = 0;
+  bool hugepages = false;
+  std::string note;
+  std::vector<ReserveResult> results;
+};
+ReserveReport run_reserve(const ReserveOptions& o);
+
+// ---- cmdq ----------------------------------------------------------------------
+struct CmdqOptions {
+  bool quick = false;
+  unsigned batch = 16;            ///< commands per batch, the last one SYNC
+  unsigned rounds = 0;            ///< 0: 20000 (quick: 2000)
+  std::string sysfs_root = "/sys";
+  std::string backing = "auto";
+};
+struct CmdqResult {
+  int driver_node = 0, driver_cpu = 0;
+  int device_node = 0, device_cpu = 0;
+  int queue_node = 0;             ///< where the ring really is (the buffer's node)
+  std::string area;
+  double median_ns = 0, p99_ns = 0;
+  double ratio = 0;               ///< this / queue on the device's node
+  bool local = false;             ///< queue on the device's node
+};
+struct CmdqReport {
+  std::vector<CmdqResult> results;
+  std::string note;
+  bool ok = true;
+  std::string error;
+};
+CmdqReport run_cmdq(const CmdqOptions& o);
+
+}  // namespace numacma::bench

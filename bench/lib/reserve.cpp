@@ -1,0 +1,135 @@
+// bench/lib/reserve.cpp — what does it cost to reserve and populate an area?
+//
+//   numacma  Pool::create("cma=<bytes>") with backing hugetlb when the host has
+//            enough free 2 MiB hugepages, else anon (4 KiB pages, mbind, populate,
+//            mlock, node check); the pool is destroyed outside the timing
+//   mmap     mmap(MAP_HUGETLB | MAP_POPULATE) (or MAP_POPULATE anonymous memory
+//            when there are no hugepages), munmap outside the timing
+//
+// ratio = numacma median / mmap median. 1 GiB (quick: 64 MiB).
+// With grow_hugepages (root only) /proc/sys/vm/nr_hugepages is raised for the
+// run and restored afterwards.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+
+#include "bench.hpp"
+#include "numacma/numacma.hpp"
+
+namespace numacma::bench {
+
+namespace {
+
+long read_long(const char* path) {
+  std::ifstream f(path);
+  long v = -1;
+  return (f >> v) ? v : -1;
+}
+bool write_long(const char* path, long v) {
+  std::ofstream f(path);
+  f << v << "\n";
+  f.flush();
+  return static_cast<bool>(f);
+}
+
+constexpr const char* kNr = "/proc/sys/vm/nr_hugepages";
+constexpr const char* kFree = "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages";
+constexpr std::uint64_t kHuge = 2ULL << 20;
+
+}  // namespace
+
+ReserveReport run_reserve(const ReserveOptions& o) {
+  using clock = std::chrono::steady_clock;
+  ReserveReport rep;
+  rep.bytes = o.bytes != 0 ? o.bytes : (o.quick ? 64ULL << 20 : 1ULL << 30);
+  const unsigned reps = o.repetitions != 0 ? o.repetitions : (o.quick ? 3u : 5u);
+  const long need = static_cast<long>(rep.bytes / kHuge);
+
+  long restore = -1;
+  if (o.grow_hugepages && read_long(kFree) < need) {
+    if (geteuid() != 0) {
+      rep.note = "--grow-hugepages needs root; ";
+    } else {
+      restore = read_long(kNr);
+      if (restore >= 0) (void)write_long(kNr, restore + need - std::max(0L, read_long(kFree)));
+    }
+  }
+  rep.hugepages = read_long(kFree) >= need;
+  rep.note += rep.hugepages ? "2 MiB hugepages available: hugetlb for both"
+                            : "no (or too few) free 2 MiB hugepages: anonymous 4 KiB pages for both";
+
+  // numacma
+  ReserveResult n;
+  n.who = "numacma";
+  n.how = rep.hugepages ? "hugetlb" : "anon";
+  {
+    PoolOptions po;
+    po.params = "cma=" + std::to_string(rep.bytes >> 20) + "M";
+    po.backing = n.how;
+    std::vector<double> ms;
+    for (unsigned i = 0; i < reps && !n.skipped; ++i) {
+      const auto t0 = clock::now();
+      Result<Pool> p = Pool::create(po);
+      const auto t1 = clock::now();
+      if (!p) {
+        n.skipped = true;
+        n.reason = p.error().message;
+        break;
+      }
+      const Stats st = p->stats();
+      if (st.areas.empty()) {
+        n.skipped = true;
+        n.reason = "no area reserved: " + (p->reservation_notes().empty()
+                                               ? std::string("?")
+                                               : p->reservation_notes().front().message);
+        break;
+      }
+      n.how = st.areas.front().backing;
+      ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+    if (!n.skipped) {
+      const Summary s = summarize(ms);
+      n.median_ms = s.median;
+      n.p99_ms = s.p99;
+    }
+  }
+  // plain mmap
+  ReserveResult m;
+  m.who = "mmap";
+  m.how = rep.hugepages ? "MAP_HUGETLB|MAP_POPULATE" : "MAP_ANONYMOUS|MAP_POPULATE";
+  {
+    std::vector<double> ms;
+    const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | (rep.hugepages ? MAP_HUGETLB : 0);
+    for (unsigned i = 0; i < reps; ++i) {
+      const auto t0 = clock::now();
+      void* p = mmap(nullptr, rep.bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
+      const auto t1 = clock::now();
+      if (p == MAP_FAILED) {
+        m.skipped = true;
+        m.reason = "mmap failed";
+        break;
+      }
+      munmap(p, rep.bytes);
+      ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+    if (!m.skipped) {
+      const Summary s = summarize(ms);
+      m.median_ms = s.median;
+      m.p99_ms = s.p99;
+    }
+  }
+  if (restore >= 0) {
+    (void)write_long(kNr, restore);
+    rep.note += "; nr_hugepages restored to " + std::to_string(restore);
+  }
+  if (!m.skipped && m.median_ms > 0) {
+    m.ratio = 1.0;
+    if (!n.skipped) n.ratio = n.median_ms / m.median_ms;
+  }
+  rep.results = {n, m};
+  return rep;
+}
+
+}  // namespace numacma::bench
