@@ -1,0 +1,530 @@
+// numacma-vmcheck: the checks that run inside a QEMU guest (tests/vm/vm.py).
+// Each subcommand is one check; exit 0 = pass, 77 = skip, anything else =
+// fail. What the library claims is verified here by independent means:
+// move_pages(2) for the node of every page, /proc/self/pagemap for physical
+// addresses, and QEMU's edu device writing through the returned DMA address.
+//
+//   topo-match TOPO_JSON EXPECT_JSON      numacma topo --json vs what QEMU was given
+//   placement BACKING                     every page of pernuma<N> buffers on node N
+//   contiguity NODE                       hugetlb buffers: page i at dma_addr + i*4K
+//   dma BDF MASK                          edu DMA writes at start/middle/end of an area
+//   exhaust NODE POLICY ORDER             fill pernuma<N>, fallbacks as SEMANTICS says
+//   mask BDF MASK                         a 28-bit device never gets memory above it
+//   nohuge NODE                           auto picks anon where a node has no hugepages
+#include <fcntl.h>
+#include <numaif.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "numacma/numacma.hpp"
+
+using nlohmann::json;
+using numacma::DmaBuffer;
+using numacma::Pool;
+using numacma::PoolOptions;
+
+namespace {
+
+constexpr std::size_t kPage = 4096;
+int g_failures = 0;
+
+void fail(const std::string& msg) {
+  std::printf("FAIL: %s\n", msg.c_str());
+  ++g_failures;
+}
+void info(const std::string& msg) { std::printf("  %s\n", msg.c_str()); }
+
+std::string hex(std::uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+// ---- independent witnesses -------------------------------------------------
+
+/** Node of every 4 KiB page of [p, p+bytes), by move_pages(2) with no target. */
+std::vector<int> page_nodes(const void* p, std::size_t bytes) {
+  const std::size_t n = (bytes + kPage - 1) / kPage;
+  std::vector<void*> pages(n);
+  std::vector<int> status(n, -1);
+  for (std::size_t i = 0; i < n; ++i) pages[i] = static_cast<char*>(const_cast<void*>(p)) + i * kPage;
+  if (move_pages(0, n, pages.data(), nullptr, status.data(), 0) != 0) {
+    fail(std::string("move_pages: ") + std::strerror(errno));
+    return {};
+  }
+  return status;
+}
+
+bool all_on_node(const DmaBuffer& b, int node, const std::string& what) {
+  const std::vector<int> st = page_nodes(b.cpu(), b.size());
+  std::size_t bad = 0;
+  for (int s : st) bad += s != node;
+  if (st.empty() || bad != 0) {
+    fail(what + ": " + std::to_string(bad) + " of " + std::to_string(st.size()) +
+         " pages not on node " + std::to_string(node) + (st.empty() ? "" : " (first says " + std::to_string(st[0]) + ")"));
+    return false;
+  }
+  return true;
+}
+
+/** Physical address of the page holding p, from /proc/self/pagemap. */
+std::uint64_t phys_of(const void* p) {
+  static int fd = ::open("/proc/self/pagemap", O_RDONLY);
+  const std::uint64_t va = reinterpret_cast<std::uintptr_t>(p);
+  std::uint64_t e = 0;
+  if (fd < 0 || ::pread(fd, &e, 8, static_cast<off_t>(va / kPage * 8)) != 8) return ~0ULL;
+  if (((e >> 63) & 1) == 0) return ~0ULL;
+  return ((e & ((1ULL << 55) - 1)) * kPage) | (va % kPage);
+}
+
+// ---- the edu device ----------------------------------------------------------
+
+class Edu {
+ public:
+  bool open(const std::string& bdf) {
+    const std::string dir = "/sys/bus/pci/devices/" + bdf + "/";
+    int cfg = ::open((dir + "config").c_str(), O_RDWR);
+    if (cfg < 0) return fail("open config of " + bdf), false;
+    std::uint16_t cmd = 0;
+    if (::pread(cfg, &cmd, 2, 4) != 2) return fail("read PCI command"), false;
+    cmd |= 0x6;  // memory space + bus master
+    if (::pwrite(cfg, &cmd, 2, 4) != 2) return fail("write PCI command"), false;
+    ::close(cfg);
+    fd_ = ::open((dir + "resource0").c_str(), O_RDWR | O_SYNC);
+    if (fd_ < 0) return fail("open resource0 of " + bdf + ": " + std::strerror(errno)), false;
+    void* m = ::mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (m == MAP_FAILED) return fail(std::string("mmap resource0: ") + std::strerror(errno)), false;
+    bar_ = static_cast<volatile std::uint8_t*>(m);
+    const std::uint32_t id = r32(0);
+    if ((id & 0xff) != 0xed) return fail("edu identification register " + hex(id)), false;
+    w32(4, 0x12345678);
+    if (r32(4) != ~0x12345678u) return fail("edu liveness register"), false;
+    return true;
+  }
+  /** One DMA transfer of `count` bytes; to_ram: device buffer -> RAM at dma. */
+  bool transfer(std::uint64_t dma, std::uint32_t count, bool to_ram) {
+    w64(0x80, to_ram ? 0x40000 : dma);
+    w64(0x88, to_ram ? dma : 0x40000);
+    w64(0x90, count);
+    w64(0x98, to_ram ? 3 : 1);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (r64(0x98) & 1) {
+      if (std::chrono::steady_clock::now() > deadline) return fail("edu DMA did not complete"), false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
+  }
+
+ private:
+  std::uint32_t r32(std::size_t o) { return *reinterpret_cast<volatile std::uint32_t*>(bar_ + o); }
+  void w32(std::size_t o, std::uint32_t v) { *reinterpret_cast<volatile std::uint32_t*>(bar_ + o) = v; }
+  std::uint64_t r64(std::size_t o) { return *reinterpret_cast<volatile std::uint64_t*>(bar_ + o); }
+  void w64(std::size_t o, std::uint64_t v) { *reinterpret_cast<volatile std::uint64_t*>(bar_ + o) = v; }
+  int fd_ = -1;
+  volatile std::uint8_t* bar_ = nullptr;
+};
+
+/** Makes the device write a pattern into page `page` of `dst` (via `src`).
+ *  QEMU's edu rejects a transfer that reaches the last byte of its 4 KiB
+ *  buffer (an off-by-one in edu_check_range, fatal to QEMU), so each page
+ *  goes in two halves through the first half of the device buffer. */
+bool dma_page(Edu& edu, const DmaBuffer& src, const DmaBuffer& dst, std::size_t page, unsigned seed) {
+  auto* s = static_cast<std::uint8_t*>(src.cpu());
+  auto* d = static_cast<std::uint8_t*>(dst.cpu()) + page * kPage;
+  for (std::size_t i = 0; i < kPage; ++i) s[i] = static_cast<std::uint8_t>(seed * 131 + i * 7 + (i >> 8));
+  std::memset(d, 0, kPage);
+  __sync_synchronize();
+  constexpr std::uint32_t kHalf = kPage / 2;
+  for (std::uint32_t off = 0; off < kPage; off += kHalf) {
+    if (!edu.transfer(src.dma_addr() + off, kHalf, false)) return false;
+    if (!edu.transfer(dst.dma_addr() + page * kPage + off, kHalf, true)) return false;
+  }
+  __sync_synchronize();
+  if (std::memcmp(s, d, kPage) != 0) {
+    fail("DMA to " + hex(dst.dma_addr() + page * kPage) + " did not land in the buffer's page " +
+         std::to_string(page));
+    return false;
+  }
+  return true;
+}
+
+// ---- helpers over the library ---------------------------------------------------
+
+Pool make_pool(const std::string& params, const std::string& backing,
+               numacma::Policy policy = numacma::Policy::kernel) {
+  PoolOptions o;
+  o.params = params;
+  o.backing = backing;
+  o.policy = policy;
+  auto p = Pool::create(o);
+  if (!p) {
+    std::printf("FAIL: Pool::create(%s, %s): %s\n", params.c_str(), backing.c_str(), p.error().message.c_str());
+    std::exit(1);
+  }
+  for (const auto& n : p->reservation_notes()) info("note: " + n.area + ": " + n.message);
+  return std::move(*p);
+}
+
+const numacma::AreaReport* area(const numacma::Stats& st, const std::string& name) {
+  for (const auto& a : st.areas)
+    if (a.name == name) return &a;
+  return nullptr;
+}
+
+/** F3: after every buffer is freed, nothing is used and every page that was
+ *  allocated was released. (maxchunk equals pages only for one-segment areas:
+ *  hugepages that are not physically adjacent split an area.) */
+bool f3_holds(const Pool& pool) {
+  bool ok = true;
+  for (const auto& a : pool.stats().areas) {
+    if (a.used != 0 || a.alloc_pages_success != a.release_pages_success ||
+        (a.segments == 1 && a.maxchunk != a.pages)) {
+      fail("F3: area " + a.name + " used " + std::to_string(a.used) + " maxchunk " +
+           std::to_string(a.maxchunk) + "/" + std::to_string(a.pages) + " allocated " +
+           std::to_string(a.alloc_pages_success) + " released " + std::to_string(a.release_pages_success));
+      ok = false;
+    }
+  }
+  if (ok) info("F3 holds: every area whole again, allocated == released");
+  return ok;
+}
+
+std::vector<int> memory_nodes() {
+  std::vector<int> out;
+  std::ifstream f("/sys/devices/system/node/has_memory");
+  std::string s;
+  std::getline(f, s);
+  std::stringstream ss(s);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    const auto dash = part.find('-');
+    const int a = std::stoi(part.substr(0, dash));
+    const int b = dash == std::string::npos ? a : std::stoi(part.substr(dash + 1));
+    for (int i = a; i <= b; ++i) out.push_back(i);
+  }
+  return out;
+}
+
+std::uint64_t free_hugepages(int node) {
+  std::ifstream f("/sys/devices/system/node/node" + std::to_string(node) +
+                  "/hugepages/hugepages-2048kB/free_hugepages");
+  std::uint64_t n = 0;
+  f >> n;
+  return n;
+}
+
+// ---- the checks ---------------------------------------------------------------------
+
+int check_topo(const std::string& got_path, const std::string& want_path) {
+  std::ifstream g(got_path), w(want_path);
+  const json got = json::parse(g, nullptr, false), want = json::parse(w, nullptr, false);
+  if (got.is_discarded() || want.is_discarded()) return fail("unreadable JSON"), 1;
+  std::vector<int> ids;
+  for (const auto& n : got["nodes"]) ids.push_back(n["node"].get<int>());
+  if (ids != want["nodes"].get<std::vector<int>>()) fail("nodes " + json(ids).dump() + " != " + want["nodes"].dump());
+  if (got["distances"] != want["distances"])
+    fail("distances " + got["distances"].dump() + " != " + want["distances"].dump());
+  else
+    info("distances match: " + got["distances"].dump());
+  for (const auto& n : got["nodes"]) {
+    const std::string id = std::to_string(n["node"].get<int>());
+    std::uint64_t hp = 0;
+    for (const auto& h : n["hugepages"])
+      if (h["page_bytes"] == 2097152) hp = h["total"].get<std::uint64_t>();
+    if (want["hugepages"].contains(id) && want["hugepages"][id].get<std::uint64_t>() != hp)
+      fail("node " + id + " has " + std::to_string(hp) + " 2M hugepages, want " + want["hugepages"][id].dump());
+  }
+  std::multiset<std::string> have;
+  for (const auto& d : got["pci"])
+    have.insert(d["vendor"].get<std::string>() + ":" + d["device"].get<std::string>() + "@" +
+                std::to_string(d["numa_node"].get<int>()));
+  for (const auto& d : want["devices"]) {
+    const std::string key = d.get<std::string>();
+    auto it = have.find(key);
+    if (it == have.end()) {
+      fail("device " + key + " (vendor:device@node) not listed by numacma topo");
+    } else {
+      info("device " + key + " listed on its node");
+      have.erase(it);
+    }
+  }
+  return g_failures ? 1 : 0;
+}
+
+int check_placement(const std::string& backing) {
+  Pool pool = make_pool("cma=4M cma_pernuma=4M", backing);
+  const numacma::Stats st = pool.stats();
+  for (int n : memory_nodes()) {
+    const std::string name = "pernuma" + std::to_string(n);
+    const numacma::AreaReport* a = area(st, name);
+    if (a == nullptr) {
+      if (backing == "hugetlb" && free_hugepages(n) < 2) {
+        bool noted = false;
+        for (const auto& note : pool.reservation_notes()) noted |= note.area == name;
+        if (!noted) fail(name + " missing without a reservation note");
+        else info("node " + std::to_string(n) + ": no hugepages, " + name + " not reserved and reported");
+        continue;
+      }
+      fail(name + " was not reserved");
+      continue;
+    }
+    const numacma::Device dev = numacma::Device::on_node(n, "dev" + std::to_string(n));
+    for (std::size_t size : {std::size_t{4096}, std::size_t{65536}, std::size_t{2} << 20}) {
+      auto b = pool.alloc_coherent(dev, size);
+      if (!b) {
+        fail(name + ": alloc " + std::to_string(size) + ": " + b.error().message);
+        continue;
+      }
+      const std::string want = size == kPage ? "pages" : name;
+      if (b->area_name() != want) fail("node " + std::to_string(n) + " size " + std::to_string(size) +
+                                       " from " + b->area_name() + ", want " + want);
+      std::memset(b->cpu(), 0x5a, b->size());
+      if (all_on_node(*b, n, name + " size " + std::to_string(size)))
+        info("node " + std::to_string(n) + ": " + std::to_string(size / 1024) + " KiB from " +
+             b->area_name() + " (" + a->backing + "), all " + std::to_string(b->pages()) +
+             " page(s) on node " + std::to_string(n) + " by move_pages");
+    }
+  }
+  f3_holds(pool);
+  return g_failures ? 1 : 0;
+}
+
+int check_contiguity(int node) {
+  if (free_hugepages(node) < 4) return std::printf("SKIP: node %d has no free hugepages\n", node), 77;
+  Pool pool = make_pool("cma_pernuma=6M", "hugetlb");
+  const numacma::Device dev = numacma::Device::on_node(node, "dev");
+  std::vector<DmaBuffer> keep;
+  for (std::size_t size : {std::size_t{65536}, std::size_t{1} << 20, std::size_t{2} << 20, std::size_t{512} << 10}) {
+    auto b = pool.alloc_coherent(dev, size);
+    if (!b) { fail("alloc " + std::to_string(size) + ": " + b.error().message); continue; }
+    if (b->iova() || !b->contiguous()) fail("hugetlb buffer not marked physical and contiguous");
+    std::memset(b->cpu(), 1, b->size());
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < b->pages(); ++i) {
+      const auto* p = static_cast<const char*>(b->cpu()) + i * kPage;
+      bad += phys_of(p) != b->dma_addr() + i * kPage;
+    }
+    if (bad) fail(std::to_string(bad) + " pages of a " + std::to_string(size) + " buffer not at dma_addr + offset");
+    else info(std::to_string(size / 1024) + " KiB at dma " + hex(b->dma_addr()) + " from " + b->area_name() +
+              ": all " + std::to_string(b->pages()) + " pages at dma_addr + offset (pagemap)");
+    keep.push_back(std::move(*b));
+  }
+  keep.clear();
+  f3_holds(pool);
+  return g_failures ? 1 : 0;
+}
+
+int check_dma(const std::string& bdf, std::uint64_t mask) {
+  Edu edu;
+  if (!edu.open(bdf)) return 1;
+  Pool pool = make_pool("cma=4M cma_pernuma=8M", "hugetlb");
+  auto dev = numacma::Device::from_pci(bdf, pool);
+  if (!dev) return fail(dev.error().message), 1;
+  dev->coherent_dma_mask = mask;
+  auto src = pool.alloc_coherent(*dev, kPage);
+  if (!src) return fail("source page: " + src.error().message), 1;
+  const std::string own = "pernuma" + std::to_string(dev->node);
+  const numacma::AreaReport* a = area(pool.stats(), own);
+  if (a == nullptr) return fail(own + " not reserved"), 1;
+  // Four 2 MiB buffers fill the 8 MiB area, first-fit in the area's order:
+  // the first is at its start, the last at its end. Freeing the second and
+  // asking for 64 KiB puts that buffer in the middle.
+  std::vector<DmaBuffer> big;
+  for (int i = 0; i < 4; ++i) {
+    auto b = pool.alloc_coherent(*dev, 2 << 20);
+    if (!b || b->area_name() != own)
+      return fail("2 MiB buffer " + std::to_string(i) + " not from " + own + (b ? " but " + b->area_name() : ": " + b.error().message)), 1;
+    big.push_back(std::move(*b));
+  }
+  if (const auto* full = area(pool.stats(), own); full->used != full->pages)
+    fail(own + " not full after four 2 MiB buffers");
+  const std::uint64_t hole = big[1].dma_addr();
+  big[1] = DmaBuffer();
+  auto mid = pool.alloc_coherent(*dev, 65536);
+  if (!mid) return fail("64 KiB: " + mid.error().message), 1;
+  if (mid->dma_addr() != hole) fail("the 64 KiB buffer did not take the freed middle slot");
+  auto one = pool.alloc_coherent(*dev, kPage);
+  if (!one) return fail("1 page: " + one.error().message), 1;
+  struct Case { const DmaBuffer* b; const char* where; };
+  const Case cases[] = {{&big[0], "start of the area"}, {&*mid, "middle of the area"},
+                        {&big[3], "end of the area"}, {&big[2], "after the middle"}, {&*one, "one page"}};
+  unsigned seed = 1;
+  for (const Case& c : cases) {
+    const DmaBuffer& b = *c.b;
+    if (b.dma_addr() + b.size() - 1 > mask) fail("buffer above the DMA mask");
+    const std::size_t last = b.pages() - 1;
+    bool ok = true;
+    for (std::size_t page : {std::size_t{0}, last / 2, last}) ok &= dma_page(edu, *src, b, page, seed++);
+    if (ok)
+      info(std::to_string(b.size() / 1024) + " KiB from " + b.area_name() + " (" + c.where +
+           "): device wrote pages 0, " + std::to_string(last / 2) + ", " + std::to_string(last) +
+           " through dma " + hex(b.dma_addr()) + ", CPU read them back");
+  }
+  big.clear();
+  mid = DmaBuffer();
+  one = DmaBuffer();
+  src = DmaBuffer();
+  f3_holds(pool);
+  return g_failures ? 1 : 0;
+}
+
+int check_mask(const std::string& bdf, std::uint64_t mask) {
+  Edu edu;
+  if (!edu.open(bdf)) return 1;
+  Pool pool = make_pool("cma=2M cma_pernuma=2M", "hugetlb");
+  auto dev = numacma::Device::from_pci(bdf, pool);
+  if (!dev) return fail(dev.error().message), 1;
+  dev->coherent_dma_mask = mask;
+  for (const auto& a : pool.stats().areas)
+    info("area " + a.name + " node " + std::to_string(a.node) + " at " + hex(a.base_dma) +
+         (a.base_dma + a.pages * kPage - 1 > mask ? " (beyond the mask)" : " (reachable)"));
+  // Two pages, so the low-zone request goes to a CMA area (A3, A4), not to
+  // ordinary pages that may sit above the mask.
+  auto src = pool.alloc_coherent(*dev, 2 * kPage);
+  if (!src) return fail("source buffer: " + src.error().message), 1;
+  std::map<std::string, int> from;
+  std::vector<DmaBuffer> keep;
+  for (int i = 0; i < 256; ++i) {
+    auto b = pool.alloc_coherent(*dev, 65536);
+    if (!b) {
+      const auto code = b.error().code;
+      if (code != numacma::Errc::unreachable && code != numacma::Errc::no_memory && code != numacma::Errc::not_contiguous)
+        fail(std::string("unexpected error code ") + numacma::errc_name(code));
+      info("after " + std::to_string(i) + " buffers: " + numacma::errc_name(code) + ": " + b.error().message);
+      break;
+    }
+    if (b->dma_addr() + b->size() - 1 > mask) {
+      fail("buffer at " + hex(b->dma_addr()) + " from " + b->area_name() + " is above the mask " + hex(mask));
+      break;
+    }
+    if (keep.empty() && !dma_page(edu, *src, *b, 15, 7)) break;
+    ++from[b->area_name()];
+    keep.push_back(std::move(*b));
+  }
+  for (const auto& [name, n] : from) info(std::to_string(n) + " x 64 KiB from " + name + ", all below " + hex(mask + 1));
+  if (from.count("pernuma" + std::to_string(dev->node)) && area(pool.stats(), "pernuma" + std::to_string(dev->node))->base_dma > mask)
+    fail("an area beyond the mask was used");
+  keep.clear();
+  src = DmaBuffer();
+  f3_holds(pool);
+  return g_failures ? 1 : 0;
+}
+
+int check_exhaust(int node, const std::string& policy, const std::string& order_csv) {
+  const bool nearest = policy == "nearest";
+  Pool pool = make_pool("cma=2M cma_pernuma=2M", "auto", nearest ? numacma::Policy::nearest : numacma::Policy::kernel);
+  std::vector<std::string> expect;  // area per 64 KiB request, in order
+  auto add = [&](const std::string& name) {
+    if (area(pool.stats(), name) == nullptr) return;
+    for (int i = 0; i < 32; ++i) expect.push_back(name);
+  };
+  add("pernuma" + std::to_string(node));
+  if (nearest) {
+    std::stringstream ss(order_csv);
+    std::string tok;
+    while (std::getline(ss, tok, ',')) if (!tok.empty()) add("pernuma" + tok);
+  }
+  add("reserved");
+  expect.push_back("pages");
+  const numacma::Device dev = numacma::Device::on_node(node, "dev");
+  std::vector<DmaBuffer> keep;
+  std::map<std::string, int> got;
+  for (std::size_t i = 0; i < expect.size(); ++i) {
+    auto b = pool.alloc_coherent(dev, 65536);
+    if (!b) { fail("request " + std::to_string(i) + ": " + b.error().message); break; }
+    if (b->area_name() != expect[i]) {
+      fail("request " + std::to_string(i) + " from " + b->area_name() + ", want " + expect[i]);
+      break;
+    }
+    ++got[b->area_name()];
+    if (b->area_name() == "pages") all_on_node(*b, node, "pages fallback");
+    keep.push_back(std::move(*b));
+  }
+  std::string seq;
+  for (std::size_t i = 0; i < expect.size(); i += 32) seq += (seq.empty() ? "" : " -> ") + expect[i];
+  info("policy=" + policy + ", device on node " + std::to_string(node) + ": " + seq);
+  const numacma::Stats st = pool.stats();
+  for (const auto& n : st.nodes) {
+    if (n.node != node) continue;
+    std::uint64_t local = 0, other = 0;
+    for (const auto& [name, k] : got) {
+      if (name == "pernuma" + std::to_string(node)) local += k;
+      else if (name.rfind("pernuma", 0) == 0) other += k;
+    }
+    const std::string counters = "local " + std::to_string(n.local) + ", other_node " + std::to_string(n.other_node) +
+                                 ", default " + std::to_string(n.default_area) + ", pages " + std::to_string(n.pages);
+    if (n.local != local || n.other_node != other || n.default_area != std::uint64_t(got["reserved"]) ||
+        n.pages != std::uint64_t(got["pages"]))
+      fail("counters " + counters);
+    else
+      info("counters agree: " + counters);
+  }
+  keep.clear();
+  f3_holds(pool);
+  return g_failures ? 1 : 0;
+}
+
+int check_nohuge(int node) {
+  if (free_hugepages(node) != 0) return fail("node " + std::to_string(node) + " has hugepages"), 1;
+  Pool pool = make_pool("cma_pernuma=4M", "auto");
+  for (const auto& a : pool.stats().areas) {
+    const int n = a.node;
+    info(a.name + ": " + a.backing + (a.iova ? " (IOVA only)" : " (physical)"));
+    const bool want_anon = free_hugepages(n) < 2;
+    if (want_anon != (a.backing == "anon")) fail(a.name + " backing " + a.backing);
+  }
+  bool noted = false;
+  for (const auto& note : pool.reservation_notes())
+    if (note.area == "pernuma" + std::to_string(node))
+      noted = note.message.find("hugepages") != std::string::npos && note.message.find("anon") != std::string::npos;
+  if (!noted) fail("no note saying why pernuma" + std::to_string(node) + " is anon");
+  auto b = pool.alloc_coherent(numacma::Device::on_node(node, "dev"), 65536);
+  if (!b) return fail(b.error().message), 1;
+  if (!b->iova()) fail("a multi-page anon buffer must be marked IOVA");
+  std::memset(b->cpu(), 3, b->size());
+  if (all_on_node(*b, node, "anon buffer")) info("64 KiB from " + b->area_name() + " marked IOVA, all pages on node " + std::to_string(node));
+  b = DmaBuffer();
+  f3_holds(pool);
+  return g_failures ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  const std::vector<std::string> a(argv + 1, argv + argc);
+  auto need = [&](std::size_t n) {
+    if (a.size() < n) {
+      std::fprintf(stderr, "usage: numacma-vmcheck CHECK ARGS (see the source)\n");
+      std::exit(2);
+    }
+  };
+  need(1);
+  const std::string& c = a[0];
+  int rc = 2;
+  if (c == "topo-match") need(3), rc = check_topo(a[1], a[2]);
+  else if (c == "placement") need(2), rc = check_placement(a[1]);
+  else if (c == "contiguity") need(2), rc = check_contiguity(std::stoi(a[1]));
+  else if (c == "dma") need(3), rc = check_dma(a[1], std::stoull(a[2], nullptr, 16));
+  else if (c == "mask") need(3), rc = check_mask(a[1], std::stoull(a[2], nullptr, 16));
+  else if (c == "exhaust") need(3), rc = check_exhaust(std::stoi(a[1]), a[2], a.size() > 3 ? a[3] : "");
+  else if (c == "nohuge") need(2), rc = check_nohuge(std::stoi(a[1]));
+  else std::fprintf(stderr, "unknown check %s\n", c.c_str());
+  if (rc == 0 && g_failures) rc = 1;
+  std::printf("%s\n", rc == 0 ? "PASS" : rc == 77 ? "SKIP" : "FAIL");
+  return rc;
+}
