@@ -70,7 +70,7 @@ void register_plan(CLI::App& app) {
       "plan", "the areas that kernel-style parameters (cma= cma_pernuma= numa_cma=) would reserve");
   sub->add_option("--sysfs-root", args->sysfs_root, "sysfs root to read (default /sys)");
   sub->add_option("--order-per-bit", args->order_per_bit, "pages per bitmap bit, as a power of 2")
-      ->check(CLI::Range(0u, 20u));
+      ->check(CLI::Range(0u, 9u));
   sub->add_flag("--json", args->json, "one JSON object instead of a table");
   sub->add_option("params", args->params, "e.g. cma=64M cma_pernuma=16M numa_cma=1:32M")
       ->required();

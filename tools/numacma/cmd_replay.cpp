@@ -31,8 +31,9 @@ void print_decision(const nlohmann::json& d, std::size_t line_no) {
   if (op == "error") {
     std::printf("%5zu  ERROR  %s\n", line_no, d.value("error", "").c_str());
   } else if (!d.value("ok", false)) {
-    std::printf("%5zu  %-5s  %-8s FAILED %s: %s\n", line_no, op.c_str(), id.c_str(),
-                d.value("code", "").c_str(), d.value("error", "").c_str());
+    // The message starts with what went wrong ("no memory: ..."); --json adds the code.
+    std::printf("%5zu  %-5s  %-8s FAILED %s\n", line_no, op.c_str(), id.c_str(),
+                d.value("error", "").c_str());
   } else if (op == "alloc") {
     std::printf("%5zu  alloc  %-8s -> %-10s node %-3d dma %s  %zu page(s)  %s%s\n", line_no,
                 id.c_str(), d.value("area", "").c_str(), d.value("node", -1),
@@ -75,7 +76,8 @@ void run(const ReplayArgs& a) {
     if (a.json) {
       std::printf("%s\n", r.stats_json().dump().c_str());
     } else {
-      std::printf("\n%zu buffer(s) still live at the end of the trace (freed now)\n\n", r.live());
+      std::printf("\n%zu buffer(s) still live at the end of the trace: counted in the stats below, "
+                  "freed when the replay ends\n\n", r.live());
       print_stats_tables(*pool);
     }
   }

@@ -18,6 +18,15 @@ int main(int argc, char** argv) {
   numacma::cli::register_replay(app);
   numacma::cli::register_demo(app);
   numacma::cli::register_bench(app);
+  if (argc > 1 && argv[1][0] != '-') {
+    try {
+      (void)app.get_subcommand(argv[1]);
+    } catch (const CLI::OptionNotFound&) {
+      std::fprintf(stderr, "numacma: unknown command '%s' (topo, plan, replay, demo, bench; see --help)\n",
+                   argv[1]);
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

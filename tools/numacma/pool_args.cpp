@@ -17,7 +17,7 @@ void add_pool_options(CLI::App* sub, PoolArgs& a, const std::string& default_bac
   sub->add_option("--device-area", a.device_areas,
                   "NAME:NODE:SIZE, a device's own exclusive area (repeatable)");
   sub->add_option("--order-per-bit", a.order_per_bit, "pages per bitmap bit, as a power of 2")
-      ->check(CLI::Range(0u, 20u));
+      ->check(CLI::Range(0u, 9u));
 }
 
 Result<PoolOptions> to_pool_options(const PoolArgs& a) {
