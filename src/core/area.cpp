@@ -19,7 +19,17 @@ std::string fmt_pages(std::uint64_t n) { return std::to_string(n) + (n == 1 ? " 
 }  // namespace
 
 Area::Area(AreaConfig config)
-    : cfg_(std::move(config)), bitmap_(static_cast<std::size_t>(cfg_.pages >> cfg_.order_per_bit)) {}
+    : cfg_(std::move(config)),
+      bitmap_(static_cast<std::size_t>(cfg_.pages >> cfg_.order_per_bit)),
+      starts_(bitmap_.size()) {}
+
+std::uint64_t Area::run_bits(std::uint64_t b) const noexcept {
+  std::uint64_t e = b + 1;
+  while (e < bitmap_.size() && bitmap_.test(static_cast<std::size_t>(e)) &&
+         !starts_.test(static_cast<std::size_t>(e)))
+    ++e;
+  return e - b;
+}
 
 Result<Area> Area::create(AreaConfig c) {
   auto bad = [&](const std::string& why) {
@@ -87,7 +97,9 @@ Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64
     const std::uint64_t dma = s.dma_base + (first_page - s.first_page) * cfg_.page_size;
     if (dma + (count * cfg_.page_size - 1) > dma_limit) continue;  // exactness guard
     bitmap_.set_range(*found, static_cast<std::size_t>(bits));
-    live_.emplace(first_page, count);
+    starts_.set_range(*found, 1);
+    if (count != (bits << opb)) odd_.emplace(first_page, count);
+    ++live_count_;
     used_pages_ += bits << opb;
     alloc_pages_success_ += count;
     return Block{first_page, count, dma, cfg_.cpu_base + first_page * cfg_.page_size};
@@ -101,19 +113,38 @@ Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64
 }
 
 Status Area::release(std::uint64_t first_page, std::uint64_t count) {
-  auto it = live_.find(first_page);
-  if (it == live_.end())
+  const unsigned opb = cfg_.order_per_bit;
+  const std::uint64_t per_bit = std::uint64_t{1} << opb;
+  const std::uint64_t b = first_page >> opb;
+  if (first_page % per_bit != 0 || first_page >= cfg_.pages || !starts_.test(static_cast<std::size_t>(b)))
     return make_error(Errc::bad_free, "area '" + cfg_.name + "': no live allocation starts at page " +
                                           std::to_string(first_page) +
                                           " (double free or foreign address)");
-  if (it->second != count)
+  const std::uint64_t bits = (count + per_bit - 1) >> opb;
+  // The allocation's page count: recorded in odd_ when not whole bits, else
+  // its run of bits. The common case checks exactly `bits` bits and the one
+  // after them, word at a time.
+  std::uint64_t allocated = 0;
+  auto odd = odd_.end();
+  if (!odd_.empty()) odd = odd_.find(first_page);
+  const auto whole_run = [&](std::uint64_t n) {
+    const std::size_t sb = static_cast<std::size_t>(b), sn = static_cast<std::size_t>(n);
+    if (n == 0 || b + n > bitmap_.size() || !bitmap_.range_is_set(sb, sn) ||
+        !starts_.range_is_clear(sb + 1, sn - 1))
+      return false;
+    return b + n == bitmap_.size() || !bitmap_.test(sb + sn) || starts_.test(sb + sn);
+  };
+  if (odd != odd_.end()) allocated = odd->second;
+  else if (count == (bits << opb) && whole_run(bits)) allocated = count;
+  else allocated = run_bits(b) << opb;
+  if (allocated != count)
     return make_error(Errc::bad_free, "area '" + cfg_.name + "': size mismatch at page " +
                                           std::to_string(first_page) + ": allocated " +
-                                          fmt_pages(it->second) + ", freed " + fmt_pages(count));
-  const unsigned opb = cfg_.order_per_bit;
-  const std::uint64_t bits = (count + (std::uint64_t{1} << opb) - 1) >> opb;
-  bitmap_.clear_range(static_cast<std::size_t>(first_page >> opb), static_cast<std::size_t>(bits));
-  live_.erase(it);
+                                          fmt_pages(allocated) + ", freed " + fmt_pages(count));
+  bitmap_.clear_range(static_cast<std::size_t>(b), static_cast<std::size_t>(bits));
+  starts_.clear_range(static_cast<std::size_t>(b), 1);
+  if (odd != odd_.end()) odd_.erase(odd);
+  --live_count_;
   used_pages_ -= bits << opb;
   release_pages_success_ += count;
   return {};
@@ -146,9 +177,27 @@ bool Area::invariant(std::string* why) const {
     return false;
   };
   const unsigned opb = cfg_.order_per_bit;
+  // The live allocations as starts_ and odd_ describe them.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> live;
+  const auto& sw = starts_.words();
+  for (std::size_t w = 0; w < sw.size(); ++w) {
+    for (std::uint64_t m = sw[w]; m != 0; m &= m - 1) {
+      const std::uint64_t b = w * 64 + static_cast<std::uint64_t>(std::countr_zero(m));
+      if (!bitmap_.test(static_cast<std::size_t>(b))) return fail("an allocation start on a free bit");
+      const std::uint64_t first = b << opb;
+      auto odd = odd_.find(first);
+      const std::uint64_t count = odd != odd_.end() ? odd->second : run_bits(b) << opb;
+      if (odd != odd_.end() && ((count + (std::uint64_t{1} << opb) - 1) >> opb) != run_bits(b))
+        return fail("recorded size differs from the run at page " + std::to_string(first));
+      live.emplace_back(first, count);
+    }
+  }
+  if (live.size() != live_count_) return fail("live count differs from the allocation starts");
+  for (const auto& [first, count] : odd_)
+    if (!starts_.test(static_cast<std::size_t>(first >> opb))) return fail("a size recorded for no allocation");
   Bitmap expect(bitmap_.size());
   std::uint64_t used = 0;
-  for (const auto& [first, count] : live_) {
+  for (const auto& [first, count] : live) {
     const std::uint64_t bits = (count + (std::uint64_t{1} << opb) - 1) >> opb;
     const std::uint64_t b0 = first >> opb;
     if ((first & ((std::uint64_t{1} << opb) - 1)) != 0) return fail("allocation not bit aligned");

@@ -101,7 +101,7 @@ class Area {
   std::uint64_t lowest_dma() const noexcept;
 
   AreaStats stats() const;
-  std::uint64_t live_allocations() const noexcept { return live_.size(); }
+  std::uint64_t live_allocations() const noexcept { return live_count_; }
   std::string dump_bitmap() const { return bitmap_.dump(); }
   const AreaConfig& config() const noexcept { return cfg_; }
   const std::string& name() const noexcept { return cfg_.name; }
@@ -117,9 +117,21 @@ class Area {
  private:
   explicit Area(AreaConfig config);
 
+  /** Bits [b, end) of the live allocation starting at bit b: up to the next
+   *  clear bit or the next allocation start. REQUIRES: starts_.test(b). */
+  std::uint64_t run_bits(std::uint64_t b) const noexcept;
+
   AreaConfig cfg_;
   Bitmap bitmap_;
-  std::unordered_map<std::uint64_t, std::uint64_t> live_;  // first_page -> pages
+  // The live allocations, with no per-allocation heap node (a hash map of every
+  // live allocation made the free path of a large area a cache miss):
+  //   starts_  bit b set iff a live allocation starts at bitmap bit b; it runs
+  //            over the set bits of bitmap_ up to the next clear bit or start
+  //   odd_     first_page -> pages, only for an allocation whose page count is
+  //            not a whole number of bits (order_per_bit > 0); empty otherwise
+  Bitmap starts_;
+  std::unordered_map<std::uint64_t, std::uint64_t> odd_;
+  std::uint64_t live_count_ = 0;
   std::uint64_t used_pages_ = 0;
   std::uint64_t alloc_pages_success_ = 0;
   std::uint64_t alloc_pages_fail_ = 0;

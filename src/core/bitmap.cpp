@@ -1,11 +1,15 @@
-// src/core/bitmap.cpp — word-at-a-time bitmap with a "full word" summary.
+// src/core/bitmap.cpp — word-at-a-time bitmap with a "full word" summary tree.
 //
-//   words_[w]  64 bits, 1 = allocated
-//   full_[s]   bit (w % 64) of full_[w / 64] is set iff words_[w] == ~0
+//   words_[w]        64 bits, 1 = allocated
+//   full_[0][s]      bit (w % 64) of full_[0][w / 64] is set iff words_[w] == ~0
+//   full_[k][s]      bit (j % 64) of full_[k][j / 64] is set iff full_[k-1][j] == ~0
+//   full_.back()     a single word
 //
-// The summary lets a first-fit scan for a clear bit skip 64 full words (4096
-// bits) with one countr_zero, which keeps a nearly-full area cheap to search
-// however large it is. set_range/clear_range update only the words they touch.
+// The tree lets a first-fit scan for a clear bit skip any stretch of full
+// words in O(levels) countr_zero steps (level k skips 64^(k+1) words), which
+// keeps a nearly-full area cheap to search however large it is: 64 MiB of
+// 4 KiB pages has 2 levels, 64 GiB has 3. set_range/clear_range update only
+// the words they touch, and a summary bit only when its word's fullness flips.
 #include "core/bitmap.hpp"
 
 #include <algorithm>
@@ -29,17 +33,55 @@ constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
 }  // namespace
 
-Bitmap::Bitmap(std::size_t nbits)
-    : nbits_(nbits), words_((nbits + kBits - 1) / kBits, 0), full_((words_.size() + kBits - 1) / kBits, 0) {}
+Bitmap::Bitmap(std::size_t nbits) : nbits_(nbits), words_((nbits + kBits - 1) / kBits, 0) {
+  std::size_t n = words_.size();
+  do {
+    n = (n + kBits - 1) / kBits;
+    full_.emplace_back(std::max<std::size_t>(n, 1), 0);
+  } while (n > 1);
+}
 
 bool Bitmap::test(std::size_t i) const noexcept {
   return i < nbits_ && ((words_[i / kBits] >> (i % kBits)) & 1u) != 0;
 }
 
 void Bitmap::refresh_summary(std::size_t w) noexcept {
-  const std::uint64_t bit = std::uint64_t{1} << (w % kBits);
-  if (words_[w] == kAll) full_[w / kBits] |= bit;
-  else full_[w / kBits] &= ~bit;
+  bool full = words_[w] == kAll;
+  for (auto& level : full_) {
+    std::uint64_t& word = level[w / kBits];
+    const bool was = word == kAll;
+    const std::uint64_t bit = std::uint64_t{1} << (w % kBits);
+    if (full) word |= bit;
+    else word &= ~bit;
+    full = word == kAll;
+    if (full == was) return;  // the level above does not change
+    w /= kBits;
+  }
+}
+
+std::size_t Bitmap::next_nonfull_word(std::size_t w) const noexcept {
+  // Up: the first level whose word still has a non-full item at or after w.
+  std::size_t j = w;
+  std::size_t k = 0;
+  for (;; ++k) {
+    if (k == full_.size()) return kNone;
+    const std::vector<std::uint64_t>& level = full_[k];
+    const std::size_t s = j / kBits;
+    if (s >= level.size()) return kNone;
+    const std::uint64_t notfull = ~level[s] & (kAll << (j % kBits));
+    if (notfull != 0) {
+      j = s * kBits + static_cast<std::size_t>(std::countr_zero(notfull));
+      break;
+    }
+    j = s + 1;  // the next word of this level is item s + 1 of the level above
+  }
+  // Down: item j of level k is not full; take the first non-full item below it.
+  while (k > 0) {
+    --k;
+    if (j >= full_[k].size()) return kNone;  // tail bits past the last word
+    j = j * kBits + static_cast<std::size_t>(std::countr_zero(~full_[k][j]));
+  }
+  return j < words_.size() ? j : kNone;
 }
 
 template <bool kSet>
@@ -69,17 +111,9 @@ std::size_t Bitmap::next_clear(std::size_t i, std::size_t to) const noexcept {
       const std::size_t r = w * kBits + static_cast<std::size_t>(std::countr_zero(free_bits));
       return r < to ? r : kNone;
     }
-    // Skip full words through the summary, 64 words per summary word.
-    ++w;
-    std::size_t s = w / kBits;
-    if (s >= full_.size()) return kNone;
-    std::uint64_t notfull = ~full_[s] & ~((std::uint64_t{1} << (w % kBits)) - 1);
-    while (notfull == 0) {
-      if (++s >= full_.size() || s * kBits * kBits >= to) return kNone;
-      notfull = ~full_[s];
-    }
-    w = s * kBits + static_cast<std::size_t>(std::countr_zero(notfull));
-    if (w >= words_.size()) return kNone;
+    // Skip full words through the summary tree.
+    w = next_nonfull_word(w + 1);
+    if (w == kNone || w * kBits >= to) return kNone;
     i = w * kBits;
   }
   return kNone;

@@ -66,10 +66,16 @@ class Bitmap {
   template <bool kSet>
   void apply(std::size_t start, std::size_t n) noexcept;
   void refresh_summary(std::size_t word) noexcept;
+  /** First word index >= w that is not all ones, or SIZE_MAX. */
+  std::size_t next_nonfull_word(std::size_t w) const noexcept;
 
   std::size_t nbits_ = 0;
   std::vector<std::uint64_t> words_;
-  std::vector<std::uint64_t> full_;  ///< bit w set iff words_[w] is all ones
+  /** The "full" summary, a 64-ary tree: bit j of full_[0] is set iff words_[j]
+   *  is all ones; bit j of full_[k] iff full_[k-1][j] is all ones. The top
+   *  level is one word, so finding the next non-full word costs a handful of
+   *  countr_zero whatever the size (64 GiB of 4 KiB pages: 3 levels). */
+  std::vector<std::vector<std::uint64_t>> full_;
 };
 
 }  // namespace numacma::core
