@@ -95,7 +95,15 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
   r.served = Served::pages;
   {
     std::lock_guard<std::mutex> lock(pages_mu);
-    pages_live.emplace(pb->cpu, std::move(*pb));
+    if (!pages_spare.empty()) {  // reuse a map node freed before: no malloc
+      auto nh = std::move(pages_spare.back());
+      pages_spare.pop_back();
+      nh.key() = pb->cpu;
+      nh.mapped() = std::move(*pb);
+      pages_live.insert(std::move(nh));
+    } else {
+      pages_live.emplace(pb->cpu, std::move(*pb));
+    }
   }
   return r;
 }
@@ -106,17 +114,18 @@ Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes) {
     ctr.failed.fetch_add(1, std::memory_order_relaxed);
     return make_error(code, std::move(msg));
   };
-  const std::string who = "'" + dev.name + "'";
-  if (bytes == 0) return fail(Errc::invalid_argument, "size 0 requested by " + who + " (A1)");
+  // Built only on an error path: the success path allocates no string.
+  const auto who = [&dev] { return "'" + dev.name + "'"; };
+  if (bytes == 0) return fail(Errc::invalid_argument, "size 0 requested by " + who() + " (A1)");
   if (bytes > kMaxRequest)
-    return fail(Errc::invalid_argument, "size " + std::to_string(bytes) + " requested by " + who +
+    return fail(Errc::invalid_argument, "size " + std::to_string(bytes) + " requested by " + who() +
                                             " is larger than any area can be");
   if (dev.node != kNoNode && !topology.is_online(dev.node))
     return fail(Errc::invalid_argument,
-                "device " + who + " is on node " + std::to_string(dev.node) +
+                "device " + who() + " is on node " + std::to_string(dev.node) +
                     ", which is not an online node of this machine");
   if (dev.coherent_dma_mask == 0)
-    return fail(Errc::invalid_argument, "device " + who + " has a coherent DMA mask of 0");
+    return fail(Errc::invalid_argument, "device " + who() + " has a coherent DMA mask of 0");
 
   const std::uint64_t count = (bytes + kPageSize - 1) / kPageSize;
   const std::uint64_t limit = dev.coherent_dma_mask;
@@ -125,7 +134,7 @@ Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes) {
   if (!dev.area.empty()) {
     auto it = device_.find(dev.area);
     if (it == device_.end())
-      return fail(Errc::not_found, "device " + who + " names area '" + dev.area +
+      return fail(Errc::not_found, "device " + who() + " names area '" + dev.area +
                                        "', which this pool does not have");
     Result<RawBuffer> r = from_area(it->second, count, limit, Served::local);
     if (!r) return fail(r.error().code, r.error().message + " (device area is exclusive, A2)");
@@ -183,7 +192,7 @@ Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes) {
   if (code == Errc::unreachable && any_reachable) code = Errc::no_memory;
   std::string what = errc_name(code);
   std::replace(what.begin(), what.end(), '_', ' ');
-  return fail(code, what + ": " + fmt_bytes(bytes) + " for " + who + " on node " +
+  return fail(code, what + ": " + fmt_bytes(bytes) + " for " + who() + " on node " +
                         std::to_string(dev.node) + ": " + tried);
 }
 
@@ -237,7 +246,8 @@ Status PoolImpl::free(std::size_t bytes, void* cpu_ptr, std::uint64_t dma, int a
     if (it->second.dma_addr != dma)
       return bad("free of a pages buffer with the wrong DMA address");
     block = std::move(it->second);
-    pages_live.erase(it);
+    auto nh = pages_live.extract(it);
+    if (pages_spare.size() < PageCache::kMax) pages_spare.push_back(std::move(nh));
   }
   if (block.bytes == kPageSize) {
     PageCache& c = cache_for(block.node);

@@ -80,6 +80,9 @@ struct PoolImpl {
 
   std::mutex pages_mu;
   std::unordered_map<std::uintptr_t, backing::PagesBlock> pages_live;
+  /** Map nodes of freed page blocks, reused by the next page allocation so the
+   *  A3 single-page path does not call malloc/free per buffer. Bounded. */
+  std::vector<std::unordered_map<std::uintptr_t, backing::PagesBlock>::node_type> pages_spare;
 
   std::vector<NodeCounters> counters;  // [node + 1]; slot 0 = kNoNode
   std::vector<PageCache> page_cache;   // [node + 1]; slot 0 = kNoNode

@@ -93,7 +93,7 @@ void run_alloc(const BenchArgs& a) {
   } else {
     std::printf("numacma bench alloc: %zu live buffers, free + re-allocate in random order (seed 42),\n"
                 "ns per alloc+free pair over %s; numacma backing: %s; ratio = peer median / numacma median\n\n",
-                o.live, a.quick ? "a few rounds (--quick)" : "101 rounds of 1024 pairs",
+                o.live, a.quick ? "a few rounds (--quick)" : (std::to_string(a.reps ? a.reps : 101) + " rounds of 1024 pairs (slow peers: at least 21, 4 s budget)").c_str(),
                 r.numacma_backing.empty() ? "(none)" : r.numacma_backing.c_str());
     Table t({"peer", "size", "align", "median ns", "p99 ns", "ratio", "note"});
     for (const auto& x : r.results) {
