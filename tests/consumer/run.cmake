@@ -21,8 +21,15 @@ set(fixture ${CONSUMER_SRC}/../data/arm64-4n)
 set(prefix ${WORK}/prefix)
 set(libdir ${prefix}/${NC_CMAKE_INSTALL_LIBDIR})
 set(san_flags "")
+set(san_c_flags "")
 if(NC_NUMACMA_SANITIZER)
   set(san_flags -fsanitize=${NC_NUMACMA_SANITIZER})
+  set(san_c_flags ${san_flags})
+  # A C program linking a C++ library built with UBSan's vptr check needs the
+  # C++ half of the sanitizer runtime, which clang's C driver leaves out.
+  if(NC_CMAKE_C_COMPILER MATCHES "clang")
+    list(APPEND san_c_flags -fsanitize-link-c++-runtime)
+  endif()
 endif()
 
 function(step name)
@@ -89,7 +96,7 @@ endforeach()
 if(NOT "${prefix}/include" IN_LIST pc_dirs OR NOT "${libdir}" IN_LIST pc_dirs)
   message(FATAL_ERROR "consumer: pkg-config points elsewhere than ${prefix}: '${pc_flags}'")
 endif()
-step("cc main.c $(pkg-config --cflags --libs numacma)" ${NC_CMAKE_C_COMPILER} ${san_flags}
+step("cc main.c $(pkg-config --cflags --libs numacma)" ${NC_CMAKE_C_COMPILER} ${san_c_flags}
      ${CONSUMER_SRC}/main.c ${pc_flags} -o ${WORK}/consumer_c)
 set(ENV{LD_LIBRARY_PATH} ${libdir})
 step("run consumer_c" ${WORK}/consumer_c ${fixture})
@@ -102,6 +109,6 @@ string(STRIP "${STEP_OUT}" pc_static)
 separate_arguments(pc_static UNIX_COMMAND "${pc_static}")
 list(TRANSFORM pc_static REPLACE "^-lnumacma$" "-l:libnumacma.a")
 step("cc main.c against libnumacma.a $(pkg-config --static ...)" ${NC_CMAKE_C_COMPILER}
-     ${san_flags} ${CONSUMER_SRC}/main.c ${pc_static} -o ${WORK}/consumer_c_static)
+     ${san_c_flags} ${CONSUMER_SRC}/main.c ${pc_static} -o ${WORK}/consumer_c_static)
 step("run consumer_c_static" ${WORK}/consumer_c_static ${fixture})
 expect_output("consumer_c_static" "^consumer_c: node 1 dma 0x[0-9a-f]+\n$")

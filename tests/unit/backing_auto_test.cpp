@@ -63,6 +63,9 @@ TEST(BackingAuto, PicksHugetlbWhenEnoughFreeHugepages) {
 TEST(BackingAuto, FallsBackToAnonAndSaysWhy) {
   // Ask for one more 2 MiB hugepage than node 0 has free (and less than a
   // 1 GiB page, so that size cannot serve it either unless one is free).
+  // Holding the hugepage lock keeps the other test processes (ctest -j) from
+  // changing node 0's hugepages between the count and the reservation.
+  HugepagesGuard lock(0);
   const long free2m = free_2m_node0();
   if (free2m > 64) GTEST_SKIP() << "node 0 has " << free2m << " free 2M hugepages: too many to exceed cheaply";
   if (free_1g_node0() > 0) GTEST_SKIP() << "node 0 has a free 1G hugepage: auto would use it";

@@ -52,7 +52,9 @@ const numacma::NodeReport* node(const numacma::Stats& s, int n) {
 void expect_f3(const Pool& pool) {
   for (const auto& a : pool.stats().areas) {
     EXPECT_EQ(a.used, 0u) << a.name;
-    if (a.segments == 1) EXPECT_EQ(a.maxchunk, a.pages) << a.name;
+    if (a.segments == 1) {
+      EXPECT_EQ(a.maxchunk, a.pages) << a.name;
+    }
   }
 }
 
@@ -217,7 +219,8 @@ TEST(PoolSemantics, A9_EveryOutcomeIsCountedPerNode) {
   for (int i = 0; i < 3; ++i) live.push_back(std::move(pool.alloc_coherent(dev, 1 * M).value()));
   live.push_back(std::move(pool.alloc_coherent(dev, 4 * K).value()));
   EXPECT_FALSE(pool.alloc_coherent(dev, 0).ok());
-  const auto* n = node(pool.stats(), 1);
+  const numacma::Stats st = pool.stats();  // keep it alive: node() points into it
+  const auto* n = node(st, 1);
   ASSERT_NE(n, nullptr);
   EXPECT_EQ(n->local, 1u);
   EXPECT_EQ(n->default_area, 1u);
@@ -361,7 +364,8 @@ TEST(PoolSemantics, OrderPerBitRoundsAreasAndAllocations) {
   o.order_per_bit = 2;  // one bit per 4 pages
   auto pool = Pool::create(o).value();
   auto b = pool.alloc_coherent(Device::on_node(0, "d"), 5 * 4 * K).value();  // 5 pages -> 2 bits
-  const auto* a = area(pool.stats(), "pernuma0");
+  const numacma::Stats st = pool.stats();  // keep it alive: area() points into it
+  const auto* a = area(st, "pernuma0");
   EXPECT_EQ(a->order_per_bit, 2u);
   EXPECT_EQ(a->used, 8u);
   EXPECT_EQ(a->alloc_pages_success, 5u);
