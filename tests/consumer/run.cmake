@@ -22,13 +22,16 @@ set(prefix ${WORK}/prefix)
 set(libdir ${prefix}/${NC_CMAKE_INSTALL_LIBDIR})
 set(san_flags "")
 set(san_c_flags "")
+set(san_c_libs "")
 if(NC_NUMACMA_SANITIZER)
   set(san_flags -fsanitize=${NC_NUMACMA_SANITIZER})
   set(san_c_flags ${san_flags})
-  # A C program linking a C++ library built with UBSan's vptr check needs the
-  # C++ half of the sanitizer runtime, which clang's C driver leaves out.
+  # A C program linking a C++ library built with a sanitizer needs the C++
+  # half of the sanitizer runtime (UBSan's vptr check, TSan's new/delete),
+  # which clang's C driver leaves out, and that half needs libstdc++.
   if(NC_CMAKE_C_COMPILER MATCHES "clang")
     list(APPEND san_c_flags -fsanitize-link-c++-runtime)
+    set(san_c_libs -lstdc++)
   endif()
 endif()
 
@@ -97,7 +100,7 @@ if(NOT "${prefix}/include" IN_LIST pc_dirs OR NOT "${libdir}" IN_LIST pc_dirs)
   message(FATAL_ERROR "consumer: pkg-config points elsewhere than ${prefix}: '${pc_flags}'")
 endif()
 step("cc main.c $(pkg-config --cflags --libs numacma)" ${NC_CMAKE_C_COMPILER} ${san_c_flags}
-     ${CONSUMER_SRC}/main.c ${pc_flags} -o ${WORK}/consumer_c)
+     ${CONSUMER_SRC}/main.c ${pc_flags} ${san_c_libs} -o ${WORK}/consumer_c)
 set(ENV{LD_LIBRARY_PATH} ${libdir})
 step("run consumer_c" ${WORK}/consumer_c ${fixture})
 expect_output("consumer_c" "^consumer_c: node 1 dma 0x[0-9a-f]+\n$")
@@ -109,6 +112,6 @@ string(STRIP "${STEP_OUT}" pc_static)
 separate_arguments(pc_static UNIX_COMMAND "${pc_static}")
 list(TRANSFORM pc_static REPLACE "^-lnumacma$" "-l:libnumacma.a")
 step("cc main.c against libnumacma.a $(pkg-config --static ...)" ${NC_CMAKE_C_COMPILER}
-     ${san_c_flags} ${CONSUMER_SRC}/main.c ${pc_static} -o ${WORK}/consumer_c_static)
+     ${san_c_flags} ${CONSUMER_SRC}/main.c ${pc_static} ${san_c_libs} -o ${WORK}/consumer_c_static)
 step("run consumer_c_static" ${WORK}/consumer_c_static ${fixture})
 expect_output("consumer_c_static" "^consumer_c: node 1 dma 0x[0-9a-f]+\n$")
