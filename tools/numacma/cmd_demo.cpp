@@ -46,13 +46,8 @@ void run(const DemoArgs& a) {
   if (!size || *size == 0)
     return usage_error("demo", "--size '" + a.size_text + "': " +
                                    (size ? std::string("must be > 0") : size.error().message));
-  Result<PoolOptions> opts = to_pool_options(a.pool);
-  if (!opts) return usage_error("demo", opts.error().message);
-  Result<Pool> pool = Pool::create(*opts);
-  if (!pool) {
-    if (pool.error().code == Errc::invalid_argument) return usage_error("demo", pool.error().message);
-    return failure("demo", pool.error().message);
-  }
+  std::optional<Pool> pool = create_pool("demo", a.pool);
+  if (!pool) return;
   Result<topo::Topology> topo = topo::Topology::from_sysfs(a.pool.sysfs_root);
   if (!topo) return failure("demo", topo.error().message);
 
@@ -108,7 +103,7 @@ void run(const DemoArgs& a) {
   nlohmann::json stats = replay::stats_to_json(*pool);
   if (!a.json) {
     std::printf("numacma demo: params \"%s\", backing %s, policy %s, %zu node(s), %zu PCI device(s)\n\n",
-                opts->params.c_str(), opts->backing.c_str(), a.pool.policy.c_str(),
+                a.pool.params.c_str(), a.pool.backing.c_str(), a.pool.policy.c_str(),
                 topo->nodes().size(), topo->pci_devices().size());
     tab.print();
     std::printf("\n");
@@ -121,8 +116,8 @@ void run(const DemoArgs& a) {
             (r.segments != 1 || r.maxchunk == r.pages);
   if (a.json) {
     std::printf("%s\n", nlohmann::json{{"op", "demo"},
-                                       {"params", opts->params},
-                                       {"backing", opts->backing},
+                                       {"params", a.pool.params},
+                                       {"backing", a.pool.backing},
                                        {"buffers", bufs},
                                        {"stats", stats},
                                        {"all_returned", whole}}

@@ -45,19 +45,14 @@ void print_decision(const nlohmann::json& d, std::size_t line_no) {
 }
 
 void run(const ReplayArgs& a) {
-  Result<PoolOptions> opts = to_pool_options(a.pool);
-  if (!opts) return usage_error("replay", opts.error().message);
+  std::optional<Pool> pool = create_pool("replay", a.pool);
+  if (!pool) return;
   std::ifstream file;
   std::istream* in = &std::cin;
   if (a.trace != "-") {
     file.open(a.trace);
     if (!file) return failure("replay", "cannot open trace '" + a.trace + "'");
     in = &file;
-  }
-  Result<Pool> pool = Pool::create(*opts);
-  if (!pool) {
-    if (pool.error().code == Errc::invalid_argument) return usage_error("replay", pool.error().message);
-    return failure("replay", pool.error().message);
   }
   std::size_t bad_lines = 0;
   {

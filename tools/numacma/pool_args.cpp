@@ -53,6 +53,23 @@ Result<PoolOptions> to_pool_options(const PoolArgs& a) {
   return o;
 }
 
+std::optional<Pool> create_pool(const std::string& command, const PoolArgs& args) {
+  Result<PoolOptions> opts = to_pool_options(args);
+  if (!opts) {
+    usage_error(command, opts.error().message);
+    return std::nullopt;
+  }
+  Result<Pool> pool = Pool::create(*opts);
+  if (!pool) {
+    if (pool.error().code == Errc::invalid_argument)
+      usage_error(command, pool.error().message);
+    else
+      failure(command, pool.error().message);
+    return std::nullopt;
+  }
+  return std::move(*pool);
+}
+
 void print_stats_tables(const Pool& pool) {
   const Stats st = pool.stats();
   std::printf("areas (dma mode %s, policy %s)\n", pool.dma_mode().c_str(),

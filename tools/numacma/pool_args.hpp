@@ -3,6 +3,7 @@
 // --device-area NAME:NODE:SIZE --order-per-bit.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,11 @@ void add_pool_options(CLI::App* sub, PoolArgs& args, const std::string& default_
 
 /** PoolArgs -> PoolOptions; a malformed --device-area is invalid_argument. */
 Result<PoolOptions> to_pool_options(const PoolArgs& args);
+
+/** Builds the pool that the options describe. On failure reports it for
+ *  `command` (exit code 2 for bad options, 1 when the pool cannot be built)
+ *  and returns nothing. */
+std::optional<Pool> create_pool(const std::string& command, const PoolArgs& args);
 
 /** Prints the stats as tables (areas, then per-node counters). */
 void print_stats_tables(const Pool& pool);
