@@ -22,6 +22,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -36,6 +37,7 @@ using nlohmann::json;
 using numacma::DmaBuffer;
 using numacma::Pool;
 using numacma::PoolOptions;
+using numacma::Result;
 
 namespace {
 
@@ -328,13 +330,21 @@ int check_contiguity(int node) {
   return g_failures ? 1 : 0;
 }
 
+/** Opens the edu device at `bdf` and makes its Device on `pool`, with the DMA
+ *  mask QEMU gave the edu (the kernel would read it from the driver). */
+std::optional<numacma::Device> edu_device(Edu& edu, const std::string& bdf, std::uint64_t mask, const Pool& pool) {
+  if (!edu.open(bdf)) return std::nullopt;
+  Result<numacma::Device> dev = numacma::Device::from_pci(bdf, pool);
+  if (!dev) return fail(dev.error().message), std::nullopt;
+  dev->coherent_dma_mask = mask;
+  return *dev;
+}
+
 int check_dma(const std::string& bdf, std::uint64_t mask) {
   Edu edu;
-  if (!edu.open(bdf)) return 1;
   Pool pool = make_pool("cma=4M cma_pernuma=8M", "hugetlb");
-  auto dev = numacma::Device::from_pci(bdf, pool);
-  if (!dev) return fail(dev.error().message), 1;
-  dev->coherent_dma_mask = mask;
+  std::optional<numacma::Device> dev = edu_device(edu, bdf, mask, pool);
+  if (!dev) return 1;
   auto src = pool.alloc_coherent(*dev, kPage);
   if (!src) return fail("source page: " + src.error().message), 1;
   const std::string own = "pernuma" + std::to_string(dev->node);
@@ -384,11 +394,9 @@ int check_dma(const std::string& bdf, std::uint64_t mask) {
 
 int check_mask(const std::string& bdf, std::uint64_t mask) {
   Edu edu;
-  if (!edu.open(bdf)) return 1;
   Pool pool = make_pool("cma=2M cma_pernuma=2M", "hugetlb");
-  auto dev = numacma::Device::from_pci(bdf, pool);
-  if (!dev) return fail(dev.error().message), 1;
-  dev->coherent_dma_mask = mask;
+  std::optional<numacma::Device> dev = edu_device(edu, bdf, mask, pool);
+  if (!dev) return 1;
   for (const auto& a : pool.stats().areas)
     info("area " + a.name + " node " + std::to_string(a.node) + " at " + hex(a.base_dma) +
          (a.base_dma + a.pages * kPage - 1 > mask ? " (beyond the mask)" : " (reachable)"));
