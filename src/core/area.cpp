@@ -20,13 +20,12 @@ std::string fmt_pages(std::uint64_t n) { return std::to_string(n) + (n == 1 ? " 
 
 Area::Area(AreaConfig config)
     : cfg_(std::move(config)),
-      bitmap_(static_cast<std::size_t>(cfg_.pages >> cfg_.order_per_bit)),
-      starts_(bitmap_.size()) {}
+      bitmap_(static_cast<std::size_t>(cfg_.pages >> cfg_.order_per_bit)) {}
 
 std::uint64_t Area::run_bits(std::uint64_t b) const noexcept {
   std::uint64_t e = b + 1;
   while (e < bitmap_.size() && bitmap_.test(static_cast<std::size_t>(e)) &&
-         !starts_.test(static_cast<std::size_t>(e)))
+         !bitmap_.test_mark(static_cast<std::size_t>(e)))
     ++e;
   return e - b;
 }
@@ -96,8 +95,7 @@ Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64
     const std::uint64_t first_page = static_cast<std::uint64_t>(*found) << opb;
     const std::uint64_t dma = s.dma_base + (first_page - s.first_page) * cfg_.page_size;
     if (dma + (count * cfg_.page_size - 1) > dma_limit) continue;  // exactness guard
-    bitmap_.set_range(*found, static_cast<std::size_t>(bits));
-    starts_.set_range(*found, 1);
+    bitmap_.set_run(*found, static_cast<std::size_t>(bits));
     if (count != (bits << opb)) odd_.emplace(first_page, count);
     ++live_count_;
     used_pages_ += bits << opb;
@@ -116,33 +114,27 @@ Status Area::release(std::uint64_t first_page, std::uint64_t count) {
   const unsigned opb = cfg_.order_per_bit;
   const std::uint64_t per_bit = std::uint64_t{1} << opb;
   const std::uint64_t b = first_page >> opb;
-  if (first_page % per_bit != 0 || first_page >= cfg_.pages || !starts_.test(static_cast<std::size_t>(b)))
+  if (first_page % per_bit != 0 || first_page >= cfg_.pages || !bitmap_.test_mark(static_cast<std::size_t>(b)))
     return make_error(Errc::bad_free, "area '" + cfg_.name + "': no live allocation starts at page " +
                                           std::to_string(first_page) +
                                           " (double free or foreign address)");
   const std::uint64_t bits = (count + per_bit - 1) >> opb;
   // The allocation's page count: recorded in odd_ when not whole bits, else
-  // its run of bits. The common case checks exactly `bits` bits and the one
-  // after them, word at a time.
+  // its run of bits. The common case checks exactly the words the `bits` bits
+  // cover and the bit after them (bits and marks side by side: one pair).
   std::uint64_t allocated = 0;
   auto odd = odd_.end();
   if (!odd_.empty()) odd = odd_.find(first_page);
-  const auto whole_run = [&](std::uint64_t n) {
-    const std::size_t sb = static_cast<std::size_t>(b), sn = static_cast<std::size_t>(n);
-    if (n == 0 || b + n > bitmap_.size() || !bitmap_.range_is_set(sb, sn) ||
-        !starts_.range_is_clear(sb + 1, sn - 1))
-      return false;
-    return b + n == bitmap_.size() || !bitmap_.test(sb + sn) || starts_.test(sb + sn);
-  };
   if (odd != odd_.end()) allocated = odd->second;
-  else if (count == (bits << opb) && whole_run(bits)) allocated = count;
+  else if (count == (bits << opb) && bits <= bitmap_.size() &&
+           bitmap_.is_marked_run(static_cast<std::size_t>(b), static_cast<std::size_t>(bits)))
+    allocated = count;
   else allocated = run_bits(b) << opb;
   if (allocated != count)
     return make_error(Errc::bad_free, "area '" + cfg_.name + "': size mismatch at page " +
                                           std::to_string(first_page) + ": allocated " +
                                           fmt_pages(allocated) + ", freed " + fmt_pages(count));
-  bitmap_.clear_range(static_cast<std::size_t>(b), static_cast<std::size_t>(bits));
-  starts_.clear_range(static_cast<std::size_t>(b), 1);
+  bitmap_.clear_run(static_cast<std::size_t>(b), static_cast<std::size_t>(bits));
   if (odd != odd_.end()) odd_.erase(odd);
   --live_count_;
   used_pages_ -= bits << opb;
@@ -177,11 +169,10 @@ bool Area::invariant(std::string* why) const {
     return false;
   };
   const unsigned opb = cfg_.order_per_bit;
-  // The live allocations as starts_ and odd_ describe them.
+  // The live allocations as the marks and odd_ describe them.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> live;
-  const auto& sw = starts_.words();
-  for (std::size_t w = 0; w < sw.size(); ++w) {
-    for (std::uint64_t m = sw[w]; m != 0; m &= m - 1) {
+  for (std::size_t w = 0; w < bitmap_.word_count(); ++w) {
+    for (std::uint64_t m = bitmap_.mark_word(w); m != 0; m &= m - 1) {
       const std::uint64_t b = w * 64 + static_cast<std::uint64_t>(std::countr_zero(m));
       if (!bitmap_.test(static_cast<std::size_t>(b))) return fail("an allocation start on a free bit");
       const std::uint64_t first = b << opb;
@@ -194,7 +185,7 @@ bool Area::invariant(std::string* why) const {
   }
   if (live.size() != live_count_) return fail("live count differs from the allocation starts");
   for (const auto& [first, count] : odd_)
-    if (!starts_.test(static_cast<std::size_t>(first >> opb))) return fail("a size recorded for no allocation");
+    if (!bitmap_.test_mark(static_cast<std::size_t>(first >> opb))) return fail("a size recorded for no allocation");
   Bitmap expect(bitmap_.size());
   std::uint64_t used = 0;
   for (const auto& [first, count] : live) {
@@ -212,7 +203,8 @@ bool Area::invariant(std::string* why) const {
     expect.set_range(static_cast<std::size_t>(b0), static_cast<std::size_t>(bits));
     used += bits << opb;
   }
-  if (expect.words() != bitmap_.words()) return fail("bitmap differs from the live allocations");
+  for (std::size_t w = 0; w < bitmap_.word_count(); ++w)
+    if (expect.word(w) != bitmap_.word(w)) return fail("bitmap differs from the live allocations");
   if (used != used_pages_) return fail("used counter differs from the bitmap");
   if ((bitmap_.count_set() << opb) != used_pages_) return fail("popcount differs from used");
   if (alloc_pages_success_ < release_pages_success_) return fail("more pages released than allocated");

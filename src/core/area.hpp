@@ -118,18 +118,20 @@ class Area {
   explicit Area(AreaConfig config);
 
   /** Bits [b, end) of the live allocation starting at bit b: up to the next
-   *  clear bit or the next allocation start. REQUIRES: starts_.test(b). */
+   *  clear bit or the next allocation start. REQUIRES: bitmap_.test_mark(b). */
   std::uint64_t run_bits(std::uint64_t b) const noexcept;
 
   AreaConfig cfg_;
-  Bitmap bitmap_;
-  // The live allocations, with no per-allocation heap node (a hash map of every
-  // live allocation made the free path of a large area a cache miss):
-  //   starts_  bit b set iff a live allocation starts at bitmap bit b; it runs
-  //            over the set bits of bitmap_ up to the next clear bit or start
+  // The used bits and the live allocations, with no per-allocation heap node
+  // (a hash map of every live allocation made the free path of a large area a
+  // cache miss):
+  //   bitmap_  bit b set iff bit b is allocated; bit b MARKED iff a live
+  //            allocation starts at bit b (the mark words sit next to the bit
+  //            words, so a free reads one 16-byte pair); an allocation runs
+  //            over the set bits up to the next clear bit or mark
   //   odd_     first_page -> pages, only for an allocation whose page count is
   //            not a whole number of bits (order_per_bit > 0); empty otherwise
-  Bitmap starts_;
+  Bitmap bitmap_;
   std::unordered_map<std::uint64_t, std::uint64_t> odd_;
   std::uint64_t live_count_ = 0;
   std::uint64_t used_pages_ = 0;

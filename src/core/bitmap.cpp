@@ -1,7 +1,8 @@
 // src/core/bitmap.cpp — word-at-a-time bitmap with a "full word" summary tree.
 //
-//   words_[w]        64 bits, 1 = allocated
-//   full_[0][s]      bit (w % 64) of full_[0][w / 64] is set iff words_[w] == ~0
+//   data_[2w]        word w: 64 bits, 1 = allocated
+//   data_[2w + 1]    the marks of word w's bits (no summary, never searched)
+//   full_[0][s]      bit (w % 64) of full_[0][w / 64] is set iff word w == ~0
 //   full_[k][s]      bit (j % 64) of full_[k][j / 64] is set iff full_[k-1][j] == ~0
 //   full_.back()     a single word
 //
@@ -33,8 +34,9 @@ constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
 }  // namespace
 
-Bitmap::Bitmap(std::size_t nbits) : nbits_(nbits), words_((nbits + kBits - 1) / kBits, 0) {
-  std::size_t n = words_.size();
+Bitmap::Bitmap(std::size_t nbits)
+    : nbits_(nbits), nwords_((nbits + kBits - 1) / kBits), data_(2 * nwords_, 0) {
+  std::size_t n = nwords_;
   do {
     n = (n + kBits - 1) / kBits;
     full_.emplace_back(std::max<std::size_t>(n, 1), 0);
@@ -42,11 +44,11 @@ Bitmap::Bitmap(std::size_t nbits) : nbits_(nbits), words_((nbits + kBits - 1) / 
 }
 
 bool Bitmap::test(std::size_t i) const noexcept {
-  return i < nbits_ && ((words_[i / kBits] >> (i % kBits)) & 1u) != 0;
+  return i < nbits_ && ((wd(i / kBits) >> (i % kBits)) & 1u) != 0;
 }
 
 void Bitmap::refresh_summary(std::size_t w) noexcept {
-  bool full = words_[w] == kAll;
+  bool full = wd(w) == kAll;
   for (auto& level : full_) {
     std::uint64_t& word = level[w / kBits];
     const bool was = word == kAll;
@@ -81,7 +83,7 @@ std::size_t Bitmap::next_nonfull_word(std::size_t w) const noexcept {
     if (j >= full_[k].size()) return kNone;  // tail bits past the last word
     j = j * kBits + static_cast<std::size_t>(std::countr_zero(~full_[k][j]));
   }
-  return j < words_.size() ? j : kNone;
+  return j < nwords_ ? j : kNone;
 }
 
 template <bool kSet>
@@ -93,8 +95,8 @@ void Bitmap::apply(std::size_t start, std::size_t n) noexcept {
     const std::size_t w = i / kBits, lo = i % kBits;
     const std::size_t hi = std::min(kBits, lo + (end - i));
     const std::uint64_t m = span_mask(lo, hi);
-    if constexpr (kSet) words_[w] |= m;
-    else words_[w] &= ~m;
+    if constexpr (kSet) wd(w) |= m;
+    else wd(w) &= ~m;
     refresh_summary(w);
     i += hi - lo;
   }
@@ -106,7 +108,7 @@ void Bitmap::clear_range(std::size_t start, std::size_t n) noexcept { apply<fals
 std::size_t Bitmap::next_clear(std::size_t i, std::size_t to) const noexcept {
   while (i < to) {
     std::size_t w = i / kBits;
-    const std::uint64_t free_bits = ~words_[w] & ~((std::uint64_t{1} << (i % kBits)) - 1);
+    const std::uint64_t free_bits = ~wd(w) & ~((std::uint64_t{1} << (i % kBits)) - 1);
     if (free_bits != 0) {
       const std::size_t r = w * kBits + static_cast<std::size_t>(std::countr_zero(free_bits));
       return r < to ? r : kNone;
@@ -122,7 +124,7 @@ std::size_t Bitmap::next_clear(std::size_t i, std::size_t to) const noexcept {
 std::size_t Bitmap::next_set(std::size_t i, std::size_t to) const noexcept {
   while (i < to) {
     const std::size_t w = i / kBits;
-    const std::uint64_t set_bits = words_[w] & ~((std::uint64_t{1} << (i % kBits)) - 1);
+    const std::uint64_t set_bits = wd(w) & ~((std::uint64_t{1} << (i % kBits)) - 1);
     if (set_bits != 0) {
       const std::size_t r = w * kBits + static_cast<std::size_t>(std::countr_zero(set_bits));
       return r < to ? r : kNone;
@@ -142,7 +144,7 @@ bool Bitmap::range_is_set(std::size_t start, std::size_t n) const noexcept {
     const std::size_t w = i / kBits, lo = i % kBits;
     const std::size_t hi = std::min(kBits, lo + (end - i));
     const std::uint64_t m = span_mask(lo, hi);
-    if ((words_[w] & m) != m) return false;
+    if ((wd(w) & m) != m) return false;
     i += hi - lo;
   }
   return true;
@@ -166,9 +168,44 @@ std::optional<std::size_t> Bitmap::find_clear_run(std::size_t n, std::size_t ali
   }
 }
 
+bool Bitmap::test_mark(std::size_t i) const noexcept {
+  return i < nbits_ && ((data_[2 * (i / kBits) + 1] >> (i % kBits)) & 1u) != 0;
+}
+
+void Bitmap::set_run(std::size_t start, std::size_t n) noexcept {
+  data_[2 * (start / kBits) + 1] |= std::uint64_t{1} << (start % kBits);
+  apply<true>(start, n);
+}
+
+void Bitmap::clear_run(std::size_t start, std::size_t n) noexcept {
+  data_[2 * (start / kBits) + 1] &= ~(std::uint64_t{1} << (start % kBits));
+  apply<false>(start, n);
+}
+
+bool Bitmap::is_marked_run(std::size_t start, std::size_t n) const noexcept {
+  if (n == 0 || start >= nbits_ || n > nbits_ - start) return false;
+  const std::size_t end = start + n;
+  // Words covering [start, end]: bits must be set on [start, end), marks
+  // must be clear on (start, end), and bit `end` (if any) clear or marked.
+  for (std::size_t i = start; i < end;) {
+    const std::size_t w = i / kBits, lo = i % kBits;
+    const std::size_t hi = std::min(kBits, lo + (end - i));
+    const std::uint64_t m = span_mask(lo, hi);
+    const std::uint64_t bits = data_[2 * w], marks = data_[2 * w + 1];
+    // The start's mark must be set, every other mark in the run clear.
+    const std::uint64_t want_marks = i == start ? (std::uint64_t{1} << lo) : 0;
+    if ((bits & m) != m || (marks & m) != want_marks) return false;
+    i += hi - lo;
+  }
+  if (end == nbits_) return true;
+  const std::size_t w = end / kBits;
+  const std::uint64_t bit = std::uint64_t{1} << (end % kBits);
+  return (data_[2 * w] & bit) == 0 || (data_[2 * w + 1] & bit) != 0;
+}
+
 std::size_t Bitmap::count_set() const noexcept {
   std::size_t c = 0;
-  for (std::uint64_t w : words_) c += static_cast<std::size_t>(std::popcount(w));
+  for (std::size_t w = 0; w < nwords_; ++w) c += static_cast<std::size_t>(std::popcount(wd(w)));
   return c;
 }
 
@@ -190,9 +227,9 @@ std::size_t Bitmap::largest_clear_run(std::size_t from, std::size_t to) const no
 std::string Bitmap::dump() const {
   std::string out;
   char line[48];
-  for (std::size_t w = 0; w < words_.size(); ++w) {
+  for (std::size_t w = 0; w < nwords_; ++w) {
     std::snprintf(line, sizeof line, "%zu: %016llx\n", w * kBits,
-                  static_cast<unsigned long long>(words_[w]));
+                  static_cast<unsigned long long>(wd(w)));
     out += line;
   }
   return out;

@@ -15,6 +15,12 @@
 //    (the kernel's bitmap_find_next_zero_area_off); the search is
 //    word-at-a-time (count-trailing-zeros over 64-bit words), never a loop
 //    over single bits.
+// Marks: every word carries a companion "mark" word (bit i marked or not),
+// stored next to it -- data_[2w] is word w, data_[2w + 1] its marks -- so one
+// 16-byte pair, never split across a cache line, holds both. The Area marks
+// the first bit of each live allocation; a free of a random allocation in a
+// large area then costs one cache miss, not two. Marks have no summary tree
+// and no search: only test/set/clear and the run checks below.
 // Not thread-safe: the owning Area's lock protects it.
 #pragma once
 
@@ -49,6 +55,21 @@ class Bitmap {
                                             std::size_t align_offset, std::size_t from,
                                             std::size_t to) const noexcept;
 
+  bool test_mark(std::size_t i) const noexcept;
+  /** Sets bits [start, start + n) and the mark of bit start. REQUIRES: n > 0. */
+  void set_run(std::size_t start, std::size_t n) noexcept;
+  /** Clears bits [start, start + n) and the mark of bit start. REQUIRES: n > 0. */
+  void clear_run(std::size_t start, std::size_t n) noexcept;
+  /**
+   * True iff a marked run of exactly n bits starts at start: start is marked,
+   * bits [start, start + n) are set, no bit in (start, start + n) is marked, and
+   * bit start + n is past the end, clear or marked. n > 0. Reads only the
+   * words the run covers and the one after it (usually one 16-byte pair).
+   */
+  bool is_marked_run(std::size_t start, std::size_t n) const noexcept;
+  /** The mark word w (bit j = mark of bit w * 64 + j). */
+  std::uint64_t mark_word(std::size_t w) const noexcept { return data_[2 * w + 1]; }
+
   std::size_t count_set() const noexcept;
   /** Length of the longest run of clear bits in [from, to). */
   std::size_t largest_clear_run(std::size_t from, std::size_t to) const noexcept;
@@ -57,7 +78,8 @@ class Bitmap {
   /** Hex dump, 64 bits a line: "<first bit index>: <16 hex digits, bit 0 = lsb>". */
   std::string dump() const;
 
-  const std::vector<std::uint64_t>& words() const noexcept { return words_; }
+  std::size_t word_count() const noexcept { return data_.size() / 2; }
+  std::uint64_t word(std::size_t w) const noexcept { return data_[2 * w]; }
 
  private:
   /** First clear (set) bit in [i, to), or SIZE_MAX. */
@@ -69,9 +91,14 @@ class Bitmap {
   /** First word index >= w that is not all ones, or SIZE_MAX. */
   std::size_t next_nonfull_word(std::size_t w) const noexcept;
 
+  std::uint64_t& wd(std::size_t w) noexcept { return data_[2 * w]; }
+  std::uint64_t wd(std::size_t w) const noexcept { return data_[2 * w]; }
+
   std::size_t nbits_ = 0;
-  std::vector<std::uint64_t> words_;
-  /** The "full" summary, a 64-ary tree: bit j of full_[0] is set iff words_[j]
+  std::size_t nwords_ = 0;
+  /** Pairs (word, mark word): data_[2w] = bits 64w.., data_[2w + 1] = their marks. */
+  std::vector<std::uint64_t> data_;
+  /** The "full" summary, a 64-ary tree: bit j of full_[0] is set iff word j
    *  is all ones; bit j of full_[k] iff full_[k-1][j] is all ones. The top
    *  level is one word, so finding the next non-full word costs a handful of
    *  countr_zero whatever the size (64 GiB of 4 KiB pages: 3 levels). */
