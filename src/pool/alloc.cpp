@@ -66,17 +66,43 @@ PageCache& PoolImpl::cache_for(int node) noexcept {
 }
 
 Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
-  Result<backing::PagesBlock> pb = make_error(Errc::no_memory, "");
+  const auto to_raw = [](const backing::PagesBlock& pb) {
+    RawBuffer r;
+    r.cpu = reinterpret_cast<void*>(pb.cpu);
+    r.dma = pb.dma_addr;
+    r.node = pb.node;
+    r.area = -1;
+    r.iova = pb.addr_kind == backing::AddrKind::iova;
+    r.contiguous = pb.contiguous;
+    r.served = Served::pages;
+    return r;
+  };
+  // Records a block as live (under pages_mu), reusing a map node freed before:
+  // no malloc on the A3 path.
+  const auto insert_live = [this](backing::PagesBlock&& pb) {
+    if (!pages_spare.empty()) {
+      auto nh = std::move(pages_spare.back());
+      pages_spare.pop_back();
+      nh.key() = pb.cpu;
+      nh.mapped() = std::move(pb);
+      pages_live.insert(std::move(nh));
+    } else {
+      const std::uintptr_t key = pb.cpu;
+      pages_live.emplace(key, std::move(pb));
+    }
+  };
   if (bytes == kPageSize) {  // A3's common case: reuse a page this node freed before
     // A -1 request may take a page of any node: the first node with memory.
     PageCache& c = cache_for(dev.node == kNoNode ? topology.first_memory_node() : dev.node);
-    std::lock_guard<std::mutex> lock(c.mu);
+    std::lock_guard<std::mutex> lock(pages_mu);  // one lock: cache pop + live insert
     if (!c.free.empty() && c.free.back().dma_addr + (kPageSize - 1) <= dev.coherent_dma_mask) {
-      pb = std::move(c.free.back());
+      const RawBuffer r = to_raw(c.free.back());
+      insert_live(std::move(c.free.back()));
       c.free.pop_back();
+      return r;
     }
   }
-  if (!pb) pb = backing->alloc_pages(dev.node, bytes, !iova_mode);
+  Result<backing::PagesBlock> pb = backing->alloc_pages(dev.node, bytes, !iova_mode);
   if (!pb) return std::move(pb).error();
   const std::uint64_t last = pb->dma_addr + (bytes - 1);
   if (last < pb->dma_addr || last > dev.coherent_dma_mask) {
@@ -85,26 +111,9 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
                                              fmt_hex(pb->dma_addr) + " are above the DMA mask " +
                                              fmt_hex(dev.coherent_dma_mask));
   }
-  RawBuffer r;
-  r.cpu = reinterpret_cast<void*>(pb->cpu);
-  r.dma = pb->dma_addr;
-  r.node = pb->node;
-  r.area = -1;
-  r.iova = pb->addr_kind == backing::AddrKind::iova;
-  r.contiguous = pb->contiguous;
-  r.served = Served::pages;
-  {
-    std::lock_guard<std::mutex> lock(pages_mu);
-    if (!pages_spare.empty()) {  // reuse a map node freed before: no malloc
-      auto nh = std::move(pages_spare.back());
-      pages_spare.pop_back();
-      nh.key() = pb->cpu;
-      nh.mapped() = std::move(*pb);
-      pages_live.insert(std::move(nh));
-    } else {
-      pages_live.emplace(pb->cpu, std::move(*pb));
-    }
-  }
+  const RawBuffer r = to_raw(*pb);
+  std::lock_guard<std::mutex> lock(pages_mu);
+  insert_live(std::move(*pb));
   return r;
 }
 
@@ -245,19 +254,18 @@ Status PoolImpl::free(std::size_t bytes, void* cpu_ptr, std::uint64_t dma, int a
                  fmt_bytes(it->second.bytes) + ", freed " + fmt_bytes(bytes));
     if (it->second.dma_addr != dma)
       return bad("free of a pages buffer with the wrong DMA address");
-    block = std::move(it->second);
+    PageCache* c = it->second.bytes == kPageSize ? &cache_for(it->second.node) : nullptr;
+    if (c != nullptr && c->free.size() < PageCache::kMax) {  // same lock: back to the cache
+      c->free.push_back(std::move(it->second));
+    } else {
+      block = std::move(it->second);
+      c = nullptr;
+    }
     auto nh = pages_live.extract(it);
     if (pages_spare.size() < PageCache::kMax) pages_spare.push_back(std::move(nh));
+    if (c != nullptr) return {};
   }
-  if (block.bytes == kPageSize) {
-    PageCache& c = cache_for(block.node);
-    std::lock_guard<std::mutex> lock(c.mu);
-    if (c.free.size() < PageCache::kMax) {
-      c.free.push_back(std::move(block));
-      return {};
-    }
-  }
-  backing->free_pages(block);
+  backing->free_pages(block);  // the OS call, outside the lock
   return {};
 }
 

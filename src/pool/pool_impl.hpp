@@ -44,10 +44,12 @@ struct AreaSlot {
 };
 
 /** Single pages (A3's path) kept after free for the next request of the same
- *  node: the OS is asked again only when the cache is empty. Bounded. */
+ *  node: the OS is asked again only when the cache is empty. Bounded.
+ *  Guarded by PoolImpl::pages_mu (not a lock of its own): every page alloc and
+ *  free takes pages_mu for pages_live anyway, so a per-node lock bought no
+ *  parallelism and cost a second lock/unlock per operation. */
 struct PageCache {
   static constexpr std::size_t kMax = 4096;  // 16 MiB of 4 KiB pages per node
-  std::mutex mu;
   std::vector<backing::PagesBlock> free;
 };
 
@@ -78,7 +80,7 @@ struct PoolImpl {
   bool iova_mode = false;
   std::vector<ReservationNote> notes;
 
-  std::mutex pages_mu;
+  std::mutex pages_mu;  // guards pages_live, pages_spare and every page_cache[].free
   std::unordered_map<std::uintptr_t, backing::PagesBlock> pages_live;
   /** Map nodes of freed page blocks, reused by the next page allocation so the
    *  A3 single-page path does not call malloc/free per buffer. Bounded. */
