@@ -60,9 +60,22 @@ Result<RawBuffer> PoolImpl::from_area(int idx, std::uint64_t count, std::uint64_
   return r;
 }
 
-PageCache& PoolImpl::cache_for(int node) noexcept {
+PageShelf& PoolImpl::shelf_for(int node) noexcept {
   const std::size_t i = static_cast<std::size_t>(node + 1);
-  return i < page_cache.size() ? page_cache[i] : page_cache[0];
+  return i < shelves.size() ? shelves[i] : shelves[0];
+}
+
+void PageShelf::insert_live(backing::PagesBlock&& pb) {
+  if (!spare.empty()) {
+    auto nh = std::move(spare.back());
+    spare.pop_back();
+    nh.key() = pb.cpu;
+    nh.mapped() = std::move(pb);
+    live.insert(std::move(nh));
+  } else {
+    const std::uintptr_t key = pb.cpu;
+    live.emplace(key, std::move(pb));
+  }
 }
 
 Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
@@ -77,28 +90,14 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
     r.served = Served::pages;
     return r;
   };
-  // Records a block as live (under pages_mu), reusing a map node freed before:
-  // no malloc on the A3 path.
-  const auto insert_live = [this](backing::PagesBlock&& pb) {
-    if (!pages_spare.empty()) {
-      auto nh = std::move(pages_spare.back());
-      pages_spare.pop_back();
-      nh.key() = pb.cpu;
-      nh.mapped() = std::move(pb);
-      pages_live.insert(std::move(nh));
-    } else {
-      const std::uintptr_t key = pb.cpu;
-      pages_live.emplace(key, std::move(pb));
-    }
-  };
   if (bytes == kPageSize) {  // A3's common case: reuse a page this node freed before
     // A -1 request may take a page of any node: the first node with memory.
-    PageCache& c = cache_for(dev.node == kNoNode ? topology.first_memory_node() : dev.node);
-    std::lock_guard<std::mutex> lock(pages_mu);  // one lock: cache pop + live insert
-    if (!c.free.empty() && c.free.back().dma_addr + (kPageSize - 1) <= dev.coherent_dma_mask) {
-      const RawBuffer r = to_raw(c.free.back());
-      insert_live(std::move(c.free.back()));
-      c.free.pop_back();
+    PageShelf& sh = shelf_for(dev.node == kNoNode ? topology.first_memory_node() : dev.node);
+    std::lock_guard<std::mutex> lock(sh.mu);  // one lock: cache pop + live insert
+    if (!sh.free.empty() && sh.free.back().dma_addr + (kPageSize - 1) <= dev.coherent_dma_mask) {
+      const RawBuffer r = to_raw(sh.free.back());
+      sh.insert_live(std::move(sh.free.back()));
+      sh.free.pop_back();
       return r;
     }
   }
@@ -112,8 +111,9 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
                                              fmt_hex(dev.coherent_dma_mask));
   }
   const RawBuffer r = to_raw(*pb);
-  std::lock_guard<std::mutex> lock(pages_mu);
-  insert_live(std::move(*pb));
+  PageShelf& sh = shelf_for(pb->node);
+  std::lock_guard<std::mutex> lock(sh.mu);
+  sh.insert_live(std::move(*pb));
   return r;
 }
 
@@ -215,11 +215,14 @@ int PoolImpl::area_by_cpu(std::uintptr_t cpu) const noexcept {
   return areas[static_cast<std::size_t>(idx)]->area.contains_cpu(cpu) ? idx : -1;
 }
 
-Status PoolImpl::free(std::size_t bytes, void* cpu_ptr, std::uint64_t dma, int area_hint) {
-  auto bad = [&](std::string msg) -> Status {
-    bad_frees.fetch_add(1, std::memory_order_relaxed);
-    return make_error(Errc::bad_free, std::move(msg));
-  };
+Status PoolImpl::reject_free(std::string msg) {  // F2: counted, never fatal
+  bad_frees.fetch_add(1, std::memory_order_relaxed);
+  return make_error(Errc::bad_free, std::move(msg));
+}
+
+Status PoolImpl::free(std::size_t bytes, void* cpu_ptr, std::uint64_t dma, int area_hint,
+                      int node_hint) {
+  const auto bad = [this](std::string msg) { return reject_free(std::move(msg)); };
   const auto cpu = reinterpret_cast<std::uintptr_t>(cpu_ptr);
   if (cpu_ptr == nullptr) return bad("free of a NULL address");
   if (bytes == 0) return bad("free with size 0");
@@ -242,31 +245,41 @@ Status PoolImpl::free(std::size_t bytes, void* cpu_ptr, std::uint64_t dma, int a
     return {};
   }
 
-  backing::PagesBlock block;
-  {
-    std::lock_guard<std::mutex> lock(pages_mu);
-    auto it = pages_live.find(cpu);
-    if (it == pages_live.end())
-      return bad("free of an address that is not a live buffer of this pool "
-                 "(double free or foreign pointer)");
-    if ((it->second.bytes + kPageSize - 1) / kPageSize != count)
-      return bad("free of a pages buffer with the wrong size: allocated " +
-                 fmt_bytes(it->second.bytes) + ", freed " + fmt_bytes(bytes));
-    if (it->second.dma_addr != dma)
-      return bad("free of a pages buffer with the wrong DMA address");
-    PageCache* c = it->second.bytes == kPageSize ? &cache_for(it->second.node) : nullptr;
-    if (c != nullptr && c->free.size() < PageCache::kMax) {  // same lock: back to the cache
-      c->free.push_back(std::move(it->second));
-    } else {
-      block = std::move(it->second);
-      c = nullptr;
+  return free_pages(bytes, cpu, dma, node_hint);
+}
+
+Status PoolImpl::free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t dma, int node_hint) {
+  const auto bad = [this](std::string msg) { return reject_free(std::move(msg)); };
+  const std::uint64_t count = (bytes + kPageSize - 1) / kPageSize;
+  // The block is in the shelf of its node: the hinted one first, then the rest.
+  PageShelf* first = &shelf_for(node_hint);
+  for (std::size_t i = 0; i <= shelves.size(); ++i) {
+    PageShelf& sh = i == 0 ? *first : shelves[i - 1];
+    if (i > 0 && &sh == first) continue;
+    backing::PagesBlock block;
+    {
+      std::lock_guard<std::mutex> lock(sh.mu);
+      auto it = sh.live.find(cpu);
+      if (it == sh.live.end()) continue;
+      if ((it->second.bytes + kPageSize - 1) / kPageSize != count)
+        return bad("free of a pages buffer with the wrong size: allocated " +
+                   fmt_bytes(it->second.bytes) + ", freed " + fmt_bytes(bytes));
+      if (it->second.dma_addr != dma) return bad("free of a pages buffer with the wrong DMA address");
+      const bool keep = it->second.bytes == kPageSize && sh.free.size() < PageShelf::kMax;
+      if (keep) {  // same lock: back to the node's cache
+        sh.free.push_back(std::move(it->second));
+      } else {
+        block = std::move(it->second);
+      }
+      auto nh = sh.live.extract(it);
+      if (sh.spare.size() < PageShelf::kMax) sh.spare.push_back(std::move(nh));
+      if (keep) return {};
     }
-    auto nh = pages_live.extract(it);
-    if (pages_spare.size() < PageCache::kMax) pages_spare.push_back(std::move(nh));
-    if (c != nullptr) return {};
+    backing->free_pages(block);  // the OS call, outside the lock
+    return {};
   }
-  backing->free_pages(block);  // the OS call, outside the lock
-  return {};
+  return bad("free of an address that is not a live buffer of this pool "
+             "(double free or foreign pointer)");
 }
 
 }  // namespace numacma::detail

@@ -45,10 +45,11 @@ std::string fmt_hex(std::uint64_t v) {
 PoolImpl* impl_of(const Pool& pool) noexcept { return pool.impl_.get(); }
 
 PoolImpl::~PoolImpl() {
-  for (auto& [cpu, block] : pages_live) backing->free_pages(block);
-  pages_live.clear();
-  for (PageCache& c : page_cache)
-    for (const backing::PagesBlock& b : c.free) backing->free_pages(b);
+  for (PageShelf& sh : shelves) {
+    for (auto& [cpu, block] : sh.live) backing->free_pages(block);
+    sh.live.clear();
+    for (const backing::PagesBlock& b : sh.free) backing->free_pages(b);
+  }
   for (auto& slot : areas) backing->release(slot->res);
 }
 
@@ -92,9 +93,9 @@ Stats PoolImpl::stats() const {
     if (known || n.local + n.other_node + n.default_area + n.pages + n.failed > 0)
       st.nodes.push_back(n);
   }
-  {
-    std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(pages_mu));
-    st.pages_live = pages_live.size();
+  for (const PageShelf& sh : shelves) {
+    std::lock_guard<std::mutex> lock(sh.mu);
+    st.pages_live += sh.live.size();
   }
   st.bad_frees = bad_frees.load(std::memory_order_relaxed);
   return st;
@@ -182,7 +183,7 @@ Result<Pool> Pool::create(const PoolOptions& options) {
   impl->pernuma_.assign(static_cast<std::size_t>(max_node) + 1, -1);
   impl->numa_.assign(static_cast<std::size_t>(max_node) + 1, -1);
   impl->counters = std::vector<detail::NodeCounters>(static_cast<std::size_t>(max_node) + 2);
-  impl->page_cache = std::vector<detail::PageCache>(static_cast<std::size_t>(max_node) + 2);
+  impl->shelves = std::vector<detail::PageShelf>(static_cast<std::size_t>(max_node) + 2);
 
   for (const config::PlannedArea& pa : plan.areas) {
     Result<backing::Reservation> r = impl->backing->reserve(pa.node, pa.bytes);
@@ -254,9 +255,9 @@ Result<DmaBuffer> Pool::alloc_coherent(const Device& dev, std::size_t bytes) {
   return b;
 }
 
-Status Pool::free_coherent(const Device& /*dev*/, std::size_t bytes, void* cpu,
+Status Pool::free_coherent(const Device& dev, std::size_t bytes, void* cpu,
                            std::uint64_t dma_addr) {
-  return impl_->free(bytes, cpu, dma_addr, -1);
+  return impl_->free(bytes, cpu, dma_addr, -1, dev.node);
 }
 
 Status Pool::free_coherent(DmaBuffer&& buf) {
@@ -322,7 +323,7 @@ DmaBuffer::~DmaBuffer() { (void)release(); }
 
 Status DmaBuffer::release() {
   if (cpu_ == nullptr || !pool_) return {};
-  Status s = pool_->free(size_, cpu_, dma_, area_);
+  Status s = pool_->free(size_, cpu_, dma_, area_, node_);
   cpu_ = nullptr;
   pool_.reset();
   return s;

@@ -43,14 +43,22 @@ struct AreaSlot {
   bool iova() const noexcept { return res.addr_kind == backing::AddrKind::iova; }
 };
 
-/** Single pages (A3's path) kept after free for the next request of the same
- *  node: the OS is asked again only when the cache is empty. Bounded.
- *  Guarded by PoolImpl::pages_mu (not a lock of its own): every page alloc and
- *  free takes pages_mu for pages_live anyway, so a per-node lock bought no
- *  parallelism and cost a second lock/unlock per operation. */
-struct PageCache {
+/** The ordinary-page blocks (A3, A7) of one node, with their own lock: no
+ *  pool-wide lock on the page path. `live` holds the node's live blocks by CPU
+ *  address (F2 checks); `free` keeps single pages after free for the node's
+ *  next A3 request, so the OS is asked again only when it is empty; `spare`
+ *  keeps map nodes of freed blocks so the A3 path does not malloc per buffer.
+ *  Both bounded by kMax. A block lives in the shelf of its own node. */
+struct PageShelf {
   static constexpr std::size_t kMax = 4096;  // 16 MiB of 4 KiB pages per node
+  using LiveMap = std::unordered_map<std::uintptr_t, backing::PagesBlock>;
+  mutable std::mutex mu;
+  LiveMap live;
   std::vector<backing::PagesBlock> free;
+  std::vector<LiveMap::node_type> spare;
+
+  /** Records a block as live, reusing a spare map node. REQUIRES: mu held. */
+  void insert_live(backing::PagesBlock&& pb);
 };
 
 struct NodeCounters {
@@ -80,20 +88,16 @@ struct PoolImpl {
   bool iova_mode = false;
   std::vector<ReservationNote> notes;
 
-  std::mutex pages_mu;  // guards pages_live, pages_spare and every page_cache[].free
-  std::unordered_map<std::uintptr_t, backing::PagesBlock> pages_live;
-  /** Map nodes of freed page blocks, reused by the next page allocation so the
-   *  A3 single-page path does not call malloc/free per buffer. Bounded. */
-  std::vector<std::unordered_map<std::uintptr_t, backing::PagesBlock>::node_type> pages_spare;
-
   std::vector<NodeCounters> counters;  // [node + 1]; slot 0 = kNoNode
-  std::vector<PageCache> page_cache;   // [node + 1]; slot 0 = kNoNode
+  std::vector<PageShelf> shelves;      // [node + 1]; slot 0 = kNoNode
   std::atomic<std::uint64_t> bad_frees{0};
 
   ~PoolImpl();
 
   Result<RawBuffer> alloc(const Device& dev, std::size_t bytes);
-  Status free(std::size_t bytes, void* cpu, std::uint64_t dma, int area_hint);
+  /** area_hint: the owning area (-1: unknown or pages); node_hint: the node
+   *  of a pages buffer, looked at first (kNoNode: unknown). */
+  Status free(std::size_t bytes, void* cpu, std::uint64_t dma, int area_hint, int node_hint);
   Stats stats() const;
 
  private:
@@ -101,7 +105,9 @@ struct PoolImpl {
   Result<RawBuffer> from_area(int idx, std::uint64_t count, std::uint64_t limit, Served served);
   Result<RawBuffer> from_pages(const Device& dev, std::uint64_t bytes);
   int area_by_cpu(std::uintptr_t cpu) const noexcept;
-  PageCache& cache_for(int node) noexcept;
+  PageShelf& shelf_for(int node) noexcept;
+  Status reject_free(std::string msg);
+  Status free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t dma, int node_hint);
 };
 
 PoolImpl* impl_of(const Pool& pool) noexcept;

@@ -90,7 +90,9 @@ TEST_F(BackingAnon, ReservationOnNode0) {
   ASSERT_TRUE(nodes.ok());
   for (int n : *nodes) EXPECT_EQ(n, 0);
   // Locked.
-  if (kMlockIsReal) EXPECT_GE(locked_kb() - lck0, 256);
+  if (kMlockIsReal) {
+    EXPECT_GE(locked_kb() - lck0, 256);
+  }
   b_->release(*r);
   EXPECT_LE(locked_kb(), lck0);
   auto gone = os::page_nodes(reinterpret_cast<void*>(r->cpu_base), kPage, kPage);

@@ -281,6 +281,32 @@ TEST(PoolSemantics, F2_BadFreesAreDetectedAndCorruptNothing) {
   expect_f3(pool);
 }
 
+TEST(PoolSemantics, F1_F2_PagesAreFoundWhicheverDeviceFreesThem) {
+  // Page blocks are kept per node (each node's own lock); a C-style free that
+  // names another device (another node, or none) still finds the block, and a
+  // second free of it is still an F2 error.
+  Pool pool = make_pool("cma=16M cma_pernuma=8M");
+  auto on1 = Device::on_node(1, "a"), on3 = Device::on_node(3, "b"), none = Device::on_node(numacma::kNoNode, "c");
+  std::vector<DmaBuffer> bufs;
+  for (const Device* d : {&on1, &on3, &none})
+    for (std::size_t size : {4 * K, 4 * K}) bufs.push_back(pool.alloc_coherent(*d, size).value());
+  EXPECT_EQ(pool.stats().pages_live, 6u);
+  const Device* other[] = {&on3, &none, &on1};
+  for (std::size_t i = 0; i < bufs.size(); ++i) {
+    void* cpu = bufs[i].cpu();
+    const auto dma = bufs[i].dma_addr();
+    bufs[i].detach();
+    EXPECT_TRUE(pool.free_coherent(*other[i / 2], 4 * K, cpu, dma).ok()) << i;
+    EXPECT_EQ(pool.free_coherent(*other[i / 2], 4 * K, cpu, dma).error().code, Errc::bad_free) << i;
+  }
+  EXPECT_EQ(pool.stats().pages_live, 0u);
+  EXPECT_EQ(pool.stats().bad_frees, 6u);
+  // The freed pages are reused by their own node's next request.
+  auto again = pool.alloc_coherent(on1, 4 * K).value();
+  EXPECT_EQ(again.node(), 1);
+  expect_f3(pool);
+}
+
 TEST(PoolSemantics, F3_AfterEverythingIsFreedNoBitIsLeft) {
   Pool pool = make_pool("cma=4M cma_pernuma=2M numa_cma=1:2M", Policy::nearest);
   std::vector<DmaBuffer> live;
