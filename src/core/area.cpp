@@ -20,7 +20,9 @@ std::string fmt_pages(std::uint64_t n) { return std::to_string(n) + (n == 1 ? " 
 
 Area::Area(AreaConfig config)
     : cfg_(std::move(config)),
-      bitmap_(static_cast<std::size_t>(cfg_.pages >> cfg_.order_per_bit)) {}
+      bitmap_(static_cast<std::size_t>(cfg_.pages >> cfg_.order_per_bit)) {
+  for (const Segment& s : cfg_.segments) lowest_dma_ = std::min(lowest_dma_, s.dma_base);
+}
 
 std::uint64_t Area::run_bits(std::uint64_t b) const noexcept {
   std::uint64_t e = b + 1;
@@ -55,18 +57,15 @@ Result<Area> Area::create(AreaConfig c) {
   return Area(std::move(c));
 }
 
-std::uint64_t Area::dma_of_page(std::uint64_t page) const noexcept {
-  // Segments are few (one per physically contiguous run): a short search.
+std::size_t Area::segment_of_page(std::uint64_t page) const noexcept {
   auto it = std::upper_bound(cfg_.segments.begin(), cfg_.segments.end(), page,
                              [](std::uint64_t p, const Segment& s) { return p < s.first_page; });
-  const Segment& s = *std::prev(it);
-  return s.dma_base + (page - s.first_page) * cfg_.page_size;
+  return static_cast<std::size_t>(std::prev(it) - cfg_.segments.begin());
 }
 
-std::uint64_t Area::lowest_dma() const noexcept {
-  std::uint64_t low = UINT64_MAX;
-  for (const Segment& s : cfg_.segments) low = std::min(low, s.dma_base);
-  return low;
+std::uint64_t Area::dma_of_page(std::uint64_t page) const noexcept {
+  const Segment& s = cfg_.segments[segment_of_page(page)];
+  return s.dma_base + (page - s.first_page) * cfg_.page_size;
 }
 
 Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit) {
@@ -77,19 +76,32 @@ Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64
   const std::uint64_t bits = (count + (std::uint64_t{1} << opb) - 1) >> opb;
   const std::uint64_t mask = align_order > opb ? (std::uint64_t{1} << (align_order - opb)) - 1 : 0;
 
-  bool reachable = false;
-  for (const Segment& s : cfg_.segments) {
+  if (lowest_dma_ > dma_limit) return make_error(Errc::unreachable, cfg_.name + ": above the DMA mask");
+  // First fit over the segments in area order. An area of hugepages that are
+  // not physically adjacent has one segment per hugepage: a segment with no
+  // clear bit is skipped by jumping to the segment of the next clear bit (the
+  // bitmap's summary finds it), not by a search in each full segment.
+  const std::vector<Segment>& segs = cfg_.segments;
+  for (std::size_t si = 0; si < segs.size(); ++si) {
+    const Segment& s = segs[si];
+    const std::uint64_t sb = s.first_page >> opb;
+    const std::uint64_t se = sb + (s.pages >> opb);
+    const std::size_t next_free = bitmap_.next_clear(static_cast<std::size_t>(sb), bitmap_.size());
+    if (next_free == static_cast<std::size_t>(-1)) break;  // nothing free from here on
+    if (next_free >= se) {  // this segment is full: go to the one holding next_free
+      si = segment_of_page(static_cast<std::uint64_t>(next_free) << opb) - 1;
+      continue;
+    }
     if (s.dma_base > dma_limit) continue;
-    reachable = true;
     // Whole bits of this segment whose last byte is at or below dma_limit.
     const std::uint64_t reach_bytes = dma_limit - s.dma_base;  // last reachable offset
     // (reach_bytes + 1) / granule without overflowing when the mask is all ones.
     const std::uint64_t whole = reach_bytes / granule + (reach_bytes % granule == granule - 1 ? 1 : 0);
     const std::uint64_t reach_bits = std::min<std::uint64_t>(s.pages >> opb, whole);
-    const std::uint64_t sb = s.first_page >> opb;
     const std::uint64_t offset = ((s.dma_base / granule) - sb) & mask;
     const auto found = bitmap_.find_clear_run(static_cast<std::size_t>(bits), static_cast<std::size_t>(mask),
-                                              static_cast<std::size_t>(offset), static_cast<std::size_t>(sb),
+                                              static_cast<std::size_t>(offset),
+                                              std::max(static_cast<std::size_t>(sb), next_free),
                                               static_cast<std::size_t>(sb + reach_bits));
     if (!found) continue;
     const std::uint64_t first_page = static_cast<std::uint64_t>(*found) << opb;
@@ -102,8 +114,6 @@ Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64
     alloc_pages_success_ += count;
     return Block{first_page, count, dma, cfg_.cpu_base + first_page * cfg_.page_size};
   }
-  if (!reachable)
-    return make_error(Errc::unreachable, cfg_.name + ": above the DMA mask");
   alloc_pages_fail_ += count;
   return make_error(Errc::no_memory, cfg_.name + ": no free run of " + fmt_pages(count) +
                                          " aligned to " + std::to_string(cfg_.page_size << align_order) +

@@ -98,7 +98,7 @@ class Area {
   /** DMA address of page `page` (REQUIRES: page < pages). */
   std::uint64_t dma_of_page(std::uint64_t page) const noexcept;
   /** Lowest DMA address of any page of the area. */
-  std::uint64_t lowest_dma() const noexcept;
+  std::uint64_t lowest_dma() const noexcept { return lowest_dma_; }
 
   AreaStats stats() const;
   std::uint64_t live_allocations() const noexcept { return live_count_; }
@@ -120,6 +120,8 @@ class Area {
   /** Bits [b, end) of the live allocation starting at bit b: up to the next
    *  clear bit or the next allocation start. REQUIRES: bitmap_.test_mark(b). */
   std::uint64_t run_bits(std::uint64_t b) const noexcept;
+  /** Index of the segment holding `page` (REQUIRES: page < pages). */
+  std::size_t segment_of_page(std::uint64_t page) const noexcept;
 
   AreaConfig cfg_;
   // The used bits and the live allocations, with no per-allocation heap node
@@ -133,6 +135,7 @@ class Area {
   //            not a whole number of bits (order_per_bit > 0); empty otherwise
   Bitmap bitmap_;
   std::unordered_map<std::uint64_t, std::uint64_t> odd_;
+  std::uint64_t lowest_dma_ = UINT64_MAX;
   std::uint64_t live_count_ = 0;
   std::uint64_t used_pages_ = 0;
   std::uint64_t alloc_pages_success_ = 0;

@@ -81,9 +81,12 @@ class Bitmap {
   std::size_t word_count() const noexcept { return data_.size() / 2; }
   std::uint64_t word(std::size_t w) const noexcept { return data_[2 * w]; }
 
- private:
-  /** First clear (set) bit in [i, to), or SIZE_MAX. */
+  /** First clear bit in [i, to), or SIZE_MAX; full words are skipped through
+   *  the summary tree, so a long full stretch costs O(levels). */
   std::size_t next_clear(std::size_t i, std::size_t to) const noexcept;
+
+ private:
+  /** First set bit in [i, to), or SIZE_MAX. */
   std::size_t next_set(std::size_t i, std::size_t to) const noexcept;
   template <bool kSet>
   void apply(std::size_t start, std::size_t n) noexcept;
