@@ -95,6 +95,7 @@ void run_alloc(const BenchArgs& a) {
                 "ns per alloc+free pair over %s; numacma backing: %s; ratio = peer median / numacma median\n\n",
                 o.live, a.quick ? "a few rounds (--quick)" : (std::to_string(a.reps ? a.reps : 101) + " rounds of 1024 pairs (slow peers: at least 21, 4 s budget)").c_str(),
                 r.numacma_backing.empty() ? "(none)" : r.numacma_backing.c_str());
+    if (!r.dpdk_note.empty()) std::printf("dpdk: %s\n\n", r.dpdk_note.c_str());
     Table t({"peer", "size", "align", "median ns", "p99 ns", "ratio", "note"});
     for (const auto& x : r.results) {
       if (x.skipped) t.add({x.peer, human_size(x.size), human_size(x.align), "-", "-", "-", "skipped: " + x.reason});
