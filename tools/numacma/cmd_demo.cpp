@@ -60,7 +60,7 @@ void run(const DemoArgs& a) {
     } else if (Result<DmaBuffer> b = pool->alloc_coherent(*dev, *size)) {
       p.buf = std::move(*b);
     } else {
-      p.error = std::string(errc_name(b.error().code)) + ": " + b.error().message;
+      p.error = b.error().message;  // starts with what went wrong ("no memory: ...")
     }
     placed.push_back(std::move(p));
   }
@@ -69,7 +69,7 @@ void run(const DemoArgs& a) {
     if (Result<DmaBuffer> b = pool->alloc_coherent(Device::on_node(n.id, p.who), *size)) {
       p.buf = std::move(*b);
     } else {
-      p.error = std::string(errc_name(b.error().code)) + ": " + b.error().message;
+      p.error = b.error().message;  // starts with what went wrong ("no memory: ...")
     }
     placed.push_back(std::move(p));
   }
