@@ -20,7 +20,10 @@ std::string fmt_pages(std::uint64_t n) { return std::to_string(n) + (n == 1 ? " 
 
 Area::Area(AreaConfig config)
     : cfg_(std::move(config)),
-      bitmap_(static_cast<std::size_t>(cfg_.pages >> cfg_.order_per_bit)) {
+      // Marks start on the grid of the largest alignment an allocation can
+      // ask for; the bitmap refines it if a start ever falls off it.
+      bitmap_(static_cast<std::size_t>(cfg_.pages >> cfg_.order_per_bit),
+              cfg_.max_align_order > cfg_.order_per_bit ? cfg_.max_align_order - cfg_.order_per_bit : 0) {
   for (const Segment& s : cfg_.segments) lowest_dma_ = std::min(lowest_dma_, s.dma_base);
 }
 
@@ -181,17 +184,16 @@ bool Area::invariant(std::string* why) const {
   const unsigned opb = cfg_.order_per_bit;
   // The live allocations as the marks and odd_ describe them.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> live;
-  for (std::size_t w = 0; w < bitmap_.word_count(); ++w) {
-    for (std::uint64_t m = bitmap_.mark_word(w); m != 0; m &= m - 1) {
-      const std::uint64_t b = w * 64 + static_cast<std::uint64_t>(std::countr_zero(m));
-      if (!bitmap_.test(static_cast<std::size_t>(b))) return fail("an allocation start on a free bit");
-      const std::uint64_t first = b << opb;
-      auto odd = odd_.find(first);
-      const std::uint64_t count = odd != odd_.end() ? odd->second : run_bits(b) << opb;
-      if (odd != odd_.end() && ((count + (std::uint64_t{1} << opb) - 1) >> opb) != run_bits(b))
-        return fail("recorded size differs from the run at page " + std::to_string(first));
-      live.emplace_back(first, count);
-    }
+  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  for (std::size_t b = bitmap_.next_mark(0, bitmap_.size()); b != kNone;
+       b = bitmap_.next_mark(b + 1, bitmap_.size())) {
+    if (!bitmap_.test(b)) return fail("an allocation start on a free bit");
+    const std::uint64_t first = static_cast<std::uint64_t>(b) << opb;
+    auto odd = odd_.find(first);
+    const std::uint64_t count = odd != odd_.end() ? odd->second : run_bits(b) << opb;
+    if (odd != odd_.end() && ((count + (std::uint64_t{1} << opb) - 1) >> opb) != run_bits(b))
+      return fail("recorded size differs from the run at page " + std::to_string(first));
+    live.emplace_back(first, count);
   }
   if (live.size() != live_count_) return fail("live count differs from the allocation starts");
   for (const auto& [first, count] : odd_)

@@ -103,6 +103,8 @@ class Area {
   AreaStats stats() const;
   std::uint64_t live_allocations() const noexcept { return live_count_; }
   std::string dump_bitmap() const { return bitmap_.dump(); }
+  /** Bytes of allocation metadata: bitmap, allocation marks, summary tree. */
+  std::size_t metadata_bytes() const noexcept { return bitmap_.footprint_bytes(); }
   const AreaConfig& config() const noexcept { return cfg_; }
   const std::string& name() const noexcept { return cfg_.name; }
   int node() const noexcept { return cfg_.node; }
@@ -128,9 +130,9 @@ class Area {
   // (a hash map of every live allocation made the free path of a large area a
   // cache miss):
   //   bitmap_  bit b set iff bit b is allocated; bit b MARKED iff a live
-  //            allocation starts at bit b (the mark words sit next to the bit
-  //            words, so a free reads one 16-byte pair); an allocation runs
-  //            over the set bits up to the next clear bit or mark
+  //            allocation starts at bit b (marks on a grid as coarse as the
+  //            starts allow, see bitmap.hpp); an allocation runs over the set
+  //            bits up to the next clear bit or mark
   //   odd_     first_page -> pages, only for an allocation whose page count is
   //            not a whole number of bits (order_per_bit > 0); empty otherwise
   Bitmap bitmap_;

@@ -1,7 +1,7 @@
 // src/core/bitmap.cpp — word-at-a-time bitmap with a "full word" summary tree.
 //
-//   data_[2w]        word w: 64 bits, 1 = allocated
-//   data_[2w + 1]    the marks of word w's bits (no summary, never searched)
+//   words_[w]        word w: 64 bits, 1 = allocated
+//   marks_           bit j: an allocation starts at bit j << mark_shift_
 //   full_[0][s]      bit (w % 64) of full_[0][w / 64] is set iff word w == ~0
 //   full_[k][s]      bit (j % 64) of full_[k][j / 64] is set iff full_[k-1][j] == ~0
 //   full_.back()     a single word
@@ -34,8 +34,20 @@ constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
 }  // namespace
 
-Bitmap::Bitmap(std::size_t nbits)
-    : nbits_(nbits), nwords_((nbits + kBits - 1) / kBits), data_(2 * nwords_, 0) {
+namespace {
+/** Words of a mark vector for nbits bits on a grid of 2^shift. */
+std::size_t mark_words(std::size_t nbits, unsigned shift) noexcept {
+  const std::size_t points = (nbits >> shift) + ((nbits & ((std::size_t{1} << shift) - 1)) != 0);
+  return std::max<std::size_t>((points + kBits - 1) / kBits, 1);
+}
+}  // namespace
+
+Bitmap::Bitmap(std::size_t nbits, unsigned mark_shift)
+    : nbits_(nbits),
+      nwords_((nbits + kBits - 1) / kBits),
+      words_(nwords_, 0),
+      mark_shift_(std::min(mark_shift, 32u)),
+      marks_(mark_words(nbits, mark_shift_), 0) {
   std::size_t n = nwords_;
   do {
     n = (n + kBits - 1) / kBits;
@@ -169,38 +181,84 @@ std::optional<std::size_t> Bitmap::find_clear_run(std::size_t n, std::size_t ali
 }
 
 bool Bitmap::test_mark(std::size_t i) const noexcept {
-  return i < nbits_ && ((data_[2 * (i / kBits) + 1] >> (i % kBits)) & 1u) != 0;
+  const std::size_t grid = (std::size_t{1} << mark_shift_) - 1;
+  if (i >= nbits_ || (i & grid) != 0) return false;
+  const std::size_t j = i >> mark_shift_;
+  return ((marks_[j / kBits] >> (j % kBits)) & 1u) != 0;
 }
 
-void Bitmap::set_run(std::size_t start, std::size_t n) noexcept {
-  data_[2 * (start / kBits) + 1] |= std::uint64_t{1} << (start % kBits);
+std::size_t Bitmap::next_mark(std::size_t i, std::size_t to) const noexcept {
+  to = std::min(to, nbits_);
+  if (i >= to) return kNone;
+  // The first grid point at or after i, then word-at-a-time over the marks.
+  std::size_t j = ((i - 1) >> mark_shift_) + 1;
+  if (i == 0) j = 0;
+  for (;;) {
+    if ((j << mark_shift_) >= to) return kNone;
+    const std::size_t w = j / kBits;
+    const std::uint64_t m = marks_[w] & (kAll << (j % kBits));
+    if (m != 0) {
+      const std::size_t b = (w * kBits + static_cast<std::size_t>(std::countr_zero(m))) << mark_shift_;
+      return b < to ? b : kNone;
+    }
+    j = (w + 1) * kBits;
+  }
+}
+
+void Bitmap::refine_marks(unsigned shift) {
+  std::vector<std::uint64_t> finer(mark_words(nbits_, shift), 0);
+  const unsigned up = mark_shift_ - shift;
+  for (std::size_t w = 0; w < marks_.size(); ++w)
+    for (std::uint64_t m = marks_[w]; m != 0; m &= m - 1) {
+      const std::size_t k = (w * kBits + static_cast<std::size_t>(std::countr_zero(m))) << up;
+      finer[k / kBits] |= std::uint64_t{1} << (k % kBits);
+    }
+  marks_.swap(finer);
+  mark_shift_ = shift;
+}
+
+void Bitmap::set_run(std::size_t start, std::size_t n) {
+  if ((start & ((std::size_t{1} << mark_shift_) - 1)) != 0)
+    refine_marks(static_cast<unsigned>(std::countr_zero(start)));
+  const std::size_t j = start >> mark_shift_;
+  marks_[j / kBits] |= std::uint64_t{1} << (j % kBits);
   apply<true>(start, n);
 }
 
 void Bitmap::clear_run(std::size_t start, std::size_t n) noexcept {
-  data_[2 * (start / kBits) + 1] &= ~(std::uint64_t{1} << (start % kBits));
+  if ((start & ((std::size_t{1} << mark_shift_) - 1)) == 0) {
+    const std::size_t j = start >> mark_shift_;
+    marks_[j / kBits] &= ~(std::uint64_t{1} << (j % kBits));
+  }
   apply<false>(start, n);
 }
 
 bool Bitmap::is_marked_run(std::size_t start, std::size_t n) const noexcept {
   if (n == 0 || start >= nbits_ || n > nbits_ - start) return false;
   const std::size_t end = start + n;
-  // Words covering [start, end]: bits must be set on [start, end), marks
-  // must be clear on (start, end), and bit `end` (if any) clear or marked.
-  for (std::size_t i = start; i < end;) {
-    const std::size_t w = i / kBits, lo = i % kBits;
-    const std::size_t hi = std::min(kBits, lo + (end - i));
-    const std::uint64_t m = span_mask(lo, hi);
-    const std::uint64_t bits = data_[2 * w], marks = data_[2 * w + 1];
-    // The start's mark must be set, every other mark in the run clear.
-    const std::uint64_t want_marks = i == start ? (std::uint64_t{1} << lo) : 0;
-    if ((bits & m) != m || (marks & m) != want_marks) return false;
-    i += hi - lo;
+  const std::size_t grid = (std::size_t{1} << mark_shift_) - 1;
+  if ((start & grid) != 0) return false;
+  // The start marked and no mark in (start, end): the grid points
+  // [j0, j1) with j1 = ceil(end / grid) hold exactly one mark, the first.
+  const std::size_t j0 = start >> mark_shift_;
+  const std::size_t j1 = ((end - 1) >> mark_shift_) + 1;
+  if (j1 - j0 <= kBits - j0 % kBits) {  // one mark word (the usual case)
+    const std::size_t span = j1 - j0;
+    const std::uint64_t m = marks_[j0 / kBits] >> (j0 % kBits);
+    if ((span == kBits ? m : m & ((std::uint64_t{1} << span) - 1)) != 1) return false;
+  } else if (!test_mark(start) || next_mark(start + 1, end) != kNone) {
+    return false;
   }
-  if (end == nbits_) return true;
-  const std::size_t w = end / kBits;
-  const std::uint64_t bit = std::uint64_t{1} << (end % kBits);
-  return (data_[2 * w] & bit) == 0 || (data_[2 * w + 1] & bit) != 0;
+  // Bits [start, end) set.
+  const std::size_t lo = start % kBits;
+  if (lo + n <= kBits) {
+    const std::uint64_t m = span_mask(lo, lo + n);
+    if ((wd(start / kBits) & m) != m) return false;
+  } else if (!range_is_set(start, n)) {
+    return false;
+  }
+  // Bit `end`, if any, clear or the start of the next allocation.
+  return end == nbits_ || !test(end) || test_mark(end);
 }
 
 std::size_t Bitmap::count_set() const noexcept {

@@ -148,3 +148,38 @@ TEST(Area, ConfigIsValidated) {
   Area a = make(cfg(8));
   EXPECT_EQ(a.alloc(0, 0).error().code, Errc::invalid_argument);
 }
+
+// The allocation marks cost 1/16 bit a page in an area that only hands out
+// 64 KiB-aligned runs, and a whole bit a page once a run starts on an odd
+// page; the live allocations survive the change and F2/F3 still hold.
+TEST(Area, MarksStayCoarseUntilAnAllocationNeedsThemFine) {
+  constexpr std::uint64_t kPages = 1 << 18;  // 1 GiB: 32 KiB of bitmap words
+  Area a = make(cfg(kPages));
+  const std::uint64_t bitmap_bytes = kPages / 8;
+  std::vector<std::uint64_t> live;
+  for (int i = 0; i < 100; ++i) {
+    auto b = a.alloc(16, 4);
+    ASSERT_TRUE(b.ok());
+    live.push_back(b->first_page);
+  }
+  EXPECT_LT(a.metadata_bytes(), bitmap_bytes + bitmap_bytes / 8);
+  ASSERT_TRUE(a.release(live[3], 16).ok());  // a hole at pages 48..63
+  auto one = a.alloc(1, 0);                  // first fit: page 48
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->first_page, 48u);
+  auto odd = a.alloc(1, 0);                  // page 49: the marks go to 1 bit a page
+  ASSERT_TRUE(odd.ok());
+  EXPECT_EQ(odd->first_page, 49u);
+  EXPECT_GT(a.metadata_bytes(), 2 * bitmap_bytes - bitmap_bytes / 8);
+  std::string why;
+  EXPECT_TRUE(a.invariant(&why)) << why;
+  EXPECT_EQ(a.release(48, 2).error().code, Errc::bad_free);  // two allocations, not one
+  EXPECT_EQ(a.release(live[4], 15).error().code, Errc::bad_free);
+  ASSERT_TRUE(a.release(49, 1).ok());
+  ASSERT_TRUE(a.release(48, 1).ok());
+  for (std::size_t i = 0; i < live.size(); ++i)
+    if (i != 3) ASSERT_TRUE(a.release(live[i], 16).ok()) << i;
+  EXPECT_EQ(a.stats().used, 0u);
+  EXPECT_EQ(a.stats().maxchunk, kPages);
+  EXPECT_TRUE(a.invariant(&why)) << why;
+}

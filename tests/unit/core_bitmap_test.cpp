@@ -76,3 +76,63 @@ TEST(Bitmap, LargestClearRunAndDump) {
   EXPECT_NE(d.find("64: 0000001000000000"), std::string::npos) << d;
   EXPECT_NE(d.find("128: 0000000000000000"), std::string::npos) << d;
 }
+
+// Allocation marks live on a grid of 2^mark_shift bits that set_run refines,
+// keeping every mark, the first time a run starts off it.
+TEST(Bitmap, MarkGridIsRefinedWhenARunStartsOffIt) {
+  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  Bitmap b(1024, 4);
+  const std::size_t coarse = b.footprint_bytes();
+  b.set_run(0, 16);
+  b.set_run(16, 16);
+  EXPECT_EQ(b.mark_shift(), 4u);
+  EXPECT_TRUE(b.test_mark(0));
+  EXPECT_TRUE(b.test_mark(16));
+  EXPECT_FALSE(b.test_mark(8));
+  EXPECT_TRUE(b.is_marked_run(0, 16));
+  EXPECT_TRUE(b.is_marked_run(16, 16));
+  EXPECT_FALSE(b.is_marked_run(0, 32));  // a mark inside
+  EXPECT_FALSE(b.is_marked_run(0, 8));   // the run goes on, unmarked
+  EXPECT_FALSE(b.is_marked_run(8, 8));   // no mark at 8
+
+  b.set_run(40, 2);  // 40 = 8 * 5: the grid becomes 8
+  EXPECT_EQ(b.mark_shift(), 3u);
+  EXPECT_GT(b.footprint_bytes(), coarse);
+  for (std::size_t i : {0u, 16u, 40u}) EXPECT_TRUE(b.test_mark(i)) << i;
+  EXPECT_TRUE(b.is_marked_run(0, 16));
+  EXPECT_TRUE(b.is_marked_run(16, 16));
+  EXPECT_TRUE(b.is_marked_run(40, 2));
+  EXPECT_EQ(b.next_mark(1, 1024), 16u);
+  EXPECT_EQ(b.next_mark(17, 40), kNone);
+  EXPECT_EQ(b.next_mark(17, 41), 40u);
+
+  b.set_run(42, 1);  // odd start next to the previous run: grid of 1
+  EXPECT_EQ(b.mark_shift(), 1u);
+  b.set_run(43, 1);
+  EXPECT_EQ(b.mark_shift(), 0u);
+  for (std::size_t i : {0u, 16u, 40u, 42u, 43u}) EXPECT_TRUE(b.test_mark(i)) << i;
+  EXPECT_TRUE(b.is_marked_run(40, 2));   // ends where the next run is marked
+  EXPECT_TRUE(b.is_marked_run(42, 1));
+  EXPECT_TRUE(b.is_marked_run(43, 1));   // followed by a clear bit
+  EXPECT_FALSE(b.is_marked_run(40, 3));
+
+  b.clear_run(16, 16);
+  EXPECT_FALSE(b.test_mark(16));
+  EXPECT_FALSE(b.is_marked_run(16, 16));
+  EXPECT_TRUE(b.is_marked_run(0, 16));   // now followed by a clear bit
+  EXPECT_EQ(b.next_mark(1, 1024), 40u);
+  EXPECT_EQ(b.count_set(), 16u + 2 + 1 + 1);
+}
+
+TEST(Bitmap, MarksAtTheEndOfAnOddSizedBitmap) {
+  Bitmap b(70, 3);  // grid points 0, 8, ..., 64
+  b.set_run(64, 6);
+  EXPECT_TRUE(b.is_marked_run(64, 6));  // runs to the end
+  EXPECT_FALSE(b.is_marked_run(64, 7));
+  b.set_run(61, 3);  // off the grid: refined to 1
+  EXPECT_EQ(b.mark_shift(), 0u);
+  EXPECT_TRUE(b.is_marked_run(61, 3));
+  EXPECT_TRUE(b.is_marked_run(64, 6));
+  EXPECT_EQ(b.next_mark(62, 70), 64u);
+  EXPECT_EQ(b.next_mark(65, 70), static_cast<std::size_t>(-1));
+}
