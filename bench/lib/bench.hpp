@@ -98,6 +98,7 @@ struct ScalingResult {
   double used_pct = 0;
   double median_ns = 0, p99_ns = 0;
   double fill_s = 0;              ///< time to fill the area (not measured as alloc)
+  std::uint64_t metadata_bytes = 0;  ///< the area's bitmap, marks and summary
 };
 struct ScalingReport {
   ScalingResult small, large;

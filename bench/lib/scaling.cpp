@@ -1,19 +1,22 @@
 // bench/lib/scaling.cpp — does alloc+free stay cheap as the area grows?
 //
-// The allocator itself (core::Area: the bitmap search, the live map, the
-// counters — what Pool::alloc_coherent runs under its area lock) over a span
-// of 64 MiB and of 64 GiB. The span is never dereferenced, so 64 GiB costs
-// only the bitmap (2 MiB) and the live map.
+// The allocator itself (core::Area: the bitmap search, the allocation marks,
+// the counters — what Pool::alloc_coherent runs under its area lock) over a
+// span of 64 MiB and of 64 GiB. The span is never dereferenced, so 64 GiB
+// costs only its metadata (Area::metadata_bytes: about 2.1 MiB here).
 //
 //   fill     the whole area with 64 KiB blocks (16 pages, A6-aligned to 64 KiB)
 //   holes    free 1 block in 64, chosen at random (fixed seed): 98.4 % used,
 //            the free space scattered over the whole area in 64 KiB holes
-//   measure  rounds of 1024 pairs: free a random live block, allocate 64 KiB
-//            (first fit from the start of the area, as cma_alloc); the sample is
-//            round time / 1024; median and p99 over the rounds
+//   measure  rounds of 1024 pairs (fewer in an area of fewer blocks): free a
+//            random live block, allocate 64 KiB (first fit from the start of
+//            the area, as cma_alloc); the sample is round time / pairs;
+//            median and p99 over the rounds
 //
 // ratio = 64 GiB median / 64 MiB median (the target is <= 1.5).
+#include <algorithm>
 #include <chrono>
+#include <optional>
 #include <random>
 
 #include "bench.hpp"
@@ -23,75 +26,116 @@ namespace numacma::bench {
 
 namespace {
 
+using clock_type = std::chrono::steady_clock;
 constexpr std::uint64_t kPage = 4096, kBlockPages = 16;
 constexpr unsigned kAlignOrder = 4;  // A6: 16 pages -> order 4
 
-ScalingResult measure(std::uint64_t bytes, unsigned rounds, std::uint64_t seed) {
-  using clock = std::chrono::steady_clock;
-  ScalingResult r;
-  r.area_bytes = bytes;
-  core::AreaConfig c;
-  c.name = "scaling";
-  c.node = 0;
-  c.pages = bytes / kPage;
-  c.segments = {{0, c.pages, 1ULL << 32}};
-  c.cpu_base = std::uintptr_t{1} << 44;  // never dereferenced
-  Result<core::Area> a = core::Area::create(c);
-  if (!a) return r;
-  core::Area& area = *a;
+class Scenario {
+ public:
+  /** Builds, fills and fragments an area of `bytes`; false if it could not. */
+  bool setup(std::uint64_t bytes, std::uint64_t seed) {
+    r_.area_bytes = bytes;
+    core::AreaConfig c;
+    c.name = "scaling";
+    c.node = 0;
+    c.pages = bytes / kPage;
+    c.segments = {{0, c.pages, 1ULL << 32}};
+    c.cpu_base = std::uintptr_t{1} << 44;  // never dereferenced
+    Result<core::Area> a = core::Area::create(c);
+    if (!a) return false;
+    area_.emplace(std::move(*a));
 
-  const auto f0 = clock::now();
-  std::vector<std::uint64_t> live;
-  live.reserve(c.pages / kBlockPages);
-  for (;;) {
-    Result<core::Block> b = area.alloc(kBlockPages, kAlignOrder);
-    if (!b) break;
-    live.push_back(b->first_page);
-  }
-  r.blocks = live.size();
-  std::mt19937_64 rng(seed);
-  // Free 1 in 64 at random: swap the chosen ones to the back and drop them.
-  const std::size_t holes = live.size() / 64;
-  for (std::size_t k = 0; k < holes; ++k) {
-    const std::size_t j = std::uniform_int_distribution<std::size_t>(0, live.size() - 1)(rng);
-    (void)area.release(live[j], kBlockPages);
-    live[j] = live.back();
-    live.pop_back();
-  }
-  r.fill_s = std::chrono::duration<double>(clock::now() - f0).count();
-  r.holes = holes;
-  r.used_pct = 100.0 * static_cast<double>(live.size()) / static_cast<double>(r.blocks);
-
-  constexpr std::size_t kPairs = 1024;
-  std::vector<std::size_t> pick(kPairs);
-  std::vector<double> samples;
-  bool failed = false;
-  for (unsigned round = 0; round <= rounds && !failed; ++round) {  // round 0: warm-up
-    for (auto& p : pick) p = std::uniform_int_distribution<std::size_t>(0, live.size() - 1)(rng);
-    const auto t0 = clock::now();
-    for (std::size_t k = 0; k < kPairs; ++k) {
-      // The harness's own bookkeeping (which block is where) is prefetched so
-      // that its cache misses are not charged to the allocator.
-      if (k + 8 < kPairs) __builtin_prefetch(&live[pick[k + 8]], 1);
-      const std::size_t j = pick[k];
-      failed |= !area.release(live[j], kBlockPages).ok();
-      Result<core::Block> b = area.alloc(kBlockPages, kAlignOrder);
-      if (!b) {
-        failed = true;
-        break;
-      }
-      live[j] = b->first_page;
+    // Every allocation is 16 pages at a 16-page boundary (A6), so the live
+    // blocks are slots of a fixed grid: the harness keeps one bit per slot
+    // (128 KiB at 64 GiB), not a list of 8-byte addresses (8 MiB, larger than
+    // the allocator's own metadata, which it would evict from the cache).
+    slots_ = c.pages / kBlockPages;
+    live_.assign((slots_ + 63) / 64, 0);
+    const auto f0 = clock_type::now();
+    for (;;) {
+      Result<core::Block> b = area_->alloc(kBlockPages, kAlignOrder);
+      if (!b) break;
+      set_live(b->first_page / kBlockPages, true);
+      ++r_.blocks;
     }
-    const auto t1 = clock::now();
-    if (round > 0)
-      samples.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() / kPairs);
+    rng_.seed(seed);
+    any_slot_ = std::uniform_int_distribution<std::uint64_t>(0, slots_ - 1);
+    // Free 1 in 64 at random.
+    const std::uint64_t holes = r_.blocks / 64;
+    for (std::uint64_t k = 0; k < holes;) {
+      const std::uint64_t s = any_slot_(rng_);
+      if (!is_live(s)) continue;
+      if (!area_->release(s * kBlockPages, kBlockPages).ok()) return false;
+      set_live(s, false);
+      ++k;
+    }
+    r_.fill_s = std::chrono::duration<double>(clock_type::now() - f0).count();
+    r_.holes = holes;
+    r_.used_pct = 100.0 * static_cast<double>(r_.blocks - holes) / static_cast<double>(r_.blocks);
+    r_.metadata_bytes = area_->metadata_bytes();
+    // A round frees `pairs` distinct blocks (1024, or half the live ones in a
+    // small area), each live when the round starts, so still live when its
+    // turn comes (only the round itself frees).
+    const std::uint64_t pairs = std::min<std::uint64_t>(1024, (r_.blocks - holes) / 2);
+    pick_.resize(pairs);
+    got_.resize(pairs);
+    return pairs > 0;
   }
-  if (failed) return r;
-  const Summary s = summarize(samples);
-  r.median_ns = s.median;
-  r.p99_ns = s.p99;
-  return r;
-}
+
+  /** One round; the sample is kept unless `warmup`. False if an operation failed. */
+  bool round(bool warmup) {
+    // The blocks to free are drawn before the clock starts and the addresses
+    // the allocations return are booked after it stops: the timed loop
+    // touches nothing of the harness but pick_ and got_, in order.
+    for (std::size_t k = 0; k < pick_.size();) {
+      const std::uint64_t s = any_slot_(rng_);
+      if (!is_live(s)) continue;
+      set_live(s, false);  // taken for this round: not drawn twice
+      pick_[k++] = s * kBlockPages;
+    }
+    bool ok = true;
+    const auto t0 = clock_type::now();
+    for (std::size_t k = 0; k < pick_.size(); ++k) {
+      ok &= area_->release(pick_[k], kBlockPages).ok();
+      Result<core::Block> b = area_->alloc(kBlockPages, kAlignOrder);
+      if (!b) return false;
+      got_[k] = b->first_page;
+    }
+    const auto t1 = clock_type::now();
+    if (!ok) return false;
+    for (std::uint64_t g : got_) set_live(g / kBlockPages, true);
+    if (!warmup)
+      samples_.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() /
+                         static_cast<double>(pick_.size()));
+    return true;
+  }
+
+  ScalingResult result() const {
+    ScalingResult r = r_;
+    std::vector<double> samples = samples_;
+    const Summary s = summarize(samples);
+    r.median_ns = s.median;
+    r.p99_ns = s.p99;
+    return r;
+  }
+
+ private:
+  bool is_live(std::uint64_t s) const { return ((live_[s / 64] >> (s % 64)) & 1) != 0; }
+  void set_live(std::uint64_t s, bool on) {
+    const std::uint64_t bit = std::uint64_t{1} << (s % 64);
+    if (on) live_[s / 64] |= bit;
+    else live_[s / 64] &= ~bit;
+  }
+
+  ScalingResult r_;
+  std::optional<core::Area> area_;
+  std::uint64_t slots_ = 0;
+  std::vector<std::uint64_t> live_;  ///< bit s: slot s (pages 16s..16s+15) is a live block
+  std::mt19937_64 rng_;
+  std::uniform_int_distribution<std::uint64_t> any_slot_;
+  std::vector<std::uint64_t> pick_, got_;
+  std::vector<double> samples_;
+};
 
 }  // namespace
 
@@ -101,8 +145,14 @@ ScalingReport run_scaling(const ScalingOptions& o) {
   rep.workload =
       "core::Area filled with 64K blocks, 1 in 64 freed at random; "
       "pairs of (free a random live block, alloc 64K first-fit)";
-  rep.small = measure(o.small_bytes, rounds, 7);
-  rep.large = measure(o.large_bytes, rounds, 7);
+  Scenario small, large;
+  if (!small.setup(o.small_bytes, 7) || !large.setup(o.large_bytes, 7)) return rep;
+  for (unsigned round = 0; round <= rounds; ++round)  // round 0: warm-up
+    if (!small.round(round == 0)) return rep;
+  for (unsigned round = 0; round <= rounds; ++round)
+    if (!large.round(round == 0)) return rep;
+  rep.small = small.result();
+  rep.large = large.result();
   if (rep.small.median_ns > 0) rep.ratio = rep.large.median_ns / rep.small.median_ns;
   return rep;
 }
