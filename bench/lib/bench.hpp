@@ -103,6 +103,7 @@ struct ScalingResult {
 struct ScalingReport {
   ScalingResult small, large;
   double ratio = 0;               ///< large median / small median
+  int cpu = -1;                   ///< the CPU both were measured on (-1: not pinned)
   std::string workload;
 };
 ScalingReport run_scaling(const ScalingOptions& o);

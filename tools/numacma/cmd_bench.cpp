@@ -133,6 +133,7 @@ void run_scaling(const BenchArgs& a) {
       j["median_ns"] = round_to(x->median_ns, 0.1);
       j["p99_ns"] = round_to(x->p99_ns, 0.1);
       j["ratio"] = x == &r.large ? round_to(r.ratio, 0.001) : 1.0;
+      j["cpu"] = r.cpu;
       emit(j);
     }
   } else {
@@ -143,8 +144,9 @@ void run_scaling(const BenchArgs& a) {
              num(x->used_pct, "%.2f%%"), num(static_cast<double>(x->metadata_bytes) / 1024, "%.1f KiB"),
              num(x->median_ns), num(x->p99_ns), num(x->fill_s, "%.2f")});
     t.print();
-    std::printf("\nratio %s / %s = %.2fx (target <= 1.5x: %s)\n", human_size(r.large.area_bytes).c_str(),
-                human_size(r.small.area_bytes).c_str(), r.ratio, r.ratio <= 1.5 ? "met" : "MISSED");
+    std::printf("\nratio %s / %s = %.2fx (target <= 1.5x: %s), measured on CPU %d\n",
+                human_size(r.large.area_bytes).c_str(), human_size(r.small.area_bytes).c_str(), r.ratio,
+                r.ratio <= 1.5 ? "met" : "MISSED", r.cpu);
   }
   if (!ok) failure("bench scaling", "the workload failed (an allocation did not fit)");
 }
