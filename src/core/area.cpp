@@ -18,12 +18,27 @@ std::string fmt_pages(std::uint64_t n) { return std::to_string(n) + (n == 1 ? " 
 
 }  // namespace
 
+unsigned Area::initial_q(const AreaConfig& c) noexcept {
+  // As coarse as every segment allows: its first page, its length and the
+  // DMA offset of its pages (dma_base / P - first_page) all multiples of 2^q
+  // pages, so that every run of whole bits starts and ends where a
+  // page-granular first fit could start and end it. At most 2^8 pages a bit.
+  unsigned q = c.order_per_bit + 8;
+  for (const Segment& s : c.segments) {
+    const std::uint64_t dma_offset = s.dma_base / c.page_size - s.first_page;  // mod 2^64
+    const std::uint64_t any = s.first_page | s.pages | dma_offset;
+    if (any != 0) q = std::min(q, static_cast<unsigned>(std::countr_zero(any)));
+  }
+  return std::max(q, c.order_per_bit);
+}
+
 Area::Area(AreaConfig config)
     : cfg_(std::move(config)),
+      q_(initial_q(cfg_)),
       // Marks start on the grid of the largest alignment an allocation can
       // ask for; the bitmap refines it if a start ever falls off it.
-      bitmap_(static_cast<std::size_t>(cfg_.pages >> cfg_.order_per_bit),
-              cfg_.max_align_order > cfg_.order_per_bit ? cfg_.max_align_order - cfg_.order_per_bit : 0) {
+      bitmap_(static_cast<std::size_t>(cfg_.pages >> q_),
+              std::min(cfg_.max_align_order > q_ ? cfg_.max_align_order - q_ : 0u, 40u)) {
   for (const Segment& s : cfg_.segments) lowest_dma_ = std::min(lowest_dma_, s.dma_base);
 }
 
@@ -74,10 +89,15 @@ std::uint64_t Area::dma_of_page(std::uint64_t page) const noexcept {
 Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit) {
   if (count == 0) return make_error(Errc::invalid_argument, "area '" + cfg_.name + "': 0 pages");
   align_order = std::min(align_order, cfg_.max_align_order);
-  const unsigned opb = cfg_.order_per_bit;
-  const std::uint64_t granule = cfg_.page_size << opb;
-  const std::uint64_t bits = (count + (std::uint64_t{1} << opb) - 1) >> opb;
-  const std::uint64_t mask = align_order > opb ? (std::uint64_t{1} << (align_order - opb)) - 1 : 0;
+  // A count that is not a whole number of the current bits needs finer ones
+  // (never finer than order_per_bit: below it, sizes round up, R6).
+  if ((count & ((std::uint64_t{1} << q_) - 1)) != 0)
+    refine(std::max(cfg_.order_per_bit, static_cast<unsigned>(std::countr_zero(count))));
+  const unsigned q = q_;
+  const std::uint64_t granule = cfg_.page_size << q;
+  const unsigned granule_shift = static_cast<unsigned>(std::countr_zero(granule));  // a power of two
+  const std::uint64_t bits = (count + (std::uint64_t{1} << q) - 1) >> q;
+  const std::uint64_t mask = align_order > q ? (std::uint64_t{1} << (align_order - q)) - 1 : 0;
 
   if (lowest_dma_ > dma_limit) return make_error(Errc::unreachable, cfg_.name + ": above the DMA mask");
   // First fit over the segments in area order. An area of hugepages that are
@@ -87,33 +107,34 @@ Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64
   const std::vector<Segment>& segs = cfg_.segments;
   for (std::size_t si = 0; si < segs.size(); ++si) {
     const Segment& s = segs[si];
-    const std::uint64_t sb = s.first_page >> opb;
-    const std::uint64_t se = sb + (s.pages >> opb);
+    const std::uint64_t sb = s.first_page >> q;
+    const std::uint64_t se = sb + (s.pages >> q);
     const std::size_t next_free = bitmap_.next_clear(static_cast<std::size_t>(sb), bitmap_.size());
     if (next_free == static_cast<std::size_t>(-1)) break;  // nothing free from here on
     if (next_free >= se) {  // this segment is full: go to the one holding next_free
-      si = segment_of_page(static_cast<std::uint64_t>(next_free) << opb) - 1;
+      si = segment_of_page(static_cast<std::uint64_t>(next_free) << q) - 1;
       continue;
     }
     if (s.dma_base > dma_limit) continue;
     // Whole bits of this segment whose last byte is at or below dma_limit.
     const std::uint64_t reach_bytes = dma_limit - s.dma_base;  // last reachable offset
     // (reach_bytes + 1) / granule without overflowing when the mask is all ones.
-    const std::uint64_t whole = reach_bytes / granule + (reach_bytes % granule == granule - 1 ? 1 : 0);
-    const std::uint64_t reach_bits = std::min<std::uint64_t>(s.pages >> opb, whole);
-    const std::uint64_t offset = ((s.dma_base / granule) - sb) & mask;
+    const std::uint64_t whole =
+        (reach_bytes >> granule_shift) + ((reach_bytes & (granule - 1)) == granule - 1 ? 1 : 0);
+    const std::uint64_t reach_bits = std::min<std::uint64_t>(s.pages >> q, whole);
+    const std::uint64_t offset = ((s.dma_base >> granule_shift) - sb) & mask;
     const auto found = bitmap_.find_clear_run(static_cast<std::size_t>(bits), static_cast<std::size_t>(mask),
                                               static_cast<std::size_t>(offset),
                                               std::max(static_cast<std::size_t>(sb), next_free),
                                               static_cast<std::size_t>(sb + reach_bits));
     if (!found) continue;
-    const std::uint64_t first_page = static_cast<std::uint64_t>(*found) << opb;
+    const std::uint64_t first_page = static_cast<std::uint64_t>(*found) << q;
     const std::uint64_t dma = s.dma_base + (first_page - s.first_page) * cfg_.page_size;
     if (dma + (count * cfg_.page_size - 1) > dma_limit) continue;  // exactness guard
     bitmap_.set_run(*found, static_cast<std::size_t>(bits));
-    if (count != (bits << opb)) odd_.emplace(first_page, count);
+    if (count != (bits << q)) odd_.emplace(first_page, count);
     ++live_count_;
-    used_pages_ += bits << opb;
+    used_pages_ += bits << q;
     alloc_pages_success_ += count;
     return Block{first_page, count, dma, cfg_.cpu_base + first_page * cfg_.page_size};
   }
@@ -124,14 +145,14 @@ Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64
 }
 
 Status Area::release(std::uint64_t first_page, std::uint64_t count) {
-  const unsigned opb = cfg_.order_per_bit;
-  const std::uint64_t per_bit = std::uint64_t{1} << opb;
-  const std::uint64_t b = first_page >> opb;
+  const unsigned q = q_;
+  const std::uint64_t per_bit = std::uint64_t{1} << q;
+  const std::uint64_t b = first_page >> q;
   if (first_page % per_bit != 0 || first_page >= cfg_.pages || !bitmap_.test_mark(static_cast<std::size_t>(b)))
     return make_error(Errc::bad_free, "area '" + cfg_.name + "': no live allocation starts at page " +
                                           std::to_string(first_page) +
                                           " (double free or foreign address)");
-  const std::uint64_t bits = (count + per_bit - 1) >> opb;
+  const std::uint64_t bits = (count + per_bit - 1) >> q;
   // The allocation's page count: recorded in odd_ when not whole bits, else
   // its run of bits. The common case checks exactly the words the `bits` bits
   // cover and the bit after them (bits and marks side by side: one pair).
@@ -139,10 +160,10 @@ Status Area::release(std::uint64_t first_page, std::uint64_t count) {
   auto odd = odd_.end();
   if (!odd_.empty()) odd = odd_.find(first_page);
   if (odd != odd_.end()) allocated = odd->second;
-  else if (count == (bits << opb) && bits <= bitmap_.size() &&
+  else if (count == (bits << q) && bits <= bitmap_.size() &&
            bitmap_.is_marked_run(static_cast<std::size_t>(b), static_cast<std::size_t>(bits)))
     allocated = count;
-  else allocated = run_bits(b) << opb;
+  else allocated = run_bits(b) << q;
   if (allocated != count)
     return make_error(Errc::bad_free, "area '" + cfg_.name + "': size mismatch at page " +
                                           std::to_string(first_page) + ": allocated " +
@@ -150,9 +171,28 @@ Status Area::release(std::uint64_t first_page, std::uint64_t count) {
   bitmap_.clear_run(static_cast<std::size_t>(b), static_cast<std::size_t>(bits));
   if (odd != odd_.end()) odd_.erase(odd);
   --live_count_;
-  used_pages_ -= bits << opb;
+  used_pages_ -= bits << q;
   release_pages_success_ += count;
   return {};
+}
+
+void Area::refine(unsigned q) {
+  if (q >= q_) return;
+  bitmap_.expand(q_ - q);
+  q_ = q;
+}
+
+std::string Area::dump_bitmap() const {
+  if (q_ == cfg_.order_per_bit) return bitmap_.dump();
+  // The dump is of order_per_bit bits, as if the bitmap had never been coarser.
+  const unsigned d = q_ - cfg_.order_per_bit;
+  Bitmap fine(static_cast<std::size_t>(cfg_.pages >> cfg_.order_per_bit));
+  for (std::size_t w = 0; w < bitmap_.word_count(); ++w)
+    for (std::uint64_t m = bitmap_.word(w); m != 0; m &= m - 1) {
+      const std::size_t b = w * 64 + static_cast<std::size_t>(std::countr_zero(m));
+      fine.set_range(b << d, std::size_t{1} << d);
+    }
+  return fine.dump();
 }
 
 AreaStats Area::stats() const {
@@ -163,12 +203,12 @@ AreaStats Area::stats() const {
   s.pages = cfg_.pages;
   s.order_per_bit = cfg_.order_per_bit;
   s.used = used_pages_;
-  const unsigned opb = cfg_.order_per_bit;
+  const unsigned q = q_;
   std::uint64_t best = 0;
   for (const Segment& seg : cfg_.segments)
-    best = std::max<std::uint64_t>(best, bitmap_.largest_clear_run(seg.first_page >> opb,
-                                                                   (seg.first_page + seg.pages) >> opb));
-  s.maxchunk = best << opb;
+    best = std::max<std::uint64_t>(best, bitmap_.largest_clear_run(seg.first_page >> q,
+                                                                   (seg.first_page + seg.pages) >> q));
+  s.maxchunk = best << q;
   s.alloc_pages_success = alloc_pages_success_;
   s.alloc_pages_fail = alloc_pages_fail_;
   s.release_pages_success = release_pages_success_;
@@ -181,29 +221,29 @@ bool Area::invariant(std::string* why) const {
     if (why != nullptr) *why = "area '" + cfg_.name + "': " + w;
     return false;
   };
-  const unsigned opb = cfg_.order_per_bit;
+  const unsigned q = q_;
   // The live allocations as the marks and odd_ describe them.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> live;
   constexpr std::size_t kNone = static_cast<std::size_t>(-1);
   for (std::size_t b = bitmap_.next_mark(0, bitmap_.size()); b != kNone;
        b = bitmap_.next_mark(b + 1, bitmap_.size())) {
     if (!bitmap_.test(b)) return fail("an allocation start on a free bit");
-    const std::uint64_t first = static_cast<std::uint64_t>(b) << opb;
+    const std::uint64_t first = static_cast<std::uint64_t>(b) << q;
     auto odd = odd_.find(first);
-    const std::uint64_t count = odd != odd_.end() ? odd->second : run_bits(b) << opb;
-    if (odd != odd_.end() && ((count + (std::uint64_t{1} << opb) - 1) >> opb) != run_bits(b))
+    const std::uint64_t count = odd != odd_.end() ? odd->second : run_bits(b) << q;
+    if (odd != odd_.end() && ((count + (std::uint64_t{1} << q) - 1) >> q) != run_bits(b))
       return fail("recorded size differs from the run at page " + std::to_string(first));
     live.emplace_back(first, count);
   }
   if (live.size() != live_count_) return fail("live count differs from the allocation starts");
   for (const auto& [first, count] : odd_)
-    if (!bitmap_.test_mark(static_cast<std::size_t>(first >> opb))) return fail("a size recorded for no allocation");
+    if (!bitmap_.test_mark(static_cast<std::size_t>(first >> q))) return fail("a size recorded for no allocation");
   Bitmap expect(bitmap_.size());
   std::uint64_t used = 0;
   for (const auto& [first, count] : live) {
-    const std::uint64_t bits = (count + (std::uint64_t{1} << opb) - 1) >> opb;
-    const std::uint64_t b0 = first >> opb;
-    if ((first & ((std::uint64_t{1} << opb) - 1)) != 0) return fail("allocation not bit aligned");
+    const std::uint64_t bits = (count + (std::uint64_t{1} << q) - 1) >> q;
+    const std::uint64_t b0 = first >> q;
+    if ((first & ((std::uint64_t{1} << q) - 1)) != 0) return fail("allocation not bit aligned");
     if (b0 + bits > expect.size()) return fail("allocation beyond the area");
     if (!expect.range_is_clear(static_cast<std::size_t>(b0), static_cast<std::size_t>(bits)))
       return fail("two live allocations overlap at page " + std::to_string(first));
@@ -213,12 +253,12 @@ bool Area::invariant(std::string* why) const {
         [](std::uint64_t p, const Segment& s) { return p < s.first_page; }));
     if (first + count > seg->first_page + seg->pages) return fail("an allocation spans two segments");
     expect.set_range(static_cast<std::size_t>(b0), static_cast<std::size_t>(bits));
-    used += bits << opb;
+    used += bits << q;
   }
   for (std::size_t w = 0; w < bitmap_.word_count(); ++w)
     if (expect.word(w) != bitmap_.word(w)) return fail("bitmap differs from the live allocations");
   if (used != used_pages_) return fail("used counter differs from the bitmap");
-  if ((bitmap_.count_set() << opb) != used_pages_) return fail("popcount differs from used");
+  if ((bitmap_.count_set() << q) != used_pages_) return fail("popcount differs from used");
   if (alloc_pages_success_ < release_pages_success_) return fail("more pages released than allocated");
   return true;
 }

@@ -102,7 +102,10 @@ class Area {
 
   AreaStats stats() const;
   std::uint64_t live_allocations() const noexcept { return live_count_; }
-  std::string dump_bitmap() const { return bitmap_.dump(); }
+  /** The bitmap at order_per_bit granularity (Bitmap::dump's format). */
+  std::string dump_bitmap() const;
+  /** log2 of the pages one bitmap bit covers now (>= order_per_bit). */
+  unsigned pages_per_bit_order() const noexcept { return q_; }
   /** Bytes of allocation metadata: bitmap, allocation marks, summary tree. */
   std::size_t metadata_bytes() const noexcept { return bitmap_.footprint_bytes(); }
   const AreaConfig& config() const noexcept { return cfg_; }
@@ -124,8 +127,22 @@ class Area {
   std::uint64_t run_bits(std::uint64_t b) const noexcept;
   /** Index of the segment holding `page` (REQUIRES: page < pages). */
   std::size_t segment_of_page(std::uint64_t page) const noexcept;
+  /** The coarsest q the segments allow (see q_), at most order_per_bit + 8. */
+  static unsigned initial_q(const AreaConfig& c) noexcept;
+  /** Makes each bit cover 2^q pages (q < q_): every bit becomes 2^(q_ - q). */
+  void refine(unsigned q);
 
   AreaConfig cfg_;
+  // One bitmap bit covers 2^q_ pages. q_ starts as coarse as the segments
+  // allow (up to 2^8 pages) and is refined, never coarsened, the first time
+  // an allocation's page count is not a whole number of bits: while every
+  // live allocation and every segment is a whole number of bits, first fit
+  // over bits and first fit over pages give the same answer (every free run
+  // starts and ends on a bit boundary), so the coarse bitmap is exact. An
+  // area that only hands out 64 KiB multiples keeps a bit per 16 pages: its
+  // metadata is 1/16 of a page-granular bitmap's. q_ >= order_per_bit, whose
+  // rounding of sizes (R6) is unchanged.
+  unsigned q_ = 0;
   // The used bits and the live allocations, with no per-allocation heap node
   // (a hash map of every live allocation made the free path of a large area a
   // cache miss):

@@ -46,7 +46,7 @@ Bitmap::Bitmap(std::size_t nbits, unsigned mark_shift)
     : nbits_(nbits),
       nwords_((nbits + kBits - 1) / kBits),
       words_(nwords_, 0),
-      mark_shift_(std::min(mark_shift, 32u)),
+      mark_shift_(std::min(mark_shift, 48u)),
       marks_(mark_words(nbits, mark_shift_), 0) {
   std::size_t n = nwords_;
   do {
@@ -215,6 +215,21 @@ void Bitmap::refine_marks(unsigned shift) {
     }
   marks_.swap(finer);
   mark_shift_ = shift;
+}
+
+void Bitmap::expand(unsigned d) {
+  if (d == 0) return;
+  Bitmap finer(nbits_ << d, mark_shift_ + d);
+  // Runs of set bits, each one set_range (the summary follows).
+  for (std::size_t i = next_set(0, nbits_); i != kNone;) {
+    std::size_t e = next_clear(i, nbits_);
+    if (e == kNone) e = nbits_;
+    finer.set_range(i << d, (e - i) << d);
+    i = e < nbits_ ? next_set(e, nbits_) : kNone;
+  }
+  // A grid point j was bit j << s and is now bit j << (s + d): the same words.
+  finer.marks_ = std::move(marks_);
+  *this = std::move(finer);
 }
 
 void Bitmap::set_run(std::size_t start, std::size_t n) {

@@ -39,7 +39,7 @@ namespace numacma::core {
 class Bitmap {
  public:
   Bitmap() = default;
-  /** nbits bits, all clear; marks on a grid of 2^mark_shift bits (at most 32). */
+  /** nbits bits, all clear; marks on a grid of 2^mark_shift bits (at most 48). */
   explicit Bitmap(std::size_t nbits, unsigned mark_shift = 0);
 
   std::size_t size() const noexcept { return nbits_; }
@@ -63,7 +63,13 @@ class Bitmap {
   bool test_mark(std::size_t i) const noexcept;
   /** First marked bit in [i, to), or SIZE_MAX. */
   std::size_t next_mark(std::size_t i, std::size_t to) const noexcept;
-  /** log2 of the mark grid, in bits (only ever decreases). */
+  /**
+   * Every bit becomes 2^d bits (size() grows 2^d times): bit i set becomes
+   * bits [i << d, (i + 1) << d) set, a mark at i a mark at i << d (the mark
+   * grid grows with it). O(size() << d). Used when an Area's bits get finer.
+   */
+  void expand(unsigned d);
+  /** log2 of the mark grid, in bits. */
   unsigned mark_shift() const noexcept { return mark_shift_; }
   /** Sets bits [start, start + n) and the mark of bit start, refining the mark
    *  grid first if start is off it (which allocates). REQUIRES: n > 0. */

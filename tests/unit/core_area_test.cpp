@@ -177,9 +177,67 @@ TEST(Area, MarksStayCoarseUntilAnAllocationNeedsThemFine) {
   EXPECT_EQ(a.release(live[4], 15).error().code, Errc::bad_free);
   ASSERT_TRUE(a.release(49, 1).ok());
   ASSERT_TRUE(a.release(48, 1).ok());
-  for (std::size_t i = 0; i < live.size(); ++i)
-    if (i != 3) ASSERT_TRUE(a.release(live[i], 16).ok()) << i;
+  for (std::size_t i = 0; i < live.size(); ++i) {
+    if (i != 3) {
+      ASSERT_TRUE(a.release(live[i], 16).ok()) << i;
+    }
+  }
   EXPECT_EQ(a.stats().used, 0u);
   EXPECT_EQ(a.stats().maxchunk, kPages);
+  EXPECT_TRUE(a.invariant(&why)) << why;
+}
+
+// A bitmap bit covers as many pages as the segments and the live allocations
+// allow (up to 2^8): first fit, the counters and the dump are those of a
+// page-granular bitmap, and the first allocation that is not a whole number
+// of bits makes them finer for good.
+TEST(Area, BitsAreAsCoarseAsTheAllocationsAllow) {
+  Area a = make(cfg(4096));
+  EXPECT_EQ(a.pages_per_bit_order(), 8u);
+  auto x = a.alloc(32, 5);  // 2^5 pages: bits of 32 pages
+  ASSERT_TRUE(x.ok());
+  EXPECT_EQ(a.pages_per_bit_order(), 5u);
+  auto y = a.alloc(16, 4);  // bits of 16 pages
+  ASSERT_TRUE(y.ok());
+  EXPECT_EQ(y->first_page, 32u);
+  EXPECT_EQ(a.pages_per_bit_order(), 4u);
+  const std::size_t coarse = a.metadata_bytes();
+  EXPECT_EQ(a.dump_bitmap().substr(0, 19), "0: 0000ffffffffffff");
+  ASSERT_TRUE(a.release(x->first_page, 32).ok());
+  auto z = a.alloc(3, 2);  // 3 pages aligned to 4: first fit at page 0, bits of 1 page
+  ASSERT_TRUE(z.ok());
+  EXPECT_EQ(z->first_page, 0u);
+  EXPECT_EQ(a.pages_per_bit_order(), 0u);
+  EXPECT_GT(a.metadata_bytes(), 8 * coarse);
+  EXPECT_EQ(a.dump_bitmap().substr(0, 19), "0: 0000ffff00000007");
+  auto w = a.alloc(16, 4);  // the hole at 16..31 (16-aligned), not 3..15
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(w->first_page, 16u);
+  EXPECT_EQ(a.stats().used, 3u + 16 + 16);
+  EXPECT_EQ(a.release(y->first_page, 15).error().code, Errc::bad_free);
+  ASSERT_TRUE(a.release(y->first_page, 16).ok());
+  ASSERT_TRUE(a.release(z->first_page, 3).ok());
+  ASSERT_TRUE(a.release(w->first_page, 16).ok());
+  EXPECT_EQ(a.stats().used, 0u);
+  EXPECT_EQ(a.stats().maxchunk, 4096u);
+  std::string why;
+  EXPECT_TRUE(a.invariant(&why)) << why;
+}
+
+TEST(Area, CoarseBitsFollowTheSegments) {
+  // A segment whose DMA offset is odd in pages: page-granular from the start.
+  EXPECT_EQ(make(cfg(64, {{0, 64, 3 * 4096}})).pages_per_bit_order(), 0u);
+  // Segments of 48 pages at 2 MiB-aligned DMA bases: bits of 16 pages.
+  EXPECT_EQ(make(cfg(96, {{0, 48, 0x200000}, {48, 48, 0x800000}})).pages_per_bit_order(), 4u);
+  // order_per_bit 2: never finer than 4 pages; sizes still round up to them.
+  Area a = make(cfg(1024, {}, 2));
+  EXPECT_EQ(a.pages_per_bit_order(), 10u);
+  auto b = a.alloc(3, 2);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(a.pages_per_bit_order(), 2u);
+  EXPECT_EQ(a.stats().used, 4u);
+  EXPECT_EQ(a.release(b->first_page, 4).error().code, Errc::bad_free);
+  ASSERT_TRUE(a.release(b->first_page, 3).ok());
+  std::string why;
   EXPECT_TRUE(a.invariant(&why)) << why;
 }
