@@ -6,9 +6,11 @@
 //   full_[k][s]      bit (j % 64) of full_[k][j / 64] is set iff full_[k-1][j] == ~0
 //   full_.back()     a single word
 //
-// The tree lets a first-fit scan for a clear bit skip any stretch of full
-// words in O(levels) countr_zero steps (level k skips 64^(k+1) words), which
-// keeps a nearly-full area cheap to search however large it is: 64 MiB of
+// first_open_ (every word below it is full) lets a first-fit scan from the
+// start of a nearly full area begin at its first hole; from there the tree
+// lets it skip any stretch of full words in O(levels) countr_zero steps
+// (level k skips 64^(k+1) words), which keeps a nearly-full area cheap to
+// search however large it is: 64 MiB of
 // 4 KiB pages has 2 levels, 64 GiB has 3. set_range/clear_range update only
 // the words they touch, and a summary bit only when its word's fullness flips.
 #include "core/bitmap.hpp"
@@ -110,6 +112,11 @@ void Bitmap::apply(std::size_t start, std::size_t n) noexcept {
     if constexpr (kSet) wd(w) |= m;
     else wd(w) &= ~m;
     refresh_summary(w);
+    if constexpr (kSet) {
+      if (w == first_open_ && wd(w) == kAll) first_open_ = std::min(next_nonfull_word(w + 1), nwords_);
+    } else {
+      if (w < first_open_) first_open_ = w;
+    }
     i += hi - lo;
   }
 }
@@ -118,6 +125,8 @@ void Bitmap::set_range(std::size_t start, std::size_t n) noexcept { apply<true>(
 void Bitmap::clear_range(std::size_t start, std::size_t n) noexcept { apply<false>(start, n); }
 
 std::size_t Bitmap::next_clear(std::size_t i, std::size_t to) const noexcept {
+  // Every word below first_open_ is full: a search from the start begins there.
+  i = std::max(i, first_open_ * kBits);
   while (i < to) {
     std::size_t w = i / kBits;
     const std::uint64_t free_bits = ~wd(w) & ~((std::uint64_t{1} << (i % kBits)) - 1);

@@ -124,6 +124,10 @@ class Bitmap {
   std::size_t nbits_ = 0;
   std::size_t nwords_ = 0;
   std::vector<std::uint64_t> words_;  ///< word w = bits 64w .. 64w + 63
+  /** Every word below it is all ones (nwords_ if all are): a first-fit search
+   *  from the start begins here. set_range moves it up when it fills its
+   *  word, clear_range down to the word it clears. */
+  std::size_t first_open_ = 0;
   unsigned mark_shift_ = 0;
   /** Bit j of marks_[j / 64]: an allocation starts at bit j << mark_shift_. */
   std::vector<std::uint64_t> marks_;
