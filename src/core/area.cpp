@@ -89,6 +89,7 @@ std::uint64_t Area::dma_of_page(std::uint64_t page) const noexcept {
 Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit) {
   if (count == 0) return make_error(Errc::invalid_argument, "area '" + cfg_.name + "': 0 pages");
   align_order = std::min(align_order, cfg_.max_align_order);
+  if (lowest_dma_ > dma_limit) return make_error(Errc::unreachable, cfg_.name + ": above the DMA mask");
   // A count that is not a whole number of the current bits needs finer ones
   // (never finer than order_per_bit: below it, sizes round up, R6).
   if ((count & ((std::uint64_t{1} << q_) - 1)) != 0)
@@ -99,7 +100,6 @@ Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64
   const std::uint64_t bits = (count + (std::uint64_t{1} << q) - 1) >> q;
   const std::uint64_t mask = align_order > q ? (std::uint64_t{1} << (align_order - q)) - 1 : 0;
 
-  if (lowest_dma_ > dma_limit) return make_error(Errc::unreachable, cfg_.name + ": above the DMA mask");
   // First fit over the segments in area order. An area of hugepages that are
   // not physically adjacent has one segment per hugepage: a segment with no
   // clear bit is skipped by jumping to the segment of the next clear bit (the

@@ -241,3 +241,12 @@ TEST(Area, CoarseBitsFollowTheSegments) {
   std::string why;
   EXPECT_TRUE(a.invariant(&why)) << why;
 }
+
+// A request the area cannot reach is refused before anything else: the bits
+// stay as coarse as they were.
+TEST(Area, UnreachableRequestLeavesTheBitsAlone) {
+  Area a = make(cfg(4096, {{0, 4096, 0x100000000ULL}}));
+  EXPECT_EQ(a.pages_per_bit_order(), 8u);
+  EXPECT_EQ(a.alloc(3, 2, 0xffffffffULL).error().code, Errc::unreachable);
+  EXPECT_EQ(a.pages_per_bit_order(), 8u);
+}
