@@ -19,12 +19,12 @@
 // kept on a grid of 2^mark_shift bits: mark bit j says "an allocation starts at
 // bit j << mark_shift". The grid starts coarse (the area's largest alignment)
 // and is refined, once and for good, the first time an allocation starts off
-// it (set_run rebuilds the marks at the finer grid, O(marks)). An area that
-// only ever hands out 64 KiB-aligned runs of 4 KiB pages thus spends 1/16 bit
-// a page on marks instead of 1 bit, which keeps the metadata of a 64 GiB area
-// at about 2.1 MiB instead of 4 MiB -- the difference between a free of a
-// random buffer hitting the last-level cache or going to DRAM. Marks have no
-// summary tree and no search beyond next_mark.
+// it (set_run rebuilds the marks at the finer grid, O(marks)). A bitmap whose
+// runs all start on multiples of 16 bits thus spends 1/16 mark bit per bit
+// instead of 1. (Area also makes each bit cover as many pages as its
+// allocations allow, see area.hpp; with both, a 64 GiB area of 64 KiB buffers
+// keeps 258 KiB of metadata.) Marks have no summary tree and no search beyond
+// next_mark.
 // Not thread-safe: the owning Area's lock protects it.
 #pragma once
 
