@@ -99,6 +99,9 @@ struct ScalingResult {
   double median_ns = 0, p99_ns = 0;
   double fill_s = 0;              ///< time to fill the area (not measured as alloc)
   std::uint64_t metadata_bytes = 0;  ///< the area's bitmap, marks and summary
+  /** % of measured pairs whose allocation returned the block the pair had
+   *  just freed (the lowest hole was that one): low = a fragmented search. */
+  double refill_pct = 0;
 };
 struct ScalingReport {
   ScalingResult small, large;

@@ -130,6 +130,7 @@ void run_scaling(const BenchArgs& a) {
       j["holes"] = x->holes;
       j["used_pct"] = round_to(x->used_pct, 0.01);
       j["metadata_bytes"] = x->metadata_bytes;
+      j["refill_pct"] = round_to(x->refill_pct, 0.1);
       j["median_ns"] = round_to(x->median_ns, 0.1);
       j["p99_ns"] = round_to(x->p99_ns, 0.1);
       j["ratio"] = x == &r.large ? round_to(r.ratio, 0.001) : 1.0;
@@ -138,12 +139,13 @@ void run_scaling(const BenchArgs& a) {
     }
   } else {
     std::printf("numacma bench scaling: %s\n\n", r.workload.c_str());
-    Table t({"area", "64K blocks", "holes", "used", "metadata", "median ns", "p99 ns", "fill s"});
+    Table t({"area", "64K blocks", "holes", "used", "metadata", "refills", "median ns", "p99 ns", "fill s"});
     for (const auto* x : {&r.small, &r.large})
       t.add({human_size(x->area_bytes), std::to_string(x->blocks), std::to_string(x->holes),
              num(x->used_pct, "%.2f%%"), num(static_cast<double>(x->metadata_bytes) / 1024, "%.1f KiB"),
-             num(x->median_ns), num(x->p99_ns), num(x->fill_s, "%.2f")});
+             num(x->refill_pct, "%.1f%%"), num(x->median_ns), num(x->p99_ns), num(x->fill_s, "%.2f")});
     t.print();
+    std::printf("\nrefills: pairs whose allocation got back the block the pair had just freed\n");
     std::printf("\nratio %s / %s = %.2fx (target <= 1.5x: %s), measured on CPU %d\n",
                 human_size(r.large.area_bytes).c_str(), human_size(r.small.area_bytes).c_str(), r.ratio,
                 r.ratio <= 1.5 ? "met" : "MISSED", r.cpu);
