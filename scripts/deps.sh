@@ -8,7 +8,7 @@ set -euo pipefail
 
 what="${1:-all}"
 build_pkgs=(cmake ninja-build g++ pkg-config libnuma-dev libcli11-dev nlohmann-json3-dev
-            libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev ccache)
+            libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev ccache robin-map-dev)
 test_pkgs=(clang libclang-rt-14-dev python3 qemu-system-x86 linux-image-amd64 busybox-static cpio)
 bench_pkgs=(libdpdk-dev)
 

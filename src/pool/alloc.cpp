@@ -65,17 +65,21 @@ PageShelf& PoolImpl::shelf_for(int node) noexcept {
   return i < shelves.size() ? shelves[i] : shelves[0];
 }
 
-void PageShelf::insert_live(backing::PagesBlock&& pb) {
-  if (!spare.empty()) {
-    auto nh = std::move(spare.back());
-    spare.pop_back();
-    nh.key() = pb.cpu;
-    nh.mapped() = std::move(pb);
-    live.insert(std::move(nh));
-  } else {
-    const std::uintptr_t key = pb.cpu;
-    live.emplace(key, std::move(pb));
+std::uint32_t PageShelf::store(backing::PagesBlock&& pb) {
+  if (vacant.empty()) {
+    slots.push_back(std::move(pb));
+    return static_cast<std::uint32_t>(slots.size() - 1);
   }
+  const std::uint32_t s = vacant.back();
+  vacant.pop_back();
+  slots[s] = std::move(pb);
+  return s;
+}
+
+backing::PagesBlock PageShelf::take(std::uint32_t s) {
+  backing::PagesBlock pb = std::move(slots[s]);
+  vacant.push_back(s);
+  return pb;
 }
 
 Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
@@ -94,11 +98,14 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
     // A -1 request may take a page of any node: the first node with memory.
     PageShelf& sh = shelf_for(dev.node == kNoNode ? topology.first_memory_node() : dev.node);
     std::lock_guard<std::mutex> lock(sh.mu);  // one lock: cache pop + live insert
-    if (!sh.free.empty() && sh.free.back().dma_addr + (kPageSize - 1) <= dev.coherent_dma_mask) {
-      const RawBuffer r = to_raw(sh.free.back());
-      sh.insert_live(std::move(sh.free.back()));
-      sh.free.pop_back();
-      return r;
+    if (!sh.cached.empty()) {
+      const std::uint32_t slot = sh.cached.back();
+      const backing::PagesBlock& pb = sh.slots[slot];
+      if (pb.dma_addr + (kPageSize - 1) <= dev.coherent_dma_mask) {
+        sh.live.emplace(pb.cpu, slot);
+        sh.cached.pop_back();
+        return to_raw(pb);
+      }
     }
   }
   Result<backing::PagesBlock> pb = backing->alloc_pages(dev.node, bytes, !iova_mode);
@@ -113,7 +120,8 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
   const RawBuffer r = to_raw(*pb);
   PageShelf& sh = shelf_for(pb->node);
   std::lock_guard<std::mutex> lock(sh.mu);
-  sh.insert_live(std::move(*pb));
+  const std::uintptr_t cpu = pb->cpu;
+  sh.live.emplace(cpu, sh.store(std::move(*pb)));
   return r;
 }
 
@@ -228,6 +236,9 @@ Status PoolImpl::free(std::size_t bytes, void* cpu_ptr, std::uint64_t dma, int a
   if (bytes == 0) return bad("free with size 0");
   const std::uint64_t count = (bytes + kPageSize - 1) / kPageSize;
 
+  // A DmaBuffer knows its area, or that it came from pages; an address from
+  // the caller is looked up (F1).
+  if (area_hint == kPagesBuffer) return free_pages(bytes, cpu, dma, node_hint);
   const int idx = area_hint >= 0 ? area_hint : area_by_cpu(cpu);
   if (idx >= 0) {  // F1: the area whose span contains the address
     AreaSlot& slot = *areas[static_cast<std::size_t>(idx)];
@@ -261,19 +272,18 @@ Status PoolImpl::free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t
       std::lock_guard<std::mutex> lock(sh.mu);
       auto it = sh.live.find(cpu);
       if (it == sh.live.end()) continue;
-      if ((it->second.bytes + kPageSize - 1) / kPageSize != count)
-        return bad("free of a pages buffer with the wrong size: allocated " +
-                   fmt_bytes(it->second.bytes) + ", freed " + fmt_bytes(bytes));
-      if (it->second.dma_addr != dma) return bad("free of a pages buffer with the wrong DMA address");
-      const bool keep = it->second.bytes == kPageSize && sh.free.size() < PageShelf::kMax;
-      if (keep) {  // same lock: back to the node's cache
-        sh.free.push_back(std::move(it->second));
-      } else {
-        block = std::move(it->second);
+      const std::uint32_t slot = it->second;
+      const backing::PagesBlock& b = sh.slots[slot];
+      if ((b.bytes + kPageSize - 1) / kPageSize != count)
+        return bad("free of a pages buffer with the wrong size: allocated " + fmt_bytes(b.bytes) +
+                   ", freed " + fmt_bytes(bytes));
+      if (b.dma_addr != dma) return bad("free of a pages buffer with the wrong DMA address");
+      sh.live.erase(it);
+      if (b.bytes == kPageSize && sh.cached.size() < PageShelf::kMax) {  // same lock: kept
+        sh.cached.push_back(slot);
+        return {};
       }
-      auto nh = sh.live.extract(it);
-      if (sh.spare.size() < PageShelf::kMax) sh.spare.push_back(std::move(nh));
-      if (keep) return {};
+      block = sh.take(slot);
     }
     backing->free_pages(block);  // the OS call, outside the lock
     return {};

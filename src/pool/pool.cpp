@@ -46,9 +46,8 @@ PoolImpl* impl_of(const Pool& pool) noexcept { return pool.impl_.get(); }
 
 PoolImpl::~PoolImpl() {
   for (PageShelf& sh : shelves) {
-    for (auto& [cpu, block] : sh.live) backing->free_pages(block);
-    sh.live.clear();
-    for (const backing::PagesBlock& b : sh.free) backing->free_pages(b);
+    for (const auto& [cpu, slot] : sh.live) backing->free_pages(sh.slots[slot]);
+    for (std::uint32_t slot : sh.cached) backing->free_pages(sh.slots[slot]);
   }
   for (auto& slot : areas) backing->release(slot->res);
 }
@@ -257,7 +256,7 @@ Result<DmaBuffer> Pool::alloc_coherent(const Device& dev, std::size_t bytes) {
 
 Status Pool::free_coherent(const Device& dev, std::size_t bytes, void* cpu,
                            std::uint64_t dma_addr) {
-  return impl_->free(bytes, cpu, dma_addr, -1, dev.node);
+  return impl_->free(bytes, cpu, dma_addr, detail::kUnknownArea, dev.node);
 }
 
 Status Pool::free_coherent(DmaBuffer&& buf) {
@@ -323,7 +322,7 @@ DmaBuffer::~DmaBuffer() { (void)release(); }
 
 Status DmaBuffer::release() {
   if (cpu_ == nullptr || !pool_) return {};
-  Status s = pool_->free(size_, cpu_, dma_, area_, node_);
+  Status s = pool_->free(size_, cpu_, dma_, area_ >= 0 ? area_ : detail::kPagesBuffer, node_);
   cpu_ = nullptr;
   pool_.reset();
   return s;

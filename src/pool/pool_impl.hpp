@@ -6,7 +6,7 @@
 //   ├── areas[]             fixed after create; each AreaSlot = core::Area + its own mutex
 //   │     index tables: pernuma_[node], numa_[node], default_, device_[name]
 //   │     by_cpu_[]         areas sorted by CPU address, for F1's "whichever contains it"
-//   ├── pages_              live page-fallback blocks (A3/A7), one mutex (a slow path)
+//   ├── shelves[node + 1]   page blocks (A3/A7) of each node, each with its own mutex
 //   └── counters            per requesting node (A9), atomics: no lock on the hot path
 //
 // Locking: alloc/free take exactly one area lock at a time (never two), or the
@@ -22,6 +22,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <tsl/robin_map.h>
+
 #include "backing/backing.hpp"
 #include "config/params.hpp"
 #include "core/area.hpp"
@@ -32,6 +34,8 @@ namespace numacma::detail {
 
 inline constexpr std::uint64_t kPageSize = 4096;  // P on x86-64 and 4K-page arm64
 inline constexpr unsigned kCmaAlignment = 8;      // CONFIG_CMA_ALIGNMENT
+inline constexpr int kUnknownArea = -1;           // PoolImpl::free's area_hint
+inline constexpr int kPagesBuffer = -2;
 
 struct AreaSlot {
   AreaSlot(core::Area a, config::AreaKind k, backing::Reservation r)
@@ -43,22 +47,40 @@ struct AreaSlot {
   bool iova() const noexcept { return res.addr_kind == backing::AddrKind::iova; }
 };
 
+/** Hash of a page's CPU address for the live table: the low 12 bits are
+ *  zero and neighbouring pages are common, so the page number is mixed
+ *  (Fibonacci hashing) before robin_map takes its low bits. */
+struct PageAddrHash {
+  std::size_t operator()(std::uintptr_t cpu) const noexcept {
+    const std::uint64_t x = (static_cast<std::uint64_t>(cpu) >> 12) * 0x9e3779b97f4a7c15ULL;
+    return static_cast<std::size_t>(x ^ (x >> 32));
+  }
+};
+
 /** The ordinary-page blocks (A3, A7) of one node, with their own lock: no
- *  pool-wide lock on the page path. `live` holds the node's live blocks by CPU
- *  address (F2 checks); `free` keeps single pages after free for the node's
- *  next A3 request, so the OS is asked again only when it is empty; `spare`
- *  keeps map nodes of freed blocks so the A3 path does not malloc per buffer.
- *  Both bounded by kMax. A block lives in the shelf of its own node. */
+ *  pool-wide lock on the page path. A block lives in the shelf of its own node.
+ *
+ *    slots    every block the shelf holds, live or cached (a vacant slot is
+ *             reused; blocks are never moved while they are held)
+ *    live     CPU address -> slot of each live block (F2 checks), an
+ *             open-addressing table: a free looks up one short array
+ *    cached   slots of single pages kept after free for the node's next A3
+ *             request (LIFO), so the OS is asked again only when it is empty;
+ *             at most kMax
+ *    vacant   slots that hold nothing
+ */
 struct PageShelf {
   static constexpr std::size_t kMax = 4096;  // 16 MiB of 4 KiB pages per node
-  using LiveMap = std::unordered_map<std::uintptr_t, backing::PagesBlock>;
   mutable std::mutex mu;
-  LiveMap live;
-  std::vector<backing::PagesBlock> free;
-  std::vector<LiveMap::node_type> spare;
+  std::vector<backing::PagesBlock> slots;
+  tsl::robin_map<std::uintptr_t, std::uint32_t, PageAddrHash> live;
+  std::vector<std::uint32_t> cached;
+  std::vector<std::uint32_t> vacant;
 
-  /** Records a block as live, reusing a spare map node. REQUIRES: mu held. */
-  void insert_live(backing::PagesBlock&& pb);
+  /** Puts a block in a vacant (or new) slot. REQUIRES: mu held. */
+  std::uint32_t store(backing::PagesBlock&& pb);
+  /** Moves the block out of a slot, which becomes vacant. REQUIRES: mu held. */
+  backing::PagesBlock take(std::uint32_t slot);
 };
 
 struct NodeCounters {
@@ -95,8 +117,10 @@ struct PoolImpl {
   ~PoolImpl();
 
   Result<RawBuffer> alloc(const Device& dev, std::size_t bytes);
-  /** area_hint: the owning area (-1: unknown or pages); node_hint: the node
-   *  of a pages buffer, looked at first (kNoNode: unknown). */
+  /** area_hint: the owning area, kUnknownArea (an address from the caller:
+   *  F1 looks for the area that contains it) or kPagesBuffer (a DmaBuffer's
+   *  own record that it came from pages); node_hint: the node of a pages
+   *  buffer, looked at first (kNoNode: unknown). */
   Status free(std::size_t bytes, void* cpu, std::uint64_t dma, int area_hint, int node_hint);
   Stats stats() const;
 

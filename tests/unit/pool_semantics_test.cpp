@@ -4,6 +4,7 @@
 //   so from node 2 the nearest other node is 3 (12), then 0 (20), then 1 (22).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,57 @@ TEST(PoolSemantics, A3_SinglePageGoesToPagesOnTheNode) {
   EXPECT_EQ(b->node(), 1);
   EXPECT_FALSE(b->fallback());
   for (const auto& a : pool.stats().areas) EXPECT_EQ(a.used, 0u) << a.name;
+}
+
+TEST(PoolSemantics, A3_FreedPagesAreReusedOnlyWithinTheDevicesMask) {
+  // A freed single page is kept for its node's next A3 request, but only a
+  // device that can reach it gets it (sim pages carve down from the top of
+  // node 1's window, [64G, 128G)).
+  Pool pool = make_pool("cma=16M cma_pernuma=8M");
+  const auto dev = Device::on_node(1, "d");
+  auto a = pool.alloc_coherent(dev, 4 * K).value();
+  void* const cpu = a.cpu();
+  const std::uint64_t dma = a.dma_addr();
+  ASSERT_TRUE(a.release().ok());
+  const auto low = Device::on_node(1, "low", dma + 4094);  // one byte short of the kept page
+  auto b = pool.alloc_coherent(low, 4 * K).value();
+  EXPECT_NE(b.dma_addr(), dma);
+  EXPECT_LE(b.dma_addr() + 4095, dma + 4094);
+  auto c = pool.alloc_coherent(dev, 4 * K).value();  // the kept page, still there
+  EXPECT_EQ(c.cpu(), cpu);
+  EXPECT_EQ(c.dma_addr(), dma);
+  EXPECT_EQ(pool.stats().pages_live, 2u);
+  // F2 on a pages buffer: the wrong DMA address is refused and frees nothing.
+  EXPECT_EQ(pool.free_coherent(dev, 4 * K, c.cpu(), c.dma_addr() + 4096).error().code, Errc::bad_free);
+  EXPECT_EQ(pool.stats().pages_live, 2u);
+  ASSERT_TRUE(c.release().ok());
+  ASSERT_TRUE(b.release().ok());
+  EXPECT_EQ(pool.stats().pages_live, 0u);
+  EXPECT_EQ(pool.stats().bad_frees, 1u);
+}
+
+TEST(PoolSemantics, A7_PageBlocksComeAndGoBeyondThePageCache) {
+  // More single pages than a node keeps after free (4096), and multi-page
+  // blocks that are never kept, freed and allocated in turns: every buffer
+  // distinct while live, every free accepted once, nothing left live.
+  Pool pool = make_pool("cma=1M");
+  const auto dev = Device::on_node(2, "d");
+  for (int turn = 0; turn < 2; ++turn) {
+    std::vector<DmaBuffer> live;
+    for (int i = 0; i < 4200; ++i) live.push_back(pool.alloc_coherent(dev, 4 * K).value());
+    for (int i = 0; i < 8; ++i) live.push_back(pool.alloc_coherent(dev, 2 * M).value());  // A7
+    EXPECT_EQ(live.back().area_name(), "pages");
+    EXPECT_EQ(pool.stats().pages_live, 4208u);
+    std::vector<std::uint64_t> dmas;
+    for (const DmaBuffer& b : live) dmas.push_back(b.dma_addr());
+    std::sort(dmas.begin(), dmas.end());
+    EXPECT_EQ(std::adjacent_find(dmas.begin(), dmas.end()), dmas.end()) << "turn " << turn;
+    for (std::size_t i = 0; i < live.size(); i += 2) ASSERT_TRUE(live[i].release().ok());
+    EXPECT_EQ(pool.stats().pages_live, 2104u);
+    live.clear();  // the rest
+    EXPECT_EQ(pool.stats().pages_live, 0u);
+  }
+  EXPECT_EQ(pool.stats().bad_frees, 0u);
 }
 
 TEST(PoolSemantics, A4_PernumaThenNumaThenA5Reserved) {
