@@ -102,6 +102,14 @@ def checks(name):
             out.append(("nohuge_node%d" % node, "numacma-vmcheck nohuge %d" % node))
     if name == "vm4":
         out.append(("demo", "numacma demo"))
+        # The command-queue benchmark across nodes (the figures mean nothing
+        # under TCG; what is checked is where the queue and the threads are).
+        cpu_nodes = [n for n, c in enumerate(t["cpus"]) if c > 0]
+        dev = cpu_nodes[-1]
+        order = [dev] + [n for n, m in enumerate(t["mem"]) if m > 0 and n != dev]
+        out.append(("cmdq", "numacma bench cmdq --quick --json > /tmp/cmdq.json && cat /tmp/cmdq.json && "
+                            "numacma-vmcheck cmdq /tmp/cmdq.json %d %d %s" % (
+                                cpu_nodes[0], dev, ",".join(map(str, order)))))
     return out
 
 

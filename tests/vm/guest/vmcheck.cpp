@@ -11,12 +11,16 @@
 //   exhaust NODE POLICY ORDER             fill pernuma<N>, fallbacks as SEMANTICS says
 //   mask BDF MASK                         a 28-bit device never gets memory above it
 //   nohuge NODE                           auto picks anon where a node has no hugepages
+//   cmdq JSON DRIVER DEVICE ORDER         `numacma bench cmdq --json` across nodes: threads
+//                                         on CPUs of the driver/device nodes, the queue in
+//                                         pernuma<N> of each node of ORDER (local first)
 #include <fcntl.h>
 #include <numaif.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -510,6 +514,49 @@ int check_nohuge(int node) {
   return g_failures ? 1 : 0;
 }
 
+bool cpu_on_node(int cpu, int node) {
+  return ::access(("/sys/devices/system/node/node" + std::to_string(node) + "/cpu" + std::to_string(cpu)).c_str(),
+                  F_OK) == 0;
+}
+
+int check_cmdq(const std::string& path, int driver_node, int device_node, const std::string& order_csv) {
+  std::vector<int> order;
+  std::stringstream os(order_csv);
+  for (std::string item; std::getline(os, item, ',');) order.push_back(std::stoi(item));
+  std::ifstream in(path);
+  std::vector<json> rows;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(json::parse(line, nullptr, false));
+  if (rows.size() != order.size())
+    return fail(std::to_string(rows.size()) + " result lines for " + std::to_string(order.size()) + " queue nodes"), 1;
+  double local = 0;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const json& r = rows[i];
+    if (r.is_discarded() || !r.is_object()) return fail("line " + std::to_string(i + 1) + " is not a JSON object"), 1;
+    const int q = order[i];
+    const std::string where = "queue on node " + std::to_string(q) + ": ";
+    if (r.value("bench", "") != "cmdq") fail(where + "bench is not cmdq");
+    if (r.value("driver_node", -1) != driver_node || r.value("device_node", -1) != device_node)
+      fail(where + "driver/device nodes " + r.value("driver_node", json(-1)).dump() + "/" +
+           r.value("device_node", json(-1)).dump());
+    const int dcpu = r.value("driver_cpu", -1), vcpu = r.value("device_cpu", -1);
+    if (dcpu == vcpu || !cpu_on_node(dcpu, driver_node) || !cpu_on_node(vcpu, device_node))
+      fail(where + "driver CPU " + std::to_string(dcpu) + ", device CPU " + std::to_string(vcpu));
+    if (r.value("queue_node", -1) != q) fail(where + "queue_node " + r.value("queue_node", json(-1)).dump());
+    if (r.value("area", "") != "pernuma" + std::to_string(q)) fail(where + "area " + r.value("area", ""));
+    if (r.value("local", !(i == 0)) != (i == 0)) fail(where + "local flag");
+    const double med = r.value("median_ns", 0.0), p99 = r.value("p99_ns", 0.0), ratio = r.value("ratio", 0.0);
+    if (!(med > 0) || p99 < med) fail(where + "median " + std::to_string(med) + ", p99 " + std::to_string(p99));
+    if (i == 0) local = med;
+    if (local > 0 && std::abs(ratio - med / local) > 0.002) fail(where + "ratio " + std::to_string(ratio));
+    info(where + "area " + r.value("area", "") + ", driver CPU " + std::to_string(dcpu) + " (node " +
+         std::to_string(driver_node) + "), device CPU " + std::to_string(vcpu) + " (node " +
+         std::to_string(device_node) + "), median " + std::to_string(static_cast<long>(med)) +
+         " ns (TCG: not a timing)");
+  }
+  return g_failures ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -531,6 +578,7 @@ int main(int argc, char** argv) {
   else if (c == "mask") need(3), rc = check_mask(a[1], std::stoull(a[2], nullptr, 16));
   else if (c == "exhaust") need(3), rc = check_exhaust(std::stoi(a[1]), a[2], a.size() > 3 ? a[3] : "");
   else if (c == "nohuge") need(2), rc = check_nohuge(std::stoi(a[1]));
+  else if (c == "cmdq") need(5), rc = check_cmdq(a[1], std::stoi(a[2]), std::stoi(a[3]), a[4]);
   else std::fprintf(stderr, "unknown check %s\n", c.c_str());
   if (rc == 0 && g_failures) rc = 1;
   std::printf("%s\n", rc == 0 ? "PASS" : rc == 77 ? "SKIP" : "FAIL");
