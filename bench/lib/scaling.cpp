@@ -76,12 +76,7 @@ class Scenario {
     slots_ = c.pages / kBlockPages;
     live_.assign((slots_ + 63) / 64, 0);
     const auto f0 = clock_type::now();
-    for (;;) {
-      Result<core::Block> b = area_->alloc(kBlockPages, kAlignOrder);
-      if (!b) break;
-      set_live(b->first_page / kBlockPages, true);
-      ++r_.blocks;
-    }
+    r_.blocks = fill();
     rng_.seed(seed);
     any_slot_ = std::uniform_int_distribution<std::uint64_t>(0, slots_ - 1);
     r_.holes = r_.blocks / 64;
@@ -144,6 +139,17 @@ class Scenario {
   }
 
  private:
+  /** Allocates 64 KiB blocks (first fit) until none fits; returns how many. */
+  std::uint64_t fill() {
+    std::uint64_t n = 0;
+    for (;;) {
+      Result<core::Block> b = area_->alloc(kBlockPages, kAlignOrder);
+      if (!b) return n;
+      set_live(b->first_page / kBlockPages, true);
+      ++n;
+    }
+  }
+
   /** Frees r_.holes live blocks chosen at random. */
   bool punch_holes() {
     for (std::uint64_t k = 0; k < r_.holes;) {
@@ -159,16 +165,7 @@ class Scenario {
   /** Back to a freshly fragmented area (untimed, see the header): every hole
    *  filled by first fit (exactly r_.holes of them: a round frees as many
    *  blocks as it allocates), then r_.holes new ones punched at random. */
-  bool refresh() {
-    std::uint64_t filled = 0;
-    for (;;) {
-      Result<core::Block> b = area_->alloc(kBlockPages, kAlignOrder);
-      if (!b) break;
-      set_live(b->first_page / kBlockPages, true);
-      ++filled;
-    }
-    return filled == r_.holes && punch_holes();
-  }
+  bool refresh() { return fill() == r_.holes && punch_holes(); }
 
   bool is_live(std::uint64_t s) const { return ((live_[s / 64] >> (s % 64)) & 1) != 0; }
   void set_live(std::uint64_t s, bool on) {
