@@ -182,7 +182,8 @@ class Scenario {
   std::uniform_int_distribution<std::uint64_t> any_slot_;
   std::vector<std::uint64_t> pick_, got_;
   std::vector<double> samples_;
-  std::uint64_t pairs_ = 0, refills_ = 0;  ///< measured pairs; those whose alloc got back the block just freed
+  /** Measured pairs, and those whose allocation got back the block just freed. */
+  std::uint64_t pairs_ = 0, refills_ = 0;
 };
 
 }  // namespace

@@ -150,7 +150,9 @@ void run_scaling(const BenchArgs& a) {
                 human_size(r.large.area_bytes).c_str(), human_size(r.small.area_bytes).c_str(), r.ratio,
                 r.ratio <= 1.5 ? "met" : "MISSED", r.cpu);
   }
-  if (!ok) failure("bench scaling", "the workload failed (an allocation did not fit, a free was refused, or a round left a different number of holes)");
+  if (!ok)
+    failure("bench scaling", "the workload failed (an allocation did not fit, a free was refused, "
+                             "or a round left a different number of holes)");
 }
 
 void run_reserve(const BenchArgs& a) {
