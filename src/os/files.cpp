@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "os/errno_error.hpp"
@@ -65,6 +66,48 @@ Status write_file(const std::string& path, const std::string& text) {
   if (static_cast<std::size_t>(n) != text.size())
     return make_error(Errc::io_error, "write(" + path + "): short write");
   return {};
+}
+
+Result<std::string> read_link(const std::string& path) {
+  char buf[4096];
+  const ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
+  if (n < 0) return errno_error("readlink(" + path + ")", errno);
+  if (static_cast<std::size_t>(n) == sizeof buf)
+    return make_error(Errc::io_error, "readlink(" + path + "): target too long");
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+Status make_dirs(const std::string& path) {
+  for (std::size_t i = 1; i <= path.size(); ++i) {
+    if (i != path.size() && path[i] != '/') continue;
+    const std::string prefix = path.substr(0, i);
+    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
+      return errno_error("mkdir(" + prefix + ")", errno);
+  }
+  return {};
+}
+
+Status remove_file(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    return errno_error("unlink(" + path + ")", errno);
+  return {};
+}
+
+Status write_new_file(const std::string& path, const std::string& text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return errno_error("open(" + path + ", O_CREAT)", errno);
+  const ssize_t n = ::write(fd, text.data(), text.size());
+  const int e = errno;
+  ::close(fd);
+  if (n < 0) return errno_error("write(" + path + ")", e);
+  if (static_cast<std::size_t>(n) != text.size())
+    return make_error(Errc::io_error, "write(" + path + "): short write");
+  return {};
+}
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
 }
 
 bool is_root() noexcept { return ::geteuid() == 0; }

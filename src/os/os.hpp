@@ -66,6 +66,21 @@ Result<std::string> read_file(const std::string& path);
 /** Names in a directory, sorted, without "." and "..". */
 Result<std::vector<std::string>> list_dir(const std::string& path);
 
+/** The target of a symbolic link (sysfs: driver, iommu_group). */
+Result<std::string> read_link(const std::string& path);
+
+/** Creates a directory and its parents (mode 0755); an existing one is fine. */
+Status make_dirs(const std::string& path);
+
+/** Removes a file; a missing one is fine. */
+Status remove_file(const std::string& path);
+
+/** Writes a whole file, creating or truncating it (mode 0644). */
+Status write_new_file(const std::string& path, const std::string& text);
+
+/** The environment variable's value, or `fallback` when unset or empty. */
+std::string env_or(const char* name, const std::string& fallback);
+
 /** True when the path exists. */
 bool exists(const std::string& path) noexcept;
 

@@ -1,0 +1,481 @@
+// src/vfio/container.cpp — see container.hpp.
+#include "vfio/container.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "os/os.hpp"
+#include "os/vfio.hpp"
+
+namespace numacma::vfio {
+
+namespace {
+
+namespace ov = numacma::os::vfio;
+
+std::string hex(std::uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%" PRIx64, v);
+  return b;
+}
+
+std::string mib(std::uint64_t b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
+  return buf;
+}
+
+std::string basename_of(const std::string& p) {
+  const auto s = p.find_last_of('/');
+  return s == std::string::npos ? p : p.substr(s + 1);
+}
+
+/** The driver a device is bound to ("" when none). */
+std::string driver_of(const std::string& root, const std::string& bdf) {
+  Result<std::string> l = os::read_link(root + "/bus/pci/devices/" + bdf + "/driver");
+  return l ? basename_of(*l) : std::string();
+}
+
+constexpr int kRegions = 6;  // BAR0..BAR5
+
+struct Region {
+  bool known = false;
+  ov::RegionInfo info;
+  void* map = nullptr;  // mmap of the region, when it allows one
+};
+
+struct Dev {
+  DeviceInfo info;
+  ov::Fd fd;
+  std::array<Region, kRegions> bars;
+  std::mutex bars_mu;
+};
+
+struct Group {
+  int id = -1;
+  ov::Fd fd;
+};
+
+}  // namespace
+
+struct Container::Impl {
+  const topo::Topology* topology = nullptr;
+  std::string root;      // sysfs
+  std::string dev_root;  // /dev/vfio
+  ov::Fd container;
+  bool iommu_set = false;
+  std::vector<Group> groups;
+  std::vector<std::unique_ptr<Dev>> devs;
+  std::uint64_t pgsizes = 0;
+
+  mutable std::mutex mu;  // allocator, mappings, locked-bytes
+  std::unique_ptr<IovaAllocator> iova;
+  std::map<std::uint64_t, Mapping> mappings;  // by IOVA
+  std::uint64_t mapped_bytes = 0;
+
+  ~Impl() {
+    for (auto& [iova_addr, m] : mappings) (void)ov::unmap_dma(container.get(), m.iova, m.bytes);
+    mappings.clear();
+    for (auto& d : devs)
+      for (Region& r : d->bars)
+        if (r.map != nullptr) (void)os::unmap(r.map, r.info.size);
+    devs.clear();  // device fds before the groups
+    for (Group& g : groups) (void)ov::group_unset_container(g.fd.get());
+    groups.clear();
+  }
+
+  Status open_container();
+  Result<std::vector<IovaRange>> reserved_regions(int group) const;
+  Status not_viable(int group, const std::string& bdf) const;
+  Result<Region*> region(int index, unsigned bar);
+};
+
+Status Container::Impl::open_container() {
+  if (container) return {};
+  const std::string path = dev_root + "/vfio";
+  Result<ov::Fd> c = ov::open_rdwr(path);
+  if (!c) {
+    if (c.error().code == Errc::not_found)
+      return make_error(Errc::unsupported, "no " + path +
+                                               ": VFIO is not loaded (modprobe vfio-pci; the IOMMU "
+                                               "must be on: intel_iommu=on or amd_iommu=on)");
+    if (c.error().code == Errc::permission)
+      return make_error(Errc::permission, "permission denied on " + path + " (" + c.error().message +
+                                              "): it is normally 0666; check the device node");
+    return std::move(c).error();
+  }
+  Result<int> v = ov::api_version(c->get());
+  if (!v) return std::move(v).error();
+  if (*v != 0)  // VFIO_API_VERSION
+    return make_error(Errc::unsupported,
+                      path + " speaks VFIO API version " + std::to_string(*v) + ", not 0");
+  Result<bool> t = ov::has_type1v2(c->get());
+  if (!t) return std::move(t).error();
+  if (!*t)
+    return make_error(Errc::unsupported, "the kernel's VFIO has no type1v2 IOMMU backend "
+                                         "(modprobe vfio_iommu_type1)");
+  container = std::move(*c);
+  return {};
+}
+
+Result<std::vector<IovaRange>> Container::Impl::reserved_regions(int group) const {
+  const std::string path = root + "/kernel/iommu_groups/" + std::to_string(group) + "/reserved_regions";
+  Result<std::string> text = os::read_file(path);
+  if (!text) return std::vector<IovaRange>{};  // older kernels: the IOVA_RANGE capability has it
+  Result<std::vector<IovaRange>> r = parse_reserved_regions(*text);
+  if (!r) return make_error(Errc::io_error, path + ": " + r.error().message);
+  return r;
+}
+
+Status Container::Impl::not_viable(int group, const std::string& bdf) const {
+  const std::string dir = root + "/kernel/iommu_groups/" + std::to_string(group) + "/devices";
+  std::string others;
+  if (Result<std::vector<std::string>> names = os::list_dir(dir)) {
+    for (const std::string& n : *names) {
+      if (n == bdf) continue;
+      const std::string drv = driver_of(root, n);
+      if (drv == "vfio-pci" || drv.empty() || drv == "pcieport") continue;
+      others += (others.empty() ? "" : ", ") + n + " (bound to " + drv + ": numacma vfio bind " + n + ")";
+    }
+  }
+  return make_error(Errc::unsupported,
+                    "IOMMU group " + std::to_string(group) + " of " + bdf +
+                        " is not viable: every device in it must be bound to vfio-pci or to no "
+                        "driver" + (others.empty() ? std::string() : "; not so: " + others));
+}
+
+Result<Region*> Container::Impl::region(int index, unsigned bar) {
+  if (index < 0 || static_cast<std::size_t>(index) >= devs.size())
+    return make_error(Errc::not_found, "no such VFIO device");
+  if (bar >= kRegions) return make_error(Errc::invalid_argument, "BAR " + std::to_string(bar) + " (0..5)");
+  Dev& d = *devs[static_cast<std::size_t>(index)];
+  std::lock_guard<std::mutex> lock(d.bars_mu);
+  Region& r = d.bars[bar];
+  if (!r.known) {
+    Result<ov::RegionInfo> ri = ov::region_info(d.fd.get(), bar);
+    if (!ri) return std::move(ri).error();
+    r.info = *ri;
+    if (r.info.size != 0 && r.info.mmap_ok()) {
+      if (Result<void*> m = ov::map_region(d.fd.get(), r.info)) r.map = *m;  // else pread/pwrite
+    }
+    r.known = true;
+  }
+  if (r.info.size == 0)
+    return make_error(Errc::not_found, d.info.bdf + " has no BAR " + std::to_string(bar));
+  return &r;
+}
+
+Container::Container(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Container::~Container() = default;
+
+Result<std::unique_ptr<Container>> Container::create(const topo::Topology& topology,
+                                                     std::string dev_root) {
+  auto impl = std::make_unique<Impl>();
+  impl->topology = &topology;
+  impl->root = topology.root();
+  impl->dev_root = std::move(dev_root);
+  return std::unique_ptr<Container>(new Container(std::move(impl)));
+}
+
+Status Container::attach(std::string_view bdf_view, std::uint64_t mask) {
+  Impl& m = *impl_;
+  const std::string bdf(bdf_view);
+  if (mask == 0) return make_error(Errc::invalid_argument, "VFIO device " + bdf + ": DMA mask 0");
+  if (find(bdf) >= 0) return make_error(Errc::invalid_argument, "VFIO device " + bdf + " attached twice");
+  const std::string dev_dir = m.root + "/bus/pci/devices/" + bdf;
+  if (!os::exists(dev_dir))
+    return make_error(Errc::not_found, "no PCI device " + bdf + " (" + dev_dir + " is missing)");
+  Result<std::string> glink = os::read_link(dev_dir + "/iommu_group");
+  if (!glink)
+    return make_error(Errc::unsupported,
+                      "no IOMMU: " + bdf + " has no IOMMU group, so VFIO cannot drive it (boot with "
+                      "intel_iommu=on or amd_iommu=on and enable VT-d/AMD-Vi in the firmware; "
+                      "without an IOMMU use phys mode instead: --backing hugetlb as root, no --vfio)");
+  Result<std::uint64_t> gnum = topo::parse_u64(basename_of(*glink));
+  if (!gnum || *gnum > 1000000)
+    return make_error(Errc::io_error, dev_dir + "/iommu_group: bad group '" + *glink + "'");
+  const int group = static_cast<int>(*gnum);
+  const std::string drv = driver_of(m.root, bdf);
+  if (drv != "vfio-pci")
+    return make_error(Errc::unsupported,
+                      bdf + (drv.empty() ? std::string(" is bound to no driver")
+                                         : " is bound to " + drv) +
+                          ", not vfio-pci: run `numacma vfio bind " + bdf + "` as root first");
+
+  if (Status s = m.open_container(); !s) return s;
+
+  Group* g = nullptr;
+  for (Group& x : m.groups)
+    if (x.id == group) g = &x;
+  const bool new_group = g == nullptr;
+  Group fresh;
+  if (new_group) {
+    const std::string gpath = m.dev_root + "/" + std::to_string(group);
+    Result<ov::Fd> gfd = ov::open_rdwr(gpath);
+    if (!gfd) {
+      const Error& e = gfd.error();
+      if (e.code == Errc::permission)
+        return make_error(Errc::permission,
+                          "permission denied on " + gpath + " (IOMMU group of " + bdf +
+                              "): run as root, or give this user the group's node "
+                              "(chown USER " + gpath + ", or a udev rule for vfio)");
+      if (e.message.find("Device or resource busy") != std::string::npos)
+        return make_error(Errc::io_error, gpath + " is busy: IOMMU group " + std::to_string(group) +
+                                              " is already open in another process or container");
+      if (e.code == Errc::not_found)
+        return make_error(Errc::not_found, "no " + gpath + ": is " + bdf +
+                                               " really bound to vfio-pci? (numacma vfio bind " + bdf + ")");
+      return std::move(gfd).error();
+    }
+    fresh.id = group;
+    fresh.fd = std::move(*gfd);
+    Result<bool> viable = ov::group_viable(fresh.fd.get());
+    if (!viable) return std::move(viable).error();
+    if (!*viable) return m.not_viable(group, bdf);
+    if (Status s = ov::group_set_container(fresh.fd.get(), m.container.get()); !s) return s;
+    if (!m.iommu_set) {
+      if (Status s = ov::set_iommu_type1v2(m.container.get()); !s) {
+        (void)ov::group_unset_container(fresh.fd.get());
+        if (s.error().code == Errc::permission)
+          return make_error(Errc::permission,
+                            s.error().message + ": the IOMMU has no interrupt remapping (enable it, "
+                                                "e.g. intremap on, or load vfio_iommu_type1 with "
+                                                "allow_unsafe_interrupts=1 if you accept the risk)");
+        return s;
+      }
+      m.iommu_set = true;
+    }
+  }
+  const int gfd_num = new_group ? fresh.fd.get() : g->fd.get();
+  auto undo_group = [&] {
+    if (new_group) (void)ov::group_unset_container(fresh.fd.get());
+  };
+  Result<ov::Fd> dfd = ov::device_fd(gfd_num, bdf);
+  if (!dfd) {
+    undo_group();
+    return std::move(dfd).error();
+  }
+
+  // The usable IOVA space: the kernel's ranges (for every group in the
+  // container) less the reserved regions sysfs lists for this group.
+  Result<ov::IommuInfo> info = ov::iommu_info(m.container.get());
+  if (!info) {
+    undo_group();
+    return std::move(info).error();
+  }
+  Result<std::vector<IovaRange>> holes = m.reserved_regions(group);
+  if (!holes) {
+    undo_group();
+    return std::move(holes).error();
+  }
+  std::vector<IovaRange> ranges;
+  for (const auto& r : info->ranges) ranges.push_back({r.first, r.last});
+  if (ranges.empty()) ranges.push_back({0, (std::uint64_t{1} << 39) - 1});  // no capability: 39-bit
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    if (!m.iova) {
+      m.iova = std::make_unique<IovaAllocator>(subtract(ranges, *holes));
+    } else {
+      // A later group: what it cannot use is taken out (refused if in use).
+      std::vector<IovaRange> gone = subtract(m.iova->usable(), subtract(ranges, *holes));
+      for (const IovaRange& r : gone) {
+        if (Status s = m.iova->exclude(r); !s) {
+          undo_group();
+          return make_error(Errc::unsupported, "cannot attach " + bdf + ": " + s.error().message);
+        }
+      }
+    }
+    const std::vector<IovaRange>& u = m.iova->usable();
+    if (u.empty() || u.front().first > mask) {
+      const std::string lowest = u.empty() ? "none" : hex(u.front().first);
+      undo_group();
+      return make_error(Errc::unreachable, "the DMA mask " + hex(mask) + " of " + bdf +
+                                               " is below every usable IOVA range (lowest usable IOVA: " +
+                                               lowest + ")");
+    }
+  }
+  m.pgsizes = info->pgsizes;
+  if (new_group) m.groups.push_back(std::move(fresh));
+  auto d = std::make_unique<Dev>();
+  d->info.bdf = bdf;
+  d->info.group = group;
+  const topo::PciDevice* pci = m.topology->pci(bdf);
+  d->info.node = pci != nullptr ? pci->numa_node : -1;
+  d->info.dma_mask = mask;
+  d->fd = std::move(*dfd);
+  m.devs.push_back(std::move(d));
+  return {};
+}
+
+Result<std::uint64_t> Container::map(std::uintptr_t vaddr, std::uint64_t bytes, std::uint64_t align,
+                                     std::uint64_t limit, std::string_view what) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (!m.iova) return make_error(Errc::invalid_argument, "VFIO container without devices");
+  const std::uint64_t memlock = ov::memlock_limit();
+  if (!ov::can_lock_unlimited() && m.mapped_bytes + bytes > memlock)
+    return make_error(Errc::no_memory,
+                      "RLIMIT_MEMLOCK is " + mib(memlock) + " but VFIO must pin " +
+                          mib(m.mapped_bytes + bytes) + " (" + std::string(what) +
+                          " included): raise it (ulimit -l, or LimitMEMLOCK= in a systemd unit) to "
+                          "at least the pool's areas plus its page buffers");
+  Result<std::uint64_t> iova = m.iova->alloc(bytes, align, limit);
+  if (!iova) {
+    Error e = std::move(iova).error();
+    e.message = std::string(what) + ": " + e.message;
+    return e;
+  }
+  if (Status s = ov::map_dma(m.container.get(), reinterpret_cast<const void*>(vaddr), *iova, bytes); !s) {
+    (void)m.iova->free(*iova, bytes);
+    Error e = std::move(s).error();
+    if (e.code == Errc::no_memory && memlock != ~std::uint64_t{0})
+      e.message += " (RLIMIT_MEMLOCK is " + mib(memlock) + ": raise it, ulimit -l)";
+    else if (e.message.find("No space left") != std::string::npos)
+      e.message += " (the container's DMA mapping limit is reached: vfio_iommu_type1 dma_entry_limit)";
+    e.message = std::string(what) + ": " + e.message;
+    return e;
+  }
+  m.mappings.emplace(*iova, Mapping{std::string(what), *iova, bytes, vaddr});
+  m.mapped_bytes += bytes;
+  return *iova;
+}
+
+Status Container::unmap(std::uint64_t iova, std::uint64_t bytes) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  auto it = m.mappings.find(iova);
+  if (it == m.mappings.end() || it->second.bytes != bytes)
+    return make_error(Errc::invalid_argument,
+                      "VFIO unmap of " + hex(iova) + " + " + std::to_string(bytes) + ": not a mapping");
+  Result<std::uint64_t> done = ov::unmap_dma(m.container.get(), iova, bytes);
+  if (!done) return std::move(done).error();
+  if (*done != bytes)
+    return make_error(Errc::io_error, "VFIO_IOMMU_UNMAP_DMA at " + hex(iova) + " unmapped " +
+                                          std::to_string(*done) + " of " + std::to_string(bytes) + " bytes");
+  m.mappings.erase(it);
+  m.mapped_bytes -= bytes;
+  return m.iova->free(iova, bytes);
+}
+
+std::uint64_t Container::min_mask() const noexcept {
+  std::uint64_t mask = ~std::uint64_t{0};
+  for (const auto& d : impl_->devs) mask = std::min(mask, d->info.dma_mask);
+  return mask;
+}
+
+std::size_t Container::device_count() const noexcept { return impl_->devs.size(); }
+
+int Container::find(std::string_view bdf) const noexcept {
+  for (std::size_t i = 0; i < impl_->devs.size(); ++i)
+    if (impl_->devs[i]->info.bdf == bdf) return static_cast<int>(i);
+  return -1;
+}
+
+DeviceInfo Container::device(int index) const {
+  return impl_->devs.at(static_cast<std::size_t>(index))->info;
+}
+
+Result<std::uint64_t> Container::bar_size(int index, unsigned bar) {
+  Result<Region*> r = impl_->region(index, bar);
+  if (!r) return std::move(r).error();
+  return (*r)->info.size;
+}
+
+Result<std::uint32_t> Container::read32(int index, unsigned bar, std::uint64_t off) {
+  Result<Region*> r = impl_->region(index, bar);
+  if (!r) return std::move(r).error();
+  const Region& reg = **r;
+  if (off % 4 != 0 || off + 4 > reg.info.size)
+    return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " read32 at " + hex(off));
+  if (reg.map != nullptr)
+    return *reinterpret_cast<volatile std::uint32_t*>(static_cast<std::uint8_t*>(reg.map) + off);
+  std::uint32_t v = 0;
+  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd.get();
+  if (Status s = ov::read_at(fd, reg.info.offset + off, &v, 4); !s) return std::move(s).error();
+  return v;
+}
+
+Status Container::write32(int index, unsigned bar, std::uint64_t off, std::uint32_t v) {
+  Result<Region*> r = impl_->region(index, bar);
+  if (!r) return std::move(r).error();
+  const Region& reg = **r;
+  if (off % 4 != 0 || off + 4 > reg.info.size)
+    return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " write32 at " + hex(off));
+  if (reg.map != nullptr) {
+    *reinterpret_cast<volatile std::uint32_t*>(static_cast<std::uint8_t*>(reg.map) + off) = v;
+    return {};
+  }
+  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd.get();
+  return ov::write_at(fd, reg.info.offset + off, &v, 4);
+}
+
+Result<std::uint64_t> Container::read64(int index, unsigned bar, std::uint64_t off) {
+  Result<Region*> r = impl_->region(index, bar);
+  if (!r) return std::move(r).error();
+  const Region& reg = **r;
+  if (off % 8 != 0 || off + 8 > reg.info.size)
+    return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " read64 at " + hex(off));
+  if (reg.map != nullptr)
+    return *reinterpret_cast<volatile std::uint64_t*>(static_cast<std::uint8_t*>(reg.map) + off);
+  std::uint64_t v = 0;
+  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd.get();
+  if (Status s = ov::read_at(fd, reg.info.offset + off, &v, 8); !s) return std::move(s).error();
+  return v;
+}
+
+Status Container::write64(int index, unsigned bar, std::uint64_t off, std::uint64_t v) {
+  Result<Region*> r = impl_->region(index, bar);
+  if (!r) return std::move(r).error();
+  const Region& reg = **r;
+  if (off % 8 != 0 || off + 8 > reg.info.size)
+    return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " write64 at " + hex(off));
+  if (reg.map != nullptr) {
+    *reinterpret_cast<volatile std::uint64_t*>(static_cast<std::uint8_t*>(reg.map) + off) = v;
+    return {};
+  }
+  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd.get();
+  return ov::write_at(fd, reg.info.offset + off, &v, 8);
+}
+
+Status Container::config_read(int index, std::uint32_t off, void* out, std::size_t len) {
+  if (index < 0 || static_cast<std::size_t>(index) >= impl_->devs.size())
+    return make_error(Errc::not_found, "no such VFIO device");
+  Dev& d = *impl_->devs[static_cast<std::size_t>(index)];
+  Result<ov::RegionInfo> ri = ov::region_info(d.fd.get(), ov::config_region_index());
+  if (!ri) return std::move(ri).error();
+  if (off + len > ri->size)
+    return make_error(Errc::invalid_argument, "config read past " + std::to_string(ri->size) + " bytes");
+  return ov::read_at(d.fd.get(), ri->offset + off, out, len);
+}
+
+Status Container::config_write(int index, std::uint32_t off, const void* in, std::size_t len) {
+  if (index < 0 || static_cast<std::size_t>(index) >= impl_->devs.size())
+    return make_error(Errc::not_found, "no such VFIO device");
+  Dev& d = *impl_->devs[static_cast<std::size_t>(index)];
+  Result<ov::RegionInfo> ri = ov::region_info(d.fd.get(), ov::config_region_index());
+  if (!ri) return std::move(ri).error();
+  if (off + len > ri->size)
+    return make_error(Errc::invalid_argument, "config write past " + std::to_string(ri->size) + " bytes");
+  return ov::write_at(d.fd.get(), ri->offset + off, in, len);
+}
+
+ContainerReport Container::report() const {
+  const Impl& m = *impl_;
+  ContainerReport rep;
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (m.iova) rep.ranges = m.iova->usable();
+  rep.pgsizes = m.pgsizes;
+  if (m.container) {
+    if (Result<ov::IommuInfo> info = ov::iommu_info(m.container.get())) rep.dma_avail = info->dma_avail;
+  }
+  for (const auto& d : m.devs) rep.devices.push_back(d->info);
+  for (const auto& [iova, mp] : m.mappings) rep.mappings.push_back(mp);
+  return rep;
+}
+
+}  // namespace numacma::vfio

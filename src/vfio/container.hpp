@@ -1,0 +1,100 @@
+// src/vfio/container.hpp — one VFIO type1 container and the devices in it.
+//
+//   Container::create(topology)                 opens nothing yet
+//   attach(bdf, mask)                           checks in this order, each with
+//                                               an error that says what to do:
+//     the device exists -> has an IOMMU group -> is bound to vfio-pci
+//     -> /dev/vfio/vfio opens, API version, TYPE1v2 -> /dev/vfio/<group>
+//     opens -> the group is viable -> SET_CONTAINER -> (first group) SET_IOMMU
+//     -> the device fd -> usable IOVA ranges (IOVA_RANGE capability less
+//     every group's reserved regions) -> the mask reaches one of them
+//   map(vaddr, bytes, align, limit, what)       IOVA from IovaAllocator + MAP_DMA
+//   unmap(iova, bytes)                          UNMAP_DMA + IOVA back
+//   ~Container                                  every mapping undone, fds closed
+//
+// Several devices (groups) share the container and so its mappings: a group
+// that joins later reaches every existing mapping (the kernel replays them
+// into its IOMMU domain). Thread-safe: map/unmap and the report take one
+// mutex (page-fallback buffers are the only run-time users); register
+// access to a mapped BAR takes none.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "numacma/result.hpp"
+#include "topology/topology.hpp"
+#include "vfio/iova.hpp"
+
+namespace numacma::vfio {
+
+struct DeviceInfo {
+  std::string bdf;
+  int group = -1;
+  int node = -1;              ///< the BDF's numa_node (-1: none)
+  std::uint64_t dma_mask = 0;
+};
+
+struct Mapping {
+  std::string what;
+  std::uint64_t iova = 0;
+  std::uint64_t bytes = 0;
+  std::uintptr_t vaddr = 0;
+};
+
+struct ContainerReport {
+  std::vector<IovaRange> ranges;
+  std::uint64_t pgsizes = 0;
+  std::int64_t dma_avail = -1;
+  std::vector<DeviceInfo> devices;
+  std::vector<Mapping> mappings;   ///< by IOVA
+};
+
+class Container {
+ public:
+  /** dev_root: where vfio/ and the group nodes are ("/dev/vfio"). */
+  static Result<std::unique_ptr<Container>> create(const topo::Topology& topology,
+                                                   std::string dev_root);
+  ~Container();
+  Container(const Container&) = delete;
+  Container& operator=(const Container&) = delete;
+
+  /** Adds a device (and its group, when new). mask: the device's DMA mask. */
+  Status attach(std::string_view bdf, std::uint64_t mask);
+
+  /** Maps [vaddr, vaddr + bytes) at an IOVA <= limit (the whole buffer's
+   *  last byte), aligned to `align`; `what` names it in reports/errors. */
+  Result<std::uint64_t> map(std::uintptr_t vaddr, std::uint64_t bytes, std::uint64_t align,
+                            std::uint64_t limit, std::string_view what);
+  /** Undoes a map() exactly. */
+  Status unmap(std::uint64_t iova, std::uint64_t bytes);
+
+  /** The smallest DMA mask of the attached devices. */
+  std::uint64_t min_mask() const noexcept;
+  std::size_t device_count() const noexcept;
+  /** Index of an attached device, -1 when none. */
+  int find(std::string_view bdf) const noexcept;
+  DeviceInfo device(int index) const;
+
+  Result<std::uint64_t> bar_size(int index, unsigned bar);
+  Result<std::uint32_t> read32(int index, unsigned bar, std::uint64_t off);
+  Status write32(int index, unsigned bar, std::uint64_t off, std::uint32_t v);
+  Result<std::uint64_t> read64(int index, unsigned bar, std::uint64_t off);
+  Status write64(int index, unsigned bar, std::uint64_t off, std::uint64_t v);
+  Status config_read(int index, std::uint32_t off, void* out, std::size_t len);
+  Status config_write(int index, std::uint32_t off, const void* in, std::size_t len);
+
+  /** Ranges, page sizes, DMA_AVAIL read now, devices, mappings. */
+  ContainerReport report() const;
+
+ private:
+  struct Impl;
+  explicit Container(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace numacma::vfio
