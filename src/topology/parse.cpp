@@ -5,6 +5,9 @@
 //   meminfo    "Node 0 MemTotal: 1024 kB" -> bytes
 //   numa_node  "-1\n"                     -> -1
 //   hugepages  "hugepages-2048kB"         -> 2097152
+//   links      "../../../bus/pci/drivers/nvme" -> "nvme"
+//              "../../../kernel/iommu_groups/7" -> 7
+//   bdf        "0000:05:00.0"             -> itself (lowercased)
 //
 // Each rejects junk with an Errc::invalid_argument naming what it saw. They
 // are fuzzed (tests/fuzz/sysfs_fuzz.cpp), so nothing here may crash or loop
@@ -162,6 +165,55 @@ Result<std::uint64_t> parse_hugepage_dir(std::string_view name) {
   if (ec != std::errc() || p != num.data() + num.size() || kb == 0 || kb > (std::uint64_t{1} << 40))
     return bad("bad hugepage size", name);
   return kb * 1024;
+}
+
+Result<std::string> parse_link_name(std::string_view target) {
+  while (target.size() > 1 && target.back() == '/') target.remove_suffix(1);
+  const std::size_t slash = target.rfind('/');
+  const std::string_view name = slash == std::string_view::npos ? target : target.substr(slash + 1);
+  if (name.empty() || name == "." || name == ".." || name.size() > 255)
+    return bad("link: no name at the end of the target", target);
+  for (char c : name)
+    if (std::isspace(static_cast<unsigned char>(c)) || !std::isprint(static_cast<unsigned char>(c)))
+      return bad("link: name with a space or control character", target);
+  return std::string(name);
+}
+
+Result<int> parse_iommu_group(std::string_view target) {
+  Result<std::string> name = parse_link_name(target);
+  int group = 0;
+  if (!name || !parse_id(*name, group)) return bad("iommu_group: not a group number", target);
+  return group;
+}
+
+Result<std::string> parse_bdf(std::string_view text) {
+  // DDDD:BB:DD.F
+  constexpr std::string_view form = "xxxx:xx:xx.x";
+  auto hexval = [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+           : (c >= 'a' && c <= 'f')                    ? c - 'a' + 10
+           : (c >= 'A' && c <= 'F')                    ? c - 'A' + 10
+                                                       : -1;
+  };
+  auto fail = [&] {
+    return bad("not a PCI address DDDD:BB:DD.F (domain:bus:device.function, e.g. 0000:05:00.0)",
+               text);
+  };
+  if (text.size() != form.size()) return fail();
+  std::string out(text);
+  for (std::size_t i = 0; i < form.size(); ++i) {
+    if (form[i] != 'x') {
+      if (text[i] != form[i]) return fail();
+      continue;
+    }
+    if (hexval(text[i]) < 0) return fail();
+    out[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[i])));
+  }
+  const int device = hexval(text[8]) * 16 + hexval(text[9]);
+  const int function = hexval(text[11]);
+  if (device > 0x1f) return bad("PCI address: device number above 1f", text);
+  if (function > 7) return bad("PCI address: function number above 7", text);
+  return out;
 }
 
 }  // namespace numacma::topo

@@ -2,10 +2,11 @@
 //
 //   <root>/devices/system/node/{online,has_memory,node<N>/...}
 //   <root>/bus/pci/devices/<bdf>/{numa_node,vendor,device,class}
+//   <root>/bus/pci/devices/<bdf>/{iommu_group,driver}   (symbolic links)
 //
 // Required: node/online. Optional (absent is fine, malformed is an error that
 // names the file): has_memory, per-node cpulist/distance/meminfo/hugepages,
-// every PCI file.
+// every PCI file and link.
 #include <algorithm>
 
 #include "os/os.hpp"
@@ -26,7 +27,62 @@ Result<std::string> read_optional(const std::string& path, bool* present) {
   return os::read_file(path);
 }
 
+/** The name a link points to (its target's last component), or "" when the
+ *  link does not exist. */
+Result<std::string> read_optional_link(const std::string& path, bool* present) {
+  Result<std::string> target = os::read_link(path);
+  *present = target.ok();
+  if (!target) {
+    if (target.error().code == Errc::not_found) return std::string();
+    return target.error();
+  }
+  return target;
+}
+
 }  // namespace
+
+Result<PciDevice> read_pci_device(const std::string& root, std::string_view bdf) {
+  PciDevice d;
+  d.bdf = std::string(bdf);
+  const std::string dir = root + "/bus/pci/devices/" + d.bdf;
+  if (!os::exists(dir))
+    return make_error(Errc::not_found, "no PCI device " + d.bdf + ": " + dir + " does not exist");
+  bool present = false;
+  Result<std::string> text = read_optional(dir + "/numa_node", &present);
+  if (!text) return text.error();
+  if (present) {
+    Result<int> node = parse_numa_node(*text);
+    if (!node) return in_file(dir + "/numa_node", node.error());
+    d.numa_node = *node;
+  }
+  for (auto [file, field] : {std::pair{"/vendor", &d.vendor}, std::pair{"/device", &d.device},
+                             std::pair{"/class", &d.class_code}}) {
+    text = read_optional(dir + file, &present);
+    if (!text) return text.error();
+    if (!present) continue;
+    Result<std::uint64_t> v = parse_u64(*text);
+    if (!v || *v > 0xffffffffULL)
+      return make_error(Errc::invalid_argument, dir + file + ": not a 32-bit hex value");
+    *field = static_cast<std::uint32_t>(*v);
+  }
+  // Links: the kernel makes iommu_group only when an IOMMU translates for the
+  // device, and driver only while a driver is bound.
+  Result<std::string> target = read_optional_link(dir + "/iommu_group", &present);
+  if (!target) return target.error();
+  if (present) {
+    Result<int> group = parse_iommu_group(*target);
+    if (!group) return in_file(dir + "/iommu_group", group.error());
+    d.iommu_group = *group;
+  }
+  target = read_optional_link(dir + "/driver", &present);
+  if (!target) return target.error();
+  if (present) {
+    Result<std::string> name = parse_link_name(*target);
+    if (!name) return in_file(dir + "/driver", name.error());
+    d.driver = std::move(*name);
+  }
+  return d;
+}
 
 std::uint64_t NodeInfo::free_hugepages(std::uint64_t page_bytes) const noexcept {
   for (const HugePages& h : hugepages)
@@ -129,27 +185,9 @@ Result<Topology> Topology::from_sysfs(const std::string& root) {
     Result<std::vector<std::string>> bdfs = os::list_dir(proot);
     if (!bdfs) return bdfs.error();
     for (const std::string& bdf : *bdfs) {
-      PciDevice d;
-      d.bdf = bdf;
-      const std::string dir = proot + "/" + bdf;
-      Result<std::string> text = read_optional(dir + "/numa_node", &present);
-      if (!text) return text.error();
-      if (present) {
-        Result<int> node = parse_numa_node(*text);
-        if (!node) return in_file(dir + "/numa_node", node.error());
-        d.numa_node = *node;
-      }
-      for (auto [file, field] : {std::pair{"/vendor", &d.vendor}, std::pair{"/device", &d.device},
-                                 std::pair{"/class", &d.class_code}}) {
-        text = read_optional(dir + file, &present);
-        if (!text) return text.error();
-        if (!present) continue;
-        Result<std::uint64_t> v = parse_u64(*text);
-        if (!v || *v > 0xffffffffULL)
-          return make_error(Errc::invalid_argument, dir + file + ": not a 32-bit hex value");
-        *field = static_cast<std::uint32_t>(*v);
-      }
-      t.pci_.push_back(std::move(d));
+      Result<PciDevice> d = read_pci_device(root, bdf);
+      if (!d) return d.error();
+      t.pci_.push_back(std::move(*d));
     }
   }
   return t;

@@ -9,6 +9,8 @@
 //   <root>/devices/system/node/node<N>/meminfo     "Node 0 MemTotal: 131072 kB" ...
 //   <root>/devices/system/node/node<N>/hugepages/hugepages-<K>kB/{nr,free}_hugepages
 //   <root>/bus/pci/devices/<bdf>/{numa_node,vendor,device,class}
+//   <root>/bus/pci/devices/<bdf>/iommu_group -> ../../../kernel/iommu_groups/7
+//   <root>/bus/pci/devices/<bdf>/driver      -> ../../../bus/pci/drivers/nvme
 //
 // The parsers below take text and never touch files, so they are fuzzed on
 // their own; Topology::from_sysfs reads the files through src/os and hands the
@@ -50,6 +52,21 @@ Result<std::uint64_t> parse_u64(std::string_view text);
 /** "hugepages-2048kB" -> 2097152 bytes. */
 Result<std::uint64_t> parse_hugepage_dir(std::string_view name);
 
+/** A sysfs link target's last component, the name it links to:
+ *  "../../../bus/pci/drivers/nvme" -> "nvme". Rejects an empty name, "."
+ *  and "..", and names with whitespace or control characters (a driver name
+ *  is written back to sysfs and kept one a line). */
+Result<std::string> parse_link_name(std::string_view target);
+
+/** The iommu_group link's target -> the group number:
+ *  "../../../kernel/iommu_groups/7" -> 7. */
+Result<int> parse_iommu_group(std::string_view target);
+
+/** A PCI address as sysfs names it, "DDDD:BB:DD.F" (domain, bus, device
+ *  0-1f, function 0-7, hex in either case) -> the lowercase form. Anything
+ *  else (including the short "05:00.0") is invalid_argument saying the form. */
+Result<std::string> parse_bdf(std::string_view text);
+
 // ---- the topology --------------------------------------------------------
 
 struct HugePages {
@@ -74,7 +91,14 @@ struct PciDevice {
   std::uint32_t vendor = 0;
   std::uint32_t device = 0;
   std::uint32_t class_code = 0;
+  int iommu_group = -1;          ///< -1: no group (no IOMMU, or it is off)
+  std::string driver;            ///< the bound driver ("nvme", "vfio-pci"); "" when none
 };
+
+/** One device's files under <root>/bus/pci/devices/<bdf>: not_found naming
+ *  the directory when it is absent; absent files keep their defaults; a
+ *  malformed file or link is an error naming it. */
+Result<PciDevice> read_pci_device(const std::string& root, std::string_view bdf);
 
 class Topology {
  public:

@@ -2,6 +2,7 @@
 // return a value that breaks its own contract.
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "topology/topology.hpp"
@@ -21,5 +22,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (auto n = parse_numa_node(s); n.ok() && *n < -1) std::abort();
   (void)parse_u64(s);
   if (auto h = parse_hugepage_dir(s); h.ok() && *h == 0) std::abort();
+  if (auto l = parse_link_name(s); l.ok() && (l->empty() || l->find('/') != std::string::npos))
+    std::abort();
+  if (auto g = parse_iommu_group(s); g.ok() && *g < 0) std::abort();
+  if (auto b = parse_bdf(s); b.ok() && (b->size() != 12 || parse_bdf(*b).value() != *b)) std::abort();
   return 0;
 }

@@ -46,3 +46,32 @@ TEST(TopologyParse, NumaNodeU64AndHugepageDirs) {
   for (const char* bad : {"hugepages-kB", "hugepages-2048", "huge-2048kB", "hugepages-0kB", "hugepages-x1kB"})
     EXPECT_FALSE(parse_hugepage_dir(bad).ok()) << bad;
 }
+
+TEST(TopologyParse, LinkNamesAndIommuGroups) {
+  EXPECT_EQ(parse_link_name("../../../bus/pci/drivers/nvme").value(), "nvme");
+  EXPECT_EQ(parse_link_name("../../../bus/pci/drivers/vfio-pci").value(), "vfio-pci");
+  EXPECT_EQ(parse_link_name("xhci_hcd").value(), "xhci_hcd");
+  EXPECT_EQ(parse_link_name("../drivers/nvme/").value(), "nvme");
+  for (const char* bad : {"", "/", "../..", "../drivers/.", "../drivers/a b", "../drivers/a\nb"})
+    EXPECT_FALSE(parse_link_name(bad).ok()) << bad;
+  EXPECT_EQ(parse_iommu_group("../../../kernel/iommu_groups/7").value(), 7);
+  EXPECT_EQ(parse_iommu_group("../../../../kernel/iommu_groups/0").value(), 0);
+  EXPECT_EQ(parse_iommu_group("../../../kernel/iommu_groups/1048576").value(), 1 << 20);
+  for (const char* bad : {"", "../../../kernel/iommu_groups/", "../../../kernel/iommu_groups/x",
+                          "../iommu_groups/-1", "../iommu_groups/7a", "../iommu_groups/0x7",
+                          "../iommu_groups/99999999"})
+    EXPECT_FALSE(parse_iommu_group(bad).ok()) << bad;
+  EXPECT_NE(parse_iommu_group("../iommu_groups/seven").error().message.find("seven"), std::string::npos);
+}
+
+TEST(TopologyParse, Bdf) {
+  EXPECT_EQ(parse_bdf("0000:05:00.0").value(), "0000:05:00.0");
+  EXPECT_EQ(parse_bdf("0000:AF:1F.7").value(), "0000:af:1f.7");
+  EXPECT_EQ(parse_bdf("ffff:ff:1f.7").value(), "ffff:ff:1f.7");
+  for (const char* bad : {"", "05:00.0", "0000:05:00", "0000:05:00.8", "0000:05:20.0", "0000-05-00.0",
+                          "0000:05:00.0\n", " 0000:05:00.0", "000g:05:00.0", "0000:05:00.0/..",
+                          "00000:05:00.0"})
+    EXPECT_FALSE(parse_bdf(bad).ok()) << bad;
+  EXPECT_NE(parse_bdf("05:00.0").error().message.find("DDDD:BB:DD.F"), std::string::npos);
+  EXPECT_NE(parse_bdf("0000:05:20.0").error().message.find("device"), std::string::npos);
+}

@@ -78,7 +78,9 @@ TEST(TopologySysfs, ErrorsNameTheFile) {
   EXPECT_NE(missing.error().message.find("/nonexistent/root"), std::string::npos);
   const fs::path tmp = fs::temp_directory_path() / ("numacma-topo-" + std::to_string(::getpid()));
   fs::remove_all(tmp);
-  fs::copy(fixture("arm64-4n"), tmp, fs::copy_options::recursive);
+  // copy_symlinks: the trees hold links (iommu_group, driver) that lead back
+  // into the tree; following them would copy forever.
+  fs::copy(fixture("arm64-4n"), tmp, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
   const fs::path bad = tmp / "devices/system/node/node1/distance";
   std::ofstream(bad) << "10 12 x 24\n";
   auto t = Topology::from_sysfs(tmp.string());
@@ -91,5 +93,73 @@ TEST(TopologySysfs, ErrorsNameTheFile) {
   auto p = Topology::from_sysfs(tmp.string());
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.error().message.find("0000:80:00.0/numa_node"), std::string::npos);
+  fs::remove_all(tmp);
+}
+
+TEST(TopologySysfs, IommuGroupsAndDriversFromTheLinks) {
+  Topology x = load("x86-2s");
+  EXPECT_EQ(x.pci("0000:17:00.0")->iommu_group, 13);
+  EXPECT_EQ(x.pci("0000:17:00.0")->driver, "nvme");
+  EXPECT_EQ(x.pci("0000:98:00.0")->iommu_group, 48);
+  EXPECT_EQ(x.pci("0000:98:00.0")->driver, "ice");
+  EXPECT_EQ(x.pci("0000:98:00.1")->iommu_group, 48);
+  EXPECT_EQ(x.pci("0000:98:00.1")->driver, "vfio-pci");
+  EXPECT_EQ(x.pci("0000:00:00.0")->iommu_group, 0);  // group 0 is a group
+  EXPECT_EQ(x.pci("0000:00:00.0")->driver, "");      // no driver bound
+  Topology a = load("arm64-4n");
+  EXPECT_EQ(a.pci("0000:80:00.0")->iommu_group, -1);  // neither link
+  EXPECT_EQ(a.pci("0000:80:00.0")->driver, "");
+  EXPECT_EQ(a.pci("0000:00:00.0")->driver, "pcieport");
+  EXPECT_EQ(a.pci("0000:bd:00.0")->iommu_group, 6);
+  Topology v = load("vm1");  // no IOMMU: drivers but no groups
+  for (const auto& d : v.pci_devices()) EXPECT_EQ(d.iommu_group, -1) << d.bdf;
+  EXPECT_EQ(v.pci("0000:00:01.0")->driver, "virtio-pci");
+  EXPECT_EQ(v.pci("0000:00:00.0")->driver, "");
+}
+
+TEST(TopologySysfs, OneDeviceAlone) {
+  auto d = numacma::topo::read_pci_device(fixture("x86-2s"), "0000:98:00.1");
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d->numa_node, 1);
+  EXPECT_EQ(d->class_code, 0x020000u);
+  EXPECT_EQ(d->iommu_group, 48);
+  EXPECT_EQ(d->driver, "vfio-pci");
+  auto none = numacma::topo::read_pci_device(fixture("x86-2s"), "0000:99:00.0");
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, numacma::Errc::not_found);
+  EXPECT_NE(none.error().message.find("x86-2s/bus/pci/devices/0000:99:00.0"), std::string::npos)
+      << none.error().message;
+}
+
+TEST(TopologySysfs, MalformedLinksNameTheFile) {
+  const fs::path tmp = fs::temp_directory_path() / ("numacma-links-" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::copy(fixture("x86-2s"), tmp, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  const fs::path dev = tmp / "bus/pci/devices/0000:17:00.0";
+  ASSERT_TRUE(Topology::from_sysfs(tmp.string()).ok());
+  fs::remove(dev / "iommu_group");
+  fs::create_symlink("../../../../kernel/iommu_groups/seven", dev / "iommu_group");
+  auto t = Topology::from_sysfs(tmp.string());
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().message.find("0000:17:00.0/iommu_group"), std::string::npos) << t.error().message;
+  EXPECT_NE(t.error().message.find("seven"), std::string::npos) << t.error().message;
+  // A plain file where the kernel makes a link is not a link: an error too.
+  fs::remove(dev / "iommu_group");
+  std::ofstream(dev / "iommu_group") << "7\n";
+  auto f = Topology::from_sysfs(tmp.string());
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.error().message.find("0000:17:00.0/iommu_group"), std::string::npos) << f.error().message;
+  fs::remove(dev / "iommu_group");  // absent again: no group, no error
+  fs::remove(dev / "driver");
+  fs::create_symlink("../../../../bus/pci/drivers/..", dev / "driver");  // no driver's name at the end
+  fs::create_symlink("../../../../kernel/iommu_groups/13", dev / "iommu_group");
+  auto d = Topology::from_sysfs(tmp.string());
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.error().message.find("0000:17:00.0/driver"), std::string::npos) << d.error().message;
+  fs::remove(dev / "driver");
+  auto ok = Topology::from_sysfs(tmp.string());
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->pci("0000:17:00.0")->driver, "");
+  EXPECT_EQ(ok->pci("0000:17:00.0")->iommu_group, 13);
   fs::remove_all(tmp);
 }

@@ -1,5 +1,6 @@
 // `numacma topo`: nodes (CPUs, memory, free hugepages), the distance matrix
-// and the PCI devices with their nodes, read from a sysfs root.
+// and the PCI devices with their nodes, IOMMU groups and bound drivers, read
+// from a sysfs root.
 #include <memory>
 #include <string>
 
@@ -52,7 +53,9 @@ nlohmann::json to_json(const topo::Topology& t) {
                    {"numa_node", d.numa_node},
                    {"vendor", hex(d.vendor)},
                    {"device", hex(d.device)},
-                   {"class", hex(d.class_code)}});
+                   {"class", hex(d.class_code)},
+                   {"iommu_group", d.iommu_group},
+                   {"driver", d.driver}});
   }
   return json{{"sysfs_root", t.root()}, {"nodes", nodes}, {"distances", dist}, {"pci", pci}};
 }
@@ -82,10 +85,12 @@ void print_tables(const topo::Topology& t) {
   dist.print();
   std::printf("\nPCI devices: %zu\n", t.pci_devices().size());
   if (!t.pci_devices().empty()) {
-    Table pci({"device", "node", "vendor:device", "class"});
+    Table pci({"device", "node", "vendor:device", "class", "iommu group", "driver"});
     for (const auto& d : t.pci_devices())
       pci.add({d.bdf, d.numa_node < 0 ? "-1 (none)" : std::to_string(d.numa_node),
-               hex(d.vendor) + ":" + hex(d.device), hex(d.class_code)});
+               hex(d.vendor) + ":" + hex(d.device), hex(d.class_code),
+               d.iommu_group < 0 ? "-" : std::to_string(d.iommu_group),
+               d.driver.empty() ? "-" : d.driver});
     pci.print();
   }
 }
@@ -104,7 +109,8 @@ void run(const TopoArgs& a) {
 
 void register_topo(CLI::App& app) {
   auto args = std::make_shared<TopoArgs>();
-  CLI::App* sub = app.add_subcommand("topo", "NUMA nodes, distances and PCI devices with their nodes");
+  CLI::App* sub = app.add_subcommand(
+      "topo", "NUMA nodes, distances, PCI devices with their nodes, IOMMU groups and drivers");
   sub->add_option("--sysfs-root", args->sysfs_root, "sysfs root to read (default /sys)");
   sub->add_flag("--json", args->json, "one JSON object instead of tables");
   sub->callback([args] { run(*args); });
