@@ -40,12 +40,23 @@ enum {
   NCMA_EPERM = -9
 };
 
+/* A device the pool drives through VFIO and the coherent DMA mask its driver
+ * declares (dma_set_mask_and_coherent); mask 0 means 64 bits. */
+typedef struct ncma_vfio_device_spec {
+  const char *bdf;   /* "0000:05:00.0", bound to vfio-pci */
+  uint64_t dma_mask;
+} ncma_vfio_device_spec;
+
 /* Options; NULL fields/zero take the defaults (backing "auto", policy
- * "kernel", sysfs root "/sys"). */
+ * "kernel", sysfs root "/sys", no VFIO). */
 typedef struct ncma_pool_options {
   const char *backing;     /* "auto" | "hugetlb" | "anon" | "sim" */
   const char *policy;      /* "kernel" | "nearest" */
   const char *sysfs_root;  /* "/sys" */
+  /* VFIO devices sharing one IOMMU container: n_vfio > 0 puts the pool in
+   * vfio mode (every DMA handle is an IOVA mapped for these devices). */
+  const ncma_vfio_device_spec *vfio;
+  size_t n_vfio;
 } ncma_pool_options;
 
 ncma_pool *ncma_pool_create(const char *params, const ncma_pool_options *options);
@@ -58,6 +69,30 @@ ncma_device *ncma_device_node(int node, const char *name);
 void ncma_device_set_dma_mask(ncma_device *dev, uint64_t mask);
 int ncma_device_get_node(const ncma_device *dev);
 void ncma_device_destroy(ncma_device *dev);
+
+/* VFIO (docs/vfio.md). ncma_device_vfio: a device of the pool's container,
+ * node from sysfs, mask as declared. ncma_vfio_attach: adds a device to the
+ * container after creation. ncma_vfio_bar_read32/write32 (and 64): register
+ * access to BAR `bar`; ncma_vfio_config_read/write: PCI config space;
+ * ncma_vfio_enable_bus_master: memory space + bus master on. Each returns 0
+ * or a negative NCMA_E* code. ncma_vfio_bind/unbind: bind a device to
+ * vfio-pci and give it back to its previous driver (sysfs_root NULL: "/sys"). */
+ncma_device *ncma_device_vfio(ncma_pool *pool, const char *bdf);
+int ncma_vfio_attach(ncma_pool *pool, const char *bdf, uint64_t dma_mask);
+int ncma_vfio_bar_read32(ncma_pool *pool, const char *bdf, unsigned bar, uint64_t offset,
+                         uint32_t *value);
+int ncma_vfio_bar_write32(ncma_pool *pool, const char *bdf, unsigned bar, uint64_t offset,
+                          uint32_t value);
+int ncma_vfio_bar_read64(ncma_pool *pool, const char *bdf, unsigned bar, uint64_t offset,
+                         uint64_t *value);
+int ncma_vfio_bar_write64(ncma_pool *pool, const char *bdf, unsigned bar, uint64_t offset,
+                          uint64_t value);
+int ncma_vfio_config_read(ncma_pool *pool, const char *bdf, uint32_t offset, void *out, size_t len);
+int ncma_vfio_config_write(ncma_pool *pool, const char *bdf, uint32_t offset, const void *in,
+                           size_t len);
+int ncma_vfio_enable_bus_master(ncma_pool *pool, const char *bdf);
+int ncma_vfio_bind(const char *bdf, const char *sysfs_root);
+int ncma_vfio_unbind(const char *bdf, const char *sysfs_root);
 
 /* dma_alloc_coherent: the CPU address, or NULL (reason in ncma_last_error). */
 void *ncma_alloc_coherent(ncma_pool *pool, const ncma_device *dev, size_t size,

@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "numacma/result.hpp"
@@ -29,8 +30,17 @@ inline constexpr int kNoNode = -1;
 enum class Policy { kernel, nearest };
 /** phys: buffers carry physical addresses (hugetlb, sim); iova: multi-page
  *  buffers may carry IOVAs (anon areas, page fallback); auto: iova when any
- *  area is IOVA-only, else phys. */
+ *  area is IOVA-only, else phys. A pool given VFIO devices (PoolOptions::vfio)
+ *  is in "vfio" mode whatever this says: every DMA address is an IOVA that
+ *  numacma mapped into the devices' IOMMU container (docs/vfio.md). */
 enum class DmaMode { automatic, phys, iova };
+
+/** A PCI device that the pool drives through VFIO, and the coherent DMA mask
+ *  its driver declares (as dma_set_mask_and_coherent does in the kernel). */
+struct VfioDeviceSpec {
+  std::string bdf;                                ///< "0000:05:00.0", bound to vfio-pci
+  std::uint64_t dma_mask = ~std::uint64_t{0};     ///< e.g. (1 << 48) - 1; never 0
+};
 
 struct DeviceAreaSpec {
   std::string device;     ///< the device's name; becomes the area's name
@@ -47,6 +57,12 @@ struct PoolOptions {
   unsigned order_per_bit = 0;       ///< R6
   std::vector<DeviceAreaSpec> device_areas;  ///< dev->cma_area, exclusive (A2)
   unsigned sim_fail_nth_reservation = 0;     ///< sim backing only: error-path tests
+  /** VFIO devices sharing one type1 container: non-empty puts the pool in
+   *  vfio mode. Every area is mapped into the container once, at creation,
+   *  at an IOVA below every listed device's mask; page-fallback buffers are
+   *  mapped when allocated and unmapped when freed. */
+  std::vector<VfioDeviceSpec> vfio;
+  std::string vfio_dev_root = "/dev/vfio";   ///< where /dev/vfio/vfio and the groups are
 };
 
 class Pool;
@@ -61,6 +77,9 @@ struct Device {
   /** Reads <sysfs_root>/bus/pci/devices/<bdf>/numa_node via the pool's topology.
    *  The name is the BDF; a device area declared under that name is attached. */
   static Result<Device> from_pci(std::string_view bdf, const Pool& pool);
+  /** A VFIO device of the pool (PoolOptions::vfio or Pool::vfio_attach):
+   *  node from its BDF's numa_node, mask as its driver declared it. */
+  static Result<Device> from_vfio(std::string_view bdf, const Pool& pool);
   /** A device by hand (node may be kNoNode). */
   static Device on_node(int node, std::string name = "dev",
                         std::uint64_t coherent_dma_mask = ~std::uint64_t{0});
@@ -99,7 +118,8 @@ class DmaBuffer {
   const std::string& area_name() const noexcept;
   /** True when dma_addr() is an IOVA, not a physical address. */
   bool iova() const noexcept { return iova_; }
-  /** True when [dma_addr, dma_addr + size) is physically contiguous. */
+  /** True when [dma_addr, dma_addr + size) is contiguous for the device:
+   *  physically (phys mode), or in the IOMMU's IOVA space (vfio mode). */
   bool contiguous() const noexcept { return contiguous_; }
   explicit operator bool() const noexcept { return cpu_ != nullptr; }
   Served served() const noexcept { return served_; }
@@ -166,6 +186,64 @@ struct Stats {
   std::uint64_t bad_frees = 0;         ///< F2 detections
 };
 
+/** One IOVA mapping of the pool's VFIO container. */
+struct VfioMapping {
+  std::string what;          ///< the area's name, or "pages" for a page-fallback buffer
+  std::uint64_t iova = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t map_ns = 0;  ///< time VFIO_IOMMU_MAP_DMA took for it (pinning included)
+};
+
+struct VfioDeviceReport {
+  std::string bdf;
+  int iommu_group = -1;
+  int node = kNoNode;
+  std::uint64_t dma_mask = 0;
+};
+
+/** The VFIO container of a pool in vfio mode. */
+struct VfioReport {
+  bool enabled = false;      ///< false: the pool has no VFIO devices
+  /** Usable IOVA ranges [first, last] (VFIO_IOMMU_GET_INFO's IOVA_RANGE
+   *  capability, less the groups' reserved regions such as the MSI window). */
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> iova_ranges;
+  std::uint64_t iova_pgsizes = 0;  ///< the IOMMU's page sizes (bitmap)
+  /** Mappings the container still accepts (DMA_AVAIL capability), read now;
+   *  -1 when the kernel does not report it. */
+  std::int64_t dma_avail = -1;
+  std::vector<VfioDeviceReport> devices;
+  std::vector<VfioMapping> mappings;   ///< areas first, then live page buffers
+};
+
+/** A VFIO device of a pool: its register BARs and PCI config space, through
+ *  the device fd that the pool's container holds. A cheap handle; valid as
+ *  long as the pool (it keeps the pool's insides alive). */
+class VfioDevice {
+ public:
+  const std::string& bdf() const noexcept { return bdf_; }
+  /** The allocation Device (node, declared DMA mask). */
+  Result<Device> device() const;
+  /** Size of a BAR region (0..5); not_found when the BAR is absent. */
+  Result<std::uint64_t> bar_size(unsigned bar) const;
+  /** 32/64-bit register access to a BAR (mmap when the region allows it,
+   *  else pread/pwrite on the device fd). Offsets must be aligned. */
+  Result<std::uint32_t> read32(unsigned bar, std::uint64_t offset) const;
+  Status write32(unsigned bar, std::uint64_t offset, std::uint32_t value) const;
+  Result<std::uint64_t> read64(unsigned bar, std::uint64_t offset) const;
+  Status write64(unsigned bar, std::uint64_t offset, std::uint64_t value) const;
+  /** PCI configuration space. */
+  Status config_read(std::uint32_t offset, void* out, std::size_t len) const;
+  Status config_write(std::uint32_t offset, const void* in, std::size_t len) const;
+  /** Sets memory-space and bus-master in the PCI command register. */
+  Status enable_bus_master() const;
+
+ private:
+  friend class Pool;
+  std::shared_ptr<detail::PoolImpl> pool_;
+  std::string bdf_;
+  int index_ = -1;
+};
+
 /** A line of the reservation report (R3, R4: what could not be placed). */
 struct ReservationNote {
   std::string area;
@@ -191,8 +269,18 @@ class Pool {
   /** The bitmap of one area (Bitmap::dump format); not_found if no such area. */
   Result<std::string> dump_bitmap(std::string_view area) const;
   const std::vector<ReservationNote>& reservation_notes() const noexcept;
-  /** "phys" or "iova": the DMA mode in force. */
+  /** "phys", "iova" or "vfio": the DMA mode in force. */
   std::string dma_mode() const;
+
+  /** Adds a VFIO device to the pool's container after creation (its group
+   *  joins the container, so it reaches every area already mapped; areas
+   *  above its mask are skipped for it by A8). invalid_argument when the
+   *  pool is not in vfio mode. */
+  Status vfio_attach(const VfioDeviceSpec& spec);
+  /** The handle of an attached VFIO device; not_found otherwise. */
+  Result<VfioDevice> vfio_device(std::string_view bdf) const;
+  /** The container: usable IOVA ranges, DMA_AVAIL now, devices, mappings. */
+  VfioReport vfio_report() const;
   Policy policy() const noexcept;
   /** Device-area names declared in the options, with their nodes. */
   std::vector<DeviceAreaSpec> device_areas() const;
@@ -205,5 +293,15 @@ class Pool {
   explicit Pool(std::shared_ptr<detail::PoolImpl> impl);
   std::shared_ptr<detail::PoolImpl> impl_;
 };
+
+/** Binds a PCI device to vfio-pci (driver_override + drivers_probe), first
+ *  unbinding its driver, whose name is remembered under the run directory
+ *  ($NUMACMA_RUN_DIR, default /run/numacma) so that vfio_unbind restores it.
+ *  Already bound to vfio-pci: nothing to do. */
+Status vfio_bind(std::string_view bdf, const std::string& sysfs_root = "/sys");
+/** Unbinds a device from vfio-pci, clears driver_override and hands it back
+ *  to the driver it had before vfio_bind (or to whatever driver the kernel
+ *  picks when none was remembered). */
+Status vfio_unbind(std::string_view bdf, const std::string& sysfs_root = "/sys");
 
 }  // namespace numacma

@@ -89,6 +89,14 @@ class Backing {
    */
   virtual Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical) = 0;
   virtual void free_pages(const PagesBlock& b) noexcept = 0;
+
+  /** Memory mapped into a VFIO container is pinned by the IOMMU mapping
+   *  itself; mlock would charge RLIMIT_MEMLOCK a second time for it. Call
+   *  before the first reserve. */
+  void pinned_by_iommu() noexcept { mlock_ = false; }
+
+ protected:
+  bool mlock_ = true;
 };
 
 /** kind: "sim", "anon", "hugetlb", "auto". Errc::invalid_argument otherwise;

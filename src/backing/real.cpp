@@ -48,8 +48,8 @@ Status verify_node(void* p, std::uint64_t bytes, std::uint64_t step, int node) {
   return {};
 }
 
-/** Map, bind, populate, lock and verify; unmaps on any failure. */
-Result<void*> map_on_node(std::uint64_t bytes, std::uint64_t hp, int node) {
+/** Map, bind, populate, lock (unless the IOMMU pins it) and verify; unmaps on any failure. */
+Result<void*> map_on_node(std::uint64_t bytes, std::uint64_t hp, int node, bool mlock) {
   Result<void*> m = hp == kPage ? os::map_anonymous(bytes) : os::map_hugetlb(bytes, hp);
   if (!m) return m;
   auto undo = [&](Error e) -> Result<void*> {
@@ -60,7 +60,9 @@ Result<void*> map_on_node(std::uint64_t bytes, std::uint64_t hp, int node) {
     if (Status s = os::bind_to_node(*m, bytes, node); !s) return undo(std::move(s).error());
   }
   if (Status s = os::populate(*m, bytes, hp); !s) return undo(std::move(s).error());
-  if (Status s = os::lock(*m, bytes); !s) return undo(std::move(s).error());
+  if (mlock) {
+    if (Status s = os::lock(*m, bytes); !s) return undo(std::move(s).error());
+  }
   if (node >= 0) {
     if (Status s = verify_node(*m, bytes, hp, node); !s) {
       (void)os::unlock(*m, bytes);
@@ -80,7 +82,7 @@ class AnonBacking : public Backing {
   std::string name() const override { return "anon"; }
 
   Result<Reservation> reserve(int node, std::uint64_t bytes) override {
-    Result<void*> m = map_on_node(bytes, kPage, node);
+    Result<void*> m = map_on_node(bytes, kPage, node, mlock_);
     if (!m) return std::move(m).error();
     Reservation r;
     r.kind = "anon";
@@ -103,7 +105,7 @@ class AnonBacking : public Backing {
                         "pages: " + std::to_string(bytes / kPage) +
                             " pages of 4 KiB cannot be made physically contiguous from user space "
                             "(use IOVA mode, or hugepages)");
-    Result<void*> m = map_on_node(bytes, kPage, node);
+    Result<void*> m = map_on_node(bytes, kPage, node, mlock_);
     if (!m) return std::move(m).error();
     PagesBlock b;
     b.kind = "pages-4K";
@@ -151,7 +153,7 @@ class HugetlbBacking : public AnonBacking {
       return make_error(Errc::no_memory, "node " + std::to_string(node) + " has " + std::to_string(have) +
                                              " free " + size_name(hp) + " hugepages, needs " +
                                              std::to_string(need));
-    Result<void*> m = map_on_node(mapped, hp, node);
+    Result<void*> m = map_on_node(mapped, hp, node, mlock_);
     if (!m) return std::move(m).error();
     Reservation r;
     r.kind = "hugetlb-" + size_name(hp);
@@ -182,7 +184,7 @@ class HugetlbBacking : public AnonBacking {
   Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical) override {
     bytes = round_up(bytes, kPage);
     if (bytes > kPage && bytes <= k2M && node >= 0 && free_hugepages_now(root_, node, k2M) > 0) {
-      Result<void*> m = map_on_node(k2M, k2M, node);
+      Result<void*> m = map_on_node(k2M, k2M, node, mlock_);
       if (m) {
         PagesBlock b;
         b.kind = "pages-2M";

@@ -56,6 +56,18 @@ ncma_pool* ncma_pool_create(const char* params, const ncma_pool_options* options
         return nullptr;
       }
     }
+    if (options->n_vfio > 0 && options->vfio == nullptr) {
+      set_error(NCMA_EINVAL, "ncma_pool_options: n_vfio > 0 but vfio is NULL");
+      return nullptr;
+    }
+    for (size_t i = 0; i < options->n_vfio; ++i) {
+      const ncma_vfio_device_spec& v = options->vfio[i];
+      if (v.bdf == nullptr) {
+        set_error(NCMA_EINVAL, "ncma_pool_options: a VFIO device with a NULL bdf");
+        return nullptr;
+      }
+      o.vfio.push_back({v.bdf, v.dma_mask == 0 ? ~uint64_t{0} : v.dma_mask});
+    }
   }
   numacma::Result<numacma::Pool> p = numacma::Pool::create(o);
   if (!p) {
@@ -130,6 +142,139 @@ int ncma_free_coherent(ncma_pool* pool, const ncma_device* dev, size_t size, voi
   }
   clear_error();
   return NCMA_OK;
+}
+
+}  // extern "C"
+
+// ---- VFIO ------------------------------------------------------------------
+
+namespace {
+
+/** 0 or the error's code (and the thread's last error). */
+int status_code(const numacma::Status& s) {
+  if (!s) {
+    set_error(s.error());
+    return g_code;
+  }
+  clear_error();
+  return NCMA_OK;
+}
+
+/** The VfioDevice of a pool, or nullopt with the error set. */
+numacma::Result<numacma::VfioDevice> vfio_dev(ncma_pool* pool, const char* bdf) {
+  if (pool == nullptr || bdf == nullptr)
+    return numacma::make_error(numacma::Errc::invalid_argument, "NULL pool or bdf");
+  return pool->pool.vfio_device(bdf);
+}
+
+template <class F>
+int with_vfio(ncma_pool* pool, const char* bdf, F&& f) {
+  numacma::Result<numacma::VfioDevice> d = vfio_dev(pool, bdf);
+  if (!d) {
+    set_error(d.error());
+    return g_code;
+  }
+  return f(*d);
+}
+
+template <class T>
+int value_code(numacma::Result<T> r, T* out) {
+  if (!r) {
+    set_error(r.error());
+    return g_code;
+  }
+  if (out != nullptr) *out = *r;
+  clear_error();
+  return NCMA_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+ncma_device* ncma_device_vfio(ncma_pool* pool, const char* bdf) {
+  if (pool == nullptr || bdf == nullptr) {
+    set_error(NCMA_EINVAL, "ncma_device_vfio: NULL pool or bdf");
+    return nullptr;
+  }
+  numacma::Result<numacma::Device> d = numacma::Device::from_vfio(bdf, pool->pool);
+  if (!d) {
+    set_error(d.error());
+    return nullptr;
+  }
+  clear_error();
+  return new (std::nothrow) ncma_device{std::move(*d)};
+}
+
+int ncma_vfio_attach(ncma_pool* pool, const char* bdf, uint64_t dma_mask) {
+  if (pool == nullptr || bdf == nullptr) {
+    set_error(NCMA_EINVAL, "ncma_vfio_attach: NULL pool or bdf");
+    return NCMA_EINVAL;
+  }
+  return status_code(pool->pool.vfio_attach({bdf, dma_mask == 0 ? ~uint64_t{0} : dma_mask}));
+}
+
+int ncma_vfio_bar_read32(ncma_pool* pool, const char* bdf, unsigned bar, uint64_t offset,
+                         uint32_t* value) {
+  return with_vfio(pool, bdf, [&](const numacma::VfioDevice& d) {
+    return value_code(d.read32(bar, offset), value);
+  });
+}
+
+int ncma_vfio_bar_write32(ncma_pool* pool, const char* bdf, unsigned bar, uint64_t offset,
+                          uint32_t value) {
+  return with_vfio(pool, bdf, [&](const numacma::VfioDevice& d) {
+    return status_code(d.write32(bar, offset, value));
+  });
+}
+
+int ncma_vfio_bar_read64(ncma_pool* pool, const char* bdf, unsigned bar, uint64_t offset,
+                         uint64_t* value) {
+  return with_vfio(pool, bdf, [&](const numacma::VfioDevice& d) {
+    return value_code(d.read64(bar, offset), value);
+  });
+}
+
+int ncma_vfio_bar_write64(ncma_pool* pool, const char* bdf, unsigned bar, uint64_t offset,
+                          uint64_t value) {
+  return with_vfio(pool, bdf, [&](const numacma::VfioDevice& d) {
+    return status_code(d.write64(bar, offset, value));
+  });
+}
+
+int ncma_vfio_config_read(ncma_pool* pool, const char* bdf, uint32_t offset, void* out, size_t len) {
+  return with_vfio(pool, bdf, [&](const numacma::VfioDevice& d) {
+    return status_code(d.config_read(offset, out, len));
+  });
+}
+
+int ncma_vfio_config_write(ncma_pool* pool, const char* bdf, uint32_t offset, const void* in,
+                           size_t len) {
+  return with_vfio(pool, bdf, [&](const numacma::VfioDevice& d) {
+    return status_code(d.config_write(offset, in, len));
+  });
+}
+
+int ncma_vfio_enable_bus_master(ncma_pool* pool, const char* bdf) {
+  return with_vfio(pool, bdf, [&](const numacma::VfioDevice& d) {
+    return status_code(d.enable_bus_master());
+  });
+}
+
+int ncma_vfio_bind(const char* bdf, const char* sysfs_root) {
+  if (bdf == nullptr) {
+    set_error(NCMA_EINVAL, "ncma_vfio_bind: NULL bdf");
+    return NCMA_EINVAL;
+  }
+  return status_code(numacma::vfio_bind(bdf, sysfs_root != nullptr ? sysfs_root : "/sys"));
+}
+
+int ncma_vfio_unbind(const char* bdf, const char* sysfs_root) {
+  if (bdf == nullptr) {
+    set_error(NCMA_EINVAL, "ncma_vfio_unbind: NULL bdf");
+    return NCMA_EINVAL;
+  }
+  return status_code(numacma::vfio_unbind(bdf, sysfs_root != nullptr ? sysfs_root : "/sys"));
 }
 
 int ncma_last_error(void) { return g_code; }

@@ -4,7 +4,8 @@
 //     A1  bytes == 0 -> EINVAL; count = ceil(bytes / P)
 //     A2  dev.area set -> that area only (exclusive): success or the error
 //     A3  count == 1 -> pages on dev.node
-//     A4  node != -1 and mask > 32 bits (not a low-zone request)
+//     A4  node != -1 and mask > 32 bits (not a low-zone request; in vfio mode
+//         the mask never makes one: it limits IOVAs, not memory)
 //             -> pernuma<N>, numa<N>
 //         policy=nearest: the other nodes' pernuma/numa by distance
 //     A5  -> reserved
@@ -55,7 +56,7 @@ Result<RawBuffer> PoolImpl::from_area(int idx, std::uint64_t count, std::uint64_
   r.node = slot.area.node();
   r.area = idx;
   r.iova = slot.iova();
-  r.contiguous = !slot.iova() || count == 1;
+  r.contiguous = vfio != nullptr || !slot.iova() || count == 1;  // vfio: contiguous IOVAs
   r.served = served;
   return r;
 }
@@ -94,7 +95,9 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
     r.served = Served::pages;
     return r;
   };
-  if (bytes == kPageSize) {  // A3's common case: reuse a page this node freed before
+  // A3's common case: reuse a page this node freed before (not in vfio mode:
+  // a freed page is unmapped at once, so the device can no longer reach it).
+  if (bytes == kPageSize && !vfio) {
     // A -1 request may take a page of any node: the first node with memory.
     PageShelf& sh = shelf_for(dev.node == kNoNode ? topology.first_memory_node() : dev.node);
     std::lock_guard<std::mutex> lock(sh.mu);  // one lock: cache pop + live insert
@@ -110,6 +113,12 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
   }
   Result<backing::PagesBlock> pb = backing->alloc_pages(dev.node, bytes, !iova_mode);
   if (!pb) return std::move(pb).error();
+  if (vfio) {  // A8 in IOVA space: mapped below the device's own mask
+    if (Status s = map_pages_vfio(*this, *pb, dev.coherent_dma_mask); !s) {
+      backing->free_pages(*pb);
+      return std::move(s).error();
+    }
+  }
   const std::uint64_t last = pb->dma_addr + (bytes - 1);
   if (last < pb->dma_addr || last > dev.coherent_dma_mask) {
     backing->free_pages(*pb);
@@ -182,7 +191,10 @@ Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes) {
   };
 
   if (count > 1) {  // A3: a single page never uses CMA areas
-    const bool low_zone = limit <= kLowZoneMask;
+    // With an IOMMU the mask limits the IOVA, not the memory: the kernel's
+    // dma-iommu path asks for no low zone, so per-node areas stay in play
+    // (vfio mode: A4 regardless of the mask; A8 holds in IOVA space).
+    const bool low_zone = !vfio && limit <= kLowZoneMask;
     const auto node_slot = [](const std::vector<int>& v, int n) {
       return n >= 0 && static_cast<std::size_t>(n) < v.size() ? v[static_cast<std::size_t>(n)] : -1;
     };
@@ -279,14 +291,13 @@ Status PoolImpl::free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t
                    ", freed " + fmt_bytes(bytes));
       if (b.dma_addr != dma) return bad("free of a pages buffer with the wrong DMA address");
       sh.live.erase(it);
-      if (b.bytes == kPageSize && sh.cached.size() < PageShelf::kMax) {  // same lock: kept
+      if (b.bytes == kPageSize && sh.cached.size() < PageShelf::kMax && !vfio) {  // same lock: kept
         sh.cached.push_back(slot);
         return {};
       }
       block = sh.take(slot);
     }
-    backing->free_pages(block);  // the OS call, outside the lock
-    return {};
+    return release_block(block);  // the OS calls, outside the lock
   }
   return bad("free of an address that is not a live buffer of this pool "
              "(double free or foreign pointer)");

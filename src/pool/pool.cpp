@@ -45,11 +45,16 @@ std::string fmt_hex(std::uint64_t v) {
 PoolImpl* impl_of(const Pool& pool) noexcept { return pool.impl_.get(); }
 
 PoolImpl::~PoolImpl() {
+  // Page blocks are unmapped from the IOMMU (vfio mode) before they are
+  // freed; then the container goes (unmapping the areas) before the areas'
+  // memory does.
   for (PageShelf& sh : shelves) {
-    for (const auto& [cpu, slot] : sh.live) backing->free_pages(sh.slots[slot]);
-    for (std::uint32_t slot : sh.cached) backing->free_pages(sh.slots[slot]);
+    for (const auto& [cpu, slot] : sh.live) (void)release_block(sh.slots[slot]);
+    for (std::uint32_t slot : sh.cached) (void)release_block(sh.slots[slot]);
   }
-  for (auto& slot : areas) backing->release(slot->res);
+  vfio.reset();
+  if (backing)
+    for (auto& slot : areas) backing->release(slot->res);
 }
 
 Stats PoolImpl::stats() const {
@@ -178,6 +183,10 @@ Result<Pool> Pool::create(const PoolOptions& options) {
   if (!b) return std::move(b).error();
   impl->backing = std::move(*b);
 
+  if (!options.vfio.empty()) {  // vfio mode: the container first, every area mapped into it
+    if (Status s = detail::open_vfio(*impl); !s) return std::move(s).error();
+  }
+
   const int max_node = std::max(t.max_node_id(), 0);
   impl->pernuma_.assign(static_cast<std::size_t>(max_node) + 1, -1);
   impl->numa_.assign(static_cast<std::size_t>(max_node) + 1, -1);
@@ -189,6 +198,14 @@ Result<Pool> Pool::create(const PoolOptions& options) {
     if (!r) {  // R4: the pool starts anyway; this node simply has no such area
       impl->notes.push_back({pa.name, pa.node, "not reserved: " + r.error().message});
       continue;
+    }
+    if (impl->vfio) {  // an area the devices cannot reach is an error, not a note
+      if (Status s = detail::map_area_vfio(*impl, pa.name, *r); !s) {
+        impl->backing->release(*r);
+        return make_error(s.error().code, "VFIO mapping of area " + pa.name + " (" +
+                                              detail::fmt_bytes(pa.bytes) + " on node " +
+                                              std::to_string(pa.node) + "): " + s.error().message);
+      }
     }
     core::AreaConfig cfg;
     cfg.name = pa.name;
@@ -229,6 +246,7 @@ Result<Pool> Pool::create(const PoolOptions& options) {
     case DmaMode::phys: impl->iova_mode = false; break;
     case DmaMode::iova: impl->iova_mode = true; break;
   }
+  if (impl->vfio) impl->iova_mode = true;
   if (!impl->iova_mode && any_iova) {
     for (const auto& s : impl->areas)
       if (s->iova())
@@ -282,7 +300,9 @@ const std::vector<ReservationNote>& Pool::reservation_notes() const noexcept {
   return impl_->notes;
 }
 
-std::string Pool::dma_mode() const { return impl_->iova_mode ? "iova" : "phys"; }
+std::string Pool::dma_mode() const {
+  return impl_->vfio ? "vfio" : impl_->iova_mode ? "iova" : "phys";
+}
 Policy Pool::policy() const noexcept { return impl_->opts.policy; }
 
 std::vector<DeviceAreaSpec> Pool::device_areas() const {

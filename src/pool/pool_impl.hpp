@@ -7,7 +7,9 @@
 //   │     index tables: pernuma_[node], numa_[node], default_, device_[name]
 //   │     by_cpu_[]         areas sorted by CPU address, for F1's "whichever contains it"
 //   ├── shelves[node + 1]   page blocks (A3/A7) of each node, each with its own mutex
-//   └── counters            per requesting node (A9), atomics: no lock on the hot path
+//   ├── counters            per requesting node (A9), atomics: no lock on the hot path
+//   └── vfio                (vfio mode) the IOMMU container: every area mapped at
+//                           creation; page blocks mapped on alloc, unmapped on free
 //
 // Locking: alloc/free take exactly one area lock at a time (never two), or the
 // pages lock. There is no pool-wide lock on the allocation path. The area
@@ -29,6 +31,7 @@
 #include "core/area.hpp"
 #include "numacma/numacma.hpp"
 #include "topology/topology.hpp"
+#include "vfio/container.hpp"
 
 namespace numacma::detail {
 
@@ -108,6 +111,7 @@ struct PoolImpl {
   std::unordered_map<std::string, int> device_;
   std::vector<int> by_cpu_;  // area indices sorted by cpu_base
   bool iova_mode = false;
+  std::unique_ptr<vfio::Container> vfio;  ///< vfio mode: DMA addresses are its IOVAs
   std::vector<ReservationNote> notes;
 
   std::vector<NodeCounters> counters;  // [node + 1]; slot 0 = kNoNode
@@ -132,7 +136,24 @@ struct PoolImpl {
   PageShelf& shelf_for(int node) noexcept;
   Status reject_free(std::string msg);
   Status free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t dma, int node_hint);
+  /** Gives a page block back to the OS, unmapping it from the container first
+   *  (vfio mode). A block the IOMMU still maps is never freed. */
+  Status release_block(const backing::PagesBlock& b);
 };
+
+/** Unit tests only: every pool created afterwards talks to this fake VFIO
+ *  kernel instead of the real one (nullptr: back to the real one). */
+void set_vfio_kernel_for_testing(std::shared_ptr<vfio::Kernel> kernel);
+std::shared_ptr<vfio::Kernel> vfio_kernel_for_testing();
+
+/** vfio mode (src/pool/vfio.cpp): opens the container, attaches the devices of
+ *  the options; the areas are mapped by map_area_vfio as they are reserved. */
+Status open_vfio(PoolImpl& impl);
+/** Maps a reserved area into the container and makes its segments the one
+ *  IOVA-contiguous segment it is in the devices' eyes. */
+Status map_area_vfio(PoolImpl& impl, const std::string& name, backing::Reservation& r);
+/** Maps a page block for a device (limit: its DMA mask): dma_addr = the IOVA. */
+Status map_pages_vfio(PoolImpl& impl, backing::PagesBlock& b, std::uint64_t limit);
 
 PoolImpl* impl_of(const Pool& pool) noexcept;
 

@@ -3,20 +3,20 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <utility>
 
 #include "os/os.hpp"
-#include "os/vfio.hpp"
+#include "vfio/kernel.hpp"
 
 namespace numacma::vfio {
 
 namespace {
-
-namespace ov = numacma::os::vfio;
 
 std::string hex(std::uint64_t v) {
   char b[24];
@@ -24,9 +24,14 @@ std::string hex(std::uint64_t v) {
   return b;
 }
 
+/** "4 KiB", "8.0 MiB", "unlimited". */
 std::string mib(std::uint64_t b) {
+  if (b == ~std::uint64_t{0}) return "unlimited";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
+  if (b < (1 << 20))
+    std::snprintf(buf, sizeof buf, "%" PRIu64 " KiB", b >> 10);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
   return buf;
 }
 
@@ -45,20 +50,35 @@ constexpr int kRegions = 6;  // BAR0..BAR5
 
 struct Region {
   bool known = false;
-  ov::RegionInfo info;
+  RegionInfo info;
   void* map = nullptr;  // mmap of the region, when it allows one
 };
 
 struct Dev {
   DeviceInfo info;
-  ov::Fd fd;
+  int fd = -1;
   std::array<Region, kRegions> bars;
   std::mutex bars_mu;
 };
 
 struct Group {
   int id = -1;
-  ov::Fd fd;
+  int fd = -1;
+};
+
+/** Closes an fd through the Kernel unless released. */
+struct FdGuard {
+  Kernel* k = nullptr;
+  int fd = -1;
+  FdGuard(Kernel* kernel, int f) : k(kernel), fd(f) {}
+  FdGuard(const FdGuard&) = delete;
+  FdGuard& operator=(const FdGuard&) = delete;
+  ~FdGuard() { reset(); }
+  void reset() noexcept {
+    if (fd >= 0) k->close(fd);
+    fd = -1;
+  }
+  int release() noexcept { return std::exchange(fd, -1); }
 };
 
 }  // namespace
@@ -67,7 +87,8 @@ struct Container::Impl {
   const topo::Topology* topology = nullptr;
   std::string root;      // sysfs
   std::string dev_root;  // /dev/vfio
-  ov::Fd container;
+  std::shared_ptr<Kernel> k;
+  int container = -1;
   bool iommu_set = false;
   std::vector<Group> groups;
   std::vector<std::unique_ptr<Dev>> devs;
@@ -79,14 +100,20 @@ struct Container::Impl {
   std::uint64_t mapped_bytes = 0;
 
   ~Impl() {
-    for (auto& [iova_addr, m] : mappings) (void)ov::unmap_dma(container.get(), m.iova, m.bytes);
+    for (auto& [iova_addr, m] : mappings) (void)k->unmap_dma(container, m.iova, m.bytes);
     mappings.clear();
-    for (auto& d : devs)
+    for (auto& d : devs) {  // device fds before the groups
       for (Region& r : d->bars)
-        if (r.map != nullptr) (void)os::unmap(r.map, r.info.size);
-    devs.clear();  // device fds before the groups
-    for (Group& g : groups) (void)ov::group_unset_container(g.fd.get());
+        if (r.map != nullptr) k->unmap_region(r.map, r.info.size);
+      k->close(d->fd);
+    }
+    devs.clear();
+    for (Group& g : groups) {
+      (void)k->group_unset_container(g.fd);
+      k->close(g.fd);
+    }
     groups.clear();
+    if (container >= 0) k->close(container);
   }
 
   Status open_container();
@@ -96,9 +123,9 @@ struct Container::Impl {
 };
 
 Status Container::Impl::open_container() {
-  if (container) return {};
+  if (container >= 0) return {};
   const std::string path = dev_root + "/vfio";
-  Result<ov::Fd> c = ov::open_rdwr(path);
+  Result<int> c = k->open(path);
   if (!c) {
     if (c.error().code == Errc::not_found)
       return make_error(Errc::unsupported, "no " + path +
@@ -109,17 +136,22 @@ Status Container::Impl::open_container() {
                                               "): it is normally 0666; check the device node");
     return std::move(c).error();
   }
-  Result<int> v = ov::api_version(c->get());
-  if (!v) return std::move(v).error();
+  const int fd = *c;
+  auto fail = [&](Error e) {
+    k->close(fd);
+    return e;
+  };
+  Result<int> v = k->api_version(fd);
+  if (!v) return fail(std::move(v).error());
   if (*v != 0)  // VFIO_API_VERSION
-    return make_error(Errc::unsupported,
-                      path + " speaks VFIO API version " + std::to_string(*v) + ", not 0");
-  Result<bool> t = ov::has_type1v2(c->get());
-  if (!t) return std::move(t).error();
+    return fail(make_error(Errc::unsupported,
+                           path + " speaks VFIO API version " + std::to_string(*v) + ", not 0"));
+  Result<bool> t = k->has_type1v2(fd);
+  if (!t) return fail(std::move(t).error());
   if (!*t)
-    return make_error(Errc::unsupported, "the kernel's VFIO has no type1v2 IOMMU backend "
-                                         "(modprobe vfio_iommu_type1)");
-  container = std::move(*c);
+    return fail(make_error(Errc::unsupported, "the kernel's VFIO has no type1v2 IOMMU backend "
+                                              "(modprobe vfio_iommu_type1)"));
+  container = fd;
   return {};
 }
 
@@ -157,11 +189,11 @@ Result<Region*> Container::Impl::region(int index, unsigned bar) {
   std::lock_guard<std::mutex> lock(d.bars_mu);
   Region& r = d.bars[bar];
   if (!r.known) {
-    Result<ov::RegionInfo> ri = ov::region_info(d.fd.get(), bar);
+    Result<RegionInfo> ri = k->region_info(d.fd, bar);
     if (!ri) return std::move(ri).error();
     r.info = *ri;
     if (r.info.size != 0 && r.info.mmap_ok()) {
-      if (Result<void*> m = ov::map_region(d.fd.get(), r.info)) r.map = *m;  // else pread/pwrite
+      if (Result<void*> m = k->map_region(d.fd, r.info)) r.map = *m;  // else pread/pwrite
     }
     r.known = true;
   }
@@ -174,8 +206,10 @@ Container::Container(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Container::~Container() = default;
 
 Result<std::unique_ptr<Container>> Container::create(const topo::Topology& topology,
-                                                     std::string dev_root) {
+                                                     std::string dev_root,
+                                                     std::shared_ptr<Kernel> kernel) {
   auto impl = std::make_unique<Impl>();
+  impl->k = kernel ? std::move(kernel) : os_kernel();
   impl->topology = &topology;
   impl->root = topology.root();
   impl->dev_root = std::move(dev_root);
@@ -213,10 +247,10 @@ Status Container::attach(std::string_view bdf_view, std::uint64_t mask) {
   for (Group& x : m.groups)
     if (x.id == group) g = &x;
   const bool new_group = g == nullptr;
-  Group fresh;
+  FdGuard fresh(m.k.get(), -1);
   if (new_group) {
     const std::string gpath = m.dev_root + "/" + std::to_string(group);
-    Result<ov::Fd> gfd = ov::open_rdwr(gpath);
+    Result<int> gfd = m.k->open(gpath);
     if (!gfd) {
       const Error& e = gfd.error();
       if (e.code == Errc::permission)
@@ -232,15 +266,14 @@ Status Container::attach(std::string_view bdf_view, std::uint64_t mask) {
                                                " really bound to vfio-pci? (numacma vfio bind " + bdf + ")");
       return std::move(gfd).error();
     }
-    fresh.id = group;
-    fresh.fd = std::move(*gfd);
-    Result<bool> viable = ov::group_viable(fresh.fd.get());
+    fresh.fd = *gfd;
+    Result<bool> viable = m.k->group_viable(fresh.fd);
     if (!viable) return std::move(viable).error();
     if (!*viable) return m.not_viable(group, bdf);
-    if (Status s = ov::group_set_container(fresh.fd.get(), m.container.get()); !s) return s;
+    if (Status s = m.k->group_set_container(fresh.fd, m.container); !s) return s;
     if (!m.iommu_set) {
-      if (Status s = ov::set_iommu_type1v2(m.container.get()); !s) {
-        (void)ov::group_unset_container(fresh.fd.get());
+      if (Status s = m.k->set_iommu_type1v2(m.container); !s) {
+        (void)m.k->group_unset_container(fresh.fd);
         if (s.error().code == Errc::permission)
           return make_error(Errc::permission,
                             s.error().message + ": the IOMMU has no interrupt remapping (enable it, "
@@ -251,19 +284,17 @@ Status Container::attach(std::string_view bdf_view, std::uint64_t mask) {
       m.iommu_set = true;
     }
   }
-  const int gfd_num = new_group ? fresh.fd.get() : g->fd.get();
-  auto undo_group = [&] {
-    if (new_group) (void)ov::group_unset_container(fresh.fd.get());
+  const int gfd_num = new_group ? fresh.fd : g->fd;
+  auto undo_group = [&] {  // only while no device fd of the group is open
+    if (!new_group) return;
+    (void)m.k->group_unset_container(fresh.fd);
+    if (m.groups.empty()) m.iommu_set = false;  // the last group out takes the IOMMU backend along
   };
-  Result<ov::Fd> dfd = ov::device_fd(gfd_num, bdf);
-  if (!dfd) {
-    undo_group();
-    return std::move(dfd).error();
-  }
 
   // The usable IOVA space: the kernel's ranges (for every group in the
-  // container) less the reserved regions sysfs lists for this group.
-  Result<ov::IommuInfo> info = ov::iommu_info(m.container.get());
+  // container) less the reserved regions sysfs lists for this group. Checked
+  // against the mask before anything changes.
+  Result<IommuInfo> info = m.k->iommu_info(m.container);
   if (!info) {
     undo_group();
     return std::move(info).error();
@@ -276,38 +307,48 @@ Status Container::attach(std::string_view bdf_view, std::uint64_t mask) {
   std::vector<IovaRange> ranges;
   for (const auto& r : info->ranges) ranges.push_back({r.first, r.last});
   if (ranges.empty()) ranges.push_back({0, (std::uint64_t{1} << 39) - 1});  // no capability: 39-bit
+  const std::vector<IovaRange> usable_now = subtract(ranges, *holes);
+  std::vector<IovaRange> gone;  // what a later group takes out of the current space
   {
     std::lock_guard<std::mutex> lock(m.mu);
-    if (!m.iova) {
-      m.iova = std::make_unique<IovaAllocator>(subtract(ranges, *holes));
-    } else {
-      // A later group: what it cannot use is taken out (refused if in use).
-      std::vector<IovaRange> gone = subtract(m.iova->usable(), subtract(ranges, *holes));
-      for (const IovaRange& r : gone) {
-        if (Status s = m.iova->exclude(r); !s) {
-          undo_group();
-          return make_error(Errc::unsupported, "cannot attach " + bdf + ": " + s.error().message);
-        }
-      }
-    }
-    const std::vector<IovaRange>& u = m.iova->usable();
-    if (u.empty() || u.front().first > mask) {
-      const std::string lowest = u.empty() ? "none" : hex(u.front().first);
+    const std::vector<IovaRange> cur = m.iova ? m.iova->usable() : subtract(usable_now, {{0, kIovaFloor - 1}});
+    if (m.iova) gone = subtract(cur, usable_now);
+    const std::vector<IovaRange> after = subtract(cur, gone);
+    if (after.empty() || after.front().first > mask) {
       undo_group();
-      return make_error(Errc::unreachable, "the DMA mask " + hex(mask) + " of " + bdf +
-                                               " is below every usable IOVA range (lowest usable IOVA: " +
-                                               lowest + ")");
+      return make_error(Errc::unreachable,
+                        "the DMA mask " + hex(mask) + " of " + bdf +
+                            " is below every usable IOVA range (lowest usable IOVA: " +
+                            (after.empty() ? std::string("none") : hex(after.front().first)) + ")");
     }
   }
+  Result<int> dfd_r = m.k->device_fd(gfd_num, bdf);
+  if (!dfd_r) {
+    undo_group();
+    return std::move(dfd_r).error();
+  }
+  FdGuard dfd(m.k.get(), *dfd_r);
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    if (!m.iova) m.iova = std::make_unique<IovaAllocator>(usable_now);
+    for (const IovaRange& r : gone) {
+      if (Status s = m.iova->exclude(r); !s) {
+        dfd.reset();  // closed before the group leaves the container
+        undo_group();
+        return make_error(Errc::unsupported, "cannot attach " + bdf + ": " + s.error().message);
+      }
+    }
+  }
+  std::lock_guard<std::mutex> lock(m.mu);  // report() reads these
   m.pgsizes = info->pgsizes;
-  if (new_group) m.groups.push_back(std::move(fresh));
+  if (new_group) m.groups.push_back({group, fresh.release()});
   auto d = std::make_unique<Dev>();
   d->info.bdf = bdf;
   d->info.group = group;
   const topo::PciDevice* pci = m.topology->pci(bdf);
   d->info.node = pci != nullptr ? pci->numa_node : -1;
   d->info.dma_mask = mask;
-  d->fd = std::move(*dfd);
+  d->fd = dfd.release();
   m.devs.push_back(std::move(d));
   return {};
 }
@@ -317,8 +358,8 @@ Result<std::uint64_t> Container::map(std::uintptr_t vaddr, std::uint64_t bytes, 
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
   if (!m.iova) return make_error(Errc::invalid_argument, "VFIO container without devices");
-  const std::uint64_t memlock = ov::memlock_limit();
-  if (!ov::can_lock_unlimited() && m.mapped_bytes + bytes > memlock)
+  const std::uint64_t memlock = m.k->memlock_limit();
+  if (!m.k->can_lock_unlimited() && m.mapped_bytes + bytes > memlock)
     return make_error(Errc::no_memory,
                       "RLIMIT_MEMLOCK is " + mib(memlock) + " but VFIO must pin " +
                           mib(m.mapped_bytes + bytes) + " (" + std::string(what) +
@@ -330,7 +371,8 @@ Result<std::uint64_t> Container::map(std::uintptr_t vaddr, std::uint64_t bytes, 
     e.message = std::string(what) + ": " + e.message;
     return e;
   }
-  if (Status s = ov::map_dma(m.container.get(), reinterpret_cast<const void*>(vaddr), *iova, bytes); !s) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (Status s = m.k->map_dma(m.container, vaddr, *iova, bytes); !s) {
     (void)m.iova->free(*iova, bytes);
     Error e = std::move(s).error();
     if (e.code == Errc::no_memory && memlock != ~std::uint64_t{0})
@@ -340,7 +382,9 @@ Result<std::uint64_t> Container::map(std::uintptr_t vaddr, std::uint64_t bytes, 
     e.message = std::string(what) + ": " + e.message;
     return e;
   }
-  m.mappings.emplace(*iova, Mapping{std::string(what), *iova, bytes, vaddr});
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0);
+  m.mappings.emplace(*iova, Mapping{std::string(what), *iova, bytes, vaddr,
+                                    static_cast<std::uint64_t>(ns.count())});
   m.mapped_bytes += bytes;
   return *iova;
 }
@@ -352,7 +396,7 @@ Status Container::unmap(std::uint64_t iova, std::uint64_t bytes) {
   if (it == m.mappings.end() || it->second.bytes != bytes)
     return make_error(Errc::invalid_argument,
                       "VFIO unmap of " + hex(iova) + " + " + std::to_string(bytes) + ": not a mapping");
-  Result<std::uint64_t> done = ov::unmap_dma(m.container.get(), iova, bytes);
+  Result<std::uint64_t> done = m.k->unmap_dma(m.container, iova, bytes);
   if (!done) return std::move(done).error();
   if (*done != bytes)
     return make_error(Errc::io_error, "VFIO_IOMMU_UNMAP_DMA at " + hex(iova) + " unmapped " +
@@ -395,8 +439,8 @@ Result<std::uint32_t> Container::read32(int index, unsigned bar, std::uint64_t o
   if (reg.map != nullptr)
     return *reinterpret_cast<volatile std::uint32_t*>(static_cast<std::uint8_t*>(reg.map) + off);
   std::uint32_t v = 0;
-  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd.get();
-  if (Status s = ov::read_at(fd, reg.info.offset + off, &v, 4); !s) return std::move(s).error();
+  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd;
+  if (Status s = impl_->k->read_at(fd, reg.info.offset + off, &v, 4); !s) return std::move(s).error();
   return v;
 }
 
@@ -410,8 +454,8 @@ Status Container::write32(int index, unsigned bar, std::uint64_t off, std::uint3
     *reinterpret_cast<volatile std::uint32_t*>(static_cast<std::uint8_t*>(reg.map) + off) = v;
     return {};
   }
-  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd.get();
-  return ov::write_at(fd, reg.info.offset + off, &v, 4);
+  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd;
+  return impl_->k->write_at(fd, reg.info.offset + off, &v, 4);
 }
 
 Result<std::uint64_t> Container::read64(int index, unsigned bar, std::uint64_t off) {
@@ -423,8 +467,8 @@ Result<std::uint64_t> Container::read64(int index, unsigned bar, std::uint64_t o
   if (reg.map != nullptr)
     return *reinterpret_cast<volatile std::uint64_t*>(static_cast<std::uint8_t*>(reg.map) + off);
   std::uint64_t v = 0;
-  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd.get();
-  if (Status s = ov::read_at(fd, reg.info.offset + off, &v, 8); !s) return std::move(s).error();
+  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd;
+  if (Status s = impl_->k->read_at(fd, reg.info.offset + off, &v, 8); !s) return std::move(s).error();
   return v;
 }
 
@@ -438,30 +482,30 @@ Status Container::write64(int index, unsigned bar, std::uint64_t off, std::uint6
     *reinterpret_cast<volatile std::uint64_t*>(static_cast<std::uint8_t*>(reg.map) + off) = v;
     return {};
   }
-  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd.get();
-  return ov::write_at(fd, reg.info.offset + off, &v, 8);
+  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd;
+  return impl_->k->write_at(fd, reg.info.offset + off, &v, 8);
 }
 
 Status Container::config_read(int index, std::uint32_t off, void* out, std::size_t len) {
   if (index < 0 || static_cast<std::size_t>(index) >= impl_->devs.size())
     return make_error(Errc::not_found, "no such VFIO device");
   Dev& d = *impl_->devs[static_cast<std::size_t>(index)];
-  Result<ov::RegionInfo> ri = ov::region_info(d.fd.get(), ov::config_region_index());
+  Result<RegionInfo> ri = impl_->k->region_info(d.fd, impl_->k->config_region_index());
   if (!ri) return std::move(ri).error();
   if (off + len > ri->size)
     return make_error(Errc::invalid_argument, "config read past " + std::to_string(ri->size) + " bytes");
-  return ov::read_at(d.fd.get(), ri->offset + off, out, len);
+  return impl_->k->read_at(d.fd, ri->offset + off, out, len);
 }
 
 Status Container::config_write(int index, std::uint32_t off, const void* in, std::size_t len) {
   if (index < 0 || static_cast<std::size_t>(index) >= impl_->devs.size())
     return make_error(Errc::not_found, "no such VFIO device");
   Dev& d = *impl_->devs[static_cast<std::size_t>(index)];
-  Result<ov::RegionInfo> ri = ov::region_info(d.fd.get(), ov::config_region_index());
+  Result<RegionInfo> ri = impl_->k->region_info(d.fd, impl_->k->config_region_index());
   if (!ri) return std::move(ri).error();
   if (off + len > ri->size)
     return make_error(Errc::invalid_argument, "config write past " + std::to_string(ri->size) + " bytes");
-  return ov::write_at(d.fd.get(), ri->offset + off, in, len);
+  return impl_->k->write_at(d.fd, ri->offset + off, in, len);
 }
 
 ContainerReport Container::report() const {
@@ -470,8 +514,8 @@ ContainerReport Container::report() const {
   std::lock_guard<std::mutex> lock(m.mu);
   if (m.iova) rep.ranges = m.iova->usable();
   rep.pgsizes = m.pgsizes;
-  if (m.container) {
-    if (Result<ov::IommuInfo> info = ov::iommu_info(m.container.get())) rep.dma_avail = info->dma_avail;
+  if (m.container >= 0) {
+    if (Result<IommuInfo> info = m.k->iommu_info(m.container)) rep.dma_avail = info->dma_avail;
   }
   for (const auto& d : m.devs) rep.devices.push_back(d->info);
   for (const auto& [iova, mp] : m.mappings) rep.mappings.push_back(mp);

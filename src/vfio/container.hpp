@@ -32,6 +32,8 @@
 
 namespace numacma::vfio {
 
+class Kernel;  // vfio/kernel.hpp
+
 struct DeviceInfo {
   std::string bdf;
   int group = -1;
@@ -44,6 +46,7 @@ struct Mapping {
   std::uint64_t iova = 0;
   std::uint64_t bytes = 0;
   std::uintptr_t vaddr = 0;
+  std::uint64_t map_ns = 0;   ///< how long VFIO_IOMMU_MAP_DMA took (pinning included)
 };
 
 struct ContainerReport {
@@ -56,9 +59,11 @@ struct ContainerReport {
 
 class Container {
  public:
-  /** dev_root: where vfio/ and the group nodes are ("/dev/vfio"). */
+  /** dev_root: where vfio/ and the group nodes are ("/dev/vfio"); kernel:
+   *  the VFIO calls (nullptr: the real kernel, os_kernel()). */
   static Result<std::unique_ptr<Container>> create(const topo::Topology& topology,
-                                                   std::string dev_root);
+                                                   std::string dev_root,
+                                                   std::shared_ptr<Kernel> kernel = nullptr);
   ~Container();
   Container(const Container&) = delete;
   Container& operator=(const Container&) = delete;

@@ -12,7 +12,7 @@ std::string root() { return std::string(NUMACMA_TEST_DATA) + "/arm64-4n"; }
 
 TEST(CApi, AllocFreeRoundTripOnTheDevicesNode) {
   const std::string r = root();
-  ncma_pool_options opt{"sim", "kernel", r.c_str()};
+  ncma_pool_options opt{"sim", "kernel", r.c_str(), nullptr, 0};
   ncma_pool* pool = ncma_pool_create("cma=16M cma_pernuma=8M", &opt);
   ASSERT_NE(pool, nullptr) << ncma_last_error_message();
   ncma_device* dev = ncma_device_pci(pool, "0000:80:00.0");
@@ -32,7 +32,7 @@ TEST(CApi, AllocFreeRoundTripOnTheDevicesNode) {
 
 TEST(CApi, ErrorsAreCodesWithMessages) {
   const std::string r = root();
-  ncma_pool_options opt{"sim", "sideways", r.c_str()};
+  ncma_pool_options opt{"sim", "sideways", r.c_str(), nullptr, 0};
   EXPECT_EQ(ncma_pool_create("cma=16M", &opt), nullptr);
   EXPECT_EQ(ncma_last_error(), NCMA_EINVAL);
   opt.policy = "nearest";

@@ -1,0 +1,232 @@
+// src/pool/vfio.cpp — the pool in vfio mode: what the pool asks of its
+// VFIO container (src/vfio/container.hpp), and the public VFIO handles.
+//
+//   create:  open_vfio (attach every PoolOptions::vfio device)
+//            each reserved area -> map_area_vfio: one IOVA range below the
+//            smallest mask, aligned to the backing's page (2 MiB at least, so
+//            A6's alignment in DMA space is the alignment in the area)
+//   alloc:   A7 pages -> map_pages_vfio below the device's own mask
+//   free:    pages unmapped before they go back to the OS (release_block)
+//   destroy: page blocks unmapped and freed, then the container (areas
+//            unmapped, fds closed), then the areas' memory
+#include <algorithm>
+#include <mutex>
+
+#include "pool/pool_impl.hpp"
+
+namespace numacma {
+
+namespace detail {
+
+namespace {
+
+constexpr std::uint64_t k2M = 2ULL << 20, k1G = 1ULL << 30;
+
+/** A6 in IOVA space: P << min(order(count), CMA_ALIGNMENT). */
+std::uint64_t pages_align(std::uint64_t bytes) {
+  std::uint64_t a = kPageSize;
+  while (a < bytes && a < (kPageSize << kCmaAlignment)) a <<= 1;
+  return a;
+}
+
+bool looks_like_bdf(const std::string& s) {
+  // DDDD:BB:DD.F, hex digits
+  if (s.size() != 12 || s[4] != ':' || s[7] != ':' || s[10] != '.') return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i == 4 || i == 7 || i == 10) continue;
+    const char c = s[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+namespace {
+std::mutex g_kernel_mu;
+std::shared_ptr<vfio::Kernel> g_kernel;  // a test's fake; nullptr: the real kernel
+}  // namespace
+
+void set_vfio_kernel_for_testing(std::shared_ptr<vfio::Kernel> kernel) {
+  std::lock_guard<std::mutex> lock(g_kernel_mu);
+  g_kernel = std::move(kernel);
+}
+
+std::shared_ptr<vfio::Kernel> vfio_kernel_for_testing() {
+  std::lock_guard<std::mutex> lock(g_kernel_mu);
+  return g_kernel;
+}
+
+Status open_vfio(PoolImpl& impl) {
+  const PoolOptions& o = impl.opts;
+  if (o.dma_mode == DmaMode::phys)
+    return make_error(Errc::invalid_argument,
+                      "dma_mode phys and VFIO devices exclude each other: with VFIO every DMA "
+                      "address is an IOVA");
+  if (o.backing == "sim")
+    return make_error(Errc::invalid_argument,
+                      "the sim backing simulates its DMA addresses: use anon, hugetlb or auto with VFIO");
+  for (std::size_t i = 0; i < o.vfio.size(); ++i) {
+    const VfioDeviceSpec& d = o.vfio[i];
+    if (!looks_like_bdf(d.bdf))
+      return make_error(Errc::invalid_argument,
+                        "VFIO device '" + d.bdf + "': expected a PCI address DDDD:BB:DD.F");
+    if (d.dma_mask == 0)
+      return make_error(Errc::invalid_argument, "VFIO device " + d.bdf + ": DMA mask 0");
+    for (std::size_t j = 0; j < i; ++j)
+      if (o.vfio[j].bdf == d.bdf)
+        return make_error(Errc::invalid_argument, "VFIO device " + d.bdf + " listed twice");
+  }
+  Result<std::unique_ptr<vfio::Container>> c =
+      vfio::Container::create(impl.topology, o.vfio_dev_root, vfio_kernel_for_testing());
+  if (!c) return std::move(c).error();
+  for (const VfioDeviceSpec& d : o.vfio)
+    if (Status s = (*c)->attach(d.bdf, d.dma_mask); !s) return s;
+  impl.vfio = std::move(*c);
+  impl.iova_mode = true;
+  impl.backing->pinned_by_iommu();
+  return {};
+}
+
+Status map_area_vfio(PoolImpl& impl, const std::string& name, backing::Reservation& r) {
+  const std::uint64_t align = r.kind == "hugetlb-1G" ? k1G : k2M;
+  const std::uint64_t bytes = (r.mapped_bytes + kPageSize - 1) / kPageSize * kPageSize;
+  Result<std::uint64_t> iova = impl.vfio->map(r.cpu_base, bytes, align, impl.vfio->min_mask(), name);
+  if (!iova) return std::move(iova).error();
+  r.segments = {{0, r.bytes / kPageSize, *iova}};
+  r.addr_kind = backing::AddrKind::iova;
+  r.note = r.kind + ", vfio: mapped at IOVA " + fmt_hex(*iova) + " for " +
+           std::to_string(impl.vfio->device_count()) + " device(s)" +
+           (r.note.empty() ? std::string() : "; " + r.note);
+  return {};
+}
+
+Status map_pages_vfio(PoolImpl& impl, backing::PagesBlock& b, std::uint64_t limit) {
+  const std::uint64_t bytes = (b.mapped_bytes + kPageSize - 1) / kPageSize * kPageSize;
+  Result<std::uint64_t> iova = impl.vfio->map(b.cpu, bytes, pages_align(bytes), limit, "pages");
+  if (!iova) return std::move(iova).error();
+  b.dma_addr = *iova;
+  b.addr_kind = backing::AddrKind::iova;
+  b.contiguous = true;  // in IOVA space, which is what the device sees
+  return {};
+}
+
+Status PoolImpl::release_block(const backing::PagesBlock& b) {
+  if (vfio) {
+    const std::uint64_t bytes = (b.mapped_bytes + kPageSize - 1) / kPageSize * kPageSize;
+    if (Status s = vfio->unmap(b.dma_addr, bytes); !s)
+      return make_error(s.error().code, "pages at IOVA " + fmt_hex(b.dma_addr) +
+                                            " could not be unmapped, so they are kept (never freed "
+                                            "while the device can reach them): " + s.error().message);
+  }
+  backing->free_pages(b);
+  return {};
+}
+
+}  // namespace detail
+
+// ---- Pool's VFIO calls ----------------------------------------------------------
+
+Status Pool::vfio_attach(const VfioDeviceSpec& spec) {
+  if (!impl_->vfio)
+    return make_error(Errc::invalid_argument,
+                      "vfio_attach: the pool is not in vfio mode (create it with PoolOptions::vfio)");
+  return impl_->vfio->attach(spec.bdf, spec.dma_mask);
+}
+
+Result<VfioDevice> Pool::vfio_device(std::string_view bdf) const {
+  const int i = impl_->vfio ? impl_->vfio->find(bdf) : -1;
+  if (i < 0)
+    return make_error(Errc::not_found, std::string(bdf).append(" is not a VFIO device of this pool"));
+  VfioDevice d;
+  d.pool_ = impl_;
+  d.bdf_ = std::string(bdf);
+  d.index_ = i;
+  return d;
+}
+
+VfioReport Pool::vfio_report() const {
+  VfioReport rep;
+  if (!impl_->vfio) return rep;
+  const vfio::ContainerReport c = impl_->vfio->report();
+  rep.enabled = true;
+  for (const vfio::IovaRange& r : c.ranges) rep.iova_ranges.emplace_back(r.first, r.last);
+  rep.iova_pgsizes = c.pgsizes;
+  rep.dma_avail = c.dma_avail;
+  for (const vfio::DeviceInfo& d : c.devices) rep.devices.push_back({d.bdf, d.group, d.node, d.dma_mask});
+  for (const vfio::Mapping& m : c.mappings) rep.mappings.push_back({m.what, m.iova, m.bytes, m.map_ns});
+  std::stable_partition(rep.mappings.begin(), rep.mappings.end(),
+                        [](const VfioMapping& m) { return m.what != "pages"; });
+  return rep;
+}
+
+namespace {
+
+Result<Device> device_of(const detail::PoolImpl& p, std::string_view bdf) {
+  const int i = p.vfio ? p.vfio->find(bdf) : -1;
+  if (i < 0)
+    return make_error(Errc::not_found, std::string(bdf).append(
+                                           " is not a VFIO device of this pool (PoolOptions::vfio "
+                                           "or Pool::vfio_attach)"));
+  const vfio::DeviceInfo info = p.vfio->device(i);
+  Device d;
+  d.name = info.bdf;
+  d.node = info.node >= 0 && p.topology.is_online(info.node) ? info.node : kNoNode;
+  d.coherent_dma_mask = info.dma_mask;
+  if (p.device_.count(d.name) != 0) d.area = d.name;
+  return d;
+}
+
+}  // namespace
+
+Result<Device> Device::from_vfio(std::string_view bdf, const Pool& pool) {
+  return device_of(*detail::impl_of(pool), bdf);
+}
+
+// ---- VfioDevice -------------------------------------------------------------------
+
+namespace {
+Error no_device() { return make_error(Errc::invalid_argument, "empty VfioDevice handle"); }
+}  // namespace
+
+Result<Device> VfioDevice::device() const {
+  if (!pool_) return no_device();
+  return device_of(*pool_, bdf_);
+}
+
+Result<std::uint64_t> VfioDevice::bar_size(unsigned bar) const {
+  if (!pool_) return no_device();
+  return pool_->vfio->bar_size(index_, bar);
+}
+Result<std::uint32_t> VfioDevice::read32(unsigned bar, std::uint64_t off) const {
+  if (!pool_) return no_device();
+  return pool_->vfio->read32(index_, bar, off);
+}
+Status VfioDevice::write32(unsigned bar, std::uint64_t off, std::uint32_t v) const {
+  if (!pool_) return no_device();
+  return pool_->vfio->write32(index_, bar, off, v);
+}
+Result<std::uint64_t> VfioDevice::read64(unsigned bar, std::uint64_t off) const {
+  if (!pool_) return no_device();
+  return pool_->vfio->read64(index_, bar, off);
+}
+Status VfioDevice::write64(unsigned bar, std::uint64_t off, std::uint64_t v) const {
+  if (!pool_) return no_device();
+  return pool_->vfio->write64(index_, bar, off, v);
+}
+Status VfioDevice::config_read(std::uint32_t off, void* out, std::size_t len) const {
+  if (!pool_) return no_device();
+  return pool_->vfio->config_read(index_, off, out, len);
+}
+Status VfioDevice::config_write(std::uint32_t off, const void* in, std::size_t len) const {
+  if (!pool_) return no_device();
+  return pool_->vfio->config_write(index_, off, in, len);
+}
+Status VfioDevice::enable_bus_master() const {
+  std::uint16_t cmd = 0;
+  if (Status s = config_read(4, &cmd, 2); !s) return s;
+  cmd |= 0x6;  // memory space + bus master
+  return config_write(4, &cmd, 2);
+}
+
+}  // namespace numacma

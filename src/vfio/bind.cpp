@@ -1,0 +1,282 @@
+// src/vfio/bind.cpp — see bind.hpp for the sequence of sysfs writes.
+//
+// Every write goes through Ctx::write, so that a permission error says
+// "needs root" with the file, and so that tests can stand in for the kernel.
+// A bind that fails after the device let go of its driver is rolled back:
+// leaving an NVMe without any driver is worse than the error itself.
+#include "vfio/bind.hpp"
+
+#include <cctype>
+
+#include "numacma/numacma.hpp"
+#include "os/os.hpp"
+#include "topology/topology.hpp"
+
+namespace numacma::vfio {
+
+namespace {
+
+constexpr const char* kVfioPci = "vfio-pci";
+
+/** "vfio-pci" -> 'vfio-pci', "\n" -> '\n' (for messages). */
+std::string quoted(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\n' ? std::string("\\n") : std::string(1, c);
+  return out + "'";
+}
+
+std::string or_none(const std::string& driver) {
+  return driver.empty() ? std::string("no driver") : driver;
+}
+
+std::string trimmed(const std::string& s) {
+  std::size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return s.substr(b, e - b);
+}
+
+/** The paths of one device, and the writer. */
+struct Ctx {
+  const BindOptions& o;
+  std::string bdf;
+  std::string dev_dir;      // <root>/bus/pci/devices/<bdf>
+  std::string drivers;      // <root>/bus/pci/drivers
+  std::string probe;        // <root>/bus/pci/drivers_probe
+  std::string override_;    // <dev_dir>/driver_override
+  std::string memo;         // <run>/vfio/<bdf>.driver
+
+  Ctx(const BindOptions& opts, std::string b) : o(opts), bdf(std::move(b)) {
+    dev_dir = o.sysfs_root + "/bus/pci/devices/" + bdf;
+    drivers = o.sysfs_root + "/bus/pci/drivers";
+    probe = o.sysfs_root + "/bus/pci/drivers_probe";
+    override_ = dev_dir + "/driver_override";
+    memo = (o.run_dir.empty() ? default_run_dir() : o.run_dir) + "/vfio/" + bdf + ".driver";
+  }
+
+  Status write(const std::string& path, const std::string& text) const {
+    Status s = o.write ? o.write(path, text) : os::write_file(path, text);
+    if (s) return s;
+    if (s.error().code == Errc::permission)
+      return make_error(Errc::permission, "needs root: writing " + quoted(text) + " to " + path +
+                                              " was refused (" + s.error().message +
+                                              "); run numacma as root");
+    return make_error(s.error().code,
+                      "writing " + quoted(text) + " to " + path + ": " + s.error().message);
+  }
+
+  /** The driver bound now ("" none), from the driver link. */
+  Result<std::string> driver_now() const {
+    Result<topo::PciDevice> d = topo::read_pci_device(o.sysfs_root, bdf);
+    if (!d) return d.error();
+    return d->driver;
+  }
+
+  /** Hands the device back to `driver` (none: leaves it without one) and
+   *  clears driver_override. Best effort: used on the error paths, whose
+   *  message already says what went wrong. */
+  void restore(const std::string& driver) const {
+    (void)write(override_, "\n");
+    if (driver.empty()) return;
+    (void)write(override_, driver);
+    (void)write(probe, bdf);
+    (void)write(override_, "\n");
+  }
+};
+
+/** Fills r.blocking and r.note: the group's other devices that are bound
+ *  to a driver that keeps the group from being viable. The kernel lets a
+ *  group into a container when each device has no driver, vfio-pci, or a
+ *  driver that does not do DMA of its own (pcieport on bridges, pci-stub). */
+void check_group(const std::string& root, BindReport& r) {
+  const std::string gdir =
+      root + "/kernel/iommu_groups/" + std::to_string(r.iommu_group) + "/devices";
+  Result<std::vector<std::string>> members = os::list_dir(gdir);
+  if (!members) {
+    r.note = "could not check the other devices of group " + std::to_string(r.iommu_group) + ": " +
+             members.error().message;
+    return;
+  }
+  for (const std::string& m : *members) {
+    if (m == r.bdf) continue;
+    // Through the group's own link, so that a non-PCI member (ARM platform
+    // devices share groups too) is read the same way.
+    Result<std::string> target = os::read_link(gdir + "/" + m + "/driver");
+    if (!target) continue;  // no driver: fine for viability
+    Result<std::string> driver = topo::parse_link_name(*target);
+    if (!driver || *driver == kVfioPci || *driver == "pci-stub") continue;
+    if (Result<std::string> cls = os::read_file(gdir + "/" + m + "/class")) {
+      Result<std::uint64_t> code = topo::parse_u64(*cls);
+      if (code && (*code >> 8) == 0x0604) continue;  // PCI-to-PCI bridge
+    }
+    r.blocking.push_back({m, *driver});
+  }
+  if (r.blocking.empty()) return;
+  std::string who;
+  for (const GroupMember& g : r.blocking) who += (who.empty() ? "" : ", ") + g.bdf + " (" + g.driver + ")";
+  r.note = "group " + std::to_string(r.iommu_group) +
+           " is not viable until its other devices are bound to vfio-pci too: " + who +
+           "; bind each of them (numacma vfio bind BDF) before using " + r.dev;
+}
+
+}  // namespace
+
+std::string default_run_dir() { return os::env_or("NUMACMA_RUN_DIR", "/run/numacma"); }
+
+Result<BindReport> bind(std::string_view bdf_text, const BindOptions& o) {
+  Result<std::string> bdf = topo::parse_bdf(bdf_text);
+  if (!bdf) return bdf.error();
+  const Ctx c(o, *bdf);
+  Result<topo::PciDevice> dev = topo::read_pci_device(o.sysfs_root, *bdf);
+  if (!dev) return dev.error();
+  BindReport r;
+  r.bdf = *bdf;
+  r.from = dev->driver;
+  r.iommu_group = dev->iommu_group;
+  if (r.iommu_group < 0)
+    return make_error(Errc::unsupported,
+                      r.bdf + " has no IOMMU group (" + c.dev_dir +
+                          "/iommu_group is absent): the IOMMU is off. Boot with intel_iommu=on "
+                          "(Intel) or amd_iommu=on (AMD) on the kernel command line, or use phys "
+                          "mode (a pool without --vfio: physical addresses from hugetlb)");
+  r.dev = "/dev/vfio/" + std::to_string(r.iommu_group);
+  if (r.from == kVfioPci) {
+    r.to = kVfioPci;
+    check_group(o.sysfs_root, r);
+    return r;
+  }
+  if (!os::exists(c.drivers + "/" + kVfioPci))
+    return make_error(Errc::unsupported, "vfio-pci is not loaded: modprobe vfio-pci (" + c.drivers +
+                                             "/vfio-pci does not exist)");
+
+  // Remember the driver first: when this fails, nothing has changed yet. No
+  // driver now keeps an earlier memo: it is what a failed bind left behind.
+  bool wrote_memo = false;
+  if (!r.from.empty()) {
+    const std::string dir = c.memo.substr(0, c.memo.rfind('/'));
+    Status s = os::make_dirs(dir);
+    if (s) s = os::write_new_file(c.memo, r.from + "\n");
+    if (!s)
+      return make_error(s.error().code,
+                        std::string(s.error().code == Errc::permission ? "needs root: " : "") +
+                            "cannot remember " + r.bdf + "'s driver " + r.from + " in " + c.memo +
+                            " (" + s.error().message +
+                            "); run as root or set NUMACMA_RUN_DIR to a writable directory");
+    wrote_memo = true;
+  }
+  auto forget = [&] {
+    if (wrote_memo) (void)os::remove_file(c.memo);
+  };
+
+  if (Status s = c.write(c.override_, kVfioPci); !s) {
+    forget();
+    return s.error();
+  }
+  if (!r.from.empty()) {
+    if (Status s = c.write(c.drivers + "/" + r.from + "/unbind", r.bdf); !s) {
+      (void)c.write(c.override_, "\n");
+      forget();
+      return make_error(s.error().code, s.error().message + " (driver_override cleared; " +
+                                            r.bdf + " stays with " + r.from + ")");
+    }
+  }
+  const Status probed = c.write(c.probe, r.bdf);
+  Result<std::string> now = c.driver_now();
+  if (now && *now == kVfioPci) {
+    r.to = kVfioPci;
+    r.changed = true;
+    check_group(o.sysfs_root, r);
+    return r;
+  }
+
+  // vfio-pci did not take it: give the device back to its driver.
+  std::string what = "vfio-pci did not take " + r.bdf + ": after writing it to " + c.probe;
+  what += now ? ", it is bound to " + or_none(*now)
+               : ", its driver link cannot be read (" + now.error().message + ")";
+  if (!probed) what += " (" + probed.error().message + ")";
+  c.restore(r.from);
+  forget();
+  Result<std::string> after = c.driver_now();
+  what += "; rolled back: driver_override cleared, now bound to " +
+          (after ? or_none(*after) : "? (" + after.error().message + ")") +
+          ". The kernel log (dmesg) says why vfio-pci refused it";
+  return make_error(Errc::io_error, what);
+}
+
+Result<BindReport> unbind(std::string_view bdf_text, const BindOptions& o) {
+  Result<std::string> bdf = topo::parse_bdf(bdf_text);
+  if (!bdf) return bdf.error();
+  const Ctx c(o, *bdf);
+  Result<topo::PciDevice> dev = topo::read_pci_device(o.sysfs_root, *bdf);
+  if (!dev) return dev.error();
+  BindReport r;
+  r.bdf = *bdf;
+  r.from = dev->driver;
+  r.iommu_group = dev->iommu_group;
+  if (r.iommu_group >= 0) r.dev = "/dev/vfio/" + std::to_string(r.iommu_group);
+
+  // The remembered driver, checked before anything is written.
+  std::string remembered;
+  if (os::exists(c.memo)) {
+    Result<std::string> text = os::read_file(c.memo);
+    if (!text) return text.error();
+    if (!trimmed(*text).empty()) {
+      Result<std::string> name = topo::parse_link_name(trimmed(*text));
+      if (!name || *name != trimmed(*text))  // one name, no path
+        return make_error(Errc::invalid_argument,
+                          c.memo + ": not a driver name: " + quoted(*text) +
+                              " (remove the file to let the kernel pick the driver)");
+      remembered = *name;
+    }
+  }
+
+  if (r.from == kVfioPci) {
+    if (Status s = c.write(c.drivers + "/" + kVfioPci + "/unbind", r.bdf); !s) return s.error();
+  }
+  if (Status s = c.write(c.override_, "\n"); !s) return s.error();
+  Status probed;
+  if (!remembered.empty()) {
+    if (Status s = c.write(c.override_, remembered); !s) return s.error();
+    probed = c.write(c.probe, r.bdf);
+    if (Status s = c.write(c.override_, "\n"); !s) return s.error();
+  } else {
+    probed = c.write(c.probe, r.bdf);
+  }
+  Result<std::string> now = c.driver_now();
+  if (!now) return now.error();
+  r.to = *now;
+  r.changed = r.to != r.from;
+  if (!remembered.empty()) {
+    if (r.to == remembered) {
+      if (Status s = os::remove_file(c.memo); !s)
+        r.note = "could not remove " + c.memo + ": " + s.error().message;
+    } else {
+      r.note = remembered + " did not take " + r.bdf + " back (is it loaded? modprobe " +
+               remembered + "); it stays remembered in " + c.memo + " for the next unbind";
+    }
+  }
+  if (!probed) r.note += (r.note.empty() ? "" : "; ") + probed.error().message;
+  return r;
+}
+
+}  // namespace numacma::vfio
+
+namespace numacma {
+
+Status vfio_bind(std::string_view bdf, const std::string& sysfs_root) {
+  vfio::BindOptions o;
+  o.sysfs_root = sysfs_root;
+  Result<vfio::BindReport> r = vfio::bind(bdf, o);
+  if (!r) return r.error();
+  return {};
+}
+
+Status vfio_unbind(std::string_view bdf, const std::string& sysfs_root) {
+  vfio::BindOptions o;
+  o.sysfs_root = sysfs_root;
+  Result<vfio::BindReport> r = vfio::unbind(bdf, o);
+  if (!r) return r.error();
+  return {};
+}
+
+}  // namespace numacma
