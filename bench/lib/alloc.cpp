@@ -67,6 +67,7 @@ class NumacmaPeer final : public AllocPeer {
     po.params = "cma=1G";
     po.backing = o.backing;
     po.sysfs_root = o.sysfs_root;
+    for (const std::string& bdf : o.vfio) po.vfio.push_back(VfioDeviceSpec{bdf, ~std::uint64_t{0}});
     Result<Pool> p = Pool::create(po);
     if (!p) {
       *why = "Pool::create(cma=1G, backing " + o.backing + "): " + p.error().message;

@@ -41,6 +41,7 @@ struct AllocOptions {
   std::string backing = "sim";   ///< numacma's backing: sim | anon | hugetlb | auto
   std::string sysfs_root = "/sys";
   std::vector<std::string> peers = {"numacma", "dpdk", "glibc", "libnuma"};
+  std::vector<std::string> vfio;  ///< BDFs bound to vfio-pci: numacma's pool in vfio mode
 };
 
 struct AllocResult {
@@ -141,6 +142,7 @@ struct CmdqOptions {
   unsigned rounds = 0;            ///< 0: 20000 (quick: 2000)
   std::string sysfs_root = "/sys";
   std::string backing = "auto";
+  std::vector<std::string> vfio;  ///< BDFs bound to vfio-pci: the queue's pool in vfio mode
 };
 struct CmdqResult {
   int driver_node = 0, driver_cpu = 0;

@@ -140,6 +140,7 @@ CmdqReport run_cmdq(const CmdqOptions& o) {
   po.params = "cma_pernuma=4M";
   po.backing = o.backing;
   po.sysfs_root = o.sysfs_root;
+  for (const std::string& bdf : o.vfio) po.vfio.push_back(VfioDeviceSpec{bdf, ~std::uint64_t{0}});
   Result<Pool> pool = Pool::create(po);
   if (!pool) {
     rep.ok = false;

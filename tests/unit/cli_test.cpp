@@ -4,7 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -57,7 +61,7 @@ const std::string kArm = "--sysfs-root " + kData + "/arm64-4n";
 }  // namespace
 
 TEST(Cli, HelpForEveryCommand) {
-  for (const char* c : {"topo", "plan", "replay", "demo", "bench"}) {
+  for (const char* c : {"topo", "plan", "replay", "demo", "bench", "vfio", "vfio bind", "vfio unbind"}) {
     const CliRun r = run(std::string(c) + " --help");
     EXPECT_EQ(r.rc, 0) << c;
     EXPECT_NE(r.out.find("--json"), std::string::npos) << c << ": " << r.out;
@@ -71,7 +75,10 @@ TEST(Cli, BadUsageExitsTwoWithAMessage) {
                            "replay --params cma=1M --policy far -", "replay --params cma=1M --backing x -",
                            "replay --params cma=1M --device-area smmu:two:64K -",
                            "replay --params cma=1M --device-area smmu:2:9Q -",
-                           "replay --params cma=7Z -", "demo --size 0", "demo --size 12Q"}) {
+                           "replay --params cma=7Z -", "demo --size 0", "demo --size 12Q",
+                           "vfio", "vfio bind", "vfio frob 0000:05:00.0", "vfio bind 05:00.0",
+                           "vfio unbind 0000:05:00.8", "replay --params cma=1M --vfio 5:0.0 -",
+                           "demo --vfio 0000:05:00.0/.."}) {
     const CliRun r = run(args, "alloc a 0 4K\n");
     EXPECT_EQ(r.rc, 2) << "numacma " << args << "\nstdout: " << r.out << "\nstderr: " << r.err;
     EXPECT_FALSE(r.err.empty()) << "numacma " << args;
@@ -157,4 +164,125 @@ TEST(Cli, DemoOnTheFourNodeFixture) {
   }
   EXPECT_TRUE(smmu_local) << r.out;
   EXPECT_EQ(per_node, 4u);
+}
+
+TEST(Cli, UnknownCommandListsVfio) {
+  const CliRun r = run("frobnicate");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find(", vfio"), std::string::npos) << r.err;
+}
+
+TEST(Cli, TopoShowsIommuGroupsAndDrivers) {
+  const CliRun r = run("topo --json --sysfs-root " + kData + "/x86-2s");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const json j = json::parse(r.out);
+  std::map<std::string, json> pci;
+  for (const auto& d : j["pci"]) pci[d["bdf"].get<std::string>()] = d;
+  ASSERT_EQ(pci.size(), 5u) << r.out;
+  EXPECT_EQ(pci["0000:17:00.0"]["iommu_group"], 13);
+  EXPECT_EQ(pci["0000:17:00.0"]["driver"], "nvme");
+  EXPECT_EQ(pci["0000:98:00.1"]["driver"], "vfio-pci");
+  EXPECT_EQ(pci["0000:00:00.0"]["driver"], "");
+  EXPECT_EQ(pci["0000:17:00.0"]["numa_node"], 0);   // the fields that were there stay
+  EXPECT_EQ(pci["0000:17:00.0"]["class"], "0x10802");
+  const CliRun none = run("topo --json --sysfs-root " + kData + "/vm1");
+  ASSERT_EQ(none.rc, 0) << none.err;
+  for (const auto& d : json::parse(none.out)["pci"]) EXPECT_EQ(d["iommu_group"], -1) << d.dump();
+  const CliRun t = run("topo " + kArm);
+  ASSERT_EQ(t.rc, 0);
+  EXPECT_NE(t.out.find("iommu group  driver"), std::string::npos) << t.out;
+  std::istringstream in(t.out);
+  std::string line, nvme, smmu;
+  while (std::getline(in, line)) {
+    if (line.rfind("0000:81:00.0", 0) == 0) nvme = line;
+    if (line.rfind("0000:80:00.0", 0) == 0) smmu = line;
+  }
+  auto words = [](const std::string& l) {
+    std::istringstream w(l);
+    std::vector<std::string> out;
+    for (std::string x; w >> x;) out.push_back(x);
+    return out;
+  };
+  // device, node, vendor:device, class, iommu group, driver
+  EXPECT_EQ(words(nvme), (std::vector<std::string>{"0000:81:00.0", "2", "0x144d:0xa80a", "0x10802", "5", "nvme"}));
+  EXPECT_EQ(words(smmu), (std::vector<std::string>{"0000:80:00.0", "2", "0x19e5:0xa12f", "0x80600", "-", "-"}));
+}
+
+TEST(Cli, VfioBindAlreadyBoundNamesTheGroupMembersInTheWay) {
+  // 0000:98:00.1 is bound to vfio-pci, its group-mate 0000:98:00.0 to ice:
+  // nothing is written (the fixture stays as it is), and the group is named.
+  const std::string x86 = "--sysfs-root " + kData + "/x86-2s";
+  const CliRun r = run("vfio bind --json " + x86 + " 0000:98:00.1");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["bdf"], "0000:98:00.1");
+  EXPECT_EQ(j["from"], "vfio-pci");
+  EXPECT_EQ(j["to"], "vfio-pci");
+  EXPECT_EQ(j["changed"], false);
+  EXPECT_EQ(j["iommu_group"], 48);
+  EXPECT_EQ(j["dev"], "/dev/vfio/48");
+  EXPECT_EQ(j["group_viable"], false);
+  EXPECT_EQ(j["blocking"], json::parse(R"([{"bdf":"0000:98:00.0","driver":"ice"}])"));
+  const CliRun t = run("vfio bind " + x86 + " 0000:98:00.1");
+  ASSERT_EQ(t.rc, 0) << t.err;
+  EXPECT_NE(t.out.find("0000:98:00.1: already bound to vfio-pci, nothing to do (group 48, /dev/vfio/48)"),
+            std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("note: group 48 is not viable"), std::string::npos) << t.out;
+}
+
+TEST(Cli, VfioBindFailuresExitOne) {
+  const CliRun no_group = run("vfio bind --sysfs-root " + kData + "/vm1 0000:00:01.0");
+  EXPECT_EQ(no_group.rc, 1);
+  EXPECT_NE(no_group.err.find("the IOMMU is off"), std::string::npos) << no_group.err;
+  const CliRun no_dev = run("vfio unbind --sysfs-root " + kData + "/x86-2s 0000:05:00.0");
+  EXPECT_EQ(no_dev.rc, 1);
+  EXPECT_NE(no_dev.err.find("x86-2s/bus/pci/devices/0000:05:00.0"), std::string::npos) << no_dev.err;
+  const CliRun no_vfio = run("vfio bind --sysfs-root " + kData + "/arm64-4n 0000:81:00.0");
+  EXPECT_EQ(no_vfio.rc, 1);
+  EXPECT_NE(no_vfio.err.find("modprobe vfio-pci"), std::string::npos) << no_vfio.err;
+}
+
+TEST(Cli, VfioBindOnAFakeTreeThatDoesNotReact) {
+  // Plain files take the writes but no driver link moves: the CLI reports
+  // that vfio-pci did not take the device and the rollback, and exits 1.
+  namespace fs = std::filesystem;
+  const fs::path top = fs::path(::testing::TempDir()) / ("cli-vfio-" + std::to_string(::getpid()));
+  fs::remove_all(top);
+  const fs::path root = top / "sys", dev = root / "bus/pci/devices/0000:05:00.0";
+  fs::create_directories(dev);
+  fs::create_directories(root / "kernel/iommu_groups/7/devices");
+  fs::create_directories(root / "bus/pci/drivers/vfio-pci");
+  fs::create_directories(root / "bus/pci/drivers/nvme");
+  for (const fs::path& f : {dev / "driver_override", root / "bus/pci/drivers_probe",
+                            root / "bus/pci/drivers/nvme/unbind", root / "bus/pci/drivers/vfio-pci/unbind"})
+    std::ofstream{f};
+  fs::create_symlink("../../../../kernel/iommu_groups/7", dev / "iommu_group");
+  fs::create_symlink("../../../../bus/pci/devices/0000:05:00.0", root / "kernel/iommu_groups/7/devices/0000:05:00.0");
+  fs::create_symlink("../../../../bus/pci/drivers/nvme", dev / "driver");
+  ::setenv("NUMACMA_RUN_DIR", (top / "run").c_str(), 1);
+  const CliRun r = run("vfio bind --sysfs-root " + root.string() + " 0000:05:00.0");
+  ::unsetenv("NUMACMA_RUN_DIR");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.err.find("vfio-pci did not take 0000:05:00.0"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("rolled back"), std::string::npos) << r.err;
+  std::ifstream unbind(root / "bus/pci/drivers/nvme/unbind");
+  std::string written;
+  std::getline(unbind, written);
+  EXPECT_EQ(written, "0000:05:00.0");
+  EXPECT_FALSE(fs::exists(top / "run/vfio/0000:05:00.0.driver"));
+  fs::remove_all(top);
+}
+
+TEST(Cli, VfioOptionOnPoolCommands) {
+  for (const char* c : {"replay", "demo"}) {
+    const CliRun h = run(std::string(c) + " --help");
+    EXPECT_NE(h.out.find("--vfio"), std::string::npos) << c;
+  }
+  // Two of the same: refused after parsing, which also shows that "-" after
+  // --vfio BDF is still the trace, not another BDF.
+  const CliRun r = run("replay --params cma=1M --vfio 0000:05:00.0 --vfio 0000:05:00.0 -", "alloc a 0 4K\n");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("--vfio 0000:05:00.0 given twice"), std::string::npos) << r.err;
+  const CliRun bad = run("replay --params cma=1M --vfio 05:00.0 -", "alloc a 0 4K\n");
+  EXPECT_NE(bad.err.find("DDDD:BB:DD.F"), std::string::npos) << bad.err;
 }

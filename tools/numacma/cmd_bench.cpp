@@ -15,6 +15,7 @@
 
 #include "cli_util.hpp"
 #include "commands.hpp"
+#include "topology/topology.hpp"
 
 #ifdef NUMACMA_WITH_BENCH
 #include "bench.hpp"
@@ -35,7 +36,21 @@ struct BenchArgs {
   bool grow_hugepages = false;
   std::string cmdq_backing = "auto";
   unsigned batch = 16;
+  std::vector<std::string> vfio;  // --vfio BDF (alloc, cmdq)
 };
+
+/** --vfio BDFs in sysfs form; false (usage error reported) when one is malformed. */
+bool vfio_bdfs(const std::string& command, const BenchArgs& a, std::vector<std::string>* out) {
+  for (const std::string& text : a.vfio) {
+    Result<std::string> bdf = topo::parse_bdf(text);
+    if (!bdf) {
+      usage_error(command, "--vfio: " + bdf.error().message);
+      return false;
+    }
+    out->push_back(*bdf);
+  }
+  return true;
+}
 
 #ifdef NUMACMA_WITH_BENCH
 using ojson = nlohmann::ordered_json;
@@ -56,6 +71,7 @@ void emit(const ojson& j) { std::printf("%s\n", j.dump().c_str()); }
 
 void run_alloc(const BenchArgs& a) {
   bench::AllocOptions o;
+  if (!vfio_bdfs("bench alloc", a, &o.vfio)) return;
   o.quick = a.quick;
   o.backing = a.backing;
   o.sysfs_root = a.sysfs_root;
@@ -198,6 +214,7 @@ void run_reserve(const BenchArgs& a) {
 
 void run_cmdq(const BenchArgs& a) {
   bench::CmdqOptions o;
+  if (!vfio_bdfs("bench cmdq", a, &o.vfio)) return;
   o.quick = a.quick;
   o.sysfs_root = "/sys";
   o.backing = a.cmdq_backing;
@@ -242,10 +259,16 @@ void run_cmdq(const BenchArgs& a) {
 void not_built(const char* sub) {
   failure(std::string("bench ") + sub, "built without benchmarks (configure with NUMACMA_BUILD_BENCH=ON)");
 }
-void run_alloc(const BenchArgs&) { not_built("alloc"); }
+void run_alloc(const BenchArgs& a) {
+  std::vector<std::string> bdfs;
+  if (vfio_bdfs("bench alloc", a, &bdfs)) not_built("alloc");
+}
 void run_scaling(const BenchArgs&) { not_built("scaling"); }
 void run_reserve(const BenchArgs&) { not_built("reserve"); }
-void run_cmdq(const BenchArgs&) { not_built("cmdq"); }
+void run_cmdq(const BenchArgs& a) {
+  std::vector<std::string> bdfs;
+  if (vfio_bdfs("bench cmdq", a, &bdfs)) not_built("cmdq");
+}
 #endif
 
 }  // namespace
@@ -270,6 +293,8 @@ void register_bench(CLI::App& app) {
   alloc->add_option("--peer", a->peers, "only these peers (numacma, dpdk, glibc, libnuma); repeatable")
       ->check(CLI::IsMember({"numacma", "dpdk", "glibc", "libnuma"}));
   alloc->add_option("--reps", a->reps, "rounds of 1024 pairs (default 101, --quick 9)");
+  alloc->add_option("--vfio", a->vfio,
+                    "BDF bound to vfio-pci: numacma's pool in vfio mode (needs a non-sim --backing; repeatable)");
   alloc->callback([a] { run_alloc(*a); });
 
   CLI::App* scaling = cmd->add_subcommand(
@@ -293,6 +318,7 @@ void register_bench(CLI::App& app) {
   cmdq->add_option("--backing", a->cmdq_backing, "backing of the queue's pool (default auto)")
       ->check(CLI::IsMember({"anon", "hugetlb", "auto"}));
   cmdq->add_option("--rounds", a->reps, "batches (default 20000, --quick 2000)");
+  cmdq->add_option("--vfio", a->vfio, "BDF bound to vfio-pci: the queue's pool in vfio mode (repeatable)");
   cmdq->callback([a] { run_cmdq(*a); });
 }
 

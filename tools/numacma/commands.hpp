@@ -16,5 +16,7 @@ void register_plan(CLI::App& app);
 void register_replay(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_vfio(CLI::App& app);
+void register_nvme(CLI::App& app);
 
 }  // namespace numacma::cli

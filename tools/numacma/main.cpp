@@ -18,11 +18,13 @@ int main(int argc, char** argv) {
   numacma::cli::register_replay(app);
   numacma::cli::register_demo(app);
   numacma::cli::register_bench(app);
+  numacma::cli::register_vfio(app);
+  numacma::cli::register_nvme(app);
   if (argc > 1 && argv[1][0] != '-') {
     try {
       (void)app.get_subcommand(argv[1]);
     } catch (const CLI::OptionNotFound&) {
-      std::fprintf(stderr, "numacma: unknown command '%s' (topo, plan, replay, demo, bench; see --help)\n",
+      std::fprintf(stderr, "numacma: unknown command '%s' (topo, plan, replay, demo, bench, vfio; see --help)\n",
                    argv[1]);
       return 2;
     }

@@ -5,6 +5,7 @@
 
 #include "cli_util.hpp"
 #include "config/params.hpp"
+#include "topology/topology.hpp"
 
 namespace numacma::cli {
 
@@ -18,6 +19,9 @@ void add_pool_options(CLI::App* sub, PoolArgs& a, const std::string& default_bac
                   "NAME:NODE:SIZE, a device's own exclusive area (repeatable)");
   sub->add_option("--order-per-bit", a.order_per_bit, "pages per bitmap bit, as a power of 2")
       ->check(CLI::Range(0u, 9u));
+  sub->add_option("--vfio", a.vfio,
+                  "BDF (DDDD:BB:DD.F) of a device bound to vfio-pci: the pool maps its areas into "
+                  "the device's IOMMU container and DMA addresses are IOVAs (repeatable)");
 }
 
 Result<PoolOptions> to_pool_options(const PoolArgs& a) {
@@ -49,6 +53,13 @@ Result<PoolOptions> to_pool_options(const PoolArgs& a) {
       return make_error(Errc::invalid_argument, "--device-area '" + spec + "': " + size.error().message);
     d.bytes = *size;
     o.device_areas.push_back(d);
+  }
+  for (const std::string& text : a.vfio) {
+    Result<std::string> bdf = topo::parse_bdf(text);
+    if (!bdf) return make_error(Errc::invalid_argument, "--vfio: " + bdf.error().message);
+    for (const VfioDeviceSpec& v : o.vfio)
+      if (v.bdf == *bdf) return make_error(Errc::invalid_argument, "--vfio " + *bdf + " given twice");
+    o.vfio.push_back(VfioDeviceSpec{*bdf, ~std::uint64_t{0}});
   }
   return o;
 }

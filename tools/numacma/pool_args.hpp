@@ -1,6 +1,6 @@
 // tools/numacma/pool_args.hpp — the options that build a Pool, shared by
 // `replay`, `demo` and `bench`: --sysfs-root --params --backing --policy
-// --device-area NAME:NODE:SIZE --order-per-bit.
+// --device-area NAME:NODE:SIZE --order-per-bit --vfio BDF.
 #pragma once
 
 #include <optional>
@@ -21,12 +21,14 @@ struct PoolArgs {
   std::string policy = "kernel";
   std::vector<std::string> device_areas;
   unsigned order_per_bit = 0;
+  std::vector<std::string> vfio;  ///< BDFs bound to vfio-pci: the pool runs in vfio mode
 };
 
 /** Adds the options to `sub`, with `backing` as the default backing. */
 void add_pool_options(CLI::App* sub, PoolArgs& args, const std::string& default_backing);
 
-/** PoolArgs -> PoolOptions; a malformed --device-area is invalid_argument. */
+/** PoolArgs -> PoolOptions; a malformed --device-area or --vfio BDF (or one
+ *  given twice) is invalid_argument. Each --vfio device gets a 64-bit mask. */
 Result<PoolOptions> to_pool_options(const PoolArgs& args);
 
 /** Builds the pool that the options describe. On failure reports it for
