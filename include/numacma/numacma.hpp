@@ -226,7 +226,10 @@ class VfioDevice {
   /** Size of a BAR region (0..5); not_found when the BAR is absent. */
   Result<std::uint64_t> bar_size(unsigned bar) const;
   /** 32/64-bit register access to a BAR (mmap when the region allows it,
-   *  else pread/pwrite on the device fd). Offsets must be aligned. */
+   *  else pread/pwrite on the device fd). Offsets must be aligned. Ordered
+   *  as the kernel's writel/readl: a write comes after every earlier store
+   *  to DMA memory (a doorbell after the queue entry), and a read completes
+   *  before later loads from DMA memory. */
   Result<std::uint32_t> read32(unsigned bar, std::uint64_t offset) const;
   Status write32(unsigned bar, std::uint64_t offset, std::uint32_t value) const;
   Result<std::uint64_t> read64(unsigned bar, std::uint64_t offset) const;
@@ -236,6 +239,8 @@ class VfioDevice {
   Status config_write(std::uint32_t offset, const void* in, std::size_t len) const;
   /** Sets memory-space and bus-master in the PCI command register. */
   Status enable_bus_master() const;
+  /** Clears bus-master (the device can no longer DMA; memory space stays on). */
+  Status disable_bus_master() const;
 
  private:
   friend class Pool;

@@ -228,5 +228,11 @@ Status VfioDevice::enable_bus_master() const {
   cmd |= 0x6;  // memory space + bus master
   return config_write(4, &cmd, 2);
 }
+Status VfioDevice::disable_bus_master() const {
+  std::uint16_t cmd = 0;
+  if (Status s = config_read(4, &cmd, 2); !s) return s;
+  cmd = static_cast<std::uint16_t>(cmd & ~0x4u);
+  return config_write(4, &cmd, 2);
+}
 
 }  // namespace numacma

@@ -46,6 +46,31 @@ std::string driver_of(const std::string& root, const std::string& bdf) {
   return l ? basename_of(*l) : std::string();
 }
 
+/** Every earlier store to DMA memory is visible to the device before a
+ *  register write that follows (the kernel's writel: __iowmb). x86 keeps
+ *  stores in order, so the compiler is all there is to stop. */
+inline void io_wmb() noexcept {
+#if defined(__aarch64__)
+  asm volatile("dmb oshst" ::: "memory");
+#elif defined(__x86_64__) || defined(__i386__)
+  asm volatile("" ::: "memory");
+#else
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
+/** A register read completes before later loads from DMA memory (readl's
+ *  __iormb): a status read, then the data the device wrote. */
+inline void io_rmb() noexcept {
+#if defined(__aarch64__)
+  asm volatile("dmb oshld" ::: "memory");
+#elif defined(__x86_64__) || defined(__i386__)
+  asm volatile("" ::: "memory");
+#else
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
 constexpr int kRegions = 6;  // BAR0..BAR5
 
 struct Region {
@@ -436,8 +461,11 @@ Result<std::uint32_t> Container::read32(int index, unsigned bar, std::uint64_t o
   const Region& reg = **r;
   if (off % 4 != 0 || off + 4 > reg.info.size)
     return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " read32 at " + hex(off));
-  if (reg.map != nullptr)
-    return *reinterpret_cast<volatile std::uint32_t*>(static_cast<std::uint8_t*>(reg.map) + off);
+  if (reg.map != nullptr) {
+    const std::uint32_t v = *reinterpret_cast<volatile std::uint32_t*>(static_cast<std::uint8_t*>(reg.map) + off);
+    io_rmb();
+    return v;
+  }
   std::uint32_t v = 0;
   const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd;
   if (Status s = impl_->k->read_at(fd, reg.info.offset + off, &v, 4); !s) return std::move(s).error();
@@ -451,6 +479,7 @@ Status Container::write32(int index, unsigned bar, std::uint64_t off, std::uint3
   if (off % 4 != 0 || off + 4 > reg.info.size)
     return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " write32 at " + hex(off));
   if (reg.map != nullptr) {
+    io_wmb();
     *reinterpret_cast<volatile std::uint32_t*>(static_cast<std::uint8_t*>(reg.map) + off) = v;
     return {};
   }
@@ -464,8 +493,11 @@ Result<std::uint64_t> Container::read64(int index, unsigned bar, std::uint64_t o
   const Region& reg = **r;
   if (off % 8 != 0 || off + 8 > reg.info.size)
     return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " read64 at " + hex(off));
-  if (reg.map != nullptr)
-    return *reinterpret_cast<volatile std::uint64_t*>(static_cast<std::uint8_t*>(reg.map) + off);
+  if (reg.map != nullptr) {
+    const std::uint64_t v = *reinterpret_cast<volatile std::uint64_t*>(static_cast<std::uint8_t*>(reg.map) + off);
+    io_rmb();
+    return v;
+  }
   std::uint64_t v = 0;
   const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd;
   if (Status s = impl_->k->read_at(fd, reg.info.offset + off, &v, 8); !s) return std::move(s).error();
@@ -479,6 +511,7 @@ Status Container::write64(int index, unsigned bar, std::uint64_t off, std::uint6
   if (off % 8 != 0 || off + 8 > reg.info.size)
     return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " write64 at " + hex(off));
   if (reg.map != nullptr) {
+    io_wmb();
     *reinterpret_cast<volatile std::uint64_t*>(static_cast<std::uint8_t*>(reg.map) + off) = v;
     return {};
   }

@@ -15,6 +15,11 @@ node is full) are tested inside QEMU/TCG guests with the topologies below:
                                                exit 0 pass, 77 skip, 1 fail
   vm.py qemu-args TOPO                         the QEMU command line (to run by hand)
 
+vfio2 is a q35 guest with an emulated Intel IOMMU (machine="q35-iommu"): the
+devices sit behind pxb-pcie + pcie-root-port on their nodes, NVMe controllers
+are backed by sparse raw images in DIR/TOPO, and /init loads the host kernel's
+vfio modules (irqbypass ... vfio-pci) before the checks (VFIO_CHECKS).
+
 Each guest run is bounded (--timeout, default 240 s) and killed past it.
 """
 import argparse
@@ -69,18 +74,149 @@ TOPOLOGIES = {
     "vm8": dict(
         mem=[256] * 8, cpus=[1] * 8, dist=epyc_8n(), huge=[8, 8, 8, 8, 8, 8, 8, 0],
         devices=[("edu", 5, MASK64), ("nvme", 7, None)]),
+    # VFIO: q35 + intel-iommu (intremap=on), each device behind its own
+    # pxb-pcie + pcie-root-port; NVMe backed by a sparse raw image of nvme_mib.
+    # The edu stays unbound (for "not bound to vfio-pci" error tests).
+    "vfio2": dict(
+        machine="q35-iommu", nvme_mib=16,
+        # node 1 is large enough for the 1 GiB areas of vfio_bench (hugetlb and anon)
+        mem=[512, 2560], cpus=[1, 1], dist=[[10, 21], [21, 10]], huge=[16, 528],
+        devices=[("nvme", 0, None), ("nvme", 1, None), ("edu", 1, MASK64)]),
 }
+
+# Modules the q35-iommu guests load (with their dependencies, from the host's
+# /lib/modules/<version of kernel_image()>/modules.dep), in dependency order.
+VFIO_MODULES = ["irqbypass", "vfio", "vfio_iommu_type1", "vfio_virqfd", "vfio-pci-core", "vfio-pci"]
+
+# vfio2's checks after vfio_smoke and topo (name, guest shell command), run in
+# this order before vfio_dmesg. In a command, {nvme0} {nvme1} {edu} (also {edu0})
+# stand for the devices' guest BDFs and {nvme0_node} {nvme1_node} {edu_node}
+# for their nodes (see device_vars()). vfio_bind binds both NVMe controllers
+# to vfio-pci with `numacma vfio bind` (the edu stays unbound: it is the
+# "not bound" case of vfio_errors); vfio_unbind gives them back at the end.
+# The vmcheck side of each check: tests/vm/guest/vfio_checks.cpp.
+VFIO_CHECKS = [
+    ("vfio_bind", "numacma vfio bind {nvme0} && numacma vfio bind {nvme1} && numacma vfio bind {nvme1} && "
+                  "numacma topo | grep -e {nvme0} -e {nvme1} -e {edu}"),
+    ("vfio_nvme_node0", "numacma-vmcheck vfio-nvme {nvme0} {nvme0_node}"),
+    ("vfio_nvme_node1", "numacma-vmcheck vfio-nvme {nvme1} {nvme1_node}"),
+    ("vfio_selftest_json_node0", "numacma nvme-selftest {nvme0} --json > /tmp/st0.json; rc=$?; cat /tmp/st0.json; "
+                                 "[ $rc -eq 0 ] && numacma-vmcheck vfio-json /tmp/st0.json {nvme0_node}"),
+    ("vfio_selftest_json_node1", "numacma nvme-selftest {nvme1} --json > /tmp/st1.json; rc=$?; cat /tmp/st1.json; "
+                                 "[ $rc -eq 0 ] && numacma-vmcheck vfio-json /tmp/st1.json {nvme1_node}"),
+    ("vfio_mask28", "numacma nvme-selftest {nvme1} --dma-bits 28 --json > /tmp/m28.json; rc=$?; cat /tmp/m28.json; "
+                    "[ $rc -eq 0 ] && numacma-vmcheck vfio-json /tmp/m28.json {nvme1_node} 28 && "
+                    "numacma-vmcheck vfio-nvme {nvme1} {nvme1_node} 28"),
+    ("vfio_fault", "numacma-vmcheck vfio-fault {nvme0}"),
+    ("vfio_attach_later", "numacma-vmcheck vfio-attach {nvme0} {nvme1}"),
+    ("vfio_dma_avail", "numacma-vmcheck vfio-avail {nvme1} 10000"),
+    ("vfio_errors", "numacma-vmcheck vfio-errors {nvme0} {edu}"),
+    ("vfio_bench", "numacma-vmcheck vfio-bench {nvme1} {nvme1_node}"),
+    ("vfio_unbind", "numacma vfio unbind {nvme0} && numacma vfio unbind {nvme1} && "
+                    "[ ! -e /sys/bus/pci/devices/{nvme0}/driver ] && [ ! -e /sys/bus/pci/devices/{nvme1}/driver ]"),
+]
+
+
+def is_q35(topo):
+    return topo.get("machine") == "q35-iommu"
 
 
 def bdfs(topo):
-    """Guest BDF of each device: pxb bridge i gets bus_nr 4*(i+1); QEMU puts a
-    PCI bridge there and the device on the next bus, slot 0."""
+    """Guest BDF of each device: bridge i gets bus_nr 4*(i+1). pc: QEMU puts a
+    PCI bridge on the pxb's bus and the device on the next bus, slot 0.
+    q35-iommu: the pxb-pcie's root bus holds the pcie-root-port (00.0) and the
+    firmware gives the port the next bus, where the device is, slot 0."""
     return ["0000:%02x:00.0" % (4 * (i + 1) + 1) for i in range(len(topo["devices"]))]
+
+
+def device_vars(topo):
+    """{nvme0: BDF, nvme0_node: N, ...}: devices numbered per kind in list
+    order; the first edu is also {edu} / {edu_node}."""
+    v, seen = {}, {}
+    for (kind, node, _), bdf in zip(topo["devices"], bdfs(topo)):
+        k = "%s%d" % (kind, seen.get(kind, 0))
+        seen[kind] = seen.get(kind, 0) + 1
+        v[k], v[k + "_node"] = bdf, str(node)
+        if k in ("edu0", "nvme0"):
+            v.setdefault(kind, bdf)
+            v.setdefault(kind + "_node", str(node))
+    return v
+
+
+def fill(cmd, v):
+    """Replaces {key} by v[key] (not str.format: shell commands have braces)."""
+    for k in sorted(v, key=len, reverse=True):
+        cmd = cmd.replace("{%s}" % k, v[k])
+    return cmd
+
+
+# Guest shell (busybox) for vfio_smoke, a %-format: %(devs)s are "BDF NODE KIND"
+# lines, %(nvmes)s the NVMe BDFs (write a literal % as %%).
+VFIO_SMOKE = r"""fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+lnk() { if [ -e "$1" ]; then basename "$(readlink "$1")"; else echo -; fi; }
+echo "-- PCI devices (sysfs): bdf class vendor:device numa_node iommu_group driver"
+for d in /sys/bus/pci/devices/*; do
+  echo "${d##*/} $(cat $d/class) $(cat $d/vendor):$(cat $d/device) node=$(cat $d/numa_node) group=$(lnk $d/iommu_group) driver=$(lnk $d/driver)"
+done
+echo "-- modules: $(cut -d" " -f1 /proc/modules | tr "\n" " ")"
+for m in vfio vfio_iommu_type1 vfio_pci_core vfio_pci; do
+  grep -q "^$m " /proc/modules || bad "module $m not loaded"
+done
+for u in /sys/class/iommu/*; do
+  echo "${u##*/}: $(for f in version cap ecap address; do echo -n "$f=$(cat $u/intel-iommu/$f 2>/dev/null) "; done)"
+done
+if [ -c /dev/vfio/vfio ]; then echo "/dev/vfio/vfio: ok"; else bad "/dev/vfio/vfio missing"; fi
+echo "%(devs)s" | while read bdf node kind; do
+  d=/sys/bus/pci/devices/$bdf
+  [ -e $d ] || { bad "$kind $bdf not in /sys/bus/pci/devices"; continue; }
+  n=$(cat $d/numa_node)
+  if [ "$n" = "$node" ]; then echo "$kind $bdf numa_node=$n: ok"; else bad "$kind $bdf numa_node=$n, want $node"; fi
+  [ -L $d/iommu_group ] || { bad "$kind $bdf has no iommu_group"; continue; }
+  g=$(lnk $d/iommu_group)
+  echo "$kind $bdf iommu_group=$g (members: $(ls /sys/kernel/iommu_groups/$g/devices | tr "\n" " "))"
+  echo "$kind $bdf reserved_regions: $(tr "\n" ";" < /sys/kernel/iommu_groups/$g/reserved_regions)"
+  echo "$kind $bdf iommu_group type: $(cat /sys/kernel/iommu_groups/$g/type 2>/dev/null)"
+  drv=$(lnk $d/driver)
+  [ "$drv" = - ] || bad "$kind $bdf starts bound to $drv, want unbound"
+  [ $kind = nvme ] || continue
+  echo vfio-pci > $d/driver_override && echo $bdf > /sys/bus/pci/drivers_probe
+  drv=$(lnk $d/driver)
+  if [ "$drv" = vfio-pci ]; then echo "$kind $bdf bound to vfio-pci: ok"; else bad "$kind $bdf driver=$drv after drivers_probe"; fi
+  if [ -c /dev/vfio/$g ]; then echo "/dev/vfio/$g: ok"; else bad "/dev/vfio/$g missing"; fi
+done > /tmp/smoke.out
+cat /tmp/smoke.out; grep -q "^FAIL" /tmp/smoke.out && fail=1
+echo "-- /dev/vfio: $(ls /dev/vfio | tr "\n" " ")"
+for bdf in %(nvmes)s; do
+  d=/sys/bus/pci/devices/$bdf
+  [ -e $d/driver ] && echo $bdf > $d/driver/unbind
+  echo > $d/driver_override
+  if [ -e $d/driver ]; then bad "$bdf still bound to $(lnk $d/driver)"; else echo "$bdf unbound again"; fi
+done
+echo "-- dmesg (DMAR / IOMMU / vfio)"
+dmesg | grep -i -e dmar -e iommu -e vfio | tail -40
+[ $fail = 0 ] && echo PASS || { echo FAIL; exit 1; }"""
+
+
+def vfio_checks(name):
+    t = TOPOLOGIES[name]
+    v = device_vars(t)
+    devs = "\n".join("%s %d %s" % (bdf, node, kind) for (kind, node, _), bdf in zip(t["devices"], bdfs(t)))
+    nvmes = " ".join(bdf for (kind, _, _), bdf in zip(t["devices"], bdfs(t)) if kind == "nvme")
+    out = [("vfio_smoke", VFIO_SMOKE % {"devs": devs, "nvmes": nvmes})]
+    out.append(("topo", "numacma topo --json > /tmp/topo.json && cat /tmp/topo.json && "
+                        "numacma-vmcheck topo-match /tmp/topo.json /expect.json"))
+    out += [(c, fill(cmd, v)) for c, cmd in VFIO_CHECKS]
+    # Last: the guest's kernel log (DMAR faults and the like), never fails.
+    out.append(("vfio_dmesg", "dmesg | tail -200"))
+    return out
 
 
 def checks(name):
     """[(check name, guest shell command)] for a topology."""
     t = TOPOLOGIES[name]
+    if is_q35(t):
+        return vfio_checks(name)
     out = [("topo", "numacma topo --json > /tmp/topo.json && cat /tmp/topo.json && "
                     "numacma-vmcheck topo-match /tmp/topo.json /expect.json"),
            ("placement_hugetlb", "numacma-vmcheck placement hugetlb"),
@@ -100,6 +236,12 @@ def checks(name):
     for node, h in enumerate(t["huge"]):
         if h == 0:
             out.append(("nohuge_node%d" % node, "numacma-vmcheck nohuge %d" % node))
+    if name == "vm2":
+        # No IOMMU in this guest (pc machine): VFIO must say so, and what to do instead.
+        nvme = [b for (k, _, _), b in zip(t["devices"], bdfs(t)) if k == "nvme"][0]
+        out.append(("vfio_no_iommu", "out=$(numacma nvme-selftest %s --json 2>&1); rc=$?; echo \"$out\"; "
+                                     "[ $rc -eq 1 ] && echo \"$out\" | grep -q \"no IOMMU\" && "
+                                     "echo \"$out\" | grep -q \"phys mode\"" % nvme))
     if name == "vm4":
         out.append(("demo", "numacma demo"))
         # The command-queue benchmark across nodes (the figures mean nothing
@@ -127,11 +269,22 @@ def kernel_image():
     return imgs[-1] if imgs else None
 
 
-def qemu_args(name, kernel, initrd):
+def nvme_images(name, imgdir):
+    """[(path, bytes)] of the raw images backing the topology's NVMe devices."""
+    t = TOPOLOGIES[name]
+    return [(os.path.join(imgdir, "nvme%d.img" % i), t.get("nvme_mib", 16) * MiB)
+            for i, (kind, _, _) in enumerate(t["devices"]) if kind == "nvme"]
+
+
+def qemu_args(name, kernel, initrd, imgdir="IMGDIR"):
     t = TOPOLOGIES[name]
     n = len(t["mem"])
     a = ["qemu-system-x86_64", "-accel", "tcg", "-m", "%dM" % sum(t["mem"]),
          "-smp", str(sum(t["cpus"])), "-nographic", "-no-reboot", "-vga", "none", "-nic", "none"]
+    if is_q35(t):
+        # intel-iommu must come before the other -device options; without
+        # intremap (needs the split irqchip) VFIO_SET_IOMMU fails.
+        a += ["-machine", "q35,kernel-irqchip=split", "-device", "intel-iommu,intremap=on"]
     cpu = 0
     for i in range(n):
         a += ["-object", "memory-backend-ram,id=m%d,size=%dM" % (i, t["mem"][i])]
@@ -146,7 +299,19 @@ def qemu_args(name, kernel, initrd):
             a += ["-numa", "dist,src=%d,dst=%d,val=%d" % (i, j, t["dist"][i][j])]
             if t["dist"][j][i] != t["dist"][i][j]:
                 a += ["-numa", "dist,src=%d,dst=%d,val=%d" % (j, i, t["dist"][j][i])]
+    imgs = dict((i, p) for i, (p, _) in zip(
+        [i for i, d in enumerate(t["devices"]) if d[0] == "nvme"], nvme_images(name, imgdir)))
     for i, (kind, node, mask) in enumerate(t["devices"]):
+        if is_q35(t):
+            rp = "rp%d" % i
+            a += ["-device", "pxb-pcie,id=pxb%d,bus_nr=%d,numa_node=%d,bus=pcie.0" % (i, 4 * (i + 1), node),
+                  "-device", "pcie-root-port,id=%s,bus=pxb%d,chassis=%d" % (rp, i, i + 1)]
+            if kind == "edu":
+                a += ["-device", "edu,bus=%s" % rp + (",dma_mask=%s" % mask if mask != MASK28 else "")]
+            else:
+                a += ["-drive", "file=%s,if=none,id=nvm%d,format=raw" % (imgs[i], i),
+                      "-device", "nvme,serial=numacma%d,drive=nvm%d,bus=%s" % (i, i, rp)]
+            continue
         br = "bridge%d" % i
         a += ["-device", "pxb,id=%s,bus=pci.0,bus_nr=%d,numa_node=%d" % (br, 4 * (i + 1), node)]
         if kind == "edu":
@@ -155,8 +320,49 @@ def qemu_args(name, kernel, initrd):
             a += ["-device", "nvme,serial=numacma%d,bus=%s" % (i, br)]
     huge = ",".join("%d:%d" % (i, h) for i, h in enumerate(t["huge"]))
     a += ["-kernel", kernel, "-initrd", initrd,
-          "-append", "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=%s" % huge]
+          "-append", "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=%s" % huge +
+          (" intel_iommu=on" if is_q35(t) else "")]
     return a
+
+
+def guest_modules(kernel):
+    """[(host path, path in the initramfs)] of VFIO_MODULES and their
+    dependencies in load order, for the kernel image `kernel`; raises
+    RuntimeError saying what is missing."""
+    ver = os.path.basename(kernel)[len("vmlinuz-"):]
+    base = os.path.join("/lib/modules", ver)
+    dep_file = os.path.join(base, "modules.dep")
+    if not os.path.exists(dep_file):
+        raise RuntimeError("%s missing (the modules of %s; package linux-image-%s)" % (dep_file, kernel, ver))
+    deps = {}
+    for line in open(dep_file):
+        mod, _, rest = line.partition(":")
+        deps[mod.strip()] = rest.split()
+    by_name = {}
+    for path in deps:
+        by_name[re.sub(r"\.ko(\.(xz|zst|gz))?$", "", os.path.basename(path)).replace("-", "_")] = path
+    order = []
+
+    def visit(path):
+        for d in deps.get(path, []):
+            visit(d)
+        if path not in order:
+            order.append(path)
+
+    for m in VFIO_MODULES:
+        path = by_name.get(m.replace("-", "_"))
+        if path is None:
+            raise RuntimeError("module %s not in %s (kernel %s built without it?)" % (m, dep_file, ver))
+        visit(path)
+    out = []
+    for path in order:
+        host = os.path.join(base, path)
+        if not path.endswith(".ko"):
+            raise RuntimeError("%s is compressed; busybox insmod needs an uncompressed .ko" % host)
+        if not os.access(host, os.R_OK):
+            raise RuntimeError("module file %s missing or unreadable" % host)
+        out.append((host, os.path.join("lib/modules", ver, path)))
+    return out
 
 
 # ---- initramfs (newc cpio, written here so no cpio tool is needed) ----------
@@ -183,14 +389,17 @@ def cpio_newc(entries, path):
         f.write(out)
 
 
-def init_script(name):
+def init_script(name, modules=()):
+    """modules: initramfs paths to insmod, in order, before the checks."""
     lines = ["#!/bin/busybox sh",
              "/bin/busybox --install -s /bin",
              "export PATH=/bin",
              "mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev",
-             "echo VMTEST-START %s" % name,
-             "run() { n=$1; shift; echo \"VMCHECK-BEGIN $n\"; timeout 90 sh -c \"$*\" 2>&1; "
-             "echo \"VMCHECK-END $n rc=$?\"; }"]
+             "echo VMTEST-START %s" % name]
+    for m in modules:
+        lines.append("insmod /%s && echo 'VMTEST-INSMOD %s ok' || echo 'VMTEST-INSMOD %s FAILED'" % (m, m, m))
+    lines.append("run() { n=$1; shift; echo \"VMCHECK-BEGIN $n\"; timeout 90 sh -c \"$*\" 2>&1; "
+                 "echo \"VMCHECK-END $n rc=$?\"; }")
     for check, cmd in checks(name):
         lines.append("run %s '%s'" % (check, cmd.replace("'", "'\\''")))
     lines += ["echo VMTEST-DONE", "poweroff -f", ""]
@@ -220,20 +429,38 @@ def boot(args):
     if not os.access(kernel, os.R_OK):
         print("vm.py: cannot read %s (needs root)" % kernel)
         return 1
+    modules = []
+    if is_q35(TOPOLOGIES[args.topology]):
+        try:
+            modules = guest_modules(kernel)
+        except RuntimeError as e:
+            print("vm.py: cannot boot %s: %s" % (args.topology, e))
+            return 1
     d = os.path.join(args.out, args.topology)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
+    for path, size in nvme_images(args.topology, d) if is_q35(TOPOLOGIES[args.topology]) else []:
+        open(path, "wb").close()
+        os.truncate(path, size)  # sparse
     rd = lambda p: open(p, "rb").read()
+    mod_entries, mod_dirs = [], []
+    for host, guest in modules:
+        parts = guest.split("/")
+        for k in range(1, len(parts)):
+            if "/".join(parts[:k]) not in mod_dirs:
+                mod_dirs.append("/".join(parts[:k]))
+        mod_entries.append((guest, 0o100644, rd(host)))
     entries = [("bin", 0o40755, None), ("proc", 0o40755, None), ("sys", 0o40755, None),
                ("dev", 0o40755, None), ("tmp", 0o41777, None),
-               ("init", 0o100755, init_script(args.topology).encode()),
+               ("init", 0o100755, init_script(args.topology, [g for _, g in modules]).encode()),
                ("bin/busybox", 0o100755, rd("/bin/busybox")),
                ("bin/numacma", 0o100755, rd(args.cli)),
                ("bin/numacma-vmcheck", 0o100755, rd(args.vmcheck)),
                ("expect.json", 0o100644, json.dumps(expect_json(args.topology)).encode())]
+    entries += [(p, 0o40755, None) for p in mod_dirs] + mod_entries
     initrd = os.path.join(d, "initramfs.cpio")
     cpio_newc(entries, initrd)
-    cmd = qemu_args(args.topology, kernel, initrd)
+    cmd = qemu_args(args.topology, kernel, initrd, d)
     print("$ " + " ".join(cmd), flush=True)
     t0 = time.monotonic()
     try:

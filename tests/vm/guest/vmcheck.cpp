@@ -11,6 +11,7 @@
 //   exhaust NODE POLICY ORDER             fill pernuma<N>, fallbacks as SEMANTICS says
 //   mask BDF MASK                         a 28-bit device never gets memory above it
 //   nohuge NODE                           auto picks anon where a node has no hugepages
+//   vfio-*                                the VFIO checks: guest/vfio_checks.cpp
 //   cmdq JSON DRIVER DEVICE ORDER         `numacma bench cmdq --json` across nodes: threads
 //                                         on CPUs of the driver/device nodes, the queue in
 //                                         pernuma<N> of each node of ORDER (local first)
@@ -559,6 +560,8 @@ int check_cmdq(const std::string& path, int driver_node, int device_node, const 
 
 }  // namespace
 
+int run_vfio_check(const std::vector<std::string>& a);  // vfio_checks.cpp
+
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const std::vector<std::string> a(argv + 1, argv + argc);
@@ -579,7 +582,9 @@ int main(int argc, char** argv) {
   else if (c == "exhaust") need(3), rc = check_exhaust(std::stoi(a[1]), a[2], a.size() > 3 ? a[3] : "");
   else if (c == "nohuge") need(2), rc = check_nohuge(std::stoi(a[1]));
   else if (c == "cmdq") need(5), rc = check_cmdq(a[1], std::stoi(a[2]), std::stoi(a[3]), a[4]);
+  else if (c.rfind("vfio-", 0) == 0) rc = run_vfio_check(a);
   else std::fprintf(stderr, "unknown check %s\n", c.c_str());
+  if (rc == -1) std::fprintf(stderr, "unknown check %s\n", c.c_str()), rc = 2;
   if (rc == 0 && g_failures) rc = 1;
   std::printf("%s\n", rc == 0 ? "PASS" : rc == 77 ? "SKIP" : "FAIL");
   return rc;

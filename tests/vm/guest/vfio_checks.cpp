@@ -1,0 +1,530 @@
+// The VFIO checks of numacma-vmcheck (tests/vm/vm.py, topology vfio2: q35
+// with an emulated Intel IOMMU, an NVMe controller on each node). What the
+// library claims is verified by independent means: move_pages(2) for the node
+// of every page, the NVMe controller's own DMA (through the IOVAs the pool
+// handed out) for the addresses, the guest kernel's DMAR fault log for what
+// the IOMMU blocked, and the container's DMA_AVAIL for leaked mappings.
+//
+//   vfio-nvme BDF NODE [BITS]     the driver on the controller: identify, write
+//                                 and read back through a multi-page buffer of an
+//                                 anonymous (IOVA-only) area; every queue and
+//                                 buffer on NODE; every IOVA below 2^BITS
+//   vfio-json FILE NODE [BITS]    `numacma nvme-selftest --json` output: one dma
+//                                 line per structure on NODE, then ok
+//   vfio-fault BDF                a freed page-fallback buffer is unmapped and an
+//                                 IOVA outside every mapping is blocked: DMAR
+//                                 faults logged, live buffers untouched
+//   vfio-attach BDF0 BDF1         BDF1 attached after creation reaches the areas
+//                                 mapped for BDF0 alone
+//   vfio-avail BDF CYCLES         CYCLES alloc/free of page-fallback buffers leave
+//                                 DMA_AVAIL where it started
+//   vfio-errors NVME EDU          unbound device, mask too narrow, permission,
+//                                 RLIMIT_MEMLOCK, IOVA space exhausted (and nothing
+//                                 left mapped after a failed create)
+//   vfio-bench BDF                figures: pool creation with and without VFIO
+//                                 (1 GiB of 2 MiB and of 4 KiB pages), alloc+free
+//                                 of an area buffer and of a page buffer
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <numaif.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "numacma/numacma.hpp"
+#include "nvme/nvme_driver.hpp"
+
+using numacma::DmaBuffer;
+using numacma::Pool;
+using numacma::PoolOptions;
+
+namespace {
+
+constexpr std::size_t kPage = 4096;
+int g_fail = 0;
+
+void fail(const std::string& m) {
+  std::printf("FAIL: %s\n", m.c_str());
+  ++g_fail;
+}
+void info(const std::string& m) { std::printf("  %s\n", m.c_str()); }
+
+std::string hex(std::uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+std::uint64_t mask_of(int bits) { return bits >= 64 ? ~0ULL : (1ULL << bits) - 1; }
+
+std::vector<int> page_nodes(const void* p, std::size_t bytes) {
+  const std::size_t n = (bytes + kPage - 1) / kPage;
+  std::vector<void*> pages(n);
+  std::vector<int> status(n, -1);
+  const auto base = reinterpret_cast<std::uintptr_t>(p) & ~(kPage - 1);
+  for (std::size_t i = 0; i < n; ++i) pages[i] = reinterpret_cast<void*>(base + i * kPage);
+  if (move_pages(0, n, pages.data(), nullptr, status.data(), 0) != 0) return {};
+  return status;
+}
+
+bool on_node(const void* p, std::size_t bytes, int node, const std::string& what) {
+  const std::vector<int> st = page_nodes(p, bytes);
+  const auto bad = std::count_if(st.begin(), st.end(), [&](int s) { return s != node; });
+  if (st.empty() || bad != 0) {
+    fail(what + ": " + std::to_string(bad) + " of " + std::to_string(st.size()) + " pages not on node " +
+         std::to_string(node) + (st.empty() ? "" : " (page 0 on " + std::to_string(st[0]) + ")"));
+    return false;
+  }
+  return true;
+}
+
+std::optional<Pool> make_pool(const std::string& params, const std::string& backing,
+                              std::vector<numacma::VfioDeviceSpec> vfio) {
+  PoolOptions o;
+  o.params = params;
+  o.backing = backing;
+  o.vfio = std::move(vfio);
+  auto p = Pool::create(o);
+  if (!p) {
+    fail("Pool::create(" + params + ", " + backing + "): " + p.error().message);
+    return std::nullopt;
+  }
+  return std::move(*p);
+}
+
+std::string run(const std::string& cmd) {
+  std::string out;
+  if (FILE* f = ::popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    ::pclose(f);
+  }
+  return out;
+}
+
+/** Lines of the kernel log that report a DMAR fault at the page of `iova`. */
+int dmar_faults_at(std::uint64_t iova) {
+  const std::string log = run("dmesg");
+  char needle[48];
+  std::snprintf(needle, sizeof needle, "fault addr 0x%llx ", static_cast<unsigned long long>(iova & ~0xfffULL));
+  int n = 0;
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);)
+    if (line.find("DMAR") != std::string::npos && line.find(needle) != std::string::npos) {
+      info("kernel: " + line);
+      ++n;
+    }
+  return n;
+}
+
+bool filled_with(const DmaBuffer& b, std::uint8_t v) {
+  const auto* p = static_cast<const std::uint8_t*>(b.cpu());
+  return std::all_of(p, p + b.size(), [v](std::uint8_t x) { return x == v; });
+}
+
+bool mapped(const Pool& pool, std::uint64_t iova) {
+  for (const numacma::VfioMapping& m : pool.vfio_report().mappings)
+    if (iova >= m.iova && iova - m.iova < m.bytes) return true;
+  return false;
+}
+
+// ---- vfio-nvme -------------------------------------------------------------------
+
+int check_nvme(const std::string& bdf, int node, int bits) {
+  auto pool = make_pool("cma=16M cma_pernuma=8M", "anon", {{bdf, mask_of(bits)}});
+  if (!pool) return 1;
+  info("pool dma mode " + pool->dma_mode());
+  auto ctrl = nvme_example::Controller::open(*pool, bdf);
+  if (!ctrl) return fail("open: " + ctrl.error().message), 1;
+  if (ctrl->node() != node) fail("controller node " + std::to_string(ctrl->node()) + ", want " + std::to_string(node));
+  if (auto s = ctrl->identify(); !s) return fail("identify: " + s.error().message), 1;
+  if (auto s = ctrl->create_io_queues(); !s) return fail("io queues: " + s.error().message), 1;
+  info("controller '" + ctrl->model() + "', " + std::to_string(ctrl->lba_size()) + "-byte LBAs");
+  const numacma::Device dev = ctrl->device();
+  auto src = pool->alloc_coherent(dev, 64 * 1024);
+  auto dst = pool->alloc_coherent(dev, 64 * 1024);
+  if (!src || !dst) return fail("data buffers"), 1;
+  const std::string want_area = "pernuma" + std::to_string(node);
+  for (const DmaBuffer* b : {&*src, &*dst}) {
+    if (b->area_name() != want_area) fail("data buffer from " + b->area_name() + ", want " + want_area);
+    if (!b->iova() || !b->contiguous()) fail("data buffer not marked IOVA-contiguous");
+  }
+  const std::uint32_t lba = ctrl->lba_size();
+  const std::uint32_t nlb = static_cast<std::uint32_t>(src->size() / lba);
+  auto* s = static_cast<std::uint64_t*>(src->cpu());
+  for (std::size_t i = 0; i < src->size() / 8; ++i) s[i] = 0x6e756d61636d6100ULL ^ (i * 0x9e3779b97f4a7c15ULL);
+  std::memset(dst->cpu(), 0xa5, dst->size());
+  if (auto w = ctrl->write(8, nlb, *src); !w) fail("write: " + w.error().message);
+  if (auto r = ctrl->read(8, nlb, *dst); !r) fail("read: " + r.error().message);
+  if (std::memcmp(src->cpu(), dst->cpu(), src->size()) != 0)
+    fail("read-back differs from what was written");
+  else
+    info("wrote and read back " + std::to_string(nlb) + " LBAs through a " + std::to_string(dst->pages()) +
+         "-page buffer at IOVA " + hex(dst->dma_addr()) + " (" + dst->area_name() + ")");
+  const std::uint64_t mask = mask_of(bits);
+  auto structures = ctrl->dma_structures();
+  structures.push_back(nvme_example::describe("data", *dst));
+  for (const auto& d : structures) {
+    info(d.name + ": " + d.area + " node " + std::to_string(d.node) + " iova " + hex(d.iova) + " " +
+         std::to_string(d.bytes) + " B");
+    on_node(d.cpu, d.bytes, node, d.name);
+    if (d.node != node) fail(d.name + " reported on node " + std::to_string(d.node));
+    if (d.iova + d.bytes - 1 > mask) fail(d.name + " at IOVA " + hex(d.iova) + " is above the mask " + hex(mask));
+    if (!mapped(*pool, d.iova)) fail(d.name + " at IOVA " + hex(d.iova) + " is in no mapping of the container");
+  }
+  for (const numacma::VfioMapping& m : pool->vfio_report().mappings)
+    if (m.iova + m.bytes - 1 > mask) fail("mapping " + m.what + " at " + hex(m.iova) + " is above the mask");
+  if (auto sd = ctrl->shutdown(); !sd) fail("shutdown: " + sd.error().message);
+  return g_fail ? 1 : 0;
+}
+
+// ---- vfio-json ----------------------------------------------------------------------
+
+int check_json(const std::string& path, int node, int bits) {
+  std::ifstream in(path);
+  int dma = 0, results = 0;
+  std::vector<std::string> names;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded()) return fail("not JSON: " + line), 1;
+    if (j.value("op", "") == "dma") {
+      ++dma;
+      names.push_back(j.value("name", ""));
+      if (j.value("node", -2) != node) fail("dma " + j.dump() + " not on node " + std::to_string(node));
+      const std::uint64_t iova = std::stoull(j.value("iova", "0x0"), nullptr, 16);
+      if (iova == 0) fail("dma " + j.dump() + " has IOVA 0");
+      if (iova + j.value("bytes", 0ULL) - 1 > mask_of(bits)) fail("dma " + j.dump() + " above the mask");
+    } else if (j.value("op", "") == "result") {
+      ++results;
+      if (!j.value("ok", false)) fail("result not ok: " + j.dump());
+      if (j.value("controller_node", -2) != node) fail("controller_node: " + j.dump());
+      const auto w = j.value("lbas_written", 0ULL), v = j.value("lbas_verified", 0ULL);
+      if (w == 0 || w != v) fail("lbas written/verified: " + j.dump());
+    }
+  }
+  for (const char* want : {"asq", "acq", "iosq", "iocq", "identify", "prp", "data"})
+    if (std::find(names.begin(), names.end(), want) == names.end()) fail(std::string("no dma line for ") + want);
+  if (results != 1) fail("want exactly one result line, got " + std::to_string(results));
+  info(std::to_string(dma) + " dma lines, " + std::to_string(results) + " result");
+  return g_fail ? 1 : 0;
+}
+
+// ---- vfio-fault -------------------------------------------------------------------
+
+int check_fault(const std::string& bdf) {
+  auto pool = make_pool("cma=16M cma_pernuma=8M", "anon", {{bdf, ~0ULL}});
+  if (!pool) return 1;
+  auto ctrl = nvme_example::Controller::open(*pool, bdf);
+  if (!ctrl || !ctrl->identify() || !ctrl->create_io_queues()) return fail("controller bring-up"), 1;
+  const numacma::Device dev = ctrl->device();
+  const std::uint32_t lba = ctrl->lba_size();
+  // LBA 0 holds a known pattern, so that a read that lands is visible.
+  auto pat = pool->alloc_coherent(dev, kPage);
+  auto live = pool->alloc_coherent(dev, 64 * 1024);
+  if (!pat || !live) return fail("buffers"), 1;
+  std::memset(pat->cpu(), 0x3c, pat->size());
+  if (auto w = ctrl->write(0, kPage / lba, *pat); !w) return fail("write LBA 0: " + w.error().message), 1;
+  std::memset(live->cpu(), 0x5a, live->size());
+
+  // 1. A page-fallback buffer, freed: its IOVA must be gone from the IOMMU.
+  auto page = pool->alloc_coherent(dev, kPage);
+  if (!page) return fail("page buffer: " + page.error().message), 1;
+  if (page->area_name() != "pages") fail("the 1-page buffer came from " + page->area_name());
+  const std::uint64_t freed = page->dma_addr();
+  if (!mapped(*pool, freed)) fail("the live page buffer's IOVA is not mapped");
+  if (auto r = page->release(); !r) fail("free: " + r.error().message);
+  if (mapped(*pool, freed)) fail("the freed page buffer's IOVA " + hex(freed) + " is still mapped");
+  // 2. An IOVA outside every mapping.
+  std::uint64_t top = 0;
+  for (const auto& m : pool->vfio_report().mappings) top = std::max(top, m.iova + m.bytes);
+  const std::uint64_t outside = (top + (64ULL << 20)) & ~((2ULL << 20) - 1);
+  if (mapped(*pool, outside)) fail("the chosen outside IOVA is mapped");
+
+  for (const auto& [what, iova] : {std::pair<std::string, std::uint64_t>{"freed page buffer", freed},
+                                   {"outside every mapping", outside}}) {
+    const int before = dmar_faults_at(iova);
+    auto c = ctrl->submit_io_raw(nvme_example::IoOpcode::read, 0, 1, iova, 0);
+    if (!c) {
+      fail("read aimed at " + what + ": no completion: " + c.error().message);
+      continue;
+    }
+    info("read into " + what + " (IOVA " + hex(iova) + ") completed with " + c->describe());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the fault is logged from an IRQ
+    const int after = dmar_faults_at(iova);
+    if (after <= before) fail("no DMAR fault logged for the read into " + what + " at " + hex(iova));
+    if (!filled_with(*live, 0x5a)) fail("a live buffer changed after the read into " + what);
+  }
+  // The control: the same read aimed at a live buffer lands.
+  if (auto r = ctrl->read(0, kPage / lba, *live); !r) fail("control read: " + r.error().message);
+  if (std::memcmp(live->cpu(), pat->cpu(), kPage) != 0)
+    fail("control: the read into a mapped buffer did not land (the fault checks above prove nothing)");
+  else
+    info("control: the same read into a mapped buffer lands");
+  (void)ctrl->shutdown();
+  return g_fail ? 1 : 0;
+}
+
+// ---- vfio-attach ------------------------------------------------------------------
+
+int check_attach(const std::string& bdf0, const std::string& bdf1) {
+  auto pool = make_pool("cma=16M cma_pernuma=8M", "anon", {{bdf0, ~0ULL}});
+  if (!pool) return 1;
+  const auto before = pool->vfio_report();
+  if (auto s = pool->vfio_attach({bdf1, ~0ULL}); !s) return fail("attach " + bdf1 + ": " + s.error().message), 1;
+  const auto after = pool->vfio_report();
+  if (after.devices.size() != 2) fail("the container lists " + std::to_string(after.devices.size()) + " devices");
+  if (after.mappings.size() != before.mappings.size()) fail("attaching changed the mappings");
+  auto r = nvme_example::selftest(*pool, bdf1);
+  if (!r.ok) fail("selftest on the later device: " + r.error);
+  for (const auto& d : r.dma) {
+    const bool in_old = std::any_of(before.mappings.begin(), before.mappings.end(),
+                                    [&](const numacma::VfioMapping& m) { return d.iova >= m.iova && d.iova - m.iova < m.bytes; });
+    info(d.name + ": " + d.area + " node " + std::to_string(d.node) + " iova " + hex(d.iova) +
+         (in_old ? " (mapped before the attach)" : ""));
+    if (d.area != "pages" && !in_old) fail(d.name + " is in an area mapped after the attach");
+  }
+  const auto data = std::find_if(r.dma.begin(), r.dma.end(), [](const auto& d) { return d.name == "data"; });
+  if (data == r.dma.end() || data->area == "pages") fail("the data buffer did not come from an area");
+  info("lbas written " + std::to_string(r.lbas_written) + ", verified " + std::to_string(r.lbas_verified));
+  return g_fail ? 1 : 0;
+}
+
+// ---- vfio-avail ---------------------------------------------------------------------
+
+int check_avail(const std::string& bdf, int cycles) {
+  auto pool = make_pool("", "anon", {{bdf, ~0ULL}});  // no areas: every buffer is pages
+  if (!pool) return 1;
+  auto dev = numacma::Device::from_vfio(bdf, *pool);
+  if (!dev) return fail(dev.error().message), 1;
+  const std::int64_t start = pool->vfio_report().dma_avail;
+  info("DMA_AVAIL at start: " + std::to_string(start));
+  if (start < 0) return fail("the kernel does not report DMA_AVAIL"), 1;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < cycles; ++i) {
+    auto a = pool->alloc_coherent(*dev, kPage);
+    auto b = pool->alloc_coherent(*dev, 4 * kPage);
+    if (!a || !b) return fail("cycle " + std::to_string(i) + ": " + (a ? b.error().message : a.error().message)), 1;
+    if (i == 0) {
+      const std::int64_t now = pool->vfio_report().dma_avail;
+      info("DMA_AVAIL with two page buffers live: " + std::to_string(now));
+      if (now != start - 2) fail("two live page buffers should take two mappings");
+    }
+  }
+  const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  const std::int64_t end = pool->vfio_report().dma_avail;
+  info("DMA_AVAIL after " + std::to_string(cycles) + " cycles: " + std::to_string(end));
+  if (end != start) fail("DMA_AVAIL moved from " + std::to_string(start) + " to " + std::to_string(end));
+  if (!pool->vfio_report().mappings.empty()) fail("mappings left behind");
+  std::printf("{\"figure\":\"vfio_pages_alloc_free\",\"cycles\":%d,\"ns_per_pair\":%.0f,\"note\":\"4 KiB + 16 KiB page buffers, "
+              "each mapped and unmapped, TCG guest\"}\n", cycles, ns / cycles / 2);
+  return g_fail ? 1 : 0;
+}
+
+// ---- vfio-errors -------------------------------------------------------------------
+
+/** Pool::create in a child that first runs `setup` (as root) and then drops to uid 1000. */
+template <class Setup>
+std::pair<numacma::Errc, std::string> create_as_user(const std::string& params, const std::string& bdf, Setup setup,
+                                                     bool alloc_page) {
+  int fds[2];
+  if (::pipe(fds) != 0) return {numacma::Errc::io_error, "pipe"};
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    setup();
+    std::string msg;
+    int code = 0;
+    if (::setgid(1000) != 0 || ::setuid(1000) != 0) {
+      msg = "setuid failed";
+      code = -1;
+    } else {
+      PoolOptions o;
+      o.params = params;
+      o.backing = "anon";
+      o.vfio = {{bdf, ~0ULL}};
+      auto p = Pool::create(o);
+      if (!p) {
+        code = static_cast<int>(p.error().code);
+        msg = p.error().message;
+      } else if (alloc_page) {
+        auto d = numacma::Device::from_vfio(bdf, *p);
+        auto b = p->alloc_coherent(*d, kPage);
+        if (!b) {
+          code = static_cast<int>(b.error().code);
+          msg = b.error().message;
+        }
+      }
+    }
+    const std::string out = std::to_string(code) + "\n" + msg;
+    (void)!::write(fds[1], out.data(), out.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[1024];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  const auto nl = out.find('\n');
+  if (nl == std::string::npos) return {numacma::Errc::io_error, "child said nothing"};
+  return {static_cast<numacma::Errc>(std::stoi(out.substr(0, nl))), out.substr(nl + 1)};
+}
+
+void expect_error(const std::string& what, numacma::Errc code, const std::string& msg, numacma::Errc want_code,
+                  const std::string& want_text) {
+  info(what + ": " + numacma::errc_name(code) + ": " + msg);
+  if (code != want_code) fail(what + ": code " + numacma::errc_name(code) + ", want " + numacma::errc_name(want_code));
+  if (msg.find(want_text) == std::string::npos) fail(what + ": the message does not say '" + want_text + "'");
+}
+
+int check_errors(const std::string& nvme, const std::string& edu) {
+  using numacma::Errc;
+  // An unbound device: the message gives the exact command.
+  {
+    PoolOptions o;
+    o.backing = "anon";
+    o.vfio = {{edu, ~0ULL}};
+    auto p = Pool::create(o);
+    if (p) fail("a pool on an unbound device was created");
+    else expect_error("not bound", p.error().code, p.error().message, Errc::unsupported, "numacma vfio bind " + edu);
+  }
+  // A mask below every usable IOVA (IOVAs start at 1 MiB).
+  {
+    PoolOptions o;
+    o.backing = "anon";
+    o.vfio = {{nvme, 0xfffff}};
+    auto p = Pool::create(o);
+    if (p) fail("a 20-bit mask was accepted");
+    else expect_error("mask too narrow", p.error().code, p.error().message, Errc::unreachable, "below every usable IOVA range");
+  }
+  // IOVA space exhausted half-way through creation; then nothing may be left mapped.
+  {
+    PoolOptions o;
+    o.params = "cma_pernuma=64M";
+    o.backing = "anon";
+    o.vfio = {{nvme, mask_of(27)}};  // 1 MiB .. 128 MiB: room for one 64 MiB area, not two
+    auto p = Pool::create(o);
+    if (p) fail("two 64 MiB areas fit below 128 MiB?");
+    else expect_error("IOVA exhausted", p.error().code, p.error().message, Errc::no_memory, "IOVA space exhausted");
+    auto again = make_pool("", "anon", {{nvme, ~0ULL}});  // the group was given back
+    if (again) {
+      const auto rep = again->vfio_report();
+      info("after the failed create: a new container has " + std::to_string(rep.mappings.size()) +
+           " mappings, DMA_AVAIL " + std::to_string(rep.dma_avail));
+      if (!rep.mappings.empty()) fail("mappings in a fresh container");
+    }
+  }
+  // Permission: the group's node is root's alone.
+  const std::string group_link = run("readlink /sys/bus/pci/devices/" + nvme + "/iommu_group");
+  const std::string group = group_link.substr(group_link.find_last_of('/') + 1, std::string::npos);
+  const std::string gdev = "/dev/vfio/" + group.substr(0, group.find('\n'));
+  {
+    auto [code, msg] = create_as_user("", nvme, [&] { ::chmod(gdev.c_str(), 0600); }, false);
+    expect_error("permission", code, msg, Errc::permission, "permission denied on " + gdev);
+  }
+  // RLIMIT_MEMLOCK: the group is open to the user, but nothing may be pinned.
+  {
+    auto [code, msg] = create_as_user("", nvme, [&] {
+      ::chmod(gdev.c_str(), 0666);
+      rlimit rl{0, 0};
+      ::setrlimit(RLIMIT_MEMLOCK, &rl);
+    }, true);
+    expect_error("memlock", code, msg, Errc::no_memory, "RLIMIT_MEMLOCK");
+    ::chmod(gdev.c_str(), 0600);
+  }
+  return g_fail ? 1 : 0;
+}
+
+// ---- vfio-bench ---------------------------------------------------------------------
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/** ns per alloc+free pair of `bytes` for dev, n rounds. */
+double pair_ns(Pool& pool, const numacma::Device& dev, std::size_t bytes, int n) {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) {
+    auto b = pool.alloc_coherent(dev, bytes);
+    if (!b) {
+      fail("bench alloc: " + b.error().message);
+      return 0;
+    }
+  }
+  return ms_since(t0) * 1e6 / n;
+}
+
+int check_bench(const std::string& bdf, int node) {
+  const std::string params = "numa_cma=" + std::to_string(node) + ":1G";
+  for (const char* backing : {"hugetlb", "anon"}) {
+    for (bool vfio : {false, true}) {
+      PoolOptions o;
+      o.params = params;
+      o.backing = backing;
+      if (vfio) o.vfio = {{bdf, ~0ULL}};
+      const auto t0 = std::chrono::steady_clock::now();
+      auto p = Pool::create(o);
+      const double create_ms = ms_since(t0);
+      if (!p) {
+        fail(std::string("create ") + backing + (vfio ? " vfio" : "") + ": " + p.error().message);
+        continue;
+      }
+      const auto st = p->stats();
+      if (st.areas.size() != 1 || st.areas[0].pages != (1u << 18)) {
+        fail("the 1 GiB area was not reserved: " +
+             (p->reservation_notes().empty() ? std::string("?") : p->reservation_notes()[0].message));
+        continue;
+      }
+      numacma::Device dev = vfio ? *numacma::Device::from_vfio(bdf, *p) : numacma::Device::on_node(node, "nvme");
+      double map_ms = 0;
+      for (const auto& m : p->vfio_report().mappings) map_ms += static_cast<double>(m.map_ns) / 1e6;
+      const double area_ns = pair_ns(*p, dev, 64 * 1024, 2000);
+      const double page_ns = pair_ns(*p, dev, kPage, 2000);
+      std::printf("{\"figure\":\"vfio_bench\",\"backing\":\"%s\",\"vfio\":%s,\"area_bytes\":1073741824,"
+                  "\"create_ms\":%.1f,\"map_ms\":%.1f,\"area_64k_pair_ns\":%.0f,\"page_4k_pair_ns\":%.0f,"
+                  "\"mode\":\"%s\"}\n",
+                  st.areas[0].backing.c_str(), vfio ? "true" : "false", create_ms, map_ms, area_ns, page_ns,
+                  p->dma_mode().c_str());
+    }
+  }
+  return g_fail ? 1 : 0;
+}
+
+}  // namespace
+
+/** Runs a vfio-* check; -1 when `a[0]` is not one. */
+int run_vfio_check(const std::vector<std::string>& a) {
+  auto need = [&](std::size_t n) {
+    if (a.size() < n) {
+      std::fprintf(stderr, "usage: numacma-vmcheck %s: too few arguments\n", a[0].c_str());
+      std::exit(2);
+    }
+  };
+  const std::string& c = a[0];
+  int rc = -1;
+  if (c == "vfio-nvme") need(3), rc = check_nvme(a[1], std::stoi(a[2]), a.size() > 3 ? std::stoi(a[3]) : 64);
+  else if (c == "vfio-json") need(3), rc = check_json(a[1], std::stoi(a[2]), a.size() > 3 ? std::stoi(a[3]) : 64);
+  else if (c == "vfio-fault") need(2), rc = check_fault(a[1]);
+  else if (c == "vfio-attach") need(3), rc = check_attach(a[1], a[2]);
+  else if (c == "vfio-avail") need(3), rc = check_avail(a[1], std::stoi(a[2]));
+  else if (c == "vfio-errors") need(3), rc = check_errors(a[1], a[2]);
+  else if (c == "vfio-bench") need(3), rc = check_bench(a[1], std::stoi(a[2]));
+  if (rc == 0 && g_fail) rc = 1;
+  return rc;
+}
