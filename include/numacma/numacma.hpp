@@ -28,6 +28,10 @@ namespace numacma {
 inline constexpr int kNoNode = -1;
 
 enum class Policy { kernel, nearest };
+/** Whose placement rules the plan and the sim backing follow (SEMANTICS R5):
+ *  where the default area goes, and the sim's physical layout. host: the
+ *  architecture numacma was built for. */
+enum class Arch { host, x86_64, arm64 };
 /** phys: buffers carry physical addresses (hugetlb, sim); iova: multi-page
  *  buffers may carry IOVAs (anon areas, page fallback); auto: iova when any
  *  area is IOVA-only, else phys. A pool given VFIO devices (PoolOptions::vfio)
@@ -53,6 +57,7 @@ struct PoolOptions {
   std::string backing = "auto";     ///< auto | hugetlb | anon | sim
   Policy policy = Policy::kernel;
   DmaMode dma_mode = DmaMode::automatic;
+  Arch arch = Arch::host;
   std::string sysfs_root = "/sys";
   unsigned order_per_bit = 0;       ///< R6
   std::vector<DeviceAreaSpec> device_areas;  ///< dev->cma_area, exclusive (A2)

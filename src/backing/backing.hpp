@@ -79,6 +79,12 @@ class Backing {
 
   /** Reserve `bytes` (a multiple of 4 KiB, > 0) on `node`. */
   virtual Result<Reservation> reserve(int node, std::uint64_t bytes) = 0;
+  /** The same where the plan put the area (config::PlannedArea::phys_base):
+   *  the sim backing gives it exactly that physical (DMA) address; real
+   *  backings take what the OS gives and ignore it. */
+  virtual Result<Reservation> reserve_at(int node, std::uint64_t bytes, std::uint64_t /*phys_base*/) {
+    return reserve(node, bytes);
+  }
   virtual void release(const Reservation& r) noexcept = 0;
 
   /**
@@ -89,6 +95,12 @@ class Backing {
    */
   virtual Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical) = 0;
   virtual void free_pages(const PagesBlock& b) noexcept = 0;
+
+  /** The CPU the calling thread runs on (os::current_cpu), -1 when unknown:
+   *  the pool's stand-in for the kernel's numa_mem_id() when a device has
+   *  no node (SEMANTICS A3, A7). Any backing, real or simulated, answers
+   *  with the real CPU; src/backing/cpu.cpp. */
+  int calling_cpu() const noexcept;
 
   /** Memory mapped into a VFIO container is pinned by the IOMMU mapping
    *  itself; mlock would charge RLIMIT_MEMLOCK a second time for it. Call

@@ -1,45 +1,44 @@
 // src/backing/sim.cpp — the sim backing: real CPU memory, simulated nodes and
-// DMA addresses laid out from the topology.
+// DMA addresses laid out as the kernel would lay them out.
 //
-//   simulated physical space, one window per online node in id order, each
-//   rounded up to 1 GiB:
-//   0        16M                                  MemTotal(0)   1G-aligned ...
-//   | low    | reserved | pernuma0 | ...  ->   <- pages (A7) |  node 1 window ...
-//            reservations bump up (2 MiB aligned)  pages carve down (4 KiB)
+//   simulated physical memory = config::physical_layout(topology): each node's
+//   memory blocks when the sysfs tree has them, else a window per node (node i
+//   at the next 1 GiB boundary, MemTotal long); the first 16 MiB taken out.
+//   reserve_at(node, bytes, base)   exactly where the plan put the area
+//                                   (config::make_plan, the kernel's placement)
+//   reserve(node, bytes)            the same rule, placed here
+//   alloc_pages (A7)                top-down from the node's free memory, at most
+//                                   one order-10 block (4 MiB), as the kernel's
+//                                   page allocator; freed ranges are reused
 //
 // CPU memory is MAP_NORESERVE and untouched until used, so a 64 GiB sim area
 // costs nothing on a small machine. The Nth reserve() can be made to fail.
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "backing/sim.hpp"
+#include "config/memblock.hpp"
 #include "os/os.hpp"
 
 namespace numacma::backing {
 
 namespace {
 
-constexpr std::uint64_t kGiB = 1ULL << 30, kMiB = 1ULL << 20, kPage = 4096;
+constexpr std::uint64_t kPage = 4096;
+/** The page allocator's largest block: MAX_PAGE_ORDER 10, 4 MiB with 4 KiB pages. */
+constexpr std::uint64_t kMaxPagesBlock = kPage << 10;
 
 std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 
 class SimBacking final : public Backing {
  public:
-  SimBacking(const topo::Topology& t, SimOptions o) : opts_(o) {
-    std::uint64_t base = 0;
-    bool first = true;
+  SimBacking(const topo::Topology& t, SimOptions o) : opts_(o), mem_(config::physical_layout(t)) {
     for (const topo::NodeInfo& n : t.nodes()) {
-      Window w;
-      w.base = base;
-      w.top = base + n.mem.total_bytes;
-      w.next = base + (first && n.has_memory ? 16 * kMiB : 0);
-      w.floor = w.top;
-      w.has_memory = n.has_memory && n.mem.total_bytes > 0;
+      Node& w = nodes_[n.id];
+      w.has_memory = n.has_memory && mem_.free_bytes(n.id) > 0;
       w.limit = opts_.pages_limit_per_node != 0 ? opts_.pages_limit_per_node : n.mem.total_bytes;
-      if (w.has_memory) first = false;
-      windows_[n.id] = w;
-      base = round_up(w.top, kGiB) + (n.mem.total_bytes == 0 ? kGiB : 0);
     }
     first_memory_node_ = t.first_memory_node();
   }
@@ -47,68 +46,82 @@ class SimBacking final : public Backing {
   std::string name() const override { return "sim"; }
 
   Result<Reservation> reserve(int node, std::uint64_t bytes) override {
+    return place(node, bytes, std::nullopt);
+  }
+
+  Result<Reservation> reserve_at(int node, std::uint64_t bytes, std::uint64_t phys_base) override {
+    return place(node, bytes, phys_base);
+  }
+
+  Result<Reservation> place(int node, std::uint64_t bytes, std::optional<std::uint64_t> at) {
     std::lock_guard<std::mutex> lock(mu_);
     ++reservations_;
     if (opts_.fail_nth_reservation != 0 && reservations_ == opts_.fail_nth_reservation)
       return make_error(Errc::no_memory, "sim: injected failure of reservation #" +
                                              std::to_string(reservations_));
-    auto it = windows_.find(node);
-    if (it == windows_.end() || !it->second.has_memory)
+    auto it = nodes_.find(node);
+    if (it == nodes_.end() || !it->second.has_memory)
       return make_error(Errc::no_memory, "sim: node " + std::to_string(node) + " has no memory");
-    Window& w = it->second;
-    const std::uint64_t start = round_up(w.next, 2 * kMiB);
-    if (bytes == 0 || bytes % kPage != 0 || start + bytes > w.floor || start + bytes < start)
+    if (bytes == 0 || bytes % kPage != 0)
+      return make_error(Errc::invalid_argument, "sim: " + std::to_string(bytes) + " bytes is not whole pages");
+    Result<std::uint64_t> base = std::uint64_t{0};
+    if (at) {
+      if (Status s = mem_.take(*at, bytes, node); !s) base = std::move(s).error();
+      else base = *at;
+    } else {
+      base = mem_.alloc_top_down(round_up(bytes, config::kCmaMinAlignment), config::kCmaMinAlignment, 0,
+                                 mem_.end(), node);
+      if (base && round_up(bytes, config::kCmaMinAlignment) != bytes)  // keep only what was asked
+        mem_.give_back(*base + bytes, round_up(bytes, config::kCmaMinAlignment) - bytes, node);
+    }
+    if (!base)
       return make_error(Errc::no_memory, "sim: node " + std::to_string(node) + " cannot hold " +
-                                             std::to_string(bytes >> 20) + " MiB more");
+                                             std::to_string(bytes >> 20) + " MiB more: " + base.error().message);
     Result<void*> cpu = os::map_anonymous(bytes, /*noreserve=*/true);
-    if (!cpu) return std::move(cpu).error();
-    w.next = start + bytes;
+    if (!cpu) {
+      mem_.give_back(*base, bytes, node);
+      return std::move(cpu).error();
+    }
     Reservation r;
     r.kind = "sim";
     r.node = node;
     r.cpu_base = reinterpret_cast<std::uintptr_t>(*cpu);
     r.bytes = r.mapped_bytes = bytes;
     r.addr_kind = AddrKind::physical;
-    r.segments = {{0, bytes / kPage, start}};
+    r.segments = {{0, bytes / kPage, *base}};
     return r;
   }
 
   void release(const Reservation& r) noexcept override {
     (void)os::unmap(reinterpret_cast<void*>(r.cpu_base), r.mapped_bytes);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!r.segments.empty()) mem_.give_back(r.segments.front().dma_base, r.bytes, r.node);
   }
 
   Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool /*need_physical*/) override {
     if (node == -1) node = first_memory_node_;
     bytes = round_up(bytes, kPage);
+    if (bytes > kMaxPagesBlock)
+      return make_error(Errc::no_memory,
+                        "sim pages: " + std::to_string(bytes / kPage) +
+                            " pages is beyond the page allocator's largest block (order 10: 4 MiB), "
+                            "which the kernel's alloc_pages_node refuses");
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = windows_.find(node);
-    if (it == windows_.end() || !it->second.has_memory)
+    auto it = nodes_.find(node);
+    if (it == nodes_.end() || !it->second.has_memory)
       return make_error(Errc::no_memory, "sim pages: node " + std::to_string(node) + " has no memory");
-    Window& w = it->second;
+    Node& w = it->second;
     if (w.live + bytes > w.limit || w.live + bytes < w.live)
       return make_error(Errc::no_memory, "sim pages: node " + std::to_string(node) + " is out of memory");
-    // Reuse a freed simulated range (first fit), else carve below the floor.
-    std::uint64_t dma = 0;
-    bool found = false;
-    for (auto f = w.free.begin(); f != w.free.end(); ++f) {
-      if (f->second >= bytes) {
-        dma = f->first;
-        const std::uint64_t rest = f->second - bytes;
-        w.free.erase(f);
-        if (rest != 0) w.free.emplace(dma + bytes, rest);
-        found = true;
-        break;
-      }
-    }
-    if (!found) {
-      if (w.floor < w.next + bytes)
-        return make_error(Errc::no_memory, "sim pages: node " + std::to_string(node) + " is out of memory");
-      w.floor -= bytes;
-      dma = w.floor;
-    }
+    // An order-n block is naturally aligned, as the buddy allocator's are.
+    std::uint64_t align = kPage;
+    while (align < bytes) align <<= 1;
+    Result<std::uint64_t> dma = mem_.alloc_top_down(bytes, align, 0, mem_.end(), node);
+    if (!dma)
+      return make_error(Errc::no_memory, "sim pages: node " + std::to_string(node) + " is out of memory");
     Result<void*> cpu = os::map_anonymous(bytes, /*noreserve=*/true);
     if (!cpu) {
-      w.free.emplace(dma, bytes);
+      mem_.give_back(*dma, bytes, node);
       return std::move(cpu).error();
     }
     w.live += bytes;
@@ -117,7 +130,7 @@ class SimBacking final : public Backing {
     b.node = node;
     b.cpu = reinterpret_cast<std::uintptr_t>(*cpu);
     b.bytes = b.mapped_bytes = bytes;
-    b.dma_addr = dma;
+    b.dma_addr = *dma;
     b.contiguous = true;  // simulates alloc_pages_node(order): contiguous
     b.addr_kind = AddrKind::physical;
     return b;
@@ -126,21 +139,21 @@ class SimBacking final : public Backing {
   void free_pages(const PagesBlock& b) noexcept override {
     (void)os::unmap(reinterpret_cast<void*>(b.cpu), b.mapped_bytes);
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = windows_.find(b.node);
-    if (it == windows_.end()) return;
+    auto it = nodes_.find(b.node);
+    if (it == nodes_.end()) return;
     it->second.live -= b.bytes;
-    it->second.free.emplace(b.dma_addr, b.bytes);
+    mem_.give_back(b.dma_addr, b.bytes, b.node);
   }
 
  private:
-  struct Window {
-    std::uint64_t base = 0, top = 0, next = 0, floor = 0, limit = 0, live = 0;
+  struct Node {
+    std::uint64_t limit = 0, live = 0;
     bool has_memory = false;
-    std::map<std::uint64_t, std::uint64_t> free;  // freed page ranges: dma -> bytes
   };
   SimOptions opts_;
   std::mutex mu_;
-  std::map<int, Window> windows_;
+  config::Memblock mem_;  // the simulated physical memory still free
+  std::map<int, Node> nodes_;
   unsigned reservations_ = 0;
   int first_memory_node_ = -1;
 };

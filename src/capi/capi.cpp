@@ -119,7 +119,9 @@ void* ncma_alloc_coherent(ncma_pool* pool, const ncma_device* dev, size_t size,
     return nullptr;
   }
   numacma::detail::PoolImpl* impl = numacma::detail::impl_of(pool->pool);
-  numacma::Result<numacma::detail::RawBuffer> r = impl->alloc(dev->dev, size);
+  // The calling CPU: a device with no node gets pages on its node (A3, A7).
+  const int cpu = dev->dev.node == numacma::kNoNode ? impl->backing->calling_cpu() : -1;
+  numacma::Result<numacma::detail::RawBuffer> r = impl->alloc(dev->dev, size, cpu);
   if (!r) {
     set_error(r.error());
     return nullptr;

@@ -34,6 +34,17 @@ bool is_space(char c) noexcept {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/** "4 MiB", "0 B", "4097 B": a size as the notes write it (whole units only). */
+std::string fmt_size(std::uint64_t b) {
+  static constexpr const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int u = 0;
+  while (u < 6 && b >= 1024 && b % 1024 == 0) {
+    b /= 1024;
+    ++u;
+  }
+  return std::to_string(b) + " " + units[u];
+}
+
 Error bad_token(std::string_view token, const std::string& why) {
   return make_error(Errc::invalid_argument, "'" + std::string(token) + "': " + why);
 }
@@ -76,11 +87,20 @@ Status parse_numa_cma(std::string_view token, std::string_view value, Params& pa
       return bad_token(token, "entry '" + std::string(entry) + "': missing size after ':'");
     auto size = parse_size(size_text);
     if (!size) return bad_token(token, size.error().message);
-    for (const auto& [seen, bytes] : params.numa_cma) {
-      (void)bytes;
-      if (seen == *node) return bad_token(token, "node " + std::to_string(*node) + " given twice");
+    // The kernel's early_numa_cma stores numa_cma_size[nid] = size: a node
+    // given again takes the later size. It keeps the place of its first
+    // entry, so the plan's order of numa areas (one per node) is unchanged.
+    bool seen = false;
+    for (auto& [n, bytes] : params.numa_cma) {
+      if (n != *node) continue;
+      params.notes.push_back("numa_cma: node " + std::to_string(n) + " given twice: " +
+                             fmt_size(bytes) + " overridden by " + fmt_size(*size) +
+                             ", as the kernel does");
+      bytes = *size;
+      seen = true;
+      break;
     }
-    params.numa_cma.emplace_back(*node, *size);
+    if (!seen) params.numa_cma.emplace_back(*node, *size);
     if (comma == std::string_view::npos) break;
     pos = comma + 1;
   }

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/memblock.hpp"
 #include "numacma/result.hpp"
 #include "topology/topology.hpp"
 
@@ -33,12 +34,19 @@ Result<std::uint64_t> parse_size(std::string_view text);
 struct Params {
   std::optional<std::uint64_t> cma_bytes;      ///< cma=<size>
   std::optional<std::uint64_t> pernuma_bytes;  ///< cma_pernuma=<size>
-  std::vector<std::pair<int, std::uint64_t>> numa_cma;  ///< numa_cma=<node>:<size>,...
+  /** numa_cma=<node>:<size>,... one entry per node, in the order each node
+   *  first appears; a node given again keeps its place and takes the later
+   *  size (the kernel's numa_cma_size[nid] = size). */
+  std::vector<std::pair<int, std::uint64_t>> numa_cma;
+  /** What was accepted but deserves a word (a numa_cma= node given twice);
+   *  the pool adds these to its reservation notes. */
+  std::vector<std::string> notes;
 };
 
-/** Whitespace-separated tokens. Unknown keys, duplicate keys, duplicate
- *  nodes in numa_cma=, `cma=<size>@<base>` (a physical base cannot be
- *  chosen from user space) and malformed values are errors. */
+/** Whitespace-separated tokens. Unknown keys, duplicate keys,
+ *  `cma=<size>@<base>` (a physical base cannot be chosen from user space)
+ *  and malformed values are errors. A node given twice in numa_cma= is not:
+ *  as in the kernel the last size wins, and a note says so. */
 Result<Params> parse_params(std::string_view text);
 
 enum class AreaKind { default_area, pernuma, numa, device };
@@ -48,7 +56,8 @@ struct PlannedArea {
   std::string name;      ///< "reserved", "pernuma<N>", "numa<N>", device name
   AreaKind kind = AreaKind::default_area;
   int node = -1;
-  std::uint64_t bytes = 0;  ///< rounded up to whole pages and whole bitmap bits (R6)
+  std::uint64_t bytes = 0;  ///< rounded up to 2 MiB (the CMA minimum alignment) and whole bitmap bits (R6)
+  std::uint64_t phys_base = 0;  ///< where the kernel would put it (memblock.hpp); the sim backing's address
 };
 
 struct NotPlaced {
@@ -58,13 +67,27 @@ struct NotPlaced {
 };
 
 struct ReservationPlan {
-  std::vector<PlannedArea> areas;     ///< in reservation order: default, pernuma, numa
-  std::vector<NotPlaced> not_placed;  ///< R3: reported, not fatal
+  std::vector<PlannedArea> areas;     ///< default, pernuma (by node), numa (as given)
+  std::vector<NotPlaced> not_placed;  ///< R3, R4: reported, not fatal
+  Arch arch = Arch::x86_64;
+  /** Physical memory still free once the areas are placed (device areas and
+   *  the sim's page fallback come from it). */
+  std::vector<PhysRange> free_after;
 };
 
-/** Places params on the topology (R1-R6). A size of 0 plans nothing for that
- *  key. page_size is P; sizes round up to P << order_per_bit. */
+/** Places params on the topology (R1-R6) as the kernel would on `arch`:
+ *  sizes round up to 2 MiB (the CMA minimum alignment, a pageblock) and to
+ *  P << order_per_bit; the per-node areas are placed first, node by node
+ *  (pernuma<N>, then numa<N>), each inside its node; then the default area
+ *  below the architecture's limit (memblock.hpp). An area that does not fit
+ *  is in not_placed with the reason, as the kernel warns and goes on (R4).
+ *  A size of 0 plans nothing for that key. */
 ReservationPlan make_plan(const Params& params, const topo::Topology& topology,
-                          std::uint64_t page_size = 4096, unsigned order_per_bit = 0);
+                          std::uint64_t page_size = 4096, unsigned order_per_bit = 0,
+                          Arch arch = host_arch());
+
+/** Places one more area (a device's own) in the plan's free memory, top-down
+ *  inside its node; not_placed (with the reason) when it does not fit. */
+void place_device_area(ReservationPlan& plan, PlannedArea area);
 
 }  // namespace numacma::config

@@ -1,20 +1,24 @@
-// src/config/plan.cpp — placing parsed parameters on a topology (SEMANTICS R1-R6).
+// src/config/plan.cpp — placing parsed parameters on a topology (SEMANTICS R1-R6),
+// as the kernel's dma_contiguous_reserve() does.
 //
-//   Params                      Topology (online nodes, has_memory)
-//     cma=64M        ---------> "reserved"  on first_memory_node()      (R1, R5)
-//     cma_pernuma=16M --------> "pernuma<N>" on each node with memory   (R2)
-//     numa_cma=1:32M,5:8M ----> "numa1" on node 1; node 5 -> not_placed (R3)
+//   Params                       Topology (online nodes, has_memory, memory blocks)
+//     cma=64M        ----------> "reserved"   below the arch's limit (R1, R5)
+//     cma_pernuma=16M ---------> "pernuma<N>" in each node with memory (R2)
+//     numa_cma=1:32M,5:8M -----> "numa1" in node 1; node 5 -> not_placed (R3)
 //
-//   bytes := round_up(size, page_size << order_per_bit)                 (R6)
+//   bytes := round_up(size, max(2 MiB pageblock, page_size << order_per_bit))  (R6)
+//   place(): node by node pernuma<N> then numa<N>, then the default area, each
+//            where cma_declare_contiguous_nid puts it (memblock.hpp); what does
+//            not fit -> not_placed with the reason (R4: the kernel warns, goes on)
 //
-// The plan is only where and how much; whether the memory can really be had
-// (enough hugepages, mbind allowed) is the backing's question at pool start
-// (R4). A request that cannot even be placed is reported in not_placed, never
-// dropped silently and never fatal.
+// The plan is where and how much; whether the memory can really be had on a
+// real backing (enough hugepages, mbind allowed) is the backing's question at
+// pool start (R4). Nothing is dropped silently and nothing here is fatal.
 #include <cstdint>
 #include <limits>
 #include <string>
 
+#include "config/memblock.hpp"
 #include "config/params.hpp"
 
 namespace numacma::config {
@@ -52,26 +56,66 @@ struct Planner {
       return;
     }
     const std::uint64_t rounded = rem == 0 ? bytes : bytes + (granule - rem);
-    plan.areas.push_back({std::move(name), kind, node, rounded});
+    plan.areas.push_back({std::move(name), kind, node, rounded, 0});
   }
 };
+
+/** The kernel's order (dma_contiguous_reserve): for each node in id order
+ *  pernuma<N> then numa<N>, each inside its node; then the default area
+ *  below the architecture's limit. What does not fit moves to not_placed. */
+void place(ReservationPlan& plan, const topo::Topology& topology) {
+  const std::vector<PhysRange> layout = physical_layout(topology);
+  Memblock mem(layout);
+  std::vector<std::size_t> order;
+  for (const topo::NodeInfo& n : topology.nodes())
+    for (AreaKind k : {AreaKind::pernuma, AreaKind::numa})
+      for (std::size_t i = 0; i < plan.areas.size(); ++i)
+        if (plan.areas[i].kind == k && plan.areas[i].node == n.id) order.push_back(i);
+  for (std::size_t i = 0; i < plan.areas.size(); ++i)
+    if (plan.areas[i].kind == AreaKind::default_area) order.push_back(i);
+  std::vector<bool> keep(plan.areas.size(), true);
+  for (std::size_t i : order) {
+    PlannedArea& a = plan.areas[i];
+    const bool dflt = a.kind == AreaKind::default_area;
+    Result<std::uint64_t> base =
+        mem.cma_reserve(a.bytes, dflt ? default_area_limit(plan.arch, layout) : 0, dflt ? -1 : a.node);
+    if (!base) {
+      plan.not_placed.push_back({a.name, dflt ? -1 : a.node, "not reserved: " + base.error().message});
+      keep[i] = false;
+      continue;
+    }
+    a.phys_base = *base;
+    if (dflt) {  // the node it landed on
+      for (const PhysRange& r : layout)
+        if (r.start <= *base && *base < r.end) a.node = r.node;
+    }
+  }
+  std::vector<PlannedArea> kept;
+  for (std::size_t i = 0; i < plan.areas.size(); ++i)
+    if (keep[i]) kept.push_back(std::move(plan.areas[i]));
+  plan.areas = std::move(kept);
+  plan.free_after = mem.free();
+}
 
 }  // namespace
 
 ReservationPlan make_plan(const Params& params, const topo::Topology& topology,
-                          std::uint64_t page_size, unsigned order_per_bit) {
+                          std::uint64_t page_size, unsigned order_per_bit, Arch arch) {
   Planner p;
   p.page_size = page_size;
   p.order_per_bit = order_per_bit;
   p.granule = granule_of(page_size, order_per_bit);
+  // Every CMA area is a whole number of pageblocks (cma_declare_contiguous_nid
+  // aligns the size up to CMA_MIN_ALIGNMENT_BYTES).
+  if (p.granule != 0 && p.granule < kCmaMinAlignment) p.granule = kCmaMinAlignment;
+  p.plan.arch = arch;
 
-  // R1/R5: the default area on the first online node with memory.
+  // R1/R5: the default area; its node is where place() puts it.
   if (params.cma_bytes && *params.cma_bytes != 0) {
-    const int node = topology.first_memory_node();
-    if (node < 0)
+    if (topology.first_memory_node() < 0)
       p.plan.not_placed.push_back({"reserved", -1, "no online node has memory"});
     else
-      p.add("reserved", AreaKind::default_area, node, *params.cma_bytes);
+      p.add("reserved", AreaKind::default_area, -1, *params.cma_bytes);
   }
 
   // R2: one area per online node with memory, ascending id (nodes() is sorted).
@@ -99,7 +143,20 @@ ReservationPlan make_plan(const Params& params, const topo::Topology& topology,
     else
       p.add(std::move(name), AreaKind::numa, node, bytes);
   }
+  place(p.plan, topology);
   return p.plan;
+}
+
+void place_device_area(ReservationPlan& plan, PlannedArea area) {
+  Memblock mem(plan.free_after, 0);
+  Result<std::uint64_t> base = mem.alloc_top_down(area.bytes, kCmaMinAlignment, 0, mem.end(), area.node);
+  if (!base) {
+    plan.not_placed.push_back({area.name, area.node, "device area does not fit: " + base.error().message});
+    return;
+  }
+  area.phys_base = *base;
+  plan.areas.push_back(std::move(area));
+  plan.free_after = mem.free();
 }
 
 }  // namespace numacma::config

@@ -87,7 +87,18 @@ std::uint64_t Area::dma_of_page(std::uint64_t page) const noexcept {
 }
 
 Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit) {
+  // Two requests return before cma_alloc's accounting in the kernel
+  // (__cma_alloc: `if (!count)` and `if (bitmap_count > bitmap_maxno)`), so
+  // neither is counted in alloc_pages_fail: no pages, and more bitmap bits
+  // than the whole area has (cma_bitmap_pages_to_bits, without ALIGN's
+  // overflow for a huge count).
   if (count == 0) return make_error(Errc::invalid_argument, "area '" + cfg_.name + "': 0 pages");
+  const unsigned opb = cfg_.order_per_bit;
+  const std::uint64_t partial_bit = (count & ((std::uint64_t{1} << opb) - 1)) != 0 ? 1 : 0;
+  if ((count >> opb) + partial_bit > (cfg_.pages >> opb))
+    return make_error(Errc::no_memory, cfg_.name + ": " + fmt_pages(count) +
+                                           " is more than the whole area (" +
+                                           fmt_pages(cfg_.pages) + ")");
   align_order = std::min(align_order, cfg_.max_align_order);
   if (lowest_dma_ > dma_limit) return make_error(Errc::unreachable, cfg_.name + ": above the DMA mask");
   // A count that is not a whole number of the current bits needs finer ones

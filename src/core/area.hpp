@@ -76,11 +76,14 @@ class Area {
   static Result<Area> create(AreaConfig config);
 
   /**
-   * cma_alloc(count, align_order). count > 0. align_order is clamped to
+   * cma_alloc(count, align_order). align_order is clamped to
    * max_align_order. dma_limit is the highest DMA address the last byte may
    * have. Fails with Errc::no_memory when no fitting run exists (counted in
    * alloc_pages_fail), Errc::unreachable when no page of the area is at or
-   * below dma_limit (not counted: the area was skipped, as A8 says).
+   * below dma_limit (not counted: the area was skipped, as A8 says). Not
+   * counted either, as the kernel returns before its accounting: count == 0
+   * (Errc::invalid_argument) and a count of more bitmap bits than the whole
+   * area (Errc::no_memory).
    */
   Result<Block> alloc(std::uint64_t count, unsigned align_order,
                       std::uint64_t dma_limit = UINT64_MAX);

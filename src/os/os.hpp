@@ -90,4 +90,8 @@ Status write_file(const std::string& path, const std::string& text);
 /** getuid() == 0. */
 bool is_root() noexcept;
 
+/** The CPU the calling thread runs on now (sched_getcpu), -1 when the kernel
+ *  cannot tell. A hint only: the thread may move to another CPU at once. */
+int current_cpu() noexcept;
+
 }  // namespace numacma::os

@@ -3,17 +3,19 @@
 //   alloc(dev, bytes)
 //     A1  bytes == 0 -> EINVAL; count = ceil(bytes / P)
 //     A2  dev.area set -> that area only (exclusive): success or the error
-//     A3  count == 1 -> pages on dev.node
+//     A3  count == 1 -> pages on dev.node (node -1: the calling CPU's node,
+//         numa_mem_id(); an unknown CPU: CPU 0's node, else the first with memory)
 //     A4  node != -1 and mask > 32 bits (not a low-zone request; in vfio mode
 //         the mask never makes one: it limits IOVAs, not memory)
 //             -> pernuma<N>, numa<N>
 //         policy=nearest: the other nodes' pernuma/numa by distance
 //     A5  -> reserved
-//     A7  -> pages on dev.node (physical mode: a multi-page block that is not
-//            physically contiguous is refused; IOVA mode: returned, marked)
+//     A7  -> pages on dev.node, or on the calling CPU's node as in A3
+//            (physical mode: a multi-page block that is not physically
+//            contiguous is refused; IOVA mode: returned, marked)
 //     A8  every candidate is searched only below the device's mask; an area
 //         entirely above it is skipped
-//     A9  the outcome is counted for the requesting node
+//     A9  the outcome is counted for the requesting node (-1 has its own slot)
 #include <algorithm>
 #include <bit>
 #include <mutex>
@@ -83,7 +85,7 @@ backing::PagesBlock PageShelf::take(std::uint32_t s) {
   return pb;
 }
 
-Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
+Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_t bytes) {
   const auto to_raw = [](const backing::PagesBlock& pb) {
     RawBuffer r;
     r.cpu = reinterpret_cast<void*>(pb.cpu);
@@ -98,8 +100,7 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
   // A3's common case: reuse a page this node freed before (not in vfio mode:
   // a freed page is unmapped at once, so the device can no longer reach it).
   if (bytes == kPageSize && !vfio) {
-    // A -1 request may take a page of any node: the first node with memory.
-    PageShelf& sh = shelf_for(dev.node == kNoNode ? topology.first_memory_node() : dev.node);
+    PageShelf& sh = shelf_for(node);
     std::lock_guard<std::mutex> lock(sh.mu);  // one lock: cache pop + live insert
     if (!sh.cached.empty()) {
       const std::uint32_t slot = sh.cached.back();
@@ -111,7 +112,7 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
       }
     }
   }
-  Result<backing::PagesBlock> pb = backing->alloc_pages(dev.node, bytes, !iova_mode);
+  Result<backing::PagesBlock> pb = backing->alloc_pages(node, bytes, !iova_mode);
   if (!pb) return std::move(pb).error();
   if (vfio) {  // A8 in IOVA space: mapped below the device's own mask
     if (Status s = map_pages_vfio(*this, *pb, dev.coherent_dma_mask); !s) {
@@ -134,7 +135,7 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, std::uint64_t bytes) {
   return r;
 }
 
-Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes) {
+Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes, int cpu) {
   NodeCounters& ctr = counters_for(dev.node);
   auto fail = [&](Errc code, std::string msg) -> Result<RawBuffer> {
     ctr.failed.fetch_add(1, std::memory_order_relaxed);
@@ -213,8 +214,11 @@ Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes) {
     if (auto r = attempt(default_, Served::default_area)) return done(std::move(r), ctr.default_area);
   }
 
-  // A7: ordinary pages on the device's node.
-  Result<RawBuffer> p = from_pages(dev, count * kPageSize);
+  // A7 (and A3): ordinary pages on the device's node; for a device with no
+  // node, on the calling CPU's (the kernel's alloc_pages_node(NUMA_NO_NODE)
+  // takes numa_mem_id()).
+  const int page_node = dev.node != kNoNode ? dev.node : node_of_cpu(cpu);
+  Result<RawBuffer> p = from_pages(dev, page_node, count * kPageSize);
   if (p) return done(std::move(p), ctr.pages);
   note(p.error());
   Errc code = p.error().code;

@@ -44,6 +44,45 @@ std::string fmt_hex(std::uint64_t v) {
 
 PoolImpl* impl_of(const Pool& pool) noexcept { return pool.impl_.get(); }
 
+void PoolImpl::map_cpus() {
+  // The kernel's numa_mem_id(): a CPU's own node, or, on a memoryless node,
+  // the nearest node with memory (its zonelist's first). No memory anywhere:
+  // the CPU's own node, whose page requests then fail as they would.
+  const auto mem_node = [&](int node) {
+    const topo::NodeInfo* ni = topology.node(node);
+    if (ni != nullptr && ni->has_memory) return node;
+    const std::vector<int> near = topology.nodes_by_distance(node);
+    return near.empty() ? node : near.front();
+  };
+  int max_cpu = -1;
+  for (const topo::NodeInfo& n : topology.nodes())
+    for (int c : n.cpus) max_cpu = std::max(max_cpu, c);
+  cpu_mem_node_.assign(static_cast<std::size_t>(max_cpu + 1), kNoNode);
+  for (const topo::NodeInfo& n : topology.nodes()) {
+    const int m = mem_node(n.id);
+    for (int c : n.cpus) cpu_mem_node_[static_cast<std::size_t>(c)] = m;
+  }
+  unknown_cpu_node_ = knows_cpu(0) ? cpu_mem_node_[0] : topology.first_memory_node();
+  if (unknown_cpu_node_ == kNoNode && !topology.nodes().empty())
+    unknown_cpu_node_ = topology.nodes().front().id;
+}
+
+Result<DmaBuffer> PoolImpl::alloc_buffer(const Device& dev, std::size_t bytes, int cpu) {
+  Result<RawBuffer> r = alloc(dev, bytes, cpu);
+  if (!r) return std::move(r).error();
+  DmaBuffer b;
+  b.pool_ = shared_from_this();
+  b.cpu_ = r->cpu;
+  b.dma_ = r->dma;
+  b.size_ = bytes;
+  b.node_ = r->node;
+  b.area_ = r->area;
+  b.iova_ = r->iova;
+  b.contiguous_ = r->contiguous;
+  b.served_ = r->served;
+  return b;
+}
+
 PoolImpl::~PoolImpl() {
   // Page blocks are unmapped from the IOMMU (vfio mode) before they are
   // freed; then the container goes (unmapping the areas) before the areas'
@@ -139,6 +178,7 @@ Result<Pool> Pool::create(const PoolOptions& options) {
   if (!topology) return std::move(topology).error();
   impl->topology = std::move(*topology);
   const topo::Topology& t = impl->topology;
+  impl->map_cpus();
 
   if (options.order_per_bit > 9)
     return make_error(Errc::invalid_argument,
@@ -147,7 +187,10 @@ Result<Pool> Pool::create(const PoolOptions& options) {
   Result<config::Params> params = config::parse_params(options.params);
   if (!params) return std::move(params).error();
   config::ReservationPlan plan =
-      config::make_plan(*params, t, detail::kPageSize, options.order_per_bit);
+      config::make_plan(*params, t, detail::kPageSize, options.order_per_bit,
+                        options.arch == Arch::host     ? config::host_arch()
+                        : options.arch == Arch::arm64 ? config::Arch::arm64
+                                                      : config::Arch::x86_64);
 
   // Device areas (dev->cma_area): validated here, reserved with the rest.
   std::set<std::string> names;
@@ -161,7 +204,10 @@ Result<Pool> Pool::create(const PoolOptions& options) {
       return make_error(Errc::invalid_argument, "device area '" + d.device + "' declared twice");
     if (d.bytes == 0)
       return make_error(Errc::invalid_argument, "device area '" + d.device + "' has size 0");
-    const int node = d.node == kNoNode ? t.first_memory_node() : d.node;
+    int node = d.node == kNoNode ? t.first_memory_node() : d.node;
+    if (d.node == kNoNode)  // the default area's node, where the plan put it
+      for (const config::PlannedArea& pa : plan.areas)
+        if (pa.kind == config::AreaKind::default_area) node = pa.node;
     const topo::NodeInfo* ni = t.node(node);
     if (ni == nullptr || !ni->has_memory) {
       impl->notes.push_back({d.device, node,
@@ -171,9 +217,10 @@ Result<Pool> Pool::create(const PoolOptions& options) {
     }
     if (d.bytes > (std::uint64_t{1} << 46))
       return make_error(Errc::invalid_argument, "device area '" + d.device + "' is too large");
-    plan.areas.push_back({d.device, config::AreaKind::device, node,
-                          (d.bytes + granule - 1) / granule * granule});
+    config::place_device_area(plan, {d.device, config::AreaKind::device, node,
+                                     (d.bytes + granule - 1) / granule * granule, 0});
   }
+  for (const std::string& n : params->notes) impl->notes.push_back({"params", kNoNode, n});
   for (const config::NotPlaced& np : plan.not_placed)
     impl->notes.push_back({np.name, np.node, np.reason});
 
@@ -194,7 +241,7 @@ Result<Pool> Pool::create(const PoolOptions& options) {
   impl->shelves = std::vector<detail::PageShelf>(static_cast<std::size_t>(max_node) + 2);
 
   for (const config::PlannedArea& pa : plan.areas) {
-    Result<backing::Reservation> r = impl->backing->reserve(pa.node, pa.bytes);
+    Result<backing::Reservation> r = impl->backing->reserve_at(pa.node, pa.bytes, pa.phys_base);
     if (!r) {  // R4: the pool starts anyway; this node simply has no such area
       impl->notes.push_back({pa.name, pa.node, "not reserved: " + r.error().message});
       continue;
@@ -257,19 +304,10 @@ Result<Pool> Pool::create(const PoolOptions& options) {
 }
 
 Result<DmaBuffer> Pool::alloc_coherent(const Device& dev, std::size_t bytes) {
-  Result<detail::RawBuffer> r = impl_->alloc(dev, bytes);
-  if (!r) return std::move(r).error();
-  DmaBuffer b;
-  b.pool_ = impl_;
-  b.cpu_ = r->cpu;
-  b.dma_ = r->dma;
-  b.size_ = bytes;
-  b.node_ = r->node;
-  b.area_ = r->area;
-  b.iova_ = r->iova;
-  b.contiguous_ = r->contiguous;
-  b.served_ = r->served;
-  return b;
+  // The calling CPU matters only to a device with no node (its pages come
+  // from that CPU's node, A3/A7): the others do not ask for it.
+  const int cpu = dev.node == kNoNode ? impl_->backing->calling_cpu() : -1;
+  return impl_->alloc_buffer(dev, bytes, cpu);
 }
 
 Status Pool::free_coherent(const Device& dev, std::size_t bytes, void* cpu,

@@ -8,6 +8,8 @@
 //   │     by_cpu_[]         areas sorted by CPU address, for F1's "whichever contains it"
 //   ├── shelves[node + 1]   page blocks (A3/A7) of each node, each with its own mutex
 //   ├── counters            per requesting node (A9), atomics: no lock on the hot path
+//   ├── cpu_mem_node_[cpu]  the node whose pages a CPU's no-node (-1) request gets
+//                           (A3, A7: the kernel's numa_mem_id())
 //   └── vfio                (vfio mode) the IOMMU container: every area mapped at
 //                           creation; page blocks mapped on alloc, unmapped on free
 //
@@ -101,7 +103,7 @@ struct RawBuffer {
   Served served = Served::pages;
 };
 
-struct PoolImpl {
+struct PoolImpl : std::enable_shared_from_this<PoolImpl> {
   PoolOptions opts;
   topo::Topology topology;
   std::unique_ptr<backing::Backing> backing;
@@ -118,9 +120,33 @@ struct PoolImpl {
   std::vector<PageShelf> shelves;      // [node + 1]; slot 0 = kNoNode
   std::atomic<std::uint64_t> bad_frees{0};
 
+  /** CPU id -> the node with memory nearest to it, as the kernel's
+   *  numa_mem_id(): the CPU's own node, or for a memoryless node the nearest
+   *  node with memory; -1 for a CPU the topology does not list. */
+  std::vector<int> cpu_mem_node_;
+  /** The node for a CPU that is unknown (-1, or not in the topology): CPU 0's,
+   *  else the first node with memory. */
+  int unknown_cpu_node_ = kNoNode;
+
   ~PoolImpl();
 
-  Result<RawBuffer> alloc(const Device& dev, std::size_t bytes);
+  /** Fills cpu_mem_node_ and unknown_cpu_node_ from the topology (create). */
+  void map_cpus();
+  /** True when the topology lists the CPU. */
+  bool knows_cpu(int cpu) const noexcept {
+    return cpu >= 0 && static_cast<std::size_t>(cpu) < cpu_mem_node_.size() &&
+           cpu_mem_node_[static_cast<std::size_t>(cpu)] != kNoNode;
+  }
+  /** The node a no-node device's pages come from when `cpu` asks (A3, A7). */
+  int node_of_cpu(int cpu) const noexcept {
+    return knows_cpu(cpu) ? cpu_mem_node_[static_cast<std::size_t>(cpu)] : unknown_cpu_node_;
+  }
+
+  /** dma_alloc_coherent. cpu: the calling CPU (-1: unknown), which matters
+   *  only to a device with no node: its pages come from that CPU's node. */
+  Result<RawBuffer> alloc(const Device& dev, std::size_t bytes, int cpu);
+  /** alloc() wrapped in a DmaBuffer of this pool (Pool::alloc_coherent, replay). */
+  Result<DmaBuffer> alloc_buffer(const Device& dev, std::size_t bytes, int cpu);
   /** area_hint: the owning area, kUnknownArea (an address from the caller:
    *  F1 looks for the area that contains it) or kPagesBuffer (a DmaBuffer's
    *  own record that it came from pages); node_hint: the node of a pages
@@ -131,7 +157,9 @@ struct PoolImpl {
  private:
   NodeCounters& counters_for(int node) noexcept;
   Result<RawBuffer> from_area(int idx, std::uint64_t count, std::uint64_t limit, Served served);
-  Result<RawBuffer> from_pages(const Device& dev, std::uint64_t bytes);
+  /** A3/A7: pages on `node` (never kNoNode where a node has memory: a
+   *  no-node device's request comes with its CPU's node). */
+  Result<RawBuffer> from_pages(const Device& dev, int node, std::uint64_t bytes);
   int area_by_cpu(std::uintptr_t cpu) const noexcept;
   PageShelf& shelf_for(int node) noexcept;
   Status reject_free(std::string msg);

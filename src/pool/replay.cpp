@@ -1,4 +1,6 @@
 // src/pool/replay.cpp — the replay engine: trace lines in, decisions out.
+// An alloc goes through the pool as Pool::alloc_coherent would, but on the
+// trace's CPU (cpu=<N>) rather than the one asking.
 #include "pool/replay.hpp"
 
 #include "pool/pool_impl.hpp"
@@ -30,7 +32,16 @@ json Replayer::feed(std::string_view line, std::size_t line_no) {
       Device dev = Device::on_node(t.node, t.device.empty() ? "trace" : t.device, t.dma_mask);
       if (auto it = device_area_.find(t.device); !t.device.empty() && it != device_area_.end())
         dev.area = it->second;
-      Result<DmaBuffer> b = pool_.alloc_coherent(dev, t.size);
+      // The CPU the request is made on (cpu=<N>; A3/A7 for a device with no
+      // node): by default the CPU this replay runs on, or CPU 0 where the
+      // topology (a fixture, say) does not list that one.
+      detail::PoolImpl& impl = *detail::impl_of(pool_);
+      int cpu = t.cpu;
+      if (cpu < 0 && t.node == kNoNode) {
+        cpu = impl.backing->calling_cpu();
+        if (!impl.knows_cpu(cpu)) cpu = 0;
+      }
+      Result<DmaBuffer> b = impl.alloc_buffer(dev, t.size, cpu);
       if (!b) return failure("alloc", b.error());
       json out{{"op", "alloc"},
                {"id", t.id},

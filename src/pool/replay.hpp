@@ -1,6 +1,6 @@
 // src/pool/replay.hpp — runs a trace (src/pool/trace.hpp) through a real Pool.
 //
-//   trace line --parse_trace_line--> TraceLine --Pool::alloc_coherent / release-->
+//   trace line --parse_trace_line--> TraceLine --PoolImpl::alloc_buffer(cpu) / release-->
 //   one JSON object per request (DESIGN.md "replay output"), then stats_json().
 //
 // The engine holds the live buffers by trace id; buffers still live when the

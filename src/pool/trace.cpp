@@ -1,7 +1,7 @@
 // src/pool/trace.cpp — one line of a replay trace into a TraceLine.
 //
-//   "alloc q0 2 64K dma_mask=0xffffffff device=nvme0   # comment"
-//    |     |  | |   '-------- options, any order, each once -'
+//   "alloc q0 2 64K dma_mask=0xffffffff device=nvme0 cpu=5   # comment"
+//    |     |  | |   '------------ options, any order, each once -'
 //    |     |  | '-- size: parse_size (memparse: K/M/G/T/P/E, 0x hex, 0 octal)
 //    |     |  '---- node: -1 or 0..1023
 //    |     '------- id: any token without whitespace ('#' starts a comment)
@@ -60,6 +60,19 @@ int parse_node(std::string_view t) noexcept {
   return v;
 }
 
+/** cpu=<N>: decimal 0..kMaxCpu. Returns "" on success, else why. */
+std::string parse_cpu(std::string_view t, int& out) {
+  if (t.empty()) return "is empty";
+  int v = 0;
+  for (char c : t) {
+    if (c < '0' || c > '9') return "must be a decimal number";
+    v = v * 10 + (c - '0');
+    if (v > kMaxCpu) return "is out of range 0.." + std::to_string(kMaxCpu);
+  }
+  out = v;
+  return "";
+}
+
 /** "0x<hex>", non-zero, at most 64 bits. Returns "" on success, else why. */
 std::string parse_mask(std::string_view t, std::uint64_t& out) {
   if (t.size() < 3 || t[0] != '0' || (t[1] != 'x' && t[1] != 'X'))
@@ -102,7 +115,7 @@ Result<TraceLine> parse_trace_line(std::string_view line, std::size_t line_no) {
   static constexpr const char* kFields[] = {"<id>", "<node|-1>", "<size>"};
   if (tok.size() < 4)
     return fail(std::string("alloc: missing ") + kFields[tok.size() - 1] +
-                " (alloc <id> <node|-1> <size> [dma_mask=0x<hex>] [device=<name>])");
+                " (alloc <id> <node|-1> <size> [dma_mask=0x<hex>] [device=<name>] [cpu=<N>])");
   out.op = TraceOp::alloc;
   out.id = std::string(tok[1]);
   out.node = parse_node(tok[2]);
@@ -113,7 +126,7 @@ Result<TraceLine> parse_trace_line(std::string_view line, std::size_t line_no) {
   if (!size) return fail("alloc: " + size.error().message);
   out.size = *size;
 
-  bool have_mask = false, have_device = false;
+  bool have_mask = false, have_device = false, have_cpu = false;
   for (std::size_t i = 4; i < tok.size(); ++i) {
     const std::string_view t = tok[i];
     if (t.starts_with("dma_mask=")) {
@@ -126,9 +139,14 @@ Result<TraceLine> parse_trace_line(std::string_view line, std::size_t line_no) {
       have_device = true;
       if (t.size() == 7) return fail("alloc: '" + std::string(t) + "': empty device name");
       out.device = std::string(t.substr(7));
+    } else if (t.starts_with("cpu=")) {
+      if (have_cpu) return fail("alloc: cpu given twice ('" + std::string(t) + "')");
+      have_cpu = true;
+      const std::string why = parse_cpu(t.substr(4), out.cpu);
+      if (!why.empty()) return fail("alloc: '" + std::string(t) + "': cpu " + why);
     } else {
       return fail("alloc: unexpected token '" + std::string(t) +
-                  "' (options: dma_mask=0x<hex>, device=<name>)");
+                  "' (options: dma_mask=0x<hex>, device=<name>, cpu=<N>)");
     }
   }
   return out;

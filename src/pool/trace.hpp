@@ -1,7 +1,7 @@
 // src/pool/trace.hpp — the replay trace format (DESIGN.md) and its reader.
 //
 //   # comment                                   (also after a request)
-//   alloc <id> <node|-1> <size>[K|M|G] [dma_mask=0x<hex>] [device=<name>]
+//   alloc <id> <node|-1> <size>[K|M|G] [dma_mask=0x<hex>] [device=<name>] [cpu=<N>]
 //   free <id>
 //
 // The reader is pure text -> TraceLine; it never touches a Pool, so it is
@@ -27,7 +27,14 @@ struct TraceLine {
   std::uint64_t size = 0;            ///< bytes (may be 0: the pool rejects it, A1)
   std::uint64_t dma_mask = ~std::uint64_t{0};
   std::string device;                ///< "" when not given
+  /** cpu=<N>: the CPU the request is made on (0..kMaxCpu), -1 when not
+   *  given. It matters to a device with no node, whose pages come from the
+   *  CPU's node (SEMANTICS A3, A7). */
+  int cpu = -1;
 };
+
+/** The largest CPU id a trace may name (the topology's cpulist bound). */
+inline constexpr int kMaxCpu = 1 << 20;
 
 /** Parses one line (without its newline). line_no is used in messages. */
 Result<TraceLine> parse_trace_line(std::string_view line, std::size_t line_no);

@@ -216,4 +216,36 @@ Result<std::string> parse_bdf(std::string_view text) {
   return out;
 }
 
+Result<std::uint64_t> parse_memory_block_name(std::string_view name) {
+  constexpr std::string_view prefix = "memory";
+  if (name.size() <= prefix.size() || name.substr(0, prefix.size()) != prefix)
+    return make_error(Errc::not_found, "'" + std::string(name) + "' is not a memory block");
+  std::uint64_t v = 0;
+  for (char c : name.substr(prefix.size())) {
+    if (c < '0' || c > '9' || v > (~std::uint64_t{0} - 9) / 10)
+      return make_error(Errc::not_found, "'" + std::string(name) + "' is not a memory block");
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return v;
+}
+
+Result<std::vector<MemRange>> memory_block_ranges(std::vector<std::uint64_t> indices,
+                                                  std::uint64_t block_size) {
+  if (block_size == 0 || (block_size & (block_size - 1)) != 0)
+    return make_error(Errc::invalid_argument,
+                      "memory block size " + std::to_string(block_size) + " is not a power of two");
+  std::sort(indices.begin(), indices.end());
+  std::vector<MemRange> out;
+  for (std::uint64_t i : indices) {
+    if (i > (~std::uint64_t{0} / block_size) - 1)
+      return make_error(Errc::invalid_argument, "memory block " + std::to_string(i) + " is beyond 64 bits");
+    const MemRange r{i * block_size, (i + 1) * block_size};
+    if (!out.empty() && out.back().end >= r.start)
+      out.back().end = std::max(out.back().end, r.end);
+    else
+      out.push_back(r);
+  }
+  return out;
+}
+
 }  // namespace numacma::topo

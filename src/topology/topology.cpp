@@ -110,6 +110,22 @@ Result<Topology> Topology::from_sysfs(const std::string& root) {
     has_memory = std::move(*hm);
   }
 
+  // Memory blocks (optional): the block size, then each node's memory<M> entries.
+  std::uint64_t block_size = 0;
+  {
+    const std::string bpath = root + "/devices/system/memory/block_size_bytes";
+    Result<std::string> b = read_optional(bpath, &present);
+    if (!b) return b.error();
+    if (present) {
+      std::string hex(*b);
+      while (!hex.empty() && (hex.back() == '\n' || hex.back() == ' ')) hex.pop_back();
+      Result<std::uint64_t> v = parse_u64(hex.rfind("0x", 0) == 0 ? hex : "0x" + hex);
+      if (!v || *v == 0 || (*v & (*v - 1)) != 0)
+        return make_error(Errc::invalid_argument, bpath + ": '" + hex + "' is not a power-of-two size in hex");
+      block_size = *v;
+    }
+  }
+
   Topology t;
   t.root_ = root;
   std::vector<std::vector<int>> rows;
@@ -168,6 +184,16 @@ Result<Topology> Topology::from_sysfs(const std::string& root) {
       }
       std::sort(n.hugepages.begin(), n.hugepages.end(),
                 [](const HugePages& a, const HugePages& b) { return a.page_bytes < b.page_bytes; });
+    }
+    if (block_size != 0) {
+      Result<std::vector<std::string>> names = os::list_dir(dir);
+      if (!names) return names.error();
+      std::vector<std::uint64_t> blocks;
+      for (const std::string& name : *names)
+        if (Result<std::uint64_t> idx = parse_memory_block_name(name)) blocks.push_back(*idx);
+      Result<std::vector<MemRange>> ranges = memory_block_ranges(std::move(blocks), block_size);
+      if (!ranges) return in_file(dir, ranges.error());
+      n.ranges = std::move(*ranges);
     }
     t.nodes_.push_back(std::move(n));
   }

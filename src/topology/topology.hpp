@@ -8,6 +8,8 @@
 //   <root>/devices/system/node/node<N>/distance    "10 12 20 22"
 //   <root>/devices/system/node/node<N>/meminfo     "Node 0 MemTotal: 131072 kB" ...
 //   <root>/devices/system/node/node<N>/hugepages/hugepages-<K>kB/{nr,free}_hugepages
+//   <root>/devices/system/node/node<N>/memory<M>   (memory blocks, optional)
+//   <root>/devices/system/memory/block_size_bytes  "8000000" (hex, optional)
 //   <root>/bus/pci/devices/<bdf>/{numa_node,vendor,device,class}
 //   <root>/bus/pci/devices/<bdf>/iommu_group -> ../../../kernel/iommu_groups/7
 //   <root>/bus/pci/devices/<bdf>/driver      -> ../../../bus/pci/drivers/nvme
@@ -29,6 +31,14 @@ namespace numacma::topo {
 
 // ---- pure parsers -------------------------------------------------------
 
+/** A physical memory range [start, end). */
+struct MemRange {
+  std::uint64_t start = 0;
+  std::uint64_t end = 0;
+  bool operator==(const MemRange&) const = default;
+};
+
+
 /** "0-3,8,10-11\n" -> {0,1,2,3,8,10,11}; "" or "\n" -> {}. Sorted, unique.
  *  Rejects reversed ranges, junk, and ids above 1 << 20. */
 Result<std::vector<int>> parse_cpulist(std::string_view text);
@@ -48,6 +58,15 @@ Result<int> parse_numa_node(std::string_view text);
 
 /** Decimal or 0x-hex unsigned integer, surrounding whitespace allowed. */
 Result<std::uint64_t> parse_u64(std::string_view text);
+
+/** "memory42" -> 42 (a memory block's index); not_found for other names. */
+Result<std::uint64_t> parse_memory_block_name(std::string_view name);
+
+/** Memory block indices and the block size into sorted, merged ranges.
+ *  Rejects a block size that is 0 or not a power of two, and an index whose
+ *  range does not fit in 64 bits. */
+Result<std::vector<MemRange>> memory_block_ranges(std::vector<std::uint64_t> indices,
+                                                  std::uint64_t block_size);
 
 /** "hugepages-2048kB" -> 2097152 bytes. */
 Result<std::uint64_t> parse_hugepage_dir(std::string_view name);
@@ -80,6 +99,10 @@ struct NodeInfo {
   bool has_memory = false;
   std::vector<int> cpus;
   MemInfo mem;
+  /** The node's physical memory, from its memory blocks
+   *  (node<N>/memory<M> x devices/system/memory/block_size_bytes), sorted
+   *  and merged; empty when the tree has no memory blocks. */
+  std::vector<MemRange> ranges;
   std::vector<HugePages> hugepages;  ///< sorted by page_bytes
   /** Free hugepages of that size (0 when the size is absent). */
   std::uint64_t free_hugepages(std::uint64_t page_bytes) const noexcept;

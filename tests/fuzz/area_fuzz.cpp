@@ -1,5 +1,6 @@
 // Fuzz: bytes -> alloc/free operations on an Area, checked after every step
-// against the naive model and Area::invariant(). Any divergence aborts.
+// against the naive model (decisions and counters) and Area::invariant(). Any
+// divergence aborts.
 #include <cstdint>
 #include <cstdlib>
 #include <vector>
@@ -41,6 +42,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       live.erase(live.begin() + static_cast<long>(k));
     }
     if (!a->invariant(nullptr)) std::abort();
+    // The kernel's counters: a request larger than the area is in neither.
+    const auto st = a->stats();
+    if (st.alloc_pages_success != model.alloc_pages_success) std::abort();
+    if (st.alloc_pages_fail != model.alloc_pages_fail) std::abort();
   }
   return 0;
 }

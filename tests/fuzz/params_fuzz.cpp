@@ -8,6 +8,7 @@
 //                         memory) gives whole-unit sizes never below the request,
 //                         unique names, no area on node 2, and every request
 //                         either placed or reported
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <set>
@@ -57,14 +58,23 @@ void check_size(std::string_view text) {
   FUZZ_CHECK(hex.ok() && *hex == *r);
 }
 
-void check_plan(const config::Params& p, unsigned order) {
-  const std::uint64_t unit = std::uint64_t{4096} << order;
-  const auto plan = config::make_plan(p, four_nodes(), 4096, order);
+void check_plan(const config::Params& p, unsigned order, config::Arch arch) {
+  // Every CMA area is whole 2 MiB pageblocks, and whole bitmap bits.
+  const std::uint64_t unit = std::max<std::uint64_t>(std::uint64_t{4096} << order, 2ULL << 20);
+  const auto plan = config::make_plan(p, four_nodes(), 4096, order, arch);
+  const auto layout = config::physical_layout(four_nodes());
   std::set<std::string> names;
   for (const auto& a : plan.areas) {
     FUZZ_CHECK(names.insert(a.name).second);
     FUZZ_CHECK(a.node != 2 && four_nodes().is_online(a.node));
     FUZZ_CHECK(a.bytes != 0 && a.bytes % unit == 0);
+    // Placed whole inside its node's memory, never overlapping another area.
+    bool inside = false;
+    for (const auto& r : layout)
+      inside = inside || (r.node == a.node && r.start <= a.phys_base && a.bytes <= r.end - a.phys_base);
+    FUZZ_CHECK(inside);
+    for (const auto& b : plan.areas)
+      FUZZ_CHECK(&a == &b || a.phys_base + a.bytes <= b.phys_base || b.phys_base + b.bytes <= a.phys_base);
     std::uint64_t want = 0;
     if (a.kind == config::AreaKind::default_area) want = *p.cma_bytes;
     else if (a.kind == config::AreaKind::pernuma) want = *p.pernuma_bytes;
@@ -92,7 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(!params.error().message.empty());
     return 0;
   }
-  check_plan(*params, 0);
-  check_plan(*params, size % 8);
+  check_plan(*params, 0, config::Arch::x86_64);
+  check_plan(*params, size % 8, size % 2 ? config::Arch::arm64 : config::Arch::x86_64);
   return 0;
 }

@@ -41,6 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(r->node >= -1 && r->node <= 1023);
         FUZZ_CHECK(r->dma_mask != 0);
         FUZZ_CHECK(!has_space(r->device));
+        FUZZ_CHECK(r->cpu >= -1 && r->cpu <= kMaxCpu);
       }
     }
     pos = nl + 1;

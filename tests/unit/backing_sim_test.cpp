@@ -1,15 +1,19 @@
 // The sim backing (src/backing/sim.cpp) over the fixture topologies: the
-// simulated physical layout, one window per online node in id order, each
-// starting on a 1 GiB boundary after the previous node's memory;
-// reservations bump up from the window's start (16 MiB into the first node
-// with memory, 2 MiB aligned), A7 pages carve down from the window's top.
+// simulated physical layout (config::physical_layout: the fixtures have no
+// memory blocks, so one window per online node in id order, each starting on
+// a 1 GiB boundary after the previous node's memory, the first 16 MiB taken);
+// reserve_at takes exactly the planned range, reserve places top-down in the
+// node; A7 pages are naturally aligned blocks of at most order 10, taken
+// top-down from the node's free memory.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
 
 #include "backing/backing.hpp"
+#include "config/memblock.hpp"
 #include "topology/topology.hpp"
 
 using numacma::Errc;
@@ -68,44 +72,52 @@ TEST(BackingSim, NameAndUnknownKind) {
 }
 
 TEST(BackingSim, Arm64NodeWindows) {
-  // Four nodes of 64 GiB: windows at 0, 64G, 128G, 192G.
+  // Four nodes of 64 GiB: windows at 0, 64G, 128G, 192G. A reservation with
+  // no plan behind it is placed as the kernel would place a node's area: the
+  // memory reaches beyond 4 GiB, so bottom-up from 4 GiB (node 0) or from the
+  // node's start.
   Topology t = load("arm64-4n");
   auto b = sim(t);
-  const std::uint64_t expect_base[4] = {16 * M, 64 * G, 128 * G, 192 * G};
+  const std::uint64_t expect_base[4] = {64 * G - 4 * M, 128 * G - 4 * M, 192 * G - 4 * M, 256 * G - 4 * M};
   for (int n = 0; n < 4; ++n) {
     auto r = b->reserve(n, 4 * M);
     ASSERT_TRUE(r.ok()) << r.error().message;
-    expect_one_segment(*r, n, 4 * M, expect_base[n]);
+    expect_one_segment(*r, n, 4 * M, expect_base[n]);  // top-down in the node (no plan: top-down)
     b->release(*r);
   }
 }
 
-TEST(BackingSim, ReservationsBumpUpTwoMiBAligned) {
+TEST(BackingSim, ReserveAtTakesExactlyThePlannedRangeOnce) {
   Topology t = load("arm64-4n");
   auto b = sim(t);
-  auto r1 = b->reserve(0, 4 * M);
-  auto r2 = b->reserve(0, 4096);
-  auto r3 = b->reserve(0, 8192);
-  ASSERT_TRUE(r1.ok() && r2.ok() && r3.ok());
-  expect_one_segment(*r1, 0, 4 * M, 16 * M);
-  expect_one_segment(*r2, 0, 4096, 20 * M);
-  expect_one_segment(*r3, 0, 8192, 22 * M);  // 20M + 4K rounded up to 2 MiB
-  // Releasing gives the CPU memory back; the simulated range is not reused
-  // (reservations happen once, at pool creation).
-  b->release(*r2);
-  auto r4 = b->reserve(0, 4096);
-  ASSERT_TRUE(r4.ok());
-  expect_one_segment(*r4, 0, 4096, 24 * M);
-  for (auto* r : {&r1, &r3, &r4}) b->release(**r);
+  auto r1 = b->reserve_at(1, 4 * M, 64 * G + 6 * M);
+  ASSERT_TRUE(r1.ok()) << r1.error().message;
+  expect_one_segment(*r1, 1, 4 * M, 64 * G + 6 * M);
+  auto clash = b->reserve_at(1, 2 * M, 64 * G + 8 * M);  // inside r1
+  ASSERT_FALSE(clash.ok());
+  EXPECT_EQ(clash.error().code, Errc::no_memory);
+  EXPECT_NE(clash.error().message.find("not free"), std::string::npos) << clash.error().message;
+  auto wrong_node = b->reserve_at(2, 2 * M, 64 * G + 20 * M);  // node 1's memory
+  ASSERT_FALSE(wrong_node.ok());
+  b->release(*r1);  // its range is free again
+  auto again = b->reserve_at(1, 2 * M, 64 * G + 8 * M);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  b->release(*again);
 }
 
 TEST(BackingSim, WindowsOfEveryFixtureAreDisjointAndOrdered) {
   for (const char* name : {"arm64-4n", "epyc-8n", "x86-2s", "memless-3n", "vm1"}) {
     SCOPED_TRACE(name);
     Topology t = load(name);
+    const auto layout = numacma::config::physical_layout(t);
+    std::uint64_t prev_end = 0;
+    for (const auto& w : layout) {  // 1 GiB-aligned windows, in node order, MemTotal long
+      EXPECT_EQ(w.start % G, 0u) << "node " << w.node;
+      EXPECT_GE(w.start, prev_end) << "node " << w.node;
+      EXPECT_EQ(w.end - w.start, t.node(w.node)->mem.total_bytes & ~4095ULL);
+      prev_end = w.end;
+    }
     auto b = sim(t);
-    std::uint64_t prev_top = 0;
-    bool first = true;
     for (const auto& n : t.nodes()) {
       auto r = b->reserve(n.id, 2 * M);
       if (!n.has_memory || n.mem.total_bytes == 0) {
@@ -116,11 +128,12 @@ TEST(BackingSim, WindowsOfEveryFixtureAreDisjointAndOrdered) {
       }
       ASSERT_TRUE(r.ok()) << r.error().message;
       const std::uint64_t dma = r->segments.at(0).dma_base;
-      const std::uint64_t window = first ? dma - 16 * M : dma;
-      EXPECT_EQ(window % G, 0u) << "node " << n.id;
-      EXPECT_GE(window, prev_top) << "node " << n.id;
-      prev_top = window + n.mem.total_bytes;
-      first = false;
+      const auto w = std::find_if(layout.begin(), layout.end(), [&](const auto& x) { return x.node == n.id; });
+      ASSERT_NE(w, layout.end());
+      EXPECT_GE(dma, w->start);                  // inside its node's window
+      EXPECT_LE(dma + 2 * M, w->end);
+      EXPECT_GT(dma + 2 * M + 2 * M, w->end);     // at its top (2 MiB aligned)
+      EXPECT_EQ(dma % (2 * M), 0u);
       b->release(*r);
     }
   }
@@ -132,7 +145,7 @@ TEST(BackingSim, MemorylessNodeLeavesAGigabyteHole) {
   auto b = sim(t);
   auto r1 = b->reserve(1, 2 * M);
   ASSERT_TRUE(r1.ok());
-  EXPECT_EQ(r1->segments[0].dma_base, 16 * G);
+  EXPECT_EQ(r1->segments[0].dma_base, 32 * G - 2 * M);
   auto r2 = b->reserve(2, 2 * M);
   ASSERT_FALSE(r2.ok());
   EXPECT_EQ(r2.error().code, Errc::no_memory);
@@ -148,7 +161,7 @@ TEST(BackingSim, MemorylessNodeLeavesAGigabyteHole) {
 TEST(BackingSim, ReservationBeyondTheNodeFails) {
   Topology t = load("epyc-8n");  // 32 GiB a node
   auto b = sim(t);
-  auto too_big = b->reserve(0, 32 * G);  // starts at 16M: does not fit
+  auto too_big = b->reserve(0, 32 * G);  // the first 16 MiB are taken: does not fit
   ASSERT_FALSE(too_big.ok());
   EXPECT_EQ(too_big.error().code, Errc::no_memory);
   EXPECT_NE(too_big.error().message.find("node 0"), std::string::npos);
@@ -173,8 +186,8 @@ TEST(BackingSim, FailNthReservation) {
   EXPECT_EQ(r2.error().code, Errc::no_memory);
   EXPECT_NE(r2.error().message.find("injected failure of reservation #2"), std::string::npos);
   ASSERT_TRUE(r3.ok()) << "only the 2nd fails";
-  // The failed one took no simulated memory.
-  EXPECT_EQ(r3->segments[0].dma_base, r1->segments[0].dma_base + 2 * M);
+  // The failed one took no simulated memory: r3 sits right below r1.
+  EXPECT_EQ(r3->segments[0].dma_base + 2 * M, r1->segments[0].dma_base);
   b->release(*r1);
   b->release(*r3);
   // 0 = never.
@@ -202,11 +215,29 @@ TEST(BackingSim, PagesCarveDownFromTheTopAndAreReused) {
   EXPECT_EQ(p2->dma_addr, 128 * G - 12288);
   std::memset(reinterpret_cast<void*>(p1->cpu), 1, p1->bytes);
   b->free_pages(*p1);
-  auto p3 = b->alloc_pages(1, 4096, true);  // first fit in the freed range
+  auto p3 = b->alloc_pages(1, 4096, true);  // the highest free page again
   ASSERT_TRUE(p3.ok());
-  EXPECT_EQ(p3->dma_addr, 128 * G - 8192);
+  EXPECT_EQ(p3->dma_addr, 128 * G - 4096);
   b->free_pages(*p2);
   b->free_pages(*p3);
+}
+
+TEST(BackingSim, PagesAreNaturallyAlignedBlocksOfAtMostOrderTen) {
+  Topology t = load("arm64-4n");
+  auto b = sim(t);
+  auto one = b->alloc_pages(2, 4096, true);
+  auto four = b->alloc_pages(2, 16 * K, true);  // order 2: 16 KiB aligned, below the single page
+  ASSERT_TRUE(one.ok() && four.ok());
+  EXPECT_EQ(four->dma_addr % (16 * K), 0u);
+  EXPECT_LT(four->dma_addr, one->dma_addr);
+  auto max = b->alloc_pages(2, 4 * M, true);  // order 10: the largest block
+  ASSERT_TRUE(max.ok()) << max.error().message;
+  EXPECT_EQ(max->dma_addr % (4 * M), 0u);
+  auto beyond = b->alloc_pages(2, 4 * M + 4096, true);  // order 11: the kernel refuses it
+  ASSERT_FALSE(beyond.ok());
+  EXPECT_EQ(beyond.error().code, Errc::no_memory);
+  EXPECT_NE(beyond.error().message.find("order 10"), std::string::npos) << beyond.error().message;
+  for (auto* p : {&one, &four, &max}) b->free_pages(**p);
 }
 
 TEST(BackingSim, PagesOfNoNodeComeFromTheFirstNodeWithMemory) {
@@ -240,21 +271,24 @@ TEST(BackingSim, PagesLimitPerNode) {
 }
 
 TEST(BackingSim, PagesAndReservationsNeverOverlap) {
-  // vm1: one node of 6121684 kB. Reserve all but two pages above 16 MiB; the
-  // pages then fit exactly once.
+  // vm1: one node of 6121684 kB. Reserve all of it but two pages at the top
+  // and the first 16 MiB; the pages then fit exactly once, above the area.
   Topology t = load("vm1");
   auto b = sim(t);
   const std::uint64_t total = t.node(0)->mem.total_bytes;
   ASSERT_EQ(total, 6121684 * K);
-  auto r = b->reserve(0, total - 16 * M - 8192);
+  auto r = b->reserve_at(0, total - 16 * M - 8192, 16 * M);
   ASSERT_TRUE(r.ok()) << r.error().message;
-  auto p = b->alloc_pages(0, 8192, true);
-  ASSERT_TRUE(p.ok()) << p.error().message;
-  EXPECT_EQ(p->dma_addr, total - 8192);
-  EXPECT_EQ(r->segments[0].dma_base + r->bytes, p->dma_addr);
+  auto p = b->alloc_pages(0, 4096, true);
+  auto p2 = b->alloc_pages(0, 4096, true);
+  ASSERT_TRUE(p.ok() && p2.ok());
+  EXPECT_EQ(p->dma_addr, total - 4096);
+  EXPECT_EQ(p2->dma_addr, total - 8192);
+  EXPECT_EQ(r->segments[0].dma_base + r->bytes, p2->dma_addr);
   auto q = b->alloc_pages(0, 4096, true);
   ASSERT_FALSE(q.ok());
   EXPECT_EQ(q.error().code, Errc::no_memory);
   b->free_pages(*p);
+  b->free_pages(*p2);
   b->release(*r);
 }

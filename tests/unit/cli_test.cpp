@@ -126,6 +126,27 @@ TEST(Cli, PlanJsonNamesAreasAndWhatCannotBePlaced) {
   EXPECT_NE(j["not_placed"][0]["reason"].get<std::string>().find("no memory"), std::string::npos);
 }
 
+TEST(Cli, PlanNotesANumaCmaNodeGivenTwice) {
+  const std::string note =
+      "numa_cma: node 1 given twice: 4 MiB overridden by 8 MiB, as the kernel does";
+  CliRun r = run("plan --json " + kArm + " numa_cma=1:4M,2:2M,1:8M");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j["notes"].size(), 1u) << r.out;
+  EXPECT_EQ(j["notes"][0], note);
+  std::size_t numa1 = 0;
+  for (const auto& a : j["areas"])
+    if (a["name"] == "numa1") {
+      ++numa1;
+      EXPECT_EQ(a["bytes"], 8u << 20) << r.out;
+    }
+  EXPECT_EQ(numa1, 1u) << r.out;
+  EXPECT_EQ(json::parse(run("plan --json " + kArm + " numa_cma=1:4M").out)["notes"], json::array());
+  r = run("plan " + kArm + " numa_cma=1:4M,1:8M");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("note: " + note), std::string::npos) << r.out;
+}
+
 TEST(Cli, ReplayFromStdinAndBadLinesGoOn) {
   const CliRun r = run("replay --json --backing sim " + kArm + " --params 'cma=2M cma_pernuma=1M' -",
                     "alloc a 2 64K\nbogus line\nfree a\n");

@@ -77,7 +77,8 @@ void check_expectation(const Request& r, const json& out) {
 
 void run_trace(const fs::path& trace) {
   std::ifstream f(trace);
-  std::string line, sysfs = "arm64-4n", params, policy = "kernel", backing = "sim";
+  std::string line, sysfs = "arm64-4n", params, policy = "kernel", backing = "sim",
+              arch = "x86_64";  // placement rules: the same on every host unless a trace says
   std::vector<std::string> dev_areas;
   std::vector<Request> reqs;
   std::string end_check;
@@ -92,6 +93,7 @@ void run_trace(const fs::path& trace) {
       else if (k == "params") params = v;
       else if (k == "policy") policy = v;
       else if (k == "backing") backing = v;
+      else if (k == "arch") arch = v;
       else if (k == "device-area") dev_areas.push_back(v);
       else if (d.rfind("end", 0) == 0) end_check = trim(d.substr(3));
       else ADD_FAILURE() << trace << ":" << n << ": unknown directive " << d;
@@ -107,7 +109,7 @@ void run_trace(const fs::path& trace) {
   }
   std::string cmd = std::string(NUMACMA_CLI) + " replay --json --sysfs-root " +
                     shell_quote(std::string(NUMACMA_TEST_DATA) + "/" + sysfs) +
-                    " --backing " + backing + " --policy " + policy + " --params " +
+                    " --backing " + backing + " --policy " + policy + " --arch " + arch + " --params " +
                     shell_quote(params);
   for (const auto& d : dev_areas) cmd += " --device-area " + shell_quote(d);
   cmd += " " + shell_quote(trace.string()) + " 2>&1";

@@ -101,6 +101,52 @@ TEST(Area, CountersFollowTheKernel) {
   EXPECT_EQ(s.maxchunk, 8u);  // F3
 }
 
+TEST(Area, RequestLargerThanTheWholeAreaIsNotCounted) {
+  // __cma_alloc returns before its accounting when bitmap_count >
+  // bitmap_maxno: such a request is in neither alloc_pages_success nor
+  // alloc_pages_fail. One that fits the area but finds no room is a failure.
+  Area a = make(cfg(8));
+  auto huge = a.alloc(9, 0);
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.error().code, Errc::no_memory);
+  EXPECT_NE(huge.error().message.find("whole area"), std::string::npos) << huge.error().message;
+  EXPECT_FALSE(a.alloc(UINT64_MAX, 8).ok());  // no overflow rounding it to bits
+  EXPECT_EQ(a.stats().alloc_pages_fail, 0u);
+  EXPECT_EQ(a.stats().alloc_pages_success, 0u);
+  auto b = a.alloc(1, 0);
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(a.alloc(8, 0).ok());  // the whole area, but one page is taken: counted
+  EXPECT_EQ(a.stats().alloc_pages_fail, 8u);
+  std::string why;
+  EXPECT_TRUE(a.invariant(&why)) << why;
+}
+
+TEST(Area, RequestLargerThanTheAreaIsComparedInBitmapBits) {
+  // order_per_bit 2: 16 pages are 4 bits. 13..16 pages are 4 bits (they fit
+  // the bitmap and are counted when they fail); 17 pages are 5 bits (not).
+  Area a = make(cfg(16, {}, 2));
+  auto b = a.alloc(1, 0);  // takes bit 0 (pages 0-3)
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(a.alloc(17, 0).ok());
+  EXPECT_EQ(a.stats().alloc_pages_fail, 0u);
+  EXPECT_FALSE(a.alloc(13, 0).ok());  // 4 bits: the whole bitmap, counted
+  EXPECT_EQ(a.stats().alloc_pages_fail, 13u);
+  ASSERT_TRUE(a.release(b->first_page, 1).ok());
+  auto whole = a.alloc(16, 0);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(a.stats().alloc_pages_success, 17u);
+}
+
+TEST(Area, ZeroPagesIsAnErrorAndNotCounted) {
+  // __cma_alloc: `if (!count) return page;` before the accounting.
+  Area a = make(cfg(8));
+  auto z = a.alloc(0, 0);
+  ASSERT_FALSE(z.ok());
+  EXPECT_EQ(z.error().code, Errc::invalid_argument);
+  EXPECT_EQ(a.stats().alloc_pages_fail, 0u);
+  EXPECT_EQ(a.stats().alloc_pages_success, 0u);
+}
+
 TEST(Area, BadFreesAreRefusedAndChangeNothing) {
   Area a = make(cfg(64));
   auto b = a.alloc(4, 2);

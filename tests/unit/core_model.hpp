@@ -16,17 +16,27 @@ struct NaiveArea {
   core::AreaConfig cfg;
   std::vector<bool> used;                        // per bit
   std::map<std::uint64_t, std::uint64_t> live;  // first_page -> count
+  std::uint64_t alloc_pages_success = 0;         // the kernel's counters (mm/cma.c)
+  std::uint64_t alloc_pages_fail = 0;
 
   explicit NaiveArea(core::AreaConfig c) : cfg(std::move(c)) {
     if (cfg.segments.empty()) cfg.segments.push_back({0, cfg.pages, 0});
     used.assign(cfg.pages >> cfg.order_per_bit, false);
   }
 
-  /** The first aligned, reachable run within one segment, or nullopt. */
+  /** The first aligned, reachable run within one segment, or nullopt.
+   *  Counted as the kernel counts: nothing for 0 pages or for more bits than
+   *  the area has (__cma_alloc returns before its accounting), nothing for an
+   *  area with no page at or below the limit (A8: skipped), else the pages in
+   *  alloc_pages_success or alloc_pages_fail. */
   std::optional<std::uint64_t> alloc(std::uint64_t count, unsigned align_order, std::uint64_t limit) {
     align_order = std::min(align_order, cfg.max_align_order);
     const unsigned opb = cfg.order_per_bit;
+    if (count == 0 || count > cfg.pages) return std::nullopt;  // cfg.pages: whole bits
     const std::uint64_t bits = (count + (1ULL << opb) - 1) >> opb;
+    bool reachable = false;
+    for (const auto& s : cfg.segments) reachable |= s.dma_base <= limit;
+    if (!reachable) return std::nullopt;
     const std::uint64_t align = cfg.page_size << align_order;
     for (const auto& s : cfg.segments) {
       for (std::uint64_t b = s.first_page >> opb; b + bits <= (s.first_page + s.pages) >> opb; ++b) {
@@ -39,9 +49,11 @@ struct NaiveArea {
         if (!free) continue;
         for (std::uint64_t k = 0; k < bits; ++k) used[b + k] = true;
         live[page] = count;
+        alloc_pages_success += count;
         return page;
       }
     }
+    alloc_pages_fail += count;
     return std::nullopt;
   }
 

@@ -25,9 +25,11 @@ constexpr std::size_t K = 1024, M = 1024 * 1024;
 std::string fixture(const char* name) { return std::string(NUMACMA_TEST_DATA) + "/" + name; }
 
 Pool make_pool(const std::string& params, Policy policy = Policy::kernel,
-               std::vector<numacma::DeviceAreaSpec> dev_areas = {}, unsigned fail_nth = 0) {
+               std::vector<numacma::DeviceAreaSpec> dev_areas = {}, unsigned fail_nth = 0,
+               numacma::Arch arch = numacma::Arch::x86_64) {
   PoolOptions o;
   o.params = params;
+  o.arch = arch;  // the same placement (R5) on every host
   o.backing = "sim";
   o.policy = policy;
   o.sysfs_root = fixture("arm64-4n");
@@ -135,7 +137,7 @@ TEST(PoolSemantics, A7_PageBlocksComeAndGoBeyondThePageCache) {
   // More single pages than a node keeps after free (4096), and multi-page
   // blocks that are never kept, freed and allocated in turns: every buffer
   // distinct while live, every free accepted once, nothing left live.
-  Pool pool = make_pool("cma=1M");
+  Pool pool = make_pool("");  // no areas: every multi-page block is A7 pages
   const auto dev = Device::on_node(2, "d");
   for (int turn = 0; turn < 2; ++turn) {
     std::vector<DmaBuffer> live;
@@ -156,11 +158,11 @@ TEST(PoolSemantics, A7_PageBlocksComeAndGoBeyondThePageCache) {
 }
 
 TEST(PoolSemantics, A4_PernumaThenNumaThenA5Reserved) {
-  Pool pool = make_pool("cma=16M cma_pernuma=1M numa_cma=2:1M");
+  Pool pool = make_pool("cma=16M cma_pernuma=2M numa_cma=2:2M");
   auto dev = Device::on_node(2, "d");
-  auto a = pool.alloc_coherent(dev, 1 * M);
-  auto b = pool.alloc_coherent(dev, 1 * M);
-  auto c = pool.alloc_coherent(dev, 1 * M);
+  auto a = pool.alloc_coherent(dev, 2 * M);
+  auto b = pool.alloc_coherent(dev, 2 * M);
+  auto c = pool.alloc_coherent(dev, 2 * M);
   ASSERT_TRUE(a.ok() && b.ok() && c.ok());
   EXPECT_EQ(a->area_name(), "pernuma2");
   EXPECT_EQ(b->area_name(), "numa2");
@@ -170,11 +172,14 @@ TEST(PoolSemantics, A4_PernumaThenNumaThenA5Reserved) {
   EXPECT_EQ(c->served(), Served::default_area);
   EXPECT_TRUE(c->fallback());
   EXPECT_EQ(a->node(), 2);
-  EXPECT_EQ(c->node(), 0);  // R5: the default area is on the first node with memory
+  // R5: x86-64 reserves the default area bottom-up from 4 GiB when memory
+  // reaches that far: node 0 of this fixture.
+  EXPECT_EQ(c->node(), 0);
 }
 
 TEST(PoolSemantics, A4_NoNodeAndLowZoneMasksSkipPerNodeAreas) {
-  Pool pool = make_pool("cma=16M cma_pernuma=8M");
+  // arm64 reserves the default area below 4 GiB (R5), so a 32-bit device reaches it.
+  Pool pool = make_pool("cma=16M cma_pernuma=8M", Policy::kernel, {}, 0, numacma::Arch::arm64);
   auto none = pool.alloc_coherent(Device::on_node(numacma::kNoNode, "d"), 64 * K);
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(none->area_name(), "reserved");
@@ -188,12 +193,12 @@ TEST(PoolSemantics, A4_NoNodeAndLowZoneMasksSkipPerNodeAreas) {
 
 TEST(PoolSemantics, A5_KernelPolicySkipsOtherNodes_NearestTakesThemByDistance) {
   for (Policy policy : {Policy::kernel, Policy::nearest}) {
-    Pool pool = make_pool("cma=16M cma_pernuma=1M", policy);
+    Pool pool = make_pool("cma=16M cma_pernuma=2M", policy);
     auto dev = Device::on_node(2, "d");
     std::vector<DmaBuffer> live;
     std::vector<std::string> where;
     for (int i = 0; i < 5; ++i) {
-      auto b = pool.alloc_coherent(dev, 1 * M);
+      auto b = pool.alloc_coherent(dev, 2 * M);
       ASSERT_TRUE(b.ok()) << b.error().message;
       where.push_back(b->area_name());
       live.push_back(std::move(*b));
@@ -227,11 +232,11 @@ TEST(PoolSemantics, A6_AlignmentInDmaSpaceCappedAtOrder8) {
 }
 
 TEST(PoolSemantics, A7_AllAreasFullThenPagesOnTheNode) {
-  Pool pool = make_pool("cma=1M cma_pernuma=1M");
+  Pool pool = make_pool("cma=2M cma_pernuma=2M");
   auto dev = Device::on_node(2, "d");
-  auto a = pool.alloc_coherent(dev, 1 * M);
-  auto b = pool.alloc_coherent(dev, 1 * M);
-  auto c = pool.alloc_coherent(dev, 1 * M);
+  auto a = pool.alloc_coherent(dev, 2 * M);
+  auto b = pool.alloc_coherent(dev, 2 * M);
+  auto c = pool.alloc_coherent(dev, 2 * M);
   ASSERT_TRUE(a.ok() && b.ok() && c.ok());
   EXPECT_EQ(a->area_name(), "pernuma2");
   EXPECT_EQ(b->area_name(), "reserved");
@@ -241,17 +246,41 @@ TEST(PoolSemantics, A7_AllAreasFullThenPagesOnTheNode) {
   EXPECT_EQ(node(pool.stats(), 2)->pages, 1u);
   EXPECT_EQ(pool.stats().pages_live, 1u);
   // b and c each failed on pernuma2 first; c also failed on reserved.
+  EXPECT_EQ(area(pool.stats(), "pernuma2")->alloc_pages_fail, 1024u);
+  EXPECT_EQ(area(pool.stats(), "reserved")->alloc_pages_fail, 512u);
+}
+
+TEST(PoolSemantics, A5_A7_RequestLargerThanAnAreaIsNotCountedThere) {
+  // __cma_alloc returns before its accounting when the request has more
+  // bitmap bits than the area: no alloc_pages_fail for that area.
+  Pool pool = make_pool("cma=8M cma_pernuma=2M");
+  auto dev = Device::on_node(2, "d");
+  auto big = pool.alloc_coherent(dev, 4 * M);  // > pernuma2: straight on to reserved
+  ASSERT_TRUE(big.ok()) << big.error().message;
+  EXPECT_EQ(big->area_name(), "reserved");
+  EXPECT_EQ(area(pool.stats(), "pernuma2")->alloc_pages_fail, 0u);
+  (void)pool.alloc_coherent(dev, 16 * M);  // larger than every area: on to pages
+  EXPECT_EQ(area(pool.stats(), "pernuma2")->alloc_pages_fail, 0u);
+  EXPECT_EQ(area(pool.stats(), "reserved")->alloc_pages_fail, 0u);
+  auto a = pool.alloc_coherent(dev, 2 * M);  // the whole of pernuma2
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->area_name(), "pernuma2");
+  auto b = pool.alloc_coherent(dev, 2 * M);  // fits pernuma2's bitmap, no room: counted
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->area_name(), "reserved");
   EXPECT_EQ(area(pool.stats(), "pernuma2")->alloc_pages_fail, 512u);
-  EXPECT_EQ(area(pool.stats(), "reserved")->alloc_pages_fail, 256u);
 }
 
 TEST(PoolSemantics, A8_DmaMaskSkipsUnreachableAreasAndFailsClearly) {
-  Pool pool = make_pool("cma=16M cma_pernuma=8M");
-  // A 28-bit device on node 2: pernuma2 lies far above 256 MiB; reserved (node 0) is low.
-  auto dev = Device::on_node(2, "edu", (1ULL << 28) - 1);
+  // arm64: the default area below 4 GiB (node 0); pernuma2 at 128 GiB.
+  Pool pool = make_pool("cma=16M cma_pernuma=8M", Policy::kernel, {}, 0, numacma::Arch::arm64);
+  // A 33-bit device on node 2 (not a low-zone request): pernuma2 lies far
+  // above 8 GiB and is skipped; reserved is low.
+  auto dev = Device::on_node(2, "dev33", (1ULL << 33) - 1);
   auto b = pool.alloc_coherent(dev, 64 * K);
   ASSERT_TRUE(b.ok()) << b.error().message;
-  EXPECT_LE(b->dma_addr() + b->size() - 1, (1ULL << 28) - 1);
+  EXPECT_EQ(b->area_name(), "reserved");
+  EXPECT_LE(b->dma_addr() + b->size() - 1, (1ULL << 33) - 1);
   auto tiny = Device::on_node(2, "tiny", (1ULL << 12) - 1);  // nothing is below 4 KiB
   auto t = pool.alloc_coherent(tiny, 64 * K);
   ASSERT_FALSE(t.ok());
@@ -265,10 +294,10 @@ TEST(PoolSemantics, A8_DmaMaskSkipsUnreachableAreasAndFailsClearly) {
 }
 
 TEST(PoolSemantics, A9_EveryOutcomeIsCountedPerNode) {
-  Pool pool = make_pool("cma=1M cma_pernuma=1M");
+  Pool pool = make_pool("cma=2M cma_pernuma=2M");
   auto dev = Device::on_node(1, "d");
   std::vector<DmaBuffer> live;
-  for (int i = 0; i < 3; ++i) live.push_back(std::move(pool.alloc_coherent(dev, 1 * M).value()));
+  for (int i = 0; i < 3; ++i) live.push_back(std::move(pool.alloc_coherent(dev, 2 * M).value()));
   live.push_back(std::move(pool.alloc_coherent(dev, 4 * K).value()));
   EXPECT_FALSE(pool.alloc_coherent(dev, 0).ok());
   const numacma::Stats st = pool.stats();  // keep it alive: node() points into it
@@ -281,12 +310,12 @@ TEST(PoolSemantics, A9_EveryOutcomeIsCountedPerNode) {
 }
 
 TEST(PoolSemantics, F1_EveryBufferGoesBackToItsOwnArea) {
-  Pool pool = make_pool("cma=1M cma_pernuma=1M numa_cma=2:1M");
+  Pool pool = make_pool("cma=2M cma_pernuma=2M numa_cma=2:2M");
   auto dev = Device::on_node(2, "d");
-  auto a = pool.alloc_coherent(dev, 1 * M).value();
-  auto b = pool.alloc_coherent(dev, 1 * M).value();
-  auto c = pool.alloc_coherent(dev, 1 * M).value();
-  auto d = pool.alloc_coherent(dev, 1 * M).value();
+  auto a = pool.alloc_coherent(dev, 2 * M).value();
+  auto b = pool.alloc_coherent(dev, 2 * M).value();
+  auto c = pool.alloc_coherent(dev, 2 * M).value();
+  auto d = pool.alloc_coherent(dev, 2 * M).value();
   EXPECT_EQ(d.area_name(), "pages");
   // Free through the kernel-style call (F1 finds the owner by address), in
   // another order than allocated.
@@ -299,7 +328,7 @@ TEST(PoolSemantics, F1_EveryBufferGoesBackToItsOwnArea) {
   }
   const auto st = pool.stats();
   for (const char* name : {"pernuma2", "numa2", "reserved"}) {
-    EXPECT_EQ(area(st, name)->release_pages_success, 256u) << name;
+    EXPECT_EQ(area(st, name)->release_pages_success, 512u) << name;
     EXPECT_EQ(area(st, name)->used, 0u) << name;
   }
   EXPECT_EQ(st.pages_live, 0u);
@@ -390,6 +419,19 @@ TEST(PoolSemantics, R3_R4_MissingNodesAndFailedReservationsAreReportedNotFatal) 
   auto c = p3.alloc_coherent(Device::on_node(3, "d"), 64 * K);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->area_name(), "pages");
+}
+
+TEST(PoolSemantics, R3_NodeGivenTwiceTakesTheLastSizeAndSaysSo) {
+  // numa_cma=1:2M,1:4M: the kernel reserves 4 MiB on node 1 (the last size).
+  Pool pool = make_pool("numa_cma=1:2M,1:4M");
+  const auto* numa1 = area(pool.stats(), "numa1");
+  ASSERT_NE(numa1, nullptr);
+  EXPECT_EQ(numa1->pages * 4096, 4 * M);
+  EXPECT_EQ(pool.stats().areas.size(), 1u);
+  bool noted = false;
+  for (const auto& n : pool.reservation_notes())
+    noted |= n.message == "numa_cma: node 1 given twice: 2 MiB overridden by 4 MiB, as the kernel does";
+  EXPECT_TRUE(noted);
 }
 
 TEST(PoolSemantics, BadInputIsAnErrorNeverACrash) {

@@ -75,3 +75,20 @@ TEST(TopologyParse, Bdf) {
   EXPECT_NE(parse_bdf("05:00.0").error().message.find("DDDD:BB:DD.F"), std::string::npos);
   EXPECT_NE(parse_bdf("0000:05:20.0").error().message.find("device"), std::string::npos);
 }
+
+TEST(ParseMemoryBlocks, NamesAndRanges) {
+  using numacma::topo::MemRange;
+  EXPECT_EQ(*numacma::topo::parse_memory_block_name("memory42"), 42u);
+  for (const char* bad : {"memory", "memoryX", "node0", "memory1a", "mem1"})
+    EXPECT_FALSE(numacma::topo::parse_memory_block_name(bad).ok()) << bad;
+  // Blocks of 128 MiB: 0, 1, 2 merge; 5 stands apart; given out of order.
+  const std::uint64_t bs = 128ULL << 20;
+  auto r = numacma::topo::memory_block_ranges({5, 1, 0, 2}, bs);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0], (MemRange{0, 3 * bs}));
+  EXPECT_EQ((*r)[1], (MemRange{5 * bs, 6 * bs}));
+  EXPECT_FALSE(numacma::topo::memory_block_ranges({0}, 0).ok());
+  EXPECT_FALSE(numacma::topo::memory_block_ranges({0}, 3 << 20).ok());  // not a power of two
+  EXPECT_FALSE(numacma::topo::memory_block_ranges({~0ULL >> 4}, bs).ok());  // beyond 64 bits
+}

@@ -163,3 +163,26 @@ TEST(TopologySysfs, MalformedLinksNameTheFile) {
   EXPECT_EQ(ok->pci("0000:17:00.0")->iommu_group, 13);
   fs::remove_all(tmp);
 }
+
+TEST(TopologySysfs, MemoryBlocksGiveEachNodeItsPhysicalRanges) {
+  // A copy of vm1 with memory blocks as a kernel with memory hotplug shows
+  // them: block_size_bytes in hex without 0x, node0/memory<M> entries.
+  const fs::path tmp = fs::temp_directory_path() / ("numacma-blocks-" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::copy(fixture("vm1"), tmp, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  EXPECT_TRUE(load("vm1").node(0)->ranges.empty());  // no blocks: no ranges
+  fs::create_directories(tmp / "devices/system/memory");
+  std::ofstream(tmp / "devices/system/memory/block_size_bytes") << "8000000\n";  // 128 MiB
+  for (int m : {0, 1, 2, 8, 9}) fs::create_directories(tmp / ("devices/system/node/node0/memory" + std::to_string(m)));
+  auto t = Topology::from_sysfs(tmp.string());
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  const auto& r = t->node(0)->ranges;
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0], (numacma::topo::MemRange{0, 3ULL << 27}));
+  EXPECT_EQ(r[1], (numacma::topo::MemRange{8ULL << 27, 10ULL << 27}));
+  std::ofstream(tmp / "devices/system/memory/block_size_bytes") << "zz\n";
+  auto bad = Topology::from_sysfs(tmp.string());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("block_size_bytes"), std::string::npos) << bad.error().message;
+  fs::remove_all(tmp);
+}

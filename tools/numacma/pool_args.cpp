@@ -19,6 +19,9 @@ void add_pool_options(CLI::App* sub, PoolArgs& a, const std::string& default_bac
                   "NAME:NODE:SIZE, a device's own exclusive area (repeatable)");
   sub->add_option("--order-per-bit", a.order_per_bit, "pages per bitmap bit, as a power of 2")
       ->check(CLI::Range(0u, 9u));
+  sub->add_option("--arch", a.arch,
+                  "x86_64 | arm64: whose placement rules the plan and the sim follow (default: this machine's)")
+      ->check(CLI::IsMember({"x86_64", "arm64"}));
   sub->add_option("--vfio", a.vfio,
                   "BDF (DDDD:BB:DD.F) of a device bound to vfio-pci: the pool maps its areas into "
                   "the device's IOMMU container and DMA addresses are IOVAs (repeatable)");
@@ -31,6 +34,7 @@ Result<PoolOptions> to_pool_options(const PoolArgs& a) {
   o.policy = a.policy == "nearest" ? Policy::nearest : Policy::kernel;
   o.sysfs_root = a.sysfs_root;
   o.order_per_bit = a.order_per_bit;
+  o.arch = a.arch == "arm64" ? Arch::arm64 : a.arch == "x86_64" ? Arch::x86_64 : Arch::host;
   for (const std::string& spec : a.device_areas) {
     const auto c1 = spec.find(':');
     const auto c2 = c1 == std::string::npos ? c1 : spec.find(':', c1 + 1);

@@ -21,6 +21,7 @@ struct PoolArgs {
   std::string policy = "kernel";
   std::vector<std::string> device_areas;
   unsigned order_per_bit = 0;
+  std::string arch;  ///< "" = this machine's
   std::vector<std::string> vfio;  ///< BDFs bound to vfio-pci: the pool runs in vfio mode
 };
 
