@@ -46,6 +46,37 @@ TEST(TraceParse, MinimalAlloc) {
   EXPECT_EQ(t.size, 64u << 10);
   EXPECT_EQ(t.dma_mask, ~std::uint64_t{0});
   EXPECT_EQ(t.device, "");
+  EXPECT_EQ(t.cpu, -1);  // no cpu=: the replay's own CPU
+}
+
+TEST(TraceParse, CpuOption) {
+  // cpu=<N>: the CPU a request is made on; a device with no node gets pages
+  // on that CPU's node (SEMANTICS A3, A7: the kernel's numa_mem_id()).
+  TraceLine t = ok("alloc a -1 4K cpu=40");
+  EXPECT_EQ(t.cpu, 40);
+  EXPECT_EQ(t.node, -1);
+  t = ok("alloc a -1 4K device=nic cpu=0 dma_mask=0xffffffff  # any order");
+  EXPECT_EQ(t.cpu, 0);
+  EXPECT_EQ(t.device, "nic");
+  EXPECT_EQ(t.dma_mask, 0xffffffffu);
+  EXPECT_EQ(ok("alloc a 2 1M cpu=1048576").cpu, kMaxCpu);  // allowed, if meaningless, for a node
+  EXPECT_EQ(ok("alloc a -1 4K cpu=007").cpu, 7);             // decimal, not octal
+}
+
+TEST(TraceParse, BadCpu) {
+  EXPECT_EQ(bad("alloc q0 -1 4K cpu=x", "'cpu=x'"),
+            "line 7: alloc: 'cpu=x': cpu must be a decimal number");
+  bad("alloc q0 -1 4K cpu=", "'cpu='");
+  bad("alloc q0 -1 4K cpu=-1", "'cpu=-1'");
+  bad("alloc q0 -1 4K cpu=+1", "'cpu=+1'");
+  bad("alloc q0 -1 4K cpu=0x1", "'cpu=0x1'");
+  bad("alloc q0 -1 4K cpu=1.5", "'cpu=1.5'");
+  EXPECT_NE(bad("alloc q0 -1 4K cpu=1048577", "'cpu=1048577'").find("out of range 0..1048576"),
+            std::string::npos);
+  bad("alloc q0 -1 4K cpu=99999999999999999999", "'cpu=99999999999999999999'");
+  bad("alloc q0 -1 4K cpu=1 cpu=2", "twice");
+  bad("alloc q0 -1 4K CPU=1", "'CPU=1'");
+  bad("free q0 cpu=1", "'cpu=1'");
 }
 
 TEST(TraceParse, AllocWithOptionsAnyOrderAndComment) {
@@ -142,10 +173,12 @@ RC_GTEST_PROP(TraceParseProp, WellFormedAllocRoundTrips, ()) {
   const int node = *rc::gen::inRange(-1, 1024);
   const auto size = *rc::gen::arbitrary<std::uint64_t>();
   const auto mask = *rc::gen::suchThat<std::uint64_t>([](std::uint64_t m) { return m != 0; });
+  const int cpu = *rc::gen::inRange(-1, kMaxCpu + 1);  // -1: no cpu= option
   char hex[32];
   std::snprintf(hex, sizeof hex, "0x%llx", static_cast<unsigned long long>(mask));
   const std::string line = "alloc " + id + " " + std::to_string(node) + " " +
-                           std::to_string(size) + " dma_mask=" + hex + " device=d" + id;
+                           std::to_string(size) + " dma_mask=" + hex + " device=d" + id +
+                           (cpu >= 0 ? " cpu=" + std::to_string(cpu) : std::string());
   auto r = parse_trace_line(line, 1);
   RC_ASSERT(r.ok());
   RC_ASSERT(r->op == TraceOp::alloc);
@@ -154,6 +187,7 @@ RC_GTEST_PROP(TraceParseProp, WellFormedAllocRoundTrips, ()) {
   RC_ASSERT(r->size == size);
   RC_ASSERT(r->dma_mask == mask);
   RC_ASSERT(r->device == "d" + id);
+  RC_ASSERT(r->cpu == cpu);
 }
 
 RC_GTEST_PROP(TraceParseProp, AnyLineGivesAValueOrALineNumberedError, (std::string s)) {
