@@ -50,7 +50,10 @@ Status verify_node(void* p, std::uint64_t bytes, std::uint64_t step, int node) {
 
 /** Map, bind, populate, lock (unless the IOMMU pins it) and verify; unmaps on any failure. */
 Result<void*> map_on_node(std::uint64_t bytes, std::uint64_t hp, int node, bool mlock) {
-  Result<void*> m = hp == kPage ? os::map_anonymous(bytes) : os::map_hugetlb(bytes, hp);
+  // 4 KiB pages: the address 2 MiB aligned, so that an anon area's IOVAs
+  // (= its virtual addresses) are aligned as a CMA area's are (A6).
+  Result<void*> m = hp == kPage ? os::map_anonymous_aligned(bytes, bytes >= k2M ? k2M : kPage)
+                                : os::map_hugetlb(bytes, hp);
   if (!m) return m;
   auto undo = [&](Error e) -> Result<void*> {
     (void)os::unmap(*m, bytes);

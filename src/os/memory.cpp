@@ -45,6 +45,19 @@ Result<void*> map_anonymous(std::size_t bytes, bool noreserve) {
   return p;
 }
 
+Result<void*> map_anonymous_aligned(std::size_t bytes, std::size_t align) {
+  if (align == 0 || (align & (align - 1)) != 0 || bytes + align < bytes)
+    return make_error(Errc::invalid_argument, "map_anonymous_aligned: bad alignment");
+  Result<void*> m = map_anonymous(bytes + align);
+  if (!m) return m;
+  const auto base = reinterpret_cast<std::uintptr_t>(*m);
+  const std::uintptr_t start = (base + align - 1) & ~(static_cast<std::uintptr_t>(align) - 1);
+  if (start > base) (void)::munmap(*m, start - base);  // trim the head and the tail
+  const std::uintptr_t tail = base + bytes + align - (start + bytes);
+  if (tail != 0) (void)::munmap(reinterpret_cast<void*>(start + bytes), tail);
+  return reinterpret_cast<void*>(start);
+}
+
 Result<void*> map_hugetlb(std::size_t bytes, std::uint64_t huge_page_bytes) {
   if (huge_page_bytes == 0 || (huge_page_bytes & (huge_page_bytes - 1)) != 0 || bytes % huge_page_bytes != 0)
     return make_error(Errc::invalid_argument, "map_hugetlb: size is not a multiple of the hugepage size");

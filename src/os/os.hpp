@@ -28,6 +28,10 @@ std::size_t page_size() noexcept;
 /** Anonymous private mapping, not populated. noreserve adds MAP_NORESERVE. */
 Result<void*> map_anonymous(std::size_t bytes, bool noreserve = false);
 
+/** Anonymous private mapping whose address is a multiple of `align` (a power
+ *  of two), not populated. Unmap with unmap(addr, bytes). */
+Result<void*> map_anonymous_aligned(std::size_t bytes, std::size_t align);
+
 /** Anonymous MAP_HUGETLB mapping with pages of huge_page_bytes (2 MiB or
  *  1 GiB), not populated. REQUIRES: bytes a multiple of huge_page_bytes. */
 Result<void*> map_hugetlb(std::size_t bytes, std::uint64_t huge_page_bytes);
