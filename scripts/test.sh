@@ -2,8 +2,10 @@
 # scripts/test.sh — the whole test suite, as CI runs it (.ci/run calls this).
 #
 #   1. release  (g++, Release): every test: unit, property, conformance, CLI,
-#               examples, consumer package, fuzz smoke, benchmark smoke and the
-#               QEMU multi-node guests (label vm)
+#               examples, consumer package, fuzz smoke, benchmark smoke, the
+#               QEMU multi-node and VFIO guests (label vm) and the differential
+#               tests against a real Linux 6.12 (label kernel: builds the kernel
+#               once, cached under build/kernel/)
 #   2. asan     (clang, ASan+UBSan): the suite without the guests, plus the
 #               libFuzzer targets for NUMACMA_FUZZ_SECONDS each (label fuzz)
 #   3. tsan     (clang, TSan): the suite without guests and fuzzing
@@ -59,11 +61,13 @@ for s in $suites; do
     release) run_suite release "" -DCMAKE_BUILD_TYPE=Release -DNUMACMA_VM_TESTS=ON ;;
     # Sanitizer builds: -O1 with line tables only (readable reports, half the
     # compile time of -O2 -g on this 2-core machine).
-    asan) CC=clang CXX=clang++ run_suite asan "-LE vm" -DCMAKE_BUILD_TYPE=None "${san_flags[@]}" \
+    asan) CC=clang CXX=clang++ run_suite asan "-LE vm|kernel" -DCMAKE_BUILD_TYPE=None "${san_flags[@]}" \
             -DNUMACMA_SANITIZER=address,undefined -DNUMACMA_BUILD_FUZZ=ON \
-            -DNUMACMA_FUZZ_SECONDS="$fuzz_s" -DNUMACMA_VM_TESTS=OFF -DNUMACMA_BUILD_BENCH=OFF ;;
-    tsan) CC=clang CXX=clang++ run_suite tsan "-LE vm|fuzz" -DCMAKE_BUILD_TYPE=None "${san_flags[@]}" \
-            -DNUMACMA_SANITIZER=thread -DNUMACMA_VM_TESTS=OFF -DNUMACMA_BUILD_BENCH=OFF ;;
+            -DNUMACMA_FUZZ_SECONDS="$fuzz_s" -DNUMACMA_VM_TESTS=OFF -DNUMACMA_KERNEL_TESTS=OFF \
+            -DNUMACMA_BUILD_BENCH=OFF ;;
+    tsan) CC=clang CXX=clang++ run_suite tsan "-LE vm|fuzz|kernel" -DCMAKE_BUILD_TYPE=None "${san_flags[@]}" \
+            -DNUMACMA_SANITIZER=thread -DNUMACMA_VM_TESTS=OFF -DNUMACMA_KERNEL_TESTS=OFF \
+            -DNUMACMA_BUILD_BENCH=OFF ;;
     *) echo "unknown suite $s"; total_fail=$((total_fail + 1)) ;;
   esac
 done
