@@ -122,7 +122,7 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_
   }
   const std::uint64_t last = pb->dma_addr + (bytes - 1);
   if (last < pb->dma_addr || last > dev.coherent_dma_mask) {
-    backing->free_pages(*pb);
+    (void)release_block(*pb);  // unmapped first in vfio mode
     return make_error(Errc::unreachable, "pages on node " + std::to_string(pb->node) + " at " +
                                              fmt_hex(pb->dma_addr) + " are above the DMA mask " +
                                              fmt_hex(dev.coherent_dma_mask));
@@ -301,7 +301,12 @@ Status PoolImpl::free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t
       }
       block = sh.take(slot);
     }
-    return release_block(block);  // the OS calls, outside the lock
+    Status s = release_block(block);  // the OS calls, outside the lock
+    if (!s) {  // still mapped: kept, and freed when the pool goes (after its container)
+      std::lock_guard<std::mutex> lock(sh.mu);
+      sh.stuck.push_back(block);
+    }
+    return s;
   }
   return bad("free of an address that is not a live buffer of this pool "
              "(double free or foreign pointer)");

@@ -92,8 +92,11 @@ PoolImpl::~PoolImpl() {
     for (std::uint32_t slot : sh.cached) (void)release_block(sh.slots[slot]);
   }
   vfio.reset();
-  if (backing)
+  if (backing) {
+    for (const PageShelf& sh : shelves)  // blocks whose unmap failed: unmapped now, with the container
+      for (const backing::PagesBlock& b : sh.stuck) backing->free_pages(b);
     for (auto& slot : areas) backing->release(slot->res);
+  }
 }
 
 Stats PoolImpl::stats() const {
@@ -265,6 +268,12 @@ Result<Pool> Pool::create(const PoolOptions& options) {
     cfg.cpu_base = r->cpu_base;
     Result<core::Area> area = core::Area::create(std::move(cfg));
     if (!area) {
+      if (impl->vfio) {  // never free memory the IOMMU still maps
+        const std::uint64_t mapped = (r->mapped_bytes + detail::kPageSize - 1) / detail::kPageSize * detail::kPageSize;
+        if (Status u = impl->vfio->unmap(r->segments.front().dma_base, mapped); !u)
+          return make_error(u.error().code, "area " + pa.name + " is unusable and could not be unmapped: " +
+                                                u.error().message);
+      }
       impl->backing->release(*r);
       impl->notes.push_back({pa.name, pa.node, "not usable: " + area.error().message});
       continue;

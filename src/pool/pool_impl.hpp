@@ -81,6 +81,9 @@ struct PageShelf {
   tsl::robin_map<std::uintptr_t, std::uint32_t, PageAddrHash> live;
   std::vector<std::uint32_t> cached;
   std::vector<std::uint32_t> vacant;
+  /** vfio mode: blocks freed by their owner whose unmap failed; never given
+   *  back to the OS while the IOMMU may map them (freed after the container). */
+  std::vector<backing::PagesBlock> stuck;
 
   /** Puts a block in a vacant (or new) slot. REQUIRES: mu held. */
   std::uint32_t store(backing::PagesBlock&& pb);
