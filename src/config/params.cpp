@@ -34,16 +34,6 @@ bool is_space(char c) noexcept {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-/** "4 MiB", "0 B", "4097 B": a size as the notes write it (whole units only). */
-std::string fmt_size(std::uint64_t b) {
-  static constexpr const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  int u = 0;
-  while (u < 6 && b >= 1024 && b % 1024 == 0) {
-    b /= 1024;
-    ++u;
-  }
-  return std::to_string(b) + " " + units[u];
-}
 
 Error bad_token(std::string_view token, const std::string& why) {
   return make_error(Errc::invalid_argument, "'" + std::string(token) + "': " + why);
@@ -220,6 +210,16 @@ const char* area_kind_name(AreaKind k) noexcept {
     case AreaKind::device: return "device";
   }
   return "unknown";
+}
+
+std::string fmt_size(std::uint64_t b) {
+  static constexpr const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int u = 0;
+  while (u < 6 && b >= 1024 && b % 1024 == 0) {
+    b /= 1024;
+    ++u;
+  }
+  return std::to_string(b) + " " + units[u];
 }
 
 }  // namespace numacma::config

@@ -31,6 +31,9 @@ namespace numacma::config {
  *  input, junk after the suffix and values that overflow 64 bits. */
 Result<std::uint64_t> parse_size(std::string_view text);
 
+/** "4 MiB", "0 B", "4097 B": a size in its largest whole unit. */
+std::string fmt_size(std::uint64_t bytes);
+
 struct Params {
   std::optional<std::uint64_t> cma_bytes;      ///< cma=<size>
   std::optional<std::uint64_t> pernuma_bytes;  ///< cma_pernuma=<size>

@@ -56,9 +56,12 @@ bool exists(const std::string& path) noexcept {
   return ::stat(path.c_str(), &st) == 0;
 }
 
-Status write_file(const std::string& path, const std::string& text) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return errno_error("open(" + path + ", O_WRONLY)", errno);
+namespace {
+
+/** Writes the whole text with one write(2) to a file opened with `flags`. */
+Status write_all(const std::string& path, const std::string& text, int flags, const char* how) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
+  if (fd < 0) return errno_error("open(" + path + ", " + how + ")", errno);
   const ssize_t n = ::write(fd, text.data(), text.size());
   const int e = errno;
   ::close(fd);
@@ -66,6 +69,12 @@ Status write_file(const std::string& path, const std::string& text) {
   if (static_cast<std::size_t>(n) != text.size())
     return make_error(Errc::io_error, "write(" + path + "): short write");
   return {};
+}
+
+}  // namespace
+
+Status write_file(const std::string& path, const std::string& text) {
+  return write_all(path, text, O_WRONLY, "O_WRONLY");
 }
 
 Result<std::string> read_link(const std::string& path) {
@@ -94,15 +103,7 @@ Status remove_file(const std::string& path) {
 }
 
 Status write_new_file(const std::string& path, const std::string& text) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return errno_error("open(" + path + ", O_CREAT)", errno);
-  const ssize_t n = ::write(fd, text.data(), text.size());
-  const int e = errno;
-  ::close(fd);
-  if (n < 0) return errno_error("write(" + path + ")", e);
-  if (static_cast<std::size_t>(n) != text.size())
-    return make_error(Errc::io_error, "write(" + path + "): short write");
-  return {};
+  return write_all(path, text, O_WRONLY | O_CREAT | O_TRUNC, "O_CREAT");
 }
 
 std::string env_or(const char* name, const std::string& fallback) {

@@ -26,15 +26,7 @@ const char* served_name(Served s) noexcept {
 
 namespace detail {
 
-std::string fmt_bytes(std::uint64_t b) {
-  static constexpr const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  int u = 0;
-  while (u < 6 && b >= 1024 && b % 1024 == 0) {
-    b /= 1024;
-    ++u;
-  }
-  return std::to_string(b) + " " + units[u];
-}
+std::string fmt_bytes(std::uint64_t b) { return config::fmt_size(b); }
 
 std::string fmt_hex(std::uint64_t v) {
   char buf[24];

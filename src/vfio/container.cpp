@@ -455,68 +455,59 @@ Result<std::uint64_t> Container::bar_size(int index, unsigned bar) {
   return (*r)->info.size;
 }
 
+namespace {
+
+/** A register read of sizeof(T) bytes: through the BAR's mmap, else pread. */
+template <class T>
+Result<T> reg_read(Container::Impl& m, int index, unsigned bar, std::uint64_t off) {
+  Result<Region*> r = m.region(index, bar);
+  if (!r) return std::move(r).error();
+  const Region& reg = **r;
+  if (off % sizeof(T) != 0 || off + sizeof(T) > reg.info.size)
+    return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " read" +
+                                                  std::to_string(8 * sizeof(T)) + " at " + hex(off));
+  T v = 0;
+  if (reg.map != nullptr) {
+    v = *reinterpret_cast<volatile T*>(static_cast<std::uint8_t*>(reg.map) + off);
+    io_rmb();
+    return v;
+  }
+  const int fd = m.devs[static_cast<std::size_t>(index)]->fd;
+  if (Status s = m.k->read_at(fd, reg.info.offset + off, &v, sizeof(T)); !s) return std::move(s).error();
+  return v;
+}
+
+/** A register write of sizeof(T) bytes, after every earlier store to DMA memory. */
+template <class T>
+Status reg_write(Container::Impl& m, int index, unsigned bar, std::uint64_t off, T v) {
+  Result<Region*> r = m.region(index, bar);
+  if (!r) return std::move(r).error();
+  const Region& reg = **r;
+  if (off % sizeof(T) != 0 || off + sizeof(T) > reg.info.size)
+    return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " write" +
+                                                  std::to_string(8 * sizeof(T)) + " at " + hex(off));
+  if (reg.map != nullptr) {
+    io_wmb();
+    *reinterpret_cast<volatile T*>(static_cast<std::uint8_t*>(reg.map) + off) = v;
+    return {};
+  }
+  const int fd = m.devs[static_cast<std::size_t>(index)]->fd;
+  return m.k->write_at(fd, reg.info.offset + off, &v, sizeof(T));
+}
+
+}  // namespace
+
 Result<std::uint32_t> Container::read32(int index, unsigned bar, std::uint64_t off) {
-  Result<Region*> r = impl_->region(index, bar);
-  if (!r) return std::move(r).error();
-  const Region& reg = **r;
-  if (off % 4 != 0 || off + 4 > reg.info.size)
-    return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " read32 at " + hex(off));
-  if (reg.map != nullptr) {
-    const std::uint32_t v = *reinterpret_cast<volatile std::uint32_t*>(static_cast<std::uint8_t*>(reg.map) + off);
-    io_rmb();
-    return v;
-  }
-  std::uint32_t v = 0;
-  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd;
-  if (Status s = impl_->k->read_at(fd, reg.info.offset + off, &v, 4); !s) return std::move(s).error();
-  return v;
+  return reg_read<std::uint32_t>(*impl_, index, bar, off);
 }
-
 Status Container::write32(int index, unsigned bar, std::uint64_t off, std::uint32_t v) {
-  Result<Region*> r = impl_->region(index, bar);
-  if (!r) return std::move(r).error();
-  const Region& reg = **r;
-  if (off % 4 != 0 || off + 4 > reg.info.size)
-    return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " write32 at " + hex(off));
-  if (reg.map != nullptr) {
-    io_wmb();
-    *reinterpret_cast<volatile std::uint32_t*>(static_cast<std::uint8_t*>(reg.map) + off) = v;
-    return {};
-  }
-  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd;
-  return impl_->k->write_at(fd, reg.info.offset + off, &v, 4);
+  return reg_write<std::uint32_t>(*impl_, index, bar, off, v);
 }
-
 Result<std::uint64_t> Container::read64(int index, unsigned bar, std::uint64_t off) {
-  Result<Region*> r = impl_->region(index, bar);
-  if (!r) return std::move(r).error();
-  const Region& reg = **r;
-  if (off % 8 != 0 || off + 8 > reg.info.size)
-    return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " read64 at " + hex(off));
-  if (reg.map != nullptr) {
-    const std::uint64_t v = *reinterpret_cast<volatile std::uint64_t*>(static_cast<std::uint8_t*>(reg.map) + off);
-    io_rmb();
-    return v;
-  }
-  std::uint64_t v = 0;
-  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd;
-  if (Status s = impl_->k->read_at(fd, reg.info.offset + off, &v, 8); !s) return std::move(s).error();
-  return v;
+  return reg_read<std::uint64_t>(*impl_, index, bar, off);
 }
-
 Status Container::write64(int index, unsigned bar, std::uint64_t off, std::uint64_t v) {
-  Result<Region*> r = impl_->region(index, bar);
-  if (!r) return std::move(r).error();
-  const Region& reg = **r;
-  if (off % 8 != 0 || off + 8 > reg.info.size)
-    return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " write64 at " + hex(off));
-  if (reg.map != nullptr) {
-    io_wmb();
-    *reinterpret_cast<volatile std::uint64_t*>(static_cast<std::uint8_t*>(reg.map) + off) = v;
-    return {};
-  }
-  const int fd = impl_->devs[static_cast<std::size_t>(index)]->fd;
-  return impl_->k->write_at(fd, reg.info.offset + off, &v, 8);
+  return reg_write<std::uint64_t>(*impl_, index, bar, off, v);
 }
 
 Status Container::config_read(int index, std::uint32_t off, void* out, std::size_t len) {

@@ -96,8 +96,9 @@ class Container {
   /** Ranges, page sizes, DMA_AVAIL read now, devices, mappings. */
   ContainerReport report() const;
 
+  struct Impl;  // container.cpp
+
  private:
-  struct Impl;
   explicit Container(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
