@@ -208,7 +208,8 @@ TEST(Cli, TopoShowsIommuGroupsAndDrivers) {
   EXPECT_EQ(pci["0000:17:00.0"]["class"], "0x10802");
   const CliRun none = run("topo --json --sysfs-root " + kData + "/vm1");
   ASSERT_EQ(none.rc, 0) << none.err;
-  for (const auto& d : json::parse(none.out)["pci"]) EXPECT_EQ(d["iommu_group"], -1) << d.dump();
+  const json none_j = json::parse(none.out);  // kept alive: the loop reads into it
+  for (const auto& d : none_j["pci"]) EXPECT_EQ(d["iommu_group"], -1) << d.dump();
   const CliRun t = run("topo " + kArm);
   ASSERT_EQ(t.rc, 0);
   EXPECT_NE(t.out.find("iommu group  driver"), std::string::npos) << t.out;

@@ -424,10 +424,11 @@ TEST(PoolSemantics, R3_R4_MissingNodesAndFailedReservationsAreReportedNotFatal) 
 TEST(PoolSemantics, R3_NodeGivenTwiceTakesTheLastSizeAndSaysSo) {
   // numa_cma=1:2M,1:4M: the kernel reserves 4 MiB on node 1 (the last size).
   Pool pool = make_pool("numa_cma=1:2M,1:4M");
-  const auto* numa1 = area(pool.stats(), "numa1");
+  const numacma::Stats st = pool.stats();  // kept alive: area() points into it
+  const auto* numa1 = area(st, "numa1");
   ASSERT_NE(numa1, nullptr);
   EXPECT_EQ(numa1->pages * 4096, 4 * M);
-  EXPECT_EQ(pool.stats().areas.size(), 1u);
+  EXPECT_EQ(st.areas.size(), 1u);
   bool noted = false;
   for (const auto& n : pool.reservation_notes())
     noted |= n.message == "numa_cma: node 1 given twice: 2 MiB overridden by 4 MiB, as the kernel does";
