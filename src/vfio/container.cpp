@@ -246,20 +246,20 @@ Status Container::attach(std::string_view bdf_view, std::uint64_t mask) {
   const std::string bdf(bdf_view);
   if (mask == 0) return make_error(Errc::invalid_argument, "VFIO device " + bdf + ": DMA mask 0");
   if (find(bdf) >= 0) return make_error(Errc::invalid_argument, "VFIO device " + bdf + " attached twice");
-  const std::string dev_dir = m.root + "/bus/pci/devices/" + bdf;
-  if (!os::exists(dev_dir))
-    return make_error(Errc::not_found, "no PCI device " + bdf + " (" + dev_dir + " is missing)");
-  Result<std::string> glink = os::read_link(dev_dir + "/iommu_group");
-  if (!glink)
+  // The device's node, group and driver, read now (the topology's copy may be stale).
+  Result<topo::PciDevice> pci = topo::read_pci_device(m.root, bdf);
+  if (!pci) {
+    if (pci.error().code == Errc::not_found)
+      return make_error(Errc::not_found, "no PCI device " + bdf + ": " + pci.error().message);
+    return std::move(pci).error();
+  }
+  if (pci->iommu_group < 0)
     return make_error(Errc::unsupported,
                       "no IOMMU: " + bdf + " has no IOMMU group, so VFIO cannot drive it (boot with "
                       "intel_iommu=on or amd_iommu=on and enable VT-d/AMD-Vi in the firmware; "
                       "without an IOMMU use phys mode instead: --backing hugetlb as root, no --vfio)");
-  Result<std::uint64_t> gnum = topo::parse_u64(basename_of(*glink));
-  if (!gnum || *gnum > 1000000)
-    return make_error(Errc::io_error, dev_dir + "/iommu_group: bad group '" + *glink + "'");
-  const int group = static_cast<int>(*gnum);
-  const std::string drv = driver_of(m.root, bdf);
+  const int group = pci->iommu_group;
+  const std::string& drv = pci->driver;
   if (drv != "vfio-pci")
     return make_error(Errc::unsupported,
                       bdf + (drv.empty() ? std::string(" is bound to no driver")
@@ -370,8 +370,7 @@ Status Container::attach(std::string_view bdf_view, std::uint64_t mask) {
   auto d = std::make_unique<Dev>();
   d->info.bdf = bdf;
   d->info.group = group;
-  const topo::PciDevice* pci = m.topology->pci(bdf);
-  d->info.node = pci != nullptr ? pci->numa_node : -1;
+  d->info.node = pci->numa_node;
   d->info.dma_mask = mask;
   d->fd = dfd.release();
   m.devs.push_back(std::move(d));
