@@ -84,33 +84,15 @@ struct Ctx {
   }
 };
 
-/** Fills r.blocking and r.note: the group's other devices that are bound
- *  to a driver that keeps the group from being viable. The kernel lets a
- *  group into a container when each device has no driver, vfio-pci, or a
- *  driver that does not do DMA of its own (pcieport on bridges, pci-stub). */
+/** Fills r.blocking and r.note (group_blockers). */
 void check_group(const std::string& root, BindReport& r) {
-  const std::string gdir =
-      root + "/kernel/iommu_groups/" + std::to_string(r.iommu_group) + "/devices";
-  Result<std::vector<std::string>> members = os::list_dir(gdir);
-  if (!members) {
+  Result<std::vector<GroupMember>> blocking = group_blockers(root, r.iommu_group, r.bdf);
+  if (!blocking) {
     r.note = "could not check the other devices of group " + std::to_string(r.iommu_group) + ": " +
-             members.error().message;
+             blocking.error().message;
     return;
   }
-  for (const std::string& m : *members) {
-    if (m == r.bdf) continue;
-    // Through the group's own link, so that a non-PCI member (ARM platform
-    // devices share groups too) is read the same way.
-    Result<std::string> target = os::read_link(gdir + "/" + m + "/driver");
-    if (!target) continue;  // no driver: fine for viability
-    Result<std::string> driver = topo::parse_link_name(*target);
-    if (!driver || *driver == kVfioPci || *driver == "pci-stub") continue;
-    if (Result<std::string> cls = os::read_file(gdir + "/" + m + "/class")) {
-      Result<std::uint64_t> code = topo::parse_u64(*cls);
-      if (code && (*code >> 8) == 0x0604) continue;  // PCI-to-PCI bridge
-    }
-    r.blocking.push_back({m, *driver});
-  }
+  r.blocking = std::move(*blocking);
   if (r.blocking.empty()) return;
   std::string who;
   for (const GroupMember& g : r.blocking) who += (who.empty() ? "" : ", ") + g.bdf + " (" + g.driver + ")";
@@ -120,6 +102,31 @@ void check_group(const std::string& root, BindReport& r) {
 }
 
 }  // namespace
+
+/** The kernel lets a group into a container when each device has no driver,
+ *  vfio-pci, or a driver that does no DMA of its own (pcieport on bridges,
+ *  pci-stub). Read through the group's own links, so that a non-PCI member
+ *  (ARM platform devices share groups too) is read the same way. */
+Result<std::vector<GroupMember>> group_blockers(const std::string& root, int group,
+                                                std::string_view self) {
+  const std::string gdir = root + "/kernel/iommu_groups/" + std::to_string(group) + "/devices";
+  Result<std::vector<std::string>> members = os::list_dir(gdir);
+  if (!members) return std::move(members).error();
+  std::vector<GroupMember> out;
+  for (const std::string& m : *members) {
+    if (m == self) continue;
+    Result<std::string> target = os::read_link(gdir + "/" + m + "/driver");
+    if (!target) continue;  // no driver: fine for viability
+    Result<std::string> driver = topo::parse_link_name(*target);
+    if (!driver || *driver == kVfioPci || *driver == "pci-stub") continue;
+    if (Result<std::string> cls = os::read_file(gdir + "/" + m + "/class")) {
+      Result<std::uint64_t> code = topo::parse_u64(*cls);
+      if (code && (*code >> 8) == 0x0604) continue;  // PCI-to-PCI bridge
+    }
+    out.push_back({m, *driver});
+  }
+  return out;
+}
 
 std::string default_run_dir() { return os::env_or("NUMACMA_RUN_DIR", "/run/numacma"); }
 

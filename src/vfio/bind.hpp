@@ -63,6 +63,13 @@ struct BindReport {
   std::string note;           ///< one more sentence the user needs; "" when none
 };
 
+/** The devices of IOMMU group `group` (under <root>/kernel/iommu_groups)
+ *  other than `self` that keep the group from being viable: bound to a
+ *  driver other than vfio-pci, pci-stub, or a PCI bridge's. Errors: the
+ *  group's device list cannot be read. */
+Result<std::vector<GroupMember>> group_blockers(const std::string& root, int group,
+                                                std::string_view self);
+
 /** $NUMACMA_RUN_DIR, or /run/numacma when unset. */
 std::string default_run_dir();
 

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "os/os.hpp"
+#include "vfio/bind.hpp"
 #include "vfio/kernel.hpp"
 
 namespace numacma::vfio {
@@ -33,17 +34,6 @@ std::string mib(std::uint64_t b) {
   else
     std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
   return buf;
-}
-
-std::string basename_of(const std::string& p) {
-  const auto s = p.find_last_of('/');
-  return s == std::string::npos ? p : p.substr(s + 1);
-}
-
-/** The driver a device is bound to ("" when none). */
-std::string driver_of(const std::string& root, const std::string& bdf) {
-  Result<std::string> l = os::read_link(root + "/bus/pci/devices/" + bdf + "/driver");
-  return l ? basename_of(*l) : std::string();
 }
 
 /** Every earlier store to DMA memory is visible to the device before a
@@ -190,16 +180,11 @@ Result<std::vector<IovaRange>> Container::Impl::reserved_regions(int group) cons
 }
 
 Status Container::Impl::not_viable(int group, const std::string& bdf) const {
-  const std::string dir = root + "/kernel/iommu_groups/" + std::to_string(group) + "/devices";
   std::string others;
-  if (Result<std::vector<std::string>> names = os::list_dir(dir)) {
-    for (const std::string& n : *names) {
-      if (n == bdf) continue;
-      const std::string drv = driver_of(root, n);
-      if (drv == "vfio-pci" || drv.empty() || drv == "pcieport") continue;
-      others += (others.empty() ? "" : ", ") + n + " (bound to " + drv + ": numacma vfio bind " + n + ")";
-    }
-  }
+  if (Result<std::vector<GroupMember>> blocking = group_blockers(root, group, bdf))
+    for (const GroupMember& g : *blocking)
+      others += (others.empty() ? "" : ", ") + g.bdf + " (bound to " + g.driver +
+                ": numacma vfio bind " + g.bdf + ")";
   return make_error(Errc::unsupported,
                     "IOMMU group " + std::to_string(group) + " of " + bdf +
                         " is not viable: every device in it must be bound to vfio-pci or to no "
