@@ -44,7 +44,8 @@ void BM_alloc_free(benchmark::State& state, std::string name, std::size_t size) 
     return;
   }
   std::string why;
-  if (!p.peer->fill(kLive, size, nb::a6_alignment(size), &why)) {
+  const std::size_t align = p.peer->align_for(nb::a6_alignment(size));
+  if (!p.peer->fill(kLive, size, align, &why)) {
     p.peer->drain();
     state.SkipWithError(why.c_str());
     return;
@@ -58,13 +59,13 @@ void BM_alloc_free(benchmark::State& state, std::string name, std::size_t size) 
   }
   p.peer->drain();
   if (!ok) state.SkipWithError("an allocation failed");
-  state.SetLabel("align " + std::to_string(nb::a6_alignment(size)));
+  state.SetLabel("align " + std::to_string(align));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (const char* name : {"numacma", "dpdk", "glibc", "libnuma"})
+  for (const char* name : {"numacma", "dpdk", "dpdk-align64", "dpdk-memzone", "glibc", "libnuma"})
     for (std::size_t size : {4096u, 16384u, 65536u, 262144u})
       benchmark::RegisterBenchmark(("BM_alloc_free/" + std::string(name) + "/" + std::to_string(size)).c_str(),
                                    BM_alloc_free, std::string(name), size);

@@ -4,8 +4,10 @@
 # hugetlbfs for the run (both restored afterwards), so that DPDK's EAL and
 # numacma's hugetlb backing run on hugepages. Then:
 #   numacma bench alloc --backing auto --plot build/bench/alloc.svg
+#   numacma bench pool --backing auto --plot build/bench/pool.svg
 #   numacma bench scaling / reserve / cmdq
 # Extra arguments go to every `numacma bench` command (e.g. --json, --quick).
+# BENCHES="alloc pool" (the environment) runs only those benchmarks.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -33,7 +35,11 @@ if [ "$(id -u)" -eq 0 ]; then
 else
   echo "bench.sh: not root: no hugepages reserved (DPDK runs with --no-huge, numacma on anon)"
 fi
-"$cli" bench alloc --backing auto --plot build/bench/alloc.svg "$@"
-"$cli" bench scaling "$@"
-"$cli" bench reserve "$@"
-"$cli" bench cmdq "$@"
+benches="${BENCHES:-alloc pool scaling reserve cmdq}"
+for b in $benches; do
+  case "$b" in
+    alloc | pool) "$cli" bench "$b" --backing auto --plot "build/bench/$b.svg" "$@" ;;
+    scaling | reserve | cmdq) "$cli" bench "$b" "$@" ;;
+    *) echo "bench.sh: unknown benchmark '$b' in BENCHES" >&2; exit 2 ;;
+  esac
+done

@@ -1,5 +1,7 @@
 // bench/lib/alloc.cpp — the alloc workload and the numacma, glibc and libnuma
-// peers (dpdk: dpdk_peer.cpp).
+// peers (dpdk, dpdk-align64, dpdk-memzone: dpdk_peer.cpp).
+// Each peer aligns as A6 says unless its align_for() says otherwise (dpdk-align64:
+// 64 bytes; libnuma: at most a page); every row names its configuration.
 //
 //   fill:   slots[0..live) each allocated (size, A6 alignment)
 //   round:  for i in a fixed-seed random permutation of the slots:
@@ -8,6 +10,7 @@
 //   one warm-up round, then `repetitions` rounds (101; quick 9); median and p99
 //   of the samples. A peer/size that has used its time budget (4 s; quick
 //   120 ms) stops after at least 21 (quick 2) measured rounds.
+#include <gnu/libc-version.h>
 #include <numa.h>
 
 #include <algorithm>
@@ -22,7 +25,7 @@
 
 namespace numacma::bench {
 
-std::unique_ptr<AllocPeer> make_dpdk_peer();  // dpdk_peer.cpp
+std::unique_ptr<AllocPeer> make_dpdk_peer(const std::string& name);  // dpdk_peer.cpp
 
 Summary summarize(std::vector<double>& s) {
   Summary out;
@@ -80,7 +83,10 @@ class NumacmaPeer final : public AllocPeer {
       return false;
     }
     backing_ = st.areas.front().backing;
-    dev_ = Device::on_node(st.areas.front().node, "bench-dev");
+    asked_ = o.backing;
+    vfio_ = !o.vfio.empty();
+    node_ = st.areas.front().node;
+    dev_ = Device::on_node(node_, "bench-dev");
     return true;
   }
   bool fill(std::size_t live, std::size_t size, std::size_t, std::string* why) override {
@@ -106,6 +112,13 @@ class NumacmaPeer final : public AllocPeer {
     return true;
   }
   void drain() override { slots_.clear(); }
+  std::string config(std::size_t size, std::size_t align) const override {
+    return "Pool::create(cma=1G, backing " + backing_ + (asked_ != backing_ ? " (asked: " + asked_ + ")" : "") +
+           (vfio_ ? ", vfio mode" : "") + ", reserved at create) + Device::on_node(" + std::to_string(node_) +
+           "); alloc_coherent(dev, " + std::to_string(size) + ") + DmaBuffer::release; align " +
+           std::to_string(align) + " (A6), physically contiguous; 1024 live" +
+           (size <= 4096 ? "; one page: from the node's pages (A3)" : "; from the area");
+  }
   const std::string& backing() const { return backing_; }
 
  private:
@@ -113,7 +126,9 @@ class NumacmaPeer final : public AllocPeer {
   Device dev_;
   std::size_t size_ = 0;
   std::vector<DmaBuffer> slots_;
-  std::string backing_;
+  std::string backing_, asked_;
+  bool vfio_ = false;
+  int node_ = 0;
 };
 
 // ---- glibc: posix_memalign / free
@@ -139,6 +154,10 @@ class GlibcPeer final : public AllocPeer {
   void drain() override {
     for (void* p : slots_) std::free(p);
     slots_.clear();
+  }
+  std::string config(std::size_t size, std::size_t align) const override {
+    return "posix_memalign(align " + std::to_string(align) + " (A6), " + std::to_string(size) +
+           ") + free; glibc " + gnu_get_libc_version() + " malloc, default tunables; 1024 live";
   }
 
  private:
@@ -175,6 +194,11 @@ class LibnumaPeer final : public AllocPeer {
     for (void* p : slots_) numa_free(p, size_);
     slots_.clear();
   }
+  std::size_t align_for(std::size_t a6) const override { return std::min<std::size_t>(a6, 4096); }
+  std::string config(std::size_t size, std::size_t) const override {
+    return "numa_alloc_onnode(" + std::to_string(size) +
+           ", 0) + numa_free: mmap + mbind per buffer, page-aligned only (4096 where A6 asks more); 1024 live";
+  }
 
  private:
   std::size_t size_ = 0;
@@ -187,7 +211,7 @@ std::unique_ptr<AllocPeer> make_peer(const std::string& name) {
   if (name == "numacma") return std::make_unique<NumacmaPeer>();
   if (name == "glibc") return std::make_unique<GlibcPeer>();
   if (name == "libnuma") return std::make_unique<LibnumaPeer>();
-  if (name == "dpdk") return make_dpdk_peer();
+  if (name.rfind("dpdk", 0) == 0) return make_dpdk_peer(name);
   return nullptr;
 }
 
@@ -211,28 +235,31 @@ AllocReport run_alloc(const AllocOptions& o) {
     if (!l.peer) l.why = "unknown peer";
     else l.ok = l.peer->init(o, &l.why);
     if (n == "numacma" && l.ok) rep.numacma_backing = static_cast<NumacmaPeer*>(l.peer.get())->backing();
-    if (n == "dpdk") rep.dpdk_note = l.why;
+    if (n.rfind("dpdk", 0) == 0 && rep.dpdk_note.empty()) rep.dpdk_note = l.why;
     peers.push_back(std::move(l));
   }
 
   for (std::size_t size : o.sizes) {
-    const std::size_t align = a6_alignment(size);
+    const std::size_t a6 = a6_alignment(size);
     double numacma_median = 0;
     const std::size_t first = rep.results.size();
     for (Live& l : peers) {
       AllocResult r;
       r.peer = l.name;
       r.size = size;
-      r.align = align;
+      r.align = l.peer ? l.peer->align_for(a6) : a6;
+      const std::size_t align = r.align;
       if (!l.ok) {
         r.skipped = true;
         r.reason = l.why;
+        r.config = l.peer ? l.peer->config(size, align) : "unknown peer";
         rep.results.push_back(r);
         continue;
       }
       std::string why;
       if (!l.peer->fill(o.live, size, align, &why)) {
         l.peer->drain();
+        r.config = l.peer->config(size, align);
         r.skipped = true;
         r.reason = why;
         rep.results.push_back(r);
@@ -255,6 +282,7 @@ AllocReport run_alloc(const AllocOptions& o) {
                             static_cast<double>(o.live));
       }
       l.peer->drain();
+      r.config = l.peer->config(size, align);
       if (failed) {
         r.skipped = true;
         r.reason = "an allocation failed during the run";

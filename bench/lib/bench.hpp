@@ -3,9 +3,15 @@
 //
 //   alloc    1024 live buffers; free + re-allocate them in a fixed-seed random
 //            order; ns per alloc+free pair (median, p99 over repetitions) for
-//            numacma | dpdk (rte_malloc_socket) | glibc (posix_memalign) |
-//            libnuma (numa_alloc_onnode), sizes 4K 16K 64K 256K, each aligned as
-//            SEMANTICS A6 says
+//            numacma | dpdk (rte_malloc_socket, aligned as A6) | dpdk-align64
+//            (rte_malloc_socket, 64-byte alignment) | dpdk-memzone
+//            (rte_memzone_reserve_aligned, IOVA-contiguous, aligned as A6) |
+//            glibc (posix_memalign) | libnuma (numa_alloc_onnode), sizes 4K 16K
+//            64K 256K, each aligned as SEMANTICS A6 says unless the peer's
+//            configuration says otherwise
+//   pool     small fixed-size objects (64 B, 512 B, 4 KiB), 1024 live per thread:
+//            numacma's DmaPool vs rte_mempool (per-lcore cache) vs glibc malloc,
+//            one thread, two threads, two threads freeing each other's objects
 //   scaling  alloc+free on a nearly full, fragmented core::Area of 64 MiB vs 64 GiB
 //   reserve  reserve+populate 1 GiB (quick: 64 MiB) through a Pool vs plain mmap
 //   cmdq     SYNC round trip of a command ring in a numacma buffer, queue on the
@@ -40,18 +46,19 @@ struct AllocOptions {
   unsigned repetitions = 0;      ///< 0: 101 (quick: 9)
   std::string backing = "sim";   ///< numacma's backing: sim | anon | hugetlb | auto
   std::string sysfs_root = "/sys";
-  std::vector<std::string> peers = {"numacma", "dpdk", "glibc", "libnuma"};
+  std::vector<std::string> peers = {"numacma", "dpdk", "dpdk-align64", "dpdk-memzone", "glibc", "libnuma"};
   std::vector<std::string> vfio;  ///< BDFs bound to vfio-pci: numacma's pool in vfio mode
 };
 
 struct AllocResult {
   std::string peer;
   std::size_t size = 0;
-  std::size_t align = 0;
+  std::size_t align = 0;         ///< the alignment this peer was asked for (bytes)
   double median_ns = 0, p99_ns = 0;
   double ratio = 0;              ///< peer median / numacma median (same size)
   bool skipped = false;
   std::string reason;
+  std::string config;            ///< the peer's configuration, in words
 };
 
 struct AllocReport {
@@ -75,9 +82,16 @@ class AllocPeer {
   virtual bool cycle(std::size_t i) = 0;
   /** Frees every slot. */
   virtual void drain() = 0;
+  /** The alignment this peer asks for when A6 says `a6` (dpdk-align64: 64;
+   *  libnuma: at most a page). */
+  virtual std::size_t align_for(std::size_t a6) const { return a6; }
+  /** The configuration, in words, for a run of `size` bytes aligned to `align`
+   *  (called after the run and drain(): it may report what the run did). */
+  virtual std::string config(std::size_t size, std::size_t align) const = 0;
 };
 
-/** "numacma" | "dpdk" | "glibc" | "libnuma"; nullptr for an unknown name. */
+/** "numacma" | "dpdk" | "dpdk-align64" | "dpdk-memzone" | "glibc" | "libnuma";
+ *  nullptr for an unknown name. */
 std::unique_ptr<AllocPeer> make_peer(const std::string& name);
 
 /** The fixed-seed random slot order the workload uses (one permutation per round). */
@@ -85,6 +99,74 @@ std::vector<std::uint32_t> slot_order(std::size_t live, unsigned rounds, std::ui
 
 /** The SVG grouped bar chart of an alloc report (log scale, ns per pair). */
 std::string alloc_svg(const AllocReport& r);
+
+// ---- pool ------------------------------------------------------------------
+struct PoolBenchOptions {
+  bool quick = false;
+  std::vector<std::size_t> objects = {64, 512, 4096};
+  std::size_t live = 1024;       ///< objects kept live per thread
+  unsigned rounds = 0;           ///< measured rounds; 0: 1001 (quick: 9)
+  std::string backing = "sim";   ///< numacma's pool backing
+  std::string sysfs_root = "/sys";
+  std::vector<std::string> peers = {"numacma", "dpdk-mempool", "glibc"};
+};
+
+struct PoolBenchResult {
+  std::string peer;
+  std::size_t object = 0;        ///< bytes
+  unsigned threads = 1;
+  bool cross = false;            ///< each thread frees what the other allocated
+  double median_ns = 0, p99_ns = 0;
+  double ratio = 0;              ///< peer median / numacma median (same case)
+  bool skipped = false;
+  std::string reason;
+  std::string config;
+};
+
+struct PoolBenchReport {
+  std::vector<PoolBenchResult> results;  ///< by object, case, then peer in options order
+  std::string numacma_backing;
+  std::vector<int> cpus;                 ///< the CPUs the threads were pinned to (empty: not pinned)
+  std::string note;                      ///< how the threads ran
+};
+
+PoolBenchReport run_pool(const PoolBenchOptions& o);
+
+/** One peer of the pool workload. The workload creates the peer's pool per
+ *  case, starts one thread per slot set, and runs rounds on the sets. */
+class PoolPeer {
+ public:
+  /** `live` objects of one thread, all allocated between fill() and drain(). */
+  class Slots {
+   public:
+    virtual ~Slots() = default;
+    virtual bool fill(std::string* why) = 0;
+    /** For each of the n indexes: free that slot's object, allocate a new one. */
+    virtual bool round(const std::uint32_t* idx, std::size_t n) = 0;
+    virtual void drain() = 0;
+  };
+  virtual ~PoolPeer() = default;
+  virtual const char* name() const = 0;
+  virtual bool init(const PoolBenchOptions& o, std::string* why) = 0;
+  /** Creates the pool of `object`-byte objects for `threads` threads of `live` each. */
+  virtual bool setup(std::size_t object, unsigned threads, std::size_t live, std::string* why) = 0;
+  /** Destroys what setup() created (every Slots drained). */
+  virtual void teardown() = 0;
+  virtual std::unique_ptr<Slots> make_slots(std::size_t live) = 0;
+  /** Runs on each worker thread before it touches the pool, and before it ends. */
+  virtual bool thread_enter(std::string* why) {
+    (void)why;
+    return true;
+  }
+  virtual void thread_exit() {}
+  virtual std::string config(std::size_t object, unsigned threads) const = 0;
+};
+
+/** "numacma" | "dpdk-mempool" | "glibc"; nullptr for an unknown name. */
+std::unique_ptr<PoolPeer> make_pool_peer(const std::string& name);
+
+/** The SVG grouped bar chart of a pool report (log scale, ns per pair). */
+std::string pool_svg(const PoolBenchReport& r);
 
 // ---- scaling -----------------------------------------------------------------
 struct ScalingOptions {

@@ -1,4 +1,4 @@
-// `numacma bench alloc|scaling|reserve|cmdq`: the allocator benchmarks, side
+// `numacma bench alloc|pool|scaling|reserve|cmdq`: the allocator benchmarks, side
 // by side with the peers (bench/lib, docs/bench.md). Every subcommand takes
 // --json (one JSON object a line) and --quick (a few seconds at most).
 // Built without bench/ (NUMACMA_WITH_BENCH unset), the subcommands exist but
@@ -92,6 +92,7 @@ void run_alloc(const BenchArgs& a) {
       j["bench"] = "alloc";
       j["peer"] = x.peer;
       j["size"] = x.size;
+      j["align"] = x.align;
       if (x.skipped) {
         j["median_ns"] = nullptr;
         j["p99_ns"] = nullptr;
@@ -104,6 +105,7 @@ void run_alloc(const BenchArgs& a) {
         j["ratio"] = round_to(x.ratio, 0.001);
         j["skipped"] = false;
       }
+      j["config"] = x.config;
       emit(j);
     }
   } else {
@@ -111,13 +113,22 @@ void run_alloc(const BenchArgs& a) {
                 "ns per alloc+free pair over %s; numacma backing: %s; ratio = peer median / numacma median\n\n",
                 o.live, a.quick ? "a few rounds (--quick)" : (std::to_string(a.reps ? a.reps : 101) + " rounds of 1024 pairs (slow peers: at least 21, 4 s budget)").c_str(),
                 r.numacma_backing.empty() ? "(none)" : r.numacma_backing.c_str());
-    if (!r.dpdk_note.empty()) std::printf("dpdk: %s\n\n", r.dpdk_note.c_str());
+    // Each peer's configuration, as at the last size (the align column gives each size's).
+    std::printf("configurations (at %s; the align column gives each size's alignment):\n",
+                r.results.empty() ? "-" : human_size(r.results.back().size).c_str());
+    for (const std::string& p : o.peers)
+      for (auto it = r.results.rbegin(); it != r.results.rend(); ++it)
+        if (it->peer == p) {
+          std::printf("  %-13s %s\n", p.c_str(), it->config.c_str());
+          break;
+        }
+    std::printf("\n");
     Table t({"peer", "size", "align", "median ns", "p99 ns", "ratio", "note"});
     for (const auto& x : r.results) {
       if (x.skipped) t.add({x.peer, human_size(x.size), human_size(x.align), "-", "-", "-", "skipped: " + x.reason});
       else
         t.add({x.peer, human_size(x.size), human_size(x.align), num(x.median_ns), num(x.p99_ns),
-               num(x.ratio, "%.2fx"), x.peer == "libnuma" && x.align > 4096 ? "page-aligned only" : ""});
+               num(x.ratio, "%.2fx"), x.peer == "libnuma" && x.align < bench::a6_alignment(x.size) ? "page-aligned only" : ""});
     }
     t.print();
   }
@@ -130,6 +141,111 @@ void run_alloc(const BenchArgs& a) {
     if (!json) std::printf("\nplot written to %s\n", a.plot.c_str());
   }
   if (!numacma_ok) failure("bench alloc", "the numacma peer could not run (see its reason)");
+}
+
+/** The median of a pool case, or 0 when it is not in the report or was skipped. */
+double pool_median(const bench::PoolBenchReport& r, const std::string& peer, std::size_t object, unsigned threads,
+                   bool cross) {
+  for (const auto& x : r.results)
+    if (x.peer == peer && x.object == object && x.threads == threads && x.cross == cross && !x.skipped)
+      return x.median_ns;
+  return 0;
+}
+
+std::string object_label(std::size_t b) {
+  return b % 1024 == 0 ? std::to_string(b >> 10) + " KiB" : std::to_string(b) + " B";
+}
+
+void run_pool(const BenchArgs& a) {
+  bench::PoolBenchOptions o;
+  o.quick = a.quick;
+  o.backing = a.backing;
+  o.sysfs_root = a.sysfs_root;
+  o.rounds = a.reps;
+  if (!a.peers.empty()) o.peers = a.peers;
+  if (std::find(o.peers.begin(), o.peers.end(), "numacma") == o.peers.end())
+    o.peers.insert(o.peers.begin(), "numacma");  // the ratios need it
+  if (!a.plot.empty()) {  // fail early on an unwritable path
+    std::ofstream probe(a.plot, std::ios::app);
+    if (!probe) return failure("bench pool", "cannot write --plot file '" + a.plot + "'");
+  }
+  const bench::PoolBenchReport r = bench::run_pool(o);
+  const bool json = a.json || a.json_all;
+  if (json) {
+    for (const auto& x : r.results) {
+      ojson j;
+      j["bench"] = "pool";
+      j["peer"] = x.peer;
+      j["object"] = x.object;
+      j["threads"] = x.threads;
+      j["cross"] = x.cross;
+      if (x.skipped) {
+        j["median_ns"] = nullptr;
+        j["p99_ns"] = nullptr;
+        j["ratio"] = nullptr;
+      } else {
+        j["median_ns"] = round_to(x.median_ns, 0.1);
+        j["p99_ns"] = round_to(x.p99_ns, 0.1);
+        j["ratio"] = round_to(x.ratio, 0.001);
+      }
+      j["config"] = x.config;
+      if (x.skipped) {
+        j["skipped"] = true;
+        j["reason"] = x.reason;
+      }
+      emit(j);
+    }
+  } else {
+    std::printf("numacma bench pool: %zu live objects per thread, free + re-allocate in random order (seed 42 + thread),\n"
+                "ns per alloc+free pair over %s; 2 threads: each with its own objects, or cross (the threads swap\n"
+                "their objects every round, so each frees what the other allocated); %s;\n"
+                "numacma backing: %s; ratio = peer median / numacma median (same object, threads, cross)\n\n",
+                o.live, a.quick ? "a few rounds (--quick)" : (std::to_string(a.reps ? a.reps : 1001) + " rounds per thread").c_str(),
+                r.note.c_str(), r.numacma_backing.empty() ? "(none)" : r.numacma_backing.c_str());
+    std::printf("configurations (at %s, 2 threads):\n",
+                r.results.empty() ? "-" : object_label(r.results.back().object).c_str());
+    for (const std::string& p : o.peers)
+      for (auto it = r.results.rbegin(); it != r.results.rend(); ++it)
+        if (it->peer == p) {
+          std::printf("  %-13s %s\n", p.c_str(), it->config.c_str());
+          break;
+        }
+    std::printf("\n");
+    Table t({"peer", "object", "threads", "cross", "median ns", "p99 ns", "ratio", "note"});
+    for (const auto& x : r.results) {
+      const std::string cross = x.threads == 1 ? "-" : x.cross ? "yes" : "no";
+      if (x.skipped)
+        t.add({x.peer, object_label(x.object), std::to_string(x.threads), cross, "-", "-", "-", "skipped: " + x.reason});
+      else
+        t.add({x.peer, object_label(x.object), std::to_string(x.threads), cross, num(x.median_ns), num(x.p99_ns),
+               num(x.ratio, "%.2fx"), ""});
+    }
+    t.print();
+    std::printf("\n2-thread throughput relative to one thread (2 x median 1 thread / median 2 threads; target for\n"
+                "numacma, two threads on the same DmaPool: >= 1.8x):\n");
+    Table s({"peer", "object", "own objects", "cross"});
+    for (const std::string& p : o.peers)
+      for (std::size_t obj : o.objects) {
+        const double m1 = pool_median(r, p, obj, 1, false);
+        const double m2 = pool_median(r, p, obj, 2, false), m2x = pool_median(r, p, obj, 2, true);
+        auto cell = [&](double m, bool target) {
+          if (m1 <= 0 || m <= 0) return std::string("-");
+          const double v = 2 * m1 / m;
+          return num(v, "%.2fx") + (target && p == "numacma" ? (v >= 1.8 ? " (met)" : " (MISSED)") : "");
+        };
+        s.add({p, object_label(obj), cell(m2, true), cell(m2x, false)});
+      }
+    s.print();
+  }
+  if (!a.plot.empty()) {
+    std::ofstream f(a.plot, std::ios::trunc);
+    f << bench::pool_svg(r);
+    if (!f) return failure("bench pool", "cannot write --plot file '" + a.plot + "'");
+    if (!json) std::printf("\nplot written to %s\n", a.plot.c_str());
+  }
+  for (const auto& x : r.results)
+    if (x.peer == "numacma" && x.skipped)
+      return failure("bench pool", "the numacma peer could not run: " + x.reason);
 }
 
 void run_scaling(const BenchArgs& a) {
@@ -263,6 +379,7 @@ void run_alloc(const BenchArgs& a) {
   std::vector<std::string> bdfs;
   if (vfio_bdfs("bench alloc", a, &bdfs)) not_built("alloc");
 }
+void run_pool(const BenchArgs&) { not_built("pool"); }
 void run_scaling(const BenchArgs&) { not_built("scaling"); }
 void run_reserve(const BenchArgs&) { not_built("reserve"); }
 void run_cmdq(const BenchArgs& a) {
@@ -275,7 +392,7 @@ void run_cmdq(const BenchArgs& a) {
 
 void register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  CLI::App* cmd = app.add_subcommand("bench", "allocator benchmarks: alloc | scaling | reserve | cmdq");
+  CLI::App* cmd = app.add_subcommand("bench", "allocator benchmarks: alloc | pool | scaling | reserve | cmdq");
   cmd->require_subcommand(1);
   cmd->add_flag("--json", a->json_all, "one JSON object a line (for every subcommand)");
 
@@ -284,18 +401,33 @@ void register_bench(CLI::App& app) {
     s->add_flag("--quick", a->quick, "a few repetitions only (a few seconds)");
   };
   CLI::App* alloc = cmd->add_subcommand(
-      "alloc", "ns per alloc+free pair, 1024 live buffers of 4K..256K: numacma vs dpdk, glibc, libnuma");
+      "alloc", "ns per alloc+free pair, 1024 live buffers of 4K..256K: numacma vs dpdk (rte_malloc aligned as A6, "
+               "at 64 bytes, memzones), glibc, libnuma");
   common(alloc);
   alloc->add_option("--plot", a->plot, "also write an SVG bar chart to this file");
   alloc->add_option("--backing", a->backing, "numacma's backing (default sim)")
       ->check(CLI::IsMember({"sim", "anon", "hugetlb", "auto"}));
   alloc->add_option("--sysfs-root", a->sysfs_root, "topology for the numacma pool (default /sys)");
-  alloc->add_option("--peer", a->peers, "only these peers (numacma, dpdk, glibc, libnuma); repeatable")
-      ->check(CLI::IsMember({"numacma", "dpdk", "glibc", "libnuma"}));
+  alloc->add_option("--peer", a->peers,
+                    "only these peers (numacma, dpdk, dpdk-align64, dpdk-memzone, glibc, libnuma); repeatable")
+      ->check(CLI::IsMember({"numacma", "dpdk", "dpdk-align64", "dpdk-memzone", "glibc", "libnuma"}));
   alloc->add_option("--reps", a->reps, "rounds of 1024 pairs (default 101, --quick 9)");
   alloc->add_option("--vfio", a->vfio,
                     "BDF bound to vfio-pci: numacma's pool in vfio mode (needs a non-sim --backing; repeatable)");
   alloc->callback([a] { run_alloc(*a); });
+
+  CLI::App* pool = cmd->add_subcommand(
+      "pool", "ns per alloc+free pair of 64 B..4 KiB objects, 1024 live per thread, 1 and 2 threads: "
+              "numacma DmaPool vs rte_mempool, glibc malloc");
+  common(pool);
+  pool->add_option("--plot", a->plot, "also write an SVG bar chart to this file");
+  pool->add_option("--backing", a->backing, "backing of numacma's pool (default sim)")
+      ->check(CLI::IsMember({"sim", "anon", "hugetlb", "auto"}));
+  pool->add_option("--sysfs-root", a->sysfs_root, "topology for the numacma pool (default /sys)");
+  pool->add_option("--peer", a->peers, "only these peers (numacma, dpdk-mempool, glibc); repeatable")
+      ->check(CLI::IsMember({"numacma", "dpdk-mempool", "glibc"}));
+  pool->add_option("--reps", a->reps, "measured rounds of 1024 pairs per thread (default 1001, --quick 9)");
+  pool->callback([a] { run_pool(*a); });
 
   CLI::App* scaling = cmd->add_subcommand(
       "scaling", "alloc+free on a nearly full, fragmented area: 64 MiB vs 64 GiB");

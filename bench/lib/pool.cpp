@@ -1,0 +1,364 @@
+// bench/lib/pool.cpp — the pool workload (`numacma bench pool`) and its numacma
+// and glibc peers (dpdk-mempool: dpdk_peer.cpp).
+//
+//   per object size (64, 512, 4096) and case (1 thread; 2 threads, each with its
+//   own objects; 2 threads freeing each other's objects):
+//     the peer creates its pool; one worker thread per slot set, each pinned to
+//     its own CPU (when the process may run on two), fills its `live` (1024)
+//     slots, then runs rounds:
+//       barrier (not timed)
+//       for i in a fixed-seed random permutation of the slots (seed 42 + thread):
+//         free slots[i]; slots[i] = alloc()                   <- one "pair"
+//       sample = the round's time / live                       (ns per pair)
+//     with `cross`, thread t works in round r on the slots of thread (t + r) % 2:
+//     after each barrier the two swap their slot sets, so each frees what the
+//     other allocated. Round 0 is the warm-up; 1001 measured rounds (quick 9);
+//     both threads' samples are pooled into one median and p99.
+#include <gnu/libc-version.h>
+#include <sched.h>
+
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "bench.hpp"
+#include "numacma/numacma.hpp"
+
+#ifdef NUMACMA_HAVE_DMAPOOL
+#include "numacma/dma_pool.hpp"
+#endif
+
+namespace numacma::bench {
+
+std::unique_ptr<PoolPeer> make_dpdk_pool_peer();  // dpdk_peer.cpp
+
+namespace {
+
+constexpr std::size_t kAlign = 64;  // the DmaPool's block alignment (a cache line)
+
+// ---- numacma: one DmaPool over a Pool (cma=1G), DmaPool::alloc + DmaBlock::release
+class NumacmaPoolPeer final : public PoolPeer {
+ public:
+  const char* name() const override { return "numacma"; }
+#ifdef NUMACMA_HAVE_DMAPOOL
+  bool init(const PoolBenchOptions& o, std::string* why) override {
+    numacma::PoolOptions po;
+    po.params = "cma=1G";
+    po.backing = o.backing;
+    po.sysfs_root = o.sysfs_root;
+    Result<Pool> p = Pool::create(po);
+    if (!p) {
+      *why = "Pool::create(cma=1G, backing " + o.backing + "): " + p.error().message;
+      return false;
+    }
+    pool_ = std::make_unique<Pool>(std::move(*p));
+    const Stats st = pool_->stats();
+    if (st.areas.empty()) {
+      *why = "the pool reserved no area (cma=1G, backing " + o.backing + ")";
+      return false;
+    }
+    backing_ = st.areas.front().backing;
+    asked_ = o.backing;
+    node_ = st.areas.front().node;
+    dev_ = Device::on_node(node_, "bench-dev");
+    return true;
+  }
+  bool setup(std::size_t object, unsigned, std::size_t, std::string* why) override {
+    Result<DmaPool> dp = DmaPool::create(*pool_, dev_, "bench", object, kAlign, 0);
+    if (!dp) {
+      *why = "DmaPool::create(" + std::to_string(object) + "): " + dp.error().message;
+      return false;
+    }
+    dp_ = std::move(*dp);
+    return true;
+  }
+  void teardown() override { (void)dp_.destroy(); }
+
+  class BlockSlots final : public Slots {
+   public:
+    BlockSlots(DmaPool* dp, std::size_t live) : dp_(dp), slots_(live) {}
+    bool fill(std::string* why) override {
+      for (DmaBlock& s : slots_) {
+        Result<DmaBlock> b = dp_->alloc();
+        if (!b) {
+          *why = "DmaPool::alloc: " + b.error().message;
+          return false;
+        }
+        s = std::move(*b);
+      }
+      return true;
+    }
+    bool round(const std::uint32_t* idx, std::size_t n) override {
+      bool ok = true;
+      for (std::size_t k = 0; k < n; ++k) {
+        DmaBlock& s = slots_[idx[k]];
+        ok &= s.release().ok();
+        Result<DmaBlock> b = dp_->alloc();
+        if (!b) return false;
+        s = std::move(*b);
+      }
+      return ok;
+    }
+    void drain() override {
+      for (DmaBlock& s : slots_) (void)s.release();
+    }
+
+   private:
+    DmaPool* dp_;
+    std::vector<DmaBlock> slots_;
+  };
+  std::unique_ptr<Slots> make_slots(std::size_t live) override { return std::make_unique<BlockSlots>(&dp_, live); }
+  std::string config(std::size_t object, unsigned threads) const override {
+    return "DmaPool::create(pool, Device::on_node(" + std::to_string(node_) + "), \"bench\", " +
+           std::to_string(object) + ", align " + std::to_string(kAlign) +
+           ", boundary 0) on Pool::create(cma=1G, backing " + backing_ +
+           (asked_ != backing_ ? " (asked: " + asked_ + ")" : "") +
+           "); DmaPool::alloc + DmaBlock::release (RAII handles)" +
+           (threads > 1 ? "; one pool shared by both threads" : "");
+  }
+  const std::string& backing() const { return backing_; }
+
+ private:
+  std::unique_ptr<Pool> pool_;
+  Device dev_;
+  DmaPool dp_;
+  std::string backing_, asked_;
+  int node_ = 0;
+#else
+  bool init(const PoolBenchOptions&, std::string* why) override {
+    *why = "built without numacma::DmaPool (src/dmapool not in this tree)";
+    return false;
+  }
+  bool setup(std::size_t, unsigned, std::size_t, std::string*) override { return false; }
+  void teardown() override {}
+  std::unique_ptr<Slots> make_slots(std::size_t) override { return nullptr; }
+  std::string config(std::size_t, unsigned) const override { return "numacma::DmaPool (not built)"; }
+  const std::string& backing() const { return backing_; }
+
+ private:
+  std::string backing_;
+#endif
+};
+
+// ---- glibc: malloc / free
+class GlibcPoolPeer final : public PoolPeer {
+ public:
+  const char* name() const override { return "glibc"; }
+  bool init(const PoolBenchOptions&, std::string*) override { return true; }
+  bool setup(std::size_t object, unsigned, std::size_t, std::string*) override {
+    object_ = object;
+    return true;
+  }
+  void teardown() override {}
+  class MallocSlots final : public Slots {
+   public:
+    MallocSlots(std::size_t object, std::size_t live) : object_(object), slots_(live, nullptr) {}
+    ~MallocSlots() override { drain(); }
+    bool fill(std::string* why) override {
+      for (void*& s : slots_)
+        if ((s = std::malloc(object_)) == nullptr) {
+          *why = "malloc failed";
+          return false;
+        }
+      return true;
+    }
+    bool round(const std::uint32_t* idx, std::size_t n) override {
+      bool ok = true;
+      for (std::size_t k = 0; k < n; ++k) {
+        void*& s = slots_[idx[k]];
+        std::free(s);
+        ok &= (s = std::malloc(object_)) != nullptr;
+      }
+      return ok;
+    }
+    void drain() override {
+      for (void*& s : slots_) std::free(s), s = nullptr;
+    }
+
+   private:
+    std::size_t object_;
+    std::vector<void*> slots_;
+  };
+  std::unique_ptr<Slots> make_slots(std::size_t live) override {
+    return std::make_unique<MallocSlots>(object_, live);
+  }
+  std::string config(std::size_t object, unsigned) const override {
+    return "glibc malloc(" + std::to_string(object) + ") + free; glibc " + gnu_get_libc_version() +
+           ", default tunables (tcache, per-thread arenas)";
+  }
+
+ private:
+  std::size_t object_ = 0;
+};
+
+/** The CPUs this process may run on, in order. */
+std::vector<int> allowed_cpus() {
+  std::vector<int> out;
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return out;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) out.push_back(c);
+  return out;
+}
+
+void pin_self(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof set, &set);  // this thread only
+}
+
+struct CaseOut {
+  bool ok = true;
+  std::string why;
+  std::vector<double> samples;  ///< every thread's, pooled
+};
+
+/** One case: `threads` workers (pinned to cpus[t] when cpus has one per thread). */
+CaseOut run_case(PoolPeer& peer, unsigned threads, bool cross, std::size_t live, unsigned rounds,
+                 const std::vector<std::vector<std::uint32_t>>& orders, const std::vector<int>& cpus) {
+  using clock = std::chrono::steady_clock;
+  CaseOut out;
+  std::vector<std::unique_ptr<PoolPeer::Slots>> slots;
+  for (unsigned t = 0; t < threads; ++t) slots.push_back(peer.make_slots(live));
+  std::barrier sync(static_cast<std::ptrdiff_t>(threads));
+  std::atomic<bool> failed{false};
+  std::mutex m;
+  auto fail = [&](const std::string& why) {
+    std::lock_guard<std::mutex> g(m);
+    if (!failed.exchange(true)) out.why = why;
+  };
+  std::vector<std::vector<double>> samples(threads);
+  auto body = [&](unsigned t) {
+    if (cpus.size() >= threads) pin_self(cpus[t]);
+    samples[t].reserve(rounds);
+    std::string why;
+    const bool entered = peer.thread_enter(&why);
+    if (!entered) fail(why);
+    sync.arrive_and_wait();
+    if (!failed.load() && !slots[t]->fill(&why)) fail(why);
+    for (unsigned r = 0; r <= rounds; ++r) {  // round 0: warm-up
+      sync.arrive_and_wait();                 // not timed; every thread passes every barrier
+      if (failed.load()) continue;
+      PoolPeer::Slots& s = *slots[cross ? (t + r) % threads : t];
+      const std::uint32_t* idx = orders[t].data() + static_cast<std::size_t>(r) * live;
+      const auto t0 = clock::now();
+      const bool ok = s.round(idx, live);
+      const auto t1 = clock::now();
+      if (!ok) fail("an allocation or a free failed during the run");
+      if (r > 0)
+        samples[t].push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() /
+                             static_cast<double>(live));
+    }
+    sync.arrive_and_wait();
+    slots[t]->drain();
+    if (entered) peer.thread_exit();
+  };
+  std::vector<std::thread> workers;
+  for (unsigned t = 0; t < threads; ++t) workers.emplace_back(body, t);
+  for (std::thread& w : workers) w.join();
+  out.ok = !failed.load();
+  for (auto& v : samples) out.samples.insert(out.samples.end(), v.begin(), v.end());
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<PoolPeer> make_pool_peer(const std::string& name) {
+  if (name == "numacma") return std::make_unique<NumacmaPoolPeer>();
+  if (name == "dpdk-mempool") return make_dpdk_pool_peer();
+  if (name == "glibc") return std::make_unique<GlibcPoolPeer>();
+  return nullptr;
+}
+
+PoolBenchReport run_pool(const PoolBenchOptions& o) {
+  PoolBenchReport rep;
+  const unsigned rounds = o.rounds != 0 ? o.rounds : (o.quick ? 9u : 1001u);
+  constexpr unsigned kMaxThreads = 2;
+  std::vector<std::vector<std::uint32_t>> orders;
+  for (unsigned t = 0; t < kMaxThreads; ++t) orders.push_back(slot_order(o.live, rounds + 1, 42 + t));
+
+  const std::vector<int> allowed = allowed_cpus();
+  std::vector<int> cpus;
+  if (allowed.size() >= kMaxThreads) {
+    cpus.assign(allowed.begin(), allowed.begin() + kMaxThreads);
+    rep.cpus = cpus;
+    rep.note = "threads pinned: thread 0 on CPU " + std::to_string(cpus[0]) + ", thread 1 on CPU " +
+               std::to_string(cpus[1]);
+  } else {
+    rep.note = "only " + std::to_string(allowed.size()) + " CPU allowed: threads not pinned";
+  }
+
+  struct Live {
+    std::string name;
+    std::unique_ptr<PoolPeer> peer;
+    bool ok = false;
+    std::string why;
+  };
+  std::vector<Live> peers;
+  for (const std::string& n : o.peers) {
+    Live l{n, make_pool_peer(n), false, ""};
+    if (!l.peer) l.why = "unknown peer";
+    else l.ok = l.peer->init(o, &l.why);
+    if (n == "numacma" && l.ok) rep.numacma_backing = static_cast<NumacmaPoolPeer*>(l.peer.get())->backing();
+    peers.push_back(std::move(l));
+  }
+
+  struct Case {
+    unsigned threads;
+    bool cross;
+  };
+  const Case cases[] = {{1, false}, {2, false}, {2, true}};
+  for (std::size_t object : o.objects) {
+    for (const Case& c : cases) {
+      double numacma_median = 0;
+      const std::size_t first = rep.results.size();
+      for (Live& l : peers) {
+        PoolBenchResult r;
+        r.peer = l.name;
+        r.object = object;
+        r.threads = c.threads;
+        r.cross = c.cross;
+        std::string why;
+        if (!l.ok) {
+          r.skipped = true;
+          r.reason = l.why;
+        } else if (!l.peer->setup(object, c.threads, o.live, &why)) {
+          r.skipped = true;
+          r.reason = why;
+        } else {
+          CaseOut out = run_case(*l.peer, c.threads, c.cross, o.live, rounds, orders, cpus);
+          l.peer->teardown();
+          if (!out.ok) {
+            r.skipped = true;
+            r.reason = out.why;
+          } else {
+            const Summary s = summarize(out.samples);
+            r.median_ns = s.median;
+            r.p99_ns = s.p99;
+            if (l.name == "numacma") numacma_median = s.median;
+          }
+        }
+        r.config = l.peer ? l.peer->config(object, c.threads) : "unknown peer";
+        if (c.threads > 1)
+          r.config += cpus.empty() ? "; threads not pinned (one CPU)"
+                                   : "; threads pinned to CPUs " + std::to_string(cpus[0]) + " and " +
+                                         std::to_string(cpus[1]);
+        else if (!cpus.empty())
+          r.config += "; thread pinned to CPU " + std::to_string(cpus[0]);
+        r.config += "; " + std::to_string(o.live) + " live per thread" +
+                    (c.cross ? ", the threads swap slot sets every round (each frees the other's)" : "");
+        rep.results.push_back(r);
+      }
+      for (std::size_t i = first; i < rep.results.size(); ++i)
+        if (!rep.results[i].skipped && numacma_median > 0)
+          rep.results[i].ratio = rep.results[i].median_ns / numacma_median;
+    }
+  }
+  return rep;
+}
+
+}  // namespace numacma::bench
