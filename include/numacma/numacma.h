@@ -25,6 +25,7 @@ extern "C" {
 
 typedef struct ncma_pool ncma_pool;
 typedef struct ncma_device ncma_device;
+typedef struct ncma_dma_pool ncma_dma_pool;
 
 /* Error codes (the C++ numacma::Errc values, negated). */
 enum {
@@ -37,7 +38,8 @@ enum {
   NCMA_EBADFREE = -6,
   NCMA_EIO = -7,
   NCMA_EUNSUPPORTED = -8,
-  NCMA_EPERM = -9
+  NCMA_EPERM = -9,
+  NCMA_EBUSY = -10
 };
 
 /* A device the pool drives through VFIO and the coherent DMA mask its driver
@@ -101,6 +103,22 @@ void *ncma_alloc_coherent(ncma_pool *pool, const ncma_device *dev, size_t size,
  * is not a live buffer (F2: detected, never corrupting). */
 int ncma_free_coherent(ncma_pool *pool, const ncma_device *dev, size_t size, void *cpu,
                        uint64_t dma_handle);
+
+/* dma_pool (mm/dmapool.c; docs/api.md): fixed-size blocks carved from
+ * coherent pages allocated for `dev` (so from its node and area), aligned to
+ * `align` (0: 1), never crossing `boundary` (0: the page). create: NULL on
+ * bad input (size 0, align or boundary not a power of two, boundary smaller
+ * than the block). alloc/zalloc: the block's CPU address and *dma_handle, or
+ * NULL. free: 0, or NCMA_EBADFREE for a double free, another pool's block or
+ * a wrong dma (counted, never corrupting). destroy: 0, or NCMA_EBUSY when
+ * blocks are still allocated (the pool is gone; their pages stay reserved,
+ * as the kernel's do). Any thread may free any block of the pool. */
+ncma_dma_pool *ncma_dma_pool_create(ncma_pool *pool, const char *name, const ncma_device *dev,
+                                    size_t size, size_t align, size_t boundary);
+void *ncma_dma_pool_alloc(ncma_dma_pool *dp, uint64_t *dma_handle);
+void *ncma_dma_pool_zalloc(ncma_dma_pool *dp, uint64_t *dma_handle);
+int ncma_dma_pool_free(ncma_dma_pool *dp, void *vaddr, uint64_t dma);
+int ncma_dma_pool_destroy(ncma_dma_pool *dp);
 
 int ncma_last_error(void);
 const char *ncma_last_error_message(void);

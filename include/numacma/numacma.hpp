@@ -315,3 +315,5 @@ Status vfio_bind(std::string_view bdf, const std::string& sysfs_root = "/sys");
 Status vfio_unbind(std::string_view bdf, const std::string& sysfs_root = "/sys");
 
 }  // namespace numacma
+
+#include "numacma/dma_pool.hpp"  // DmaPool: small blocks from coherent pages

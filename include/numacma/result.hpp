@@ -26,6 +26,7 @@ enum class Errc : int {
   io_error = 7,          ///< a system call or file read failed
   unsupported = 8,       ///< the host lacks the capability (hugepages, pagemap)
   permission = 9,        ///< the capability needs privileges the process lacks
+  busy = 10,             ///< still in use (a DmaPool destroyed with live blocks)
 };
 
 /** Short stable name of a code ("no_memory"). */

@@ -17,6 +17,9 @@ struct ncma_pool {
 struct ncma_device {
   numacma::Device dev;
 };
+struct ncma_dma_pool {
+  numacma::DmaPool dp;
+};
 
 namespace {
 
@@ -277,6 +280,64 @@ int ncma_vfio_unbind(const char* bdf, const char* sysfs_root) {
     return NCMA_EINVAL;
   }
   return status_code(numacma::vfio_unbind(bdf, sysfs_root != nullptr ? sysfs_root : "/sys"));
+}
+
+ncma_dma_pool* ncma_dma_pool_create(ncma_pool* pool, const char* name, const ncma_device* dev,
+                                    size_t size, size_t align, size_t boundary) {
+  if (pool == nullptr || dev == nullptr) {
+    set_error(NCMA_EINVAL, "ncma_dma_pool_create: NULL pool or device");
+    return nullptr;
+  }
+  numacma::Result<numacma::DmaPool> r = numacma::DmaPool::create(
+      pool->pool, dev->dev, name != nullptr ? name : "", size, align, boundary);
+  if (!r) {
+    set_error(r.error());
+    return nullptr;
+  }
+  auto* out = new (std::nothrow) ncma_dma_pool{std::move(*r)};
+  if (out == nullptr) set_error(NCMA_ENOMEM, "ncma_dma_pool_create: out of memory");
+  return out;
+}
+
+namespace {
+void* dma_pool_alloc(ncma_dma_pool* dp, uint64_t* dma_handle, bool zero, const char* what) {
+  if (dp == nullptr || dma_handle == nullptr) {
+    set_error(NCMA_EINVAL, what);
+    return nullptr;
+  }
+  numacma::Result<numacma::DmaBlock> b = zero ? dp->dp.zalloc() : dp->dp.alloc();
+  if (!b) {
+    set_error(b.error());
+    return nullptr;
+  }
+  void* cpu = b->cpu();
+  *dma_handle = b->dma_addr();
+  b->detach();
+  return cpu;
+}
+}  // namespace
+
+void* ncma_dma_pool_alloc(ncma_dma_pool* dp, uint64_t* dma_handle) {
+  return dma_pool_alloc(dp, dma_handle, false, "ncma_dma_pool_alloc: NULL pool or dma_handle");
+}
+
+void* ncma_dma_pool_zalloc(ncma_dma_pool* dp, uint64_t* dma_handle) {
+  return dma_pool_alloc(dp, dma_handle, true, "ncma_dma_pool_zalloc: NULL pool or dma_handle");
+}
+
+int ncma_dma_pool_free(ncma_dma_pool* dp, void* vaddr, uint64_t dma) {
+  if (dp == nullptr) {
+    set_error(NCMA_EINVAL, "ncma_dma_pool_free: NULL pool");
+    return NCMA_EINVAL;
+  }
+  return status_code(dp->dp.free(vaddr, dma));
+}
+
+int ncma_dma_pool_destroy(ncma_dma_pool* dp) {
+  if (dp == nullptr) return NCMA_OK;  // as dma_pool_destroy(NULL)
+  const int rc = status_code(dp->dp.destroy());
+  delete dp;
+  return rc;
 }
 
 int ncma_last_error(void) { return g_code; }

@@ -15,6 +15,7 @@ const char* errc_name(Errc c) noexcept {
     case Errc::io_error: return "io_error";
     case Errc::unsupported: return "unsupported";
     case Errc::permission: return "permission";
+    case Errc::busy: return "busy";
   }
   return "unknown";
 }

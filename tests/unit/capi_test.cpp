@@ -2,6 +2,7 @@
 // through ncma_last_error(); a C driver ports by renaming.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <string>
 
 #include "numacma/numacma.h"
@@ -54,6 +55,49 @@ TEST(CApi, ErrorsAreCodesWithMessages) {
   EXPECT_EQ(ncma_last_error(), NCMA_EUNREACHABLE);
   EXPECT_EQ(ncma_free_coherent(pool, dev, 4096, &dma, 0), NCMA_EBADFREE);
   EXPECT_EQ(ncma_free_coherent(nullptr, dev, 4096, &dma, 0), NCMA_EINVAL);
+  ncma_device_destroy(dev);
+  ncma_pool_destroy(pool);
+}
+
+TEST(CApi, DmaPoolAsTheKernelsWithErrorsAsCodes) {
+  const std::string r = root();
+  ncma_pool_options opt{"sim", "kernel", r.c_str(), nullptr, 0};
+  ncma_pool* pool = ncma_pool_create("cma=16M cma_pernuma=8M", &opt);
+  ASSERT_NE(pool, nullptr) << ncma_last_error_message();
+  ncma_device* dev = ncma_device_node(1, "nvme0");
+  // Bad input: NULL, as dma_pool_create, with the reason.
+  EXPECT_EQ(ncma_dma_pool_create(pool, "prp", dev, 0, 8, 0), nullptr);
+  EXPECT_EQ(ncma_last_error(), NCMA_EINVAL);
+  EXPECT_EQ(std::string(ncma_last_error_message()), "dma_pool prp: size 0");
+  EXPECT_EQ(ncma_dma_pool_create(pool, "prp", dev, 64, 12, 0), nullptr);
+  EXPECT_EQ(ncma_dma_pool_create(pool, "prp", dev, 512, 8, 256), nullptr);
+  EXPECT_EQ(ncma_dma_pool_create(nullptr, "prp", dev, 64, 8, 0), nullptr);
+
+  ncma_dma_pool* dp = ncma_dma_pool_create(pool, "prp", dev, 512, 64, 4096);
+  ASSERT_NE(dp, nullptr) << ncma_last_error_message();
+  uint64_t dma = 0, zdma = 0;
+  void* cpu = ncma_dma_pool_alloc(dp, &dma);
+  ASSERT_NE(cpu, nullptr) << ncma_last_error_message();
+  EXPECT_EQ(dma % 64, 0u);
+  std::memset(cpu, 0x5a, 512);
+  void* z = ncma_dma_pool_zalloc(dp, &zdma);
+  ASSERT_NE(z, nullptr);
+  EXPECT_EQ(static_cast<unsigned char*>(z)[0], 0);
+  EXPECT_EQ(static_cast<unsigned char*>(z)[511], 0);
+  EXPECT_EQ(ncma_dma_pool_alloc(dp, nullptr), nullptr);
+  EXPECT_EQ(ncma_last_error(), NCMA_EINVAL);
+
+  EXPECT_EQ(ncma_dma_pool_free(dp, cpu, dma + 64), NCMA_EBADFREE);  // wrong dma
+  EXPECT_EQ(ncma_dma_pool_free(dp, cpu, dma), NCMA_OK);
+  EXPECT_EQ(ncma_dma_pool_free(dp, cpu, dma), NCMA_EBADFREE);  // double free
+  EXPECT_NE(std::string(ncma_last_error_message()).find("double free"), std::string::npos);
+  // Destroy with a live block: NCMA_EBUSY, naming the count; the pool is gone.
+  EXPECT_EQ(ncma_dma_pool_destroy(dp), NCMA_EBUSY);
+  EXPECT_NE(std::string(ncma_last_error_message()).find("1 block(s) still allocated"),
+            std::string::npos)
+      << ncma_last_error_message();
+  EXPECT_EQ(std::string(ncma_strerror(NCMA_EBUSY)), "busy");
+  EXPECT_EQ(ncma_dma_pool_destroy(nullptr), NCMA_OK);
   ncma_device_destroy(dev);
   ncma_pool_destroy(pool);
 }
