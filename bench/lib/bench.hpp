@@ -105,7 +105,7 @@ struct PoolBenchOptions {
   bool quick = false;
   std::vector<std::size_t> objects = {64, 512, 4096};
   std::size_t live = 1024;       ///< objects kept live per thread
-  unsigned rounds = 0;           ///< measured rounds; 0: 1001 (quick: 9)
+  unsigned rounds = 0;           ///< measured rounds per thread; 0: 10001 (quick: 9), after 101 (quick: 1) warm-up rounds
   std::string backing = "sim";   ///< numacma's pool backing
   std::string sysfs_root = "/sys";
   std::vector<std::string> peers = {"numacma", "dpdk-mempool", "glibc"};

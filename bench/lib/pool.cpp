@@ -7,13 +7,17 @@
 //     its own CPU (when the process may run on two), fills its `live` (1024)
 //     slots, then runs rounds:
 //       barrier (not timed)
-//       for i in a fixed-seed random permutation of the slots (seed 42 + thread):
+//       for i in a fixed-seed random permutation of the slots (seed 42 + thread;
+//       64 permutations, used in turn):
 //         free slots[i]; slots[i] = alloc()                   <- one "pair"
 //       sample = the round's time / live                       (ns per pair)
 //     with `cross`, thread t works in round r on the slots of thread (t + r) % 2:
 //     after each barrier the two swap their slot sets, so each frees what the
-//     other allocated. Round 0 is the warm-up; 1001 measured rounds (quick 9);
-//     both threads' samples are pooled into one median and p99.
+//     other allocated. 101 warm-up rounds (quick: 1), then 10001 measured rounds
+//     (quick: 9): a round of 1024 pairs lasts only some microseconds, so the
+//     samples of a case spread over 0.1 s or more; a case that has run for 1 s
+//     (quick: 0.2 s) stops once it has 1001 (quick: 2) measured rounds. Both
+//     threads' samples are pooled into one median and p99.
 #include <gnu/libc-version.h>
 #include <sched.h>
 
@@ -218,7 +222,8 @@ struct CaseOut {
 };
 
 /** One case: `threads` workers (pinned to cpus[t] when cpus has one per thread). */
-CaseOut run_case(PoolPeer& peer, unsigned threads, bool cross, std::size_t live, unsigned rounds,
+CaseOut run_case(PoolPeer& peer, unsigned threads, bool cross, std::size_t live, unsigned warmup, unsigned rounds,
+                 std::size_t min_rounds, std::chrono::milliseconds budget,
                  const std::vector<std::vector<std::uint32_t>>& orders, const std::vector<int>& cpus) {
   using clock = std::chrono::steady_clock;
   CaseOut out;
@@ -232,6 +237,10 @@ CaseOut run_case(PoolPeer& peer, unsigned threads, bool cross, std::size_t live,
     if (!failed.exchange(true)) out.why = why;
   };
   std::vector<std::vector<double>> samples(threads);
+  // Thread 0 decides, before a barrier, whether the rounds after it run: all
+  // threads read the decision after that barrier, so all stop at the same round.
+  std::atomic<bool> stop{false};
+  const auto start = clock::now();
   auto body = [&](unsigned t) {
     if (cpus.size() >= threads) pin_self(cpus[t]);
     samples[t].reserve(rounds);
@@ -240,16 +249,19 @@ CaseOut run_case(PoolPeer& peer, unsigned threads, bool cross, std::size_t live,
     if (!entered) fail(why);
     sync.arrive_and_wait();
     if (!failed.load() && !slots[t]->fill(&why)) fail(why);
-    for (unsigned r = 0; r <= rounds; ++r) {  // round 0: warm-up
-      sync.arrive_and_wait();                 // not timed; every thread passes every barrier
+    const std::size_t perms = orders[t].size() / live;
+    for (unsigned r = 0; r < warmup + rounds; ++r) {  // the first `warmup` rounds are not sampled
+      if (t == 0 && samples[0].size() >= min_rounds && clock::now() - start > budget) stop.store(true);
+      sync.arrive_and_wait();  // not timed; every thread passes every barrier
+      if (stop.load()) break;
       if (failed.load()) continue;
       PoolPeer::Slots& s = *slots[cross ? (t + r) % threads : t];
-      const std::uint32_t* idx = orders[t].data() + static_cast<std::size_t>(r) * live;
+      const std::uint32_t* idx = orders[t].data() + (r % perms) * live;
       const auto t0 = clock::now();
       const bool ok = s.round(idx, live);
       const auto t1 = clock::now();
       if (!ok) fail("an allocation or a free failed during the run");
-      if (r > 0)
+      if (r >= warmup)
         samples[t].push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() /
                              static_cast<double>(live));
     }
@@ -276,10 +288,15 @@ std::unique_ptr<PoolPeer> make_pool_peer(const std::string& name) {
 
 PoolBenchReport run_pool(const PoolBenchOptions& o) {
   PoolBenchReport rep;
-  const unsigned rounds = o.rounds != 0 ? o.rounds : (o.quick ? 9u : 1001u);
+  const unsigned rounds = o.rounds != 0 ? o.rounds : (o.quick ? 9u : 10001u);
+  const unsigned warmup = o.quick ? 1u : 101u;
+  // A case that has used its time budget stops after at least min_rounds measured rounds.
+  const std::size_t min_rounds = o.quick ? 2 : 1001;
+  const auto budget = std::chrono::milliseconds(o.quick ? 200 : 1000);
   constexpr unsigned kMaxThreads = 2;
+  constexpr unsigned kPermutations = 64;  // used in turn: 256 KiB of indexes per thread
   std::vector<std::vector<std::uint32_t>> orders;
-  for (unsigned t = 0; t < kMaxThreads; ++t) orders.push_back(slot_order(o.live, rounds + 1, 42 + t));
+  for (unsigned t = 0; t < kMaxThreads; ++t) orders.push_back(slot_order(o.live, kPermutations, 42 + t));
 
   const std::vector<int> allowed = allowed_cpus();
   std::vector<int> cpus;
@@ -330,7 +347,7 @@ PoolBenchReport run_pool(const PoolBenchOptions& o) {
           r.skipped = true;
           r.reason = why;
         } else {
-          CaseOut out = run_case(*l.peer, c.threads, c.cross, o.live, rounds, orders, cpus);
+          CaseOut out = run_case(*l.peer, c.threads, c.cross, o.live, warmup, rounds, min_rounds, budget, orders, cpus);
           l.peer->teardown();
           if (!out.ok) {
             r.skipped = true;

@@ -200,7 +200,7 @@ void run_pool(const BenchArgs& a) {
                 "ns per alloc+free pair over %s; 2 threads: each with its own objects, or cross (the threads swap\n"
                 "their objects every round, so each frees what the other allocated); %s;\n"
                 "numacma backing: %s; ratio = peer median / numacma median (same object, threads, cross)\n\n",
-                o.live, a.quick ? "a few rounds (--quick)" : (std::to_string(a.reps ? a.reps : 1001) + " rounds per thread").c_str(),
+                o.live, a.quick ? "a few rounds (--quick)" : (std::to_string(a.reps ? a.reps : 10001) + " rounds per thread after 101 warm-up rounds").c_str(),
                 r.note.c_str(), r.numacma_backing.empty() ? "(none)" : r.numacma_backing.c_str());
     std::printf("configurations (at %s, 2 threads):\n",
                 r.results.empty() ? "-" : object_label(r.results.back().object).c_str());
@@ -426,7 +426,7 @@ void register_bench(CLI::App& app) {
   pool->add_option("--sysfs-root", a->sysfs_root, "topology for the numacma pool (default /sys)");
   pool->add_option("--peer", a->peers, "only these peers (numacma, dpdk-mempool, glibc); repeatable")
       ->check(CLI::IsMember({"numacma", "dpdk-mempool", "glibc"}));
-  pool->add_option("--reps", a->reps, "measured rounds of 1024 pairs per thread (default 1001, --quick 9)");
+  pool->add_option("--reps", a->reps, "measured rounds of 1024 pairs per thread (default 10001, --quick 9)");
   pool->callback([a] { run_pool(*a); });
 
   CLI::App* scaling = cmd->add_subcommand(
