@@ -252,6 +252,11 @@ def checks(name):
         out.append(("cmdq", "numacma bench cmdq --quick --json > /tmp/cmdq.json && cat /tmp/cmdq.json && "
                             "numacma-vmcheck cmdq /tmp/cmdq.json %d %d %s" % (
                                 cpu_nodes[0], dev, ",".join(map(str, order)))))
+        # DmaPool (the kernel's dma_pool): blocks for a device on every node
+        # and for each edu (its BDF and DMA mask), the edus writing into blocks.
+        edus = " ".join("%s %s" % (bdf, mask) for (kind, _, mask), bdf in zip(t["devices"], bdfs(t))
+                        if kind == "edu")
+        out.append(("dmapool", "numacma-vmcheck dmapool %s" % edus))
     return out
 
 
