@@ -29,11 +29,8 @@
 #include <thread>
 
 #include "bench.hpp"
-#include "numacma/numacma.hpp"
-
-#ifdef NUMACMA_HAVE_DMAPOOL
 #include "numacma/dma_pool.hpp"
-#endif
+#include "numacma/numacma.hpp"
 
 namespace numacma::bench {
 
@@ -47,7 +44,6 @@ constexpr std::size_t kAlign = 64;  // the DmaPool's block alignment (a cache li
 class NumacmaPoolPeer final : public PoolPeer {
  public:
   const char* name() const override { return "numacma"; }
-#ifdef NUMACMA_HAVE_DMAPOOL
   bool init(const PoolBenchOptions& o, std::string* why) override {
     numacma::PoolOptions po;
     po.params = "cma=1G";
@@ -131,20 +127,6 @@ class NumacmaPoolPeer final : public PoolPeer {
   DmaPool dp_;
   std::string backing_, asked_;
   int node_ = 0;
-#else
-  bool init(const PoolBenchOptions&, std::string* why) override {
-    *why = "built without numacma::DmaPool (src/dmapool not in this tree)";
-    return false;
-  }
-  bool setup(std::size_t, unsigned, std::size_t, std::string*) override { return false; }
-  void teardown() override {}
-  std::unique_ptr<Slots> make_slots(std::size_t) override { return nullptr; }
-  std::string config(std::size_t, unsigned) const override { return "numacma::DmaPool (not built)"; }
-  const std::string& backing() const { return backing_; }
-
- private:
-  std::string backing_;
-#endif
 };
 
 // ---- glibc: malloc / free
