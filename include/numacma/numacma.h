@@ -110,9 +110,9 @@ int ncma_free_coherent(ncma_pool *pool, const ncma_device *dev, size_t size, voi
  * bad input (size 0, align or boundary not a power of two, boundary smaller
  * than the block). alloc/zalloc: the block's CPU address and *dma_handle, or
  * NULL. free: 0, or NCMA_EBADFREE for a double free, another pool's block or
- * a wrong dma (counted, never corrupting). destroy: 0, or NCMA_EBUSY when
- * blocks are still allocated (the pool is gone; their pages stay reserved,
- * as the kernel's do). Any thread may free any block of the pool. */
+ * a wrong dma (counted, never corrupting). destroy: 0, or NCMA_EBUSY with
+ * the count when blocks are still allocated: then nothing is destroyed (free
+ * them and call it again). Any thread may free any block of the pool. */
 ncma_dma_pool *ncma_dma_pool_create(ncma_pool *pool, const char *name, const ncma_device *dev,
                                     size_t size, size_t align, size_t boundary);
 void *ncma_dma_pool_alloc(ncma_dma_pool *dp, uint64_t *dma_handle);

@@ -335,6 +335,17 @@ int ncma_dma_pool_free(ncma_dma_pool* dp, void* vaddr, uint64_t dma) {
 
 int ncma_dma_pool_destroy(ncma_dma_pool* dp) {
   if (dp == nullptr) return NCMA_OK;  // as dma_pool_destroy(NULL)
+  // A C caller frees blocks through this handle only: with blocks still
+  // allocated, keep it (the kernel warns "busy" and leaks the pages; here
+  // the caller can free them and destroy again).
+  const numacma::DmaPoolStats st = dp->dp.stats();
+  if (st.blocks_live > 0) {
+    set_error(NCMA_EBUSY, ("dma_pool " + st.name + ": " + std::to_string(st.blocks_live) +
+                           " block(s) still allocated; nothing destroyed: free them and destroy "
+                           "again")
+                              .c_str());
+    return NCMA_EBUSY;
+  }
   const int rc = status_code(dp->dp.destroy());
   delete dp;
   return rc;

@@ -435,7 +435,7 @@ Status DmaPoolCore::put(DmaPage* p, std::uint32_t ub, std::uintptr_t a, std::uin
       give_block(p, ub, out);
       if (pages == 0) last = std::move(self);
     }
-    return {};  // `out`, then `last` (possibly this core) are released here
+    return {};  // `last` (possibly this core, nothing of it used after), then `out`, go here
   }
   ThreadCache* c = cache();
   if (c == nullptr) {

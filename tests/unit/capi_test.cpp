@@ -91,11 +91,14 @@ TEST(CApi, DmaPoolAsTheKernelsWithErrorsAsCodes) {
   EXPECT_EQ(ncma_dma_pool_free(dp, cpu, dma), NCMA_OK);
   EXPECT_EQ(ncma_dma_pool_free(dp, cpu, dma), NCMA_EBADFREE);  // double free
   EXPECT_NE(std::string(ncma_last_error_message()).find("double free"), std::string::npos);
-  // Destroy with a live block: NCMA_EBUSY, naming the count; the pool is gone.
+  // Destroy with a live block: NCMA_EBUSY, naming the count; nothing is
+  // destroyed, so the block can still be freed and the pool destroyed.
   EXPECT_EQ(ncma_dma_pool_destroy(dp), NCMA_EBUSY);
   EXPECT_NE(std::string(ncma_last_error_message()).find("1 block(s) still allocated"),
             std::string::npos)
       << ncma_last_error_message();
+  EXPECT_EQ(ncma_dma_pool_free(dp, z, zdma), NCMA_OK);
+  EXPECT_EQ(ncma_dma_pool_destroy(dp), NCMA_OK);
   EXPECT_EQ(std::string(ncma_strerror(NCMA_EBUSY)), "busy");
   EXPECT_EQ(ncma_dma_pool_destroy(nullptr), NCMA_OK);
   ncma_device_destroy(dev);
