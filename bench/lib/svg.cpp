@@ -61,8 +61,15 @@ std::string grouped_svg(const std::string& title, const std::string& xlabel, con
   const double W = 1000, H = 480, left = 80, right = 290, top = 50, bottom = 70;
   const double pw = W - left - right, ph = H - top - bottom;
   auto y_of = [&](double ns) { return top + ph - (std::log10(ns) - dmin) / (dmax - dmin) * ph; };
-  static const char* const kColors[] = {"#1f77b4", "#d62728", "#ff9896", "#9467bd", "#2ca02c", "#ff7f0e", "#8c564b"};
-  constexpr std::size_t kN = sizeof kColors / sizeof kColors[0];
+  // One colour per peer in both charts; an unknown series gets one by its place.
+  static const std::map<std::string, const char*> kPeerColors = {
+      {"numacma", "#1f77b4"},      {"dpdk", "#d62728"},  {"dpdk-align64", "#ff9896"}, {"dpdk-memzone", "#9467bd"},
+      {"dpdk-mempool", "#d62728"}, {"glibc", "#2ca02c"}, {"libnuma", "#ff7f0e"}};
+  static const char* const kColors[] = {"#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+  auto color = [&](std::size_t p) {
+    const auto it = kPeerColors.find(series[p]);
+    return it != kPeerColors.end() ? it->second : kColors[p % (sizeof kColors / sizeof kColors[0])];
+  };
 
   std::string s;
   s += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + fmt("%.0f", W) + "\" height=\"" +
@@ -106,7 +113,7 @@ std::string grouped_svg(const std::string& title, const std::string& xlabel, con
         const double y = std::min(y_of(a.median), top + ph - 1);
         s += "<rect x=\"" + fmt("%.1f", x) + "\" y=\"" + fmt("%.1f", y) + "\" width=\"" +
              fmt("%.1f", bw * 0.92) + "\" height=\"" + fmt("%.1f", top + ph - y) + "\" fill=\"" +
-             kColors[p % kN] + "\"><title>" + esc(a.series) + " " + esc(a.group) + ": " + fmt("%.0f", a.median) +
+             color(p) + "\"><title>" + esc(a.series) + " " + esc(a.group) + ": " + fmt("%.0f", a.median) +
              " ns (p99 " + fmt("%.0f", a.p99) + ")</title></rect>\n";
         s += "<text x=\"" + fmt("%.1f", x + bw / 2) + "\" y=\"" + fmt("%.1f", y - 3) +
              "\" text-anchor=\"middle\" font-size=\"8\">" + fmt("%.0f", a.median) + "</text>\n";
@@ -118,7 +125,7 @@ std::string grouped_svg(const std::string& title, const std::string& xlabel, con
   for (std::size_t p = 0; p < series.size(); ++p) {
     const double y = top + 10 + p * 34;
     s += "<rect x=\"" + fmt("%.1f", left + pw + 20) + "\" y=\"" + fmt("%.1f", y) +
-         "\" width=\"12\" height=\"12\" fill=\"" + kColors[p % kN] + "\"/>\n";
+         "\" width=\"12\" height=\"12\" fill=\"" + color(p) + "\"/>\n";
     s += "<text x=\"" + fmt("%.1f", left + pw + 38) + "\" y=\"" + fmt("%.1f", y + 10) + "\">" +
          esc(series[p]) + "</text>\n";
     const auto note = legend_notes.find(series[p]);
