@@ -41,6 +41,9 @@ struct DmaPoolCore;
 // The per-thread fast path, inline so that the common alloc/free costs what
 // a cache push/pop costs (src/dmapool/dma_pool.cpp owns these records; read
 // its comment first). Not API.
+// A block's state byte: free (in the shared lists), cached (in a thread's
+// cache, or held by a DmaBlock), live (held by address: detached, or from
+// the C API). Only frees by address change live -> cached, by CAS.
 inline constexpr std::uint8_t kDmaBlockFree = 0, kDmaBlockCached = 1, kDmaBlockLive = 2;
 /** What the inline paths read of a pool: its uid, never reused. */
 struct DmaPoolHead {
@@ -77,7 +80,7 @@ class DmaBlock {
   DmaBlock() = default;
   DmaBlock(DmaBlock&& o) noexcept
       : cpu_(o.cpu_), dma_(o.dma_), state_(o.state_), pool_(o.pool_) {
-    o.detach();
+    o.clear();
   }
   DmaBlock& operator=(DmaBlock&& o) noexcept {
     if (this != &o) {
@@ -86,7 +89,7 @@ class DmaBlock {
       dma_ = o.dma_;
       state_ = o.state_;
       pool_ = o.pool_;
-      o.detach();
+      o.clear();
     }
     return *this;
   }
@@ -108,26 +111,24 @@ class DmaBlock {
     if (t.uid == uid) {
       detail::DmaThreadCache* c = t.cache;
       const std::uint32_t n = c->n.load(std::memory_order_relaxed);
-      // The handle is the block's one owner: a plain check refuses it after
-      // a free by address; no locked instruction on the hot path.
-      if (n < c->cap.load(std::memory_order_relaxed) &&
-          state_->load(std::memory_order_relaxed) == detail::kDmaBlockLive) {
-        state_->store(detail::kDmaBlockCached, std::memory_order_relaxed);
+      // The handle is the block's one owner and its state byte says
+      // "cached" all along (a free by address refuses it): nothing to
+      // check or write but the cache.
+      if (n < c->cap.load(std::memory_order_relaxed)) {
         c->e[n] = detail::DmaCacheSlot{cpu_, dma_, state_};
         c->n.store(n + 1, std::memory_order_relaxed);
-        detach();
+        clear();
         return {};
       }
     }
     return release_slow();
   }
   /** Empties the handle WITHOUT freeing: the caller frees with
-   *  DmaPool::free(cpu, dma) (as a C driver would). */
+   *  DmaPool::free(cpu, dma) (as a C driver would). From now on the block
+   *  is held by address: exactly one free by address is taken. */
   void detach() noexcept {
-    cpu_ = nullptr;
-    dma_ = 0;
-    state_ = nullptr;
-    pool_ = nullptr;
+    if (state_ != nullptr) state_->store(detail::kDmaBlockLive, std::memory_order_relaxed);
+    clear();
   }
 
  private:
@@ -136,6 +137,12 @@ class DmaBlock {
   DmaBlock(const detail::DmaCacheSlot& s, detail::DmaPoolHead* pool) noexcept
       : cpu_(s.cpu), dma_(s.dma), state_(s.state), pool_(pool) {}
   Status release_slow();
+  void clear() noexcept {
+    cpu_ = nullptr;
+    dma_ = 0;
+    state_ = nullptr;
+    pool_ = nullptr;
+  }
   void* cpu_ = nullptr;
   std::uint64_t dma_ = 0;
   std::atomic<std::uint8_t>* state_ = nullptr;  ///< the block's state byte
@@ -202,8 +209,7 @@ class DmaPool {
       if (n > 0) {
         const detail::DmaCacheSlot& s = c->e[n - 1];
         c->n.store(n - 1, std::memory_order_relaxed);
-        s.state->store(detail::kDmaBlockLive, std::memory_order_relaxed);
-        return DmaBlock(s, head_);
+        return DmaBlock(s, head_);  // its state stays "cached": a handle holds it
       }
     }
     return alloc_slow();

@@ -6,18 +6,22 @@
 //   ├── index               CPU address -> page record, lock-free reads
 //   ├── records[]           page records, never freed before the core
 //   │     buf               the alloc_coherent buffer (the "page")
-//   │     state[block]      free | cached | live: one atomic byte a block
+//   │     state[block]      free (shared lists) | cached (a thread's cache, or
+//   │                       held by a DmaBlock) | live (held by address)
 //   │     free[]            the page's free blocks (pool lock)
 //   ├── partial[], empty[]  pages with some / all blocks free (pool lock)
 //   └── caches[]            one ThreadCache per thread that used the pool
 //
 //   alloc: pop the thread's cache (refill: a batch from the shared lists, a
-//          new page when they are empty) -> state = live
-//   free:  index lookup -> the block at exactly that offset, DMA address
-//          checked -> CAS live -> cached (a second free fails here: counted,
-//          refused) -> push the thread's cache (flush: the oldest batch back
-//          to the shared lists; more than kMaxEmpty wholly free pages ->
-//          give pages back to their areas until kMinEmpty are left)
+//          new page when they are empty) -> a DmaBlock; detach() -> live
+//   free by DmaBlock: push the thread's cache (its one owner: no check)
+//   free by address: index lookup -> the block at exactly that offset, DMA
+//          address checked -> CAS live -> cached (a second free, or a free
+//          of a block a DmaBlock holds, fails here: counted, refused) ->
+//          push the thread's cache
+//   a full cache: the oldest batch back to the shared lists; more than
+//          kMaxEmpty wholly free pages -> give pages back to their areas
+//          until kMinEmpty are left
 //
 // A cache belongs to one thread: its owner reads and writes it without a
 // lock. Only destroy (no concurrent use, by contract) and a thread's exit
@@ -387,8 +391,7 @@ Result<DmaBlock> DmaPoolCore::alloc() {
     if (!r) return std::move(r).error();
     e = *r;
   }
-  e.state->store(kDmaBlockLive, std::memory_order_relaxed);
-  return DmaBlock(e, this);
+  return DmaBlock(e, this);  // "cached" while a handle holds it (dma_pool.hpp)
 }
 
 Status DmaPoolCore::free(void* cpu, std::uint64_t dma) {
@@ -411,20 +414,17 @@ Status DmaPoolCore::free(void* cpu, std::uint64_t dma) {
 
 Status DmaPoolCore::put(DmaPage* p, std::uint32_t ub, std::uintptr_t a, std::uint64_t dma,
                         bool handle) {
-  // live -> cached exactly once. A free by address (the C API, a detached
-  // block) may race with another free of the same block: compare-and-swap,
-  // so that one wins and the other is refused. A DmaBlock is the block's one
-  // owner: a plain check suffices to refuse it after a free by address (a
-  // locked instruction would cost the hot path a store-buffer drain).
+  // A block held by address is "live"; it becomes "cached" exactly once: a
+  // free by address (the C API, a detached block) may race with another free
+  // of the same block, so compare-and-swap: one wins, the other is refused.
+  // A block held by a DmaBlock is "cached" already (its one owner, which
+  // empties itself when it frees): a free by address of it is refused too.
   std::uint8_t expect = kDmaBlockLive;
-  const bool ok = handle ? p->state[ub].load(std::memory_order_relaxed) == kDmaBlockLive
-                         : p->state[ub].compare_exchange_strong(
-                               expect, kDmaBlockCached, std::memory_order_acq_rel,
-                               std::memory_order_relaxed);
-  if (!ok)
-    return bad_free("double free of the block at " + fmt_hex(a) + " (dma " + fmt_hex(dma) +
-                    "): it is free already");
-  if (handle) p->state[ub].store(kDmaBlockCached, std::memory_order_relaxed);
+  if (!handle && !p->state[ub].compare_exchange_strong(expect, kDmaBlockCached,
+                                                       std::memory_order_acq_rel,
+                                                       std::memory_order_relaxed))
+    return bad_free("free of the block at " + fmt_hex(a) + " (dma " + fmt_hex(dma) +
+                    "): it is not allocated (a double free, or a block that a DmaBlock holds)");
   if (orphaned.load(std::memory_order_relaxed)) {
     // Destroyed while busy: straight back, its page freed when it empties,
     // the core when the last page goes.
@@ -477,7 +477,7 @@ Status DmaBlock::release_slow() {
   const std::uint64_t dma = dma_;
   const auto* state = state_;
   auto* core = static_cast<detail::DmaPoolCore*>(pool_);
-  detach();
+  clear();
   const detail::Located l = core->locate(cpu);
   // A live handle's block is always found: its pool and page live while it does.
   if (l.block < 0 || &l.page->state[l.block] != state)

@@ -1,6 +1,6 @@
 // Fuzz: bytes -> a DmaPool's shape and a sequence of allocs, frees by handle
-// and by address, and bad frees (inside a block, a wrong DMA address, twice,
-// to another pool, an address never allocated), checked after every step
+// and by address, and bad frees (inside a block, a block a DmaBlock holds, a
+// wrong DMA address, twice, to another pool, an address never allocated), checked after every step
 // against a model of the live blocks: a bad free is always refused and
 // counted, a good one always taken, no two live blocks overlap, and the
 // pool's block counts add up. At the end everything goes back to the areas.
@@ -92,13 +92,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       default: {  // a bad free: each refused, the block stays live
         const std::uint64_t delta = 1 + (op >> 3) % 64;
         switch ((op >> 3) % 4) {
-          case 0: check(!dp->free(reinterpret_cast<void*>(c + delta % block), d + delta % block).ok() ||
-                        delta % block == 0);
-                  if (delta % block == 0) {  // that was the block itself: it is free now
-                    it->second.detach();
-                    live.erase(it);
-                    --bad;
-                  }
+          // inside the block, or (delta % block == 0) the block itself, which
+          // its DmaBlock holds: refused either way, the handle still owns it
+          case 0: check(!dp->free(reinterpret_cast<void*>(c + delta % block), d + delta % block).ok());
                   break;
           case 1: check(!dp->free(reinterpret_cast<void*>(c), d + delta).ok()); break;
           case 2: check(!dp->free(foreign->cpu(), foreign->dma_addr()).ok()); break;
