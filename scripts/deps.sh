@@ -13,12 +13,19 @@ test_pkgs=(clang libclang-rt-14-dev python3 qemu-system-x86 linux-image-amd64 bu
            # tests/kernel: builds a minimal Linux 6.12 and an out-of-tree module from source
            linux-source-6.12 xz-utils make gcc bc flex bison libelf-dev libssl-dev)
 bench_pkgs=(libdpdk-dev)
+# arm64 (issue 10): the cross toolchain and arm64 libraries (multiarch: needs
+# `dpkg --add-architecture arm64`, done below when one of these is missing),
+# QEMU for aarch64 guests. tests/vm (arm64 guests) and tests/kernel (the arm64
+# kernel as an oracle) add what they need to these two lists.
+arm64_pkgs=(g++-aarch64-linux-gnu libnuma-dev:arm64 qemu-system-arm)
+arm64_kernel_pkgs=(linux-source-6.1 kmod)  # tests/kernel: the arm64 kernel oracle (build_kernel_arm64.py)
 
 case "$what" in
   build) pkgs=("${build_pkgs[@]}") ;;
-  test)  pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  test)  pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${arm64_pkgs[@]}" "${arm64_kernel_pkgs[@]}") ;;
   bench) pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  all)   pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  all)   pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${arm64_pkgs[@]}" "${arm64_kernel_pkgs[@]}"
+               "${bench_pkgs[@]}") ;;
   *) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
 esac
 
@@ -38,5 +45,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# A package named pkg:arm64 needs the arm64 architecture (multiarch).
+if [[ " ${missing[*]}" == *":arm64"* ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  dpkg --add-architecture arm64
+fi
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

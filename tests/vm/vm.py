@@ -44,6 +44,12 @@ def arm64_4n():
     return [[10, 12, 20, 22], [12, 10, 22, 24], [20, 22, 10, 12], [22, 24, 12, 10]]
 
 
+def arm64_seed_4n():
+    # The arm64 server per-NUMA CMA was written for (issue 10): node 3 far
+    # from 0 and 1, 2 and 3 a close pair.
+    return [[10, 16, 32, 33], [16, 10, 38, 39], [32, 38, 10, 24], [33, 39, 24, 10]]
+
+
 def epyc_8n():
     # Two sockets of four nodes, nodes paired inside a socket: non-uniform.
     def d(i, j):
@@ -82,7 +88,23 @@ TOPOLOGIES = {
         # node 1 is large enough for the 1 GiB areas of vfio_bench (hugetlb and anon)
         mem=[512, 2560], cpus=[1, 1], dist=[[10, 21], [21, 10]], huge=[16, 528],
         devices=[("nvme", 0, None), ("nvme", 1, None), ("edu", 1, MASK64)]),
+    # arm64 (machine="arm64-virt"): qemu-system-aarch64 -M virt,iommu=smmuv3
+    # -cpu cortex-a57 under TCG, Debian's arm64 kernel (built with
+    # CONFIG_DMA_PERNUMA_CMA) with the guest's own cma=64M cma_pernuma=16M,
+    # the programs cross-built for aarch64. No PCI devices on nodes: see
+    # docs/vm-tests.md (arm64 guests). exhaust_nodes: the nodes whose
+    # exhaust_kernel/exhaust_nearest checks run.
+    "arm64_2n": dict(
+        machine="arm64-virt", mem=[512, 512], cpus=[1, 1], dist=[[10, 21], [21, 10]], huge=[16, 16],
+        devices=[], exhaust_nodes=[0, 1]),
+    "arm64_4n": dict(
+        machine="arm64-virt", mem=[512, 512, 512, 512], cpus=[1, 1, 1, 1], dist=arm64_seed_4n(),
+        huge=[16, 16, 16, 0], devices=[], exhaust_nodes=[0, 1, 2, 3]),
 }
+
+# The arm64 guests' own kernel command line: the kernel reserves its per-NUMA
+# areas (pernuma0..N-1 at the top of each node) and the default one.
+ARM64_KERNEL_CMA = "cma=64M cma_pernuma=16M"
 
 # Modules the q35-iommu guests load (with their dependencies, from the host's
 # /lib/modules/<version of kernel_image()>/modules.dep), in dependency order.
@@ -119,6 +141,10 @@ VFIO_CHECKS = [
 
 def is_q35(topo):
     return topo.get("machine") == "q35-iommu"
+
+
+def is_arm64(topo):
+    return topo.get("machine") == "arm64-virt"
 
 
 def bdfs(topo):
@@ -217,6 +243,8 @@ def checks(name):
     t = TOPOLOGIES[name]
     if is_q35(t):
         return vfio_checks(name)
+    if is_arm64(t):
+        return arm64_checks(name)
     out = [("topo", "numacma topo --json > /tmp/topo.json && cat /tmp/topo.json && "
                     "numacma-vmcheck topo-match /tmp/topo.json /expect.json"),
            ("placement_hugetlb", "numacma-vmcheck placement hugetlb"),
@@ -260,6 +288,37 @@ def checks(name):
     return out
 
 
+def arm64_checks(name):
+    """The device-free checks of an arm64 guest (no PCI device can be put on a
+    node of QEMU's virt machine booted from a device tree)."""
+    t = TOPOLOGIES[name]
+    # kernel: an aarch64 kernel with the guest's own per-NUMA CMA areas
+    # (its log) and the SMMUv3 probed.
+    out = [("kernel", "uname -a; uname -m | grep -qx aarch64 && cat /proc/cmdline && "
+                      "dmesg | grep -i -e \"cma:\" -e \"smmu\" -e \"NUMA\" | head -60; "
+                      "dmesg | grep -q \"arm-smmu-v3\""),
+           ("topo", "numacma topo --json > /tmp/topo.json && cat /tmp/topo.json && "
+                    "numacma-vmcheck topo-match /tmp/topo.json /expect.json"),
+           ("placement_hugetlb", "numacma-vmcheck placement hugetlb"),
+           ("placement_anon", "numacma-vmcheck placement anon")]
+    for node, h in enumerate(t["huge"]):
+        if h >= 4:
+            out.append(("contiguity_node%d" % node, "numacma-vmcheck contiguity %d" % node))
+    for node in t["exhaust_nodes"]:
+        order = ",".join(map(str, nearest_order(t["dist"], node)))
+        out.append(("exhaust_kernel_node%d" % node, "numacma-vmcheck exhaust %d kernel" % node))
+        out.append(("exhaust_nearest_node%d" % node, "numacma-vmcheck exhaust %d nearest %s" % (node, order)))
+    for node, h in enumerate(t["huge"]):
+        if h == 0:
+            out.append(("nohuge_node%d" % node, "numacma-vmcheck nohuge %d" % node))
+    # The README's examples (auto backing, /sys): node 0's per-NUMA area.
+    out.append(("hello_cpp", "out=$(hello_cpp); rc=$?; echo \"$out\"; [ $rc -eq 0 ] && "
+                             "echo \"$out\" | grep -q \"^area pernuma0 node 0 dma 0x\""))
+    out.append(("hello_c", "out=$(hello_c); rc=$?; echo \"$out\"; [ $rc -eq 0 ] && "
+                           "echo \"$out\" | grep -q \"^cma=16M cma_pernuma=4M: node 0 dma 0x\""))
+    return out
+
+
 def expect_json(name):
     t = TOPOLOGIES[name]
     devices = []
@@ -274,6 +333,31 @@ def kernel_image():
     return imgs[-1] if imgs else None
 
 
+def arm64_trees(fetch):
+    """{"kernel": vmlinuz, "busybox": path} of the arm64 guests, from the
+    cache of scripts/arm64-debs.sh (fetch=True runs it: apt-get download of
+    the current linux-image-arm64 and busybox-static for arm64); missing
+    entries are None."""
+    out = {"kernel": None, "busybox": None}
+    cache = os.environ.get("NUMACMA_ARM64_CACHE", os.path.join(ROOT, "build", "arm64"))
+    if fetch:
+        p = subprocess.run(["bash", os.path.join(ROOT, "scripts", "arm64-debs.sh"),
+                            "linux-image-arm64", "busybox-static"], stdout=subprocess.PIPE)
+        if p.returncode != 0:
+            return out
+        kdir, bdir = p.stdout.decode().split()
+    else:
+        k = sorted(glob.glob(os.path.join(cache, "root", "linux-image-*-arm64_*", ".done")))
+        b = sorted(glob.glob(os.path.join(cache, "root", "busybox-static_*", ".done")))
+        kdir = os.path.dirname(k[-1]) if k else ""
+        bdir = os.path.dirname(b[-1]) if b else ""
+    imgs = sorted(glob.glob(os.path.join(kdir, "boot", "vmlinuz-*-arm64"))) if kdir else []
+    out["kernel"] = imgs[-1] if imgs else None
+    bb = os.path.join(bdir, "bin", "busybox") if bdir else ""
+    out["busybox"] = bb if bb and os.path.exists(bb) else None
+    return out
+
+
 def nvme_images(name, imgdir):
     """[(path, bytes)] of the raw images backing the topology's NVMe devices."""
     t = TOPOLOGIES[name]
@@ -284,8 +368,13 @@ def nvme_images(name, imgdir):
 def qemu_args(name, kernel, initrd, imgdir="IMGDIR"):
     t = TOPOLOGIES[name]
     n = len(t["mem"])
-    a = ["qemu-system-x86_64", "-accel", "tcg", "-m", "%dM" % sum(t["mem"]),
-         "-smp", str(sum(t["cpus"])), "-nographic", "-no-reboot", "-vga", "none", "-nic", "none"]
+    if is_arm64(t):
+        a = ["qemu-system-aarch64", "-M", "virt,iommu=smmuv3", "-cpu", "cortex-a57", "-accel", "tcg",
+             "-m", "%dM" % sum(t["mem"]), "-smp", str(sum(t["cpus"])), "-nographic", "-no-reboot",
+             "-nic", "none"]
+    else:
+        a = ["qemu-system-x86_64", "-accel", "tcg", "-m", "%dM" % sum(t["mem"]),
+             "-smp", str(sum(t["cpus"])), "-nographic", "-no-reboot", "-vga", "none", "-nic", "none"]
     if is_q35(t):
         # intel-iommu must come before the other -device options; without
         # intremap (needs the split irqchip) VFIO_SET_IOMMU fails.
@@ -324,6 +413,10 @@ def qemu_args(name, kernel, initrd, imgdir="IMGDIR"):
         else:
             a += ["-device", "nvme,serial=numacma%d,bus=%s" % (i, br)]
     huge = ",".join("%d:%d" % (i, h) for i, h in enumerate(t["huge"]))
+    if is_arm64(t):
+        return a + ["-kernel", kernel, "-initrd", initrd,
+                    "-append", "console=ttyAMA0 quiet panic=-1 %s hugepagesz=2M hugepages=%s" % (
+                        ARM64_KERNEL_CMA, huge)]
     a += ["-kernel", kernel, "-initrd", initrd,
           "-append", "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=%s" % huge +
           (" intel_iommu=on" if is_q35(t) else "")]
@@ -411,26 +504,47 @@ def init_script(name, modules=()):
     return "\n".join(lines)
 
 
-def need_tools():
-    missing = [w for w, ok in (("qemu-system-x86", shutil.which("qemu-system-x86_64")),
-                               ("linux-image-amd64", kernel_image()),
-                               ("busybox-static", os.path.exists("/bin/busybox"))) if not ok]
+def need_tools(arm64=False):
+    def missing_now():
+        if arm64:
+            tr = arm64_trees(fetch=shutil.which("apt-get") is not None)
+            return [w for w, ok in (("qemu-system-arm", shutil.which("qemu-system-aarch64")),
+                                    ("linux-image-arm64:arm64 (scripts/arm64-debs.sh)", tr["kernel"]),
+                                    ("busybox-static:arm64 (scripts/arm64-debs.sh)", tr["busybox"])) if not ok]
+        return [w for w, ok in (("qemu-system-x86", shutil.which("qemu-system-x86_64")),
+                                ("linux-image-amd64", kernel_image()),
+                                ("busybox-static", os.path.exists("/bin/busybox"))) if not ok]
+    missing = missing_now()
     if missing and os.geteuid() == 0:
         print("vm.py: installing " + " ".join(missing), flush=True)
         subprocess.run(["bash", os.path.join(ROOT, "scripts", "deps.sh"), "test"], check=False)
-        missing = [w for w, ok in (("qemu-system-x86", shutil.which("qemu-system-x86_64")),
-                                   ("linux-image-amd64", kernel_image()),
-                                   ("busybox-static", os.path.exists("/bin/busybox"))) if not ok]
+        missing = missing_now()
     return missing
 
 
 def boot(args):
-    missing = need_tools()
+    arm64 = is_arm64(TOPOLOGIES[args.topology])
+    missing = need_tools(arm64)
     if missing:
         print("vm.py: cannot boot: missing " + " ".join(missing) +
               " (run scripts/deps.sh test as root)")
         return 1
-    kernel = kernel_image()
+    extra = []  # (path in the initramfs, host file)
+    if arm64:
+        trees = arm64_trees(fetch=False)
+        kernel, busybox = trees["kernel"], trees["busybox"]
+        for name, path in (("hello_cpp", args.hello), ("hello_c", args.hello_c)):
+            if not path or not os.path.exists(path):
+                print("vm.py: cannot boot %s: --%s %s missing (the arm64 cross build)" % (
+                    args.topology, name.replace("_", "-"), path))
+                return 1
+            extra.append(("bin/" + name, path))
+        for path in (args.cli, args.vmcheck):
+            if not os.path.exists(path):
+                print("vm.py: cannot boot %s: %s missing (the arm64 cross build)" % (args.topology, path))
+                return 1
+    else:
+        kernel, busybox = kernel_image(), "/bin/busybox"
     if not os.access(kernel, os.R_OK):
         print("vm.py: cannot read %s (needs root)" % kernel)
         return 1
@@ -458,11 +572,12 @@ def boot(args):
     entries = [("bin", 0o40755, None), ("proc", 0o40755, None), ("sys", 0o40755, None),
                ("dev", 0o40755, None), ("tmp", 0o41777, None),
                ("init", 0o100755, init_script(args.topology, [g for _, g in modules]).encode()),
-               ("bin/busybox", 0o100755, rd("/bin/busybox")),
+               ("bin/busybox", 0o100755, rd(busybox)),
                ("bin/numacma", 0o100755, rd(args.cli)),
                ("bin/numacma-vmcheck", 0o100755, rd(args.vmcheck)),
                ("expect.json", 0o100644, json.dumps(expect_json(args.topology)).encode())]
     entries += [(p, 0o40755, None) for p in mod_dirs] + mod_entries
+    entries += [(g, 0o100755, rd(h)) for g, h in extra]
     initrd = os.path.join(d, "initramfs.cpio")
     cpio_newc(entries, initrd)
     cmd = qemu_args(args.topology, kernel, initrd, d)
@@ -531,6 +646,8 @@ def main():
     b.add_argument("--vmcheck", required=True)
     b.add_argument("--out", required=True)
     b.add_argument("--timeout", type=int, default=240)
+    b.add_argument("--hello", help="examples/hello.cpp built for the guest (arm64 guests)")
+    b.add_argument("--hello-c", help="examples/hello.c built for the guest (arm64 guests)")
     r = sub.add_parser("report")
     r.add_argument("topology", choices=sorted(TOPOLOGIES))
     r.add_argument("check")
@@ -547,7 +664,8 @@ def main():
         return boot(a)
     if a.cmd == "report":
         return report(a)
-    print(" ".join(qemu_args(a.topology, kernel_image() or "KERNEL", "INITRD")))
+    kernel = arm64_trees(False)["kernel"] if is_arm64(TOPOLOGIES[a.topology]) else kernel_image()
+    print(" ".join(qemu_args(a.topology, kernel or "KERNEL", "INITRD")))
     return 0
 
 
