@@ -19,9 +19,14 @@
 //          address checked -> CAS live -> cached (a second free, or a free
 //          of a block a DmaBlock holds, fails here: counted, refused) ->
 //          push the thread's cache
-//   a full cache: the oldest batch back to the shared lists; more than
-//          kMaxEmpty wholly free pages -> give pages back to their areas
-//          until kMinEmpty are left
+//   a full cache: its oldest batch goes to the depot as one magazine (a
+//          copy under the lock, whatever the batch); an empty one takes a
+//          magazine from the depot before it takes blocks from pages. So a
+//          thread that frees what another allocates costs each a lock per
+//          batch, not per block.
+//   more than depot_max magazines: the oldest one's blocks go back to their
+//          pages; more than kMaxEmpty wholly free pages -> give pages back to
+//          their areas until kMinEmpty are left
 //
 // A cache belongs to one thread: its owner reads and writes it without a
 // lock. Only destroy (no concurrent use, by contract) and a thread's exit
@@ -55,6 +60,8 @@ struct DmaPoolCore;
 
 namespace {
 
+constexpr std::size_t kDepotMax = 8;            // full magazines kept for the caches,
+constexpr std::size_t kDepotBytes = 512u << 10;  // and no more blocks' bytes than this (at least 2)
 constexpr std::size_t kMaxEmpty = 2;  // more wholly free pages than this: shrink
 constexpr std::size_t kMinEmpty = 1;  // ... down to this many
 constexpr std::size_t kLine = 64;
@@ -137,6 +144,7 @@ struct DmaPoolCore : DmaPoolHead {
   std::string name;
   dmapool::Layout layout;
   std::uint32_t cache_cap = 0, batch = 0;
+  std::size_t depot_max = 0;  ///< magazines (kDepotMax, kDepotBytes)
   std::weak_ptr<DmaPoolCore> weak_self;
   dmapool::PageIndex<DmaPage> index;
 
@@ -146,6 +154,8 @@ struct DmaPoolCore : DmaPoolHead {
   std::vector<DmaPage*> spare;             ///< records that hold no page now
   std::vector<DmaPage*> partial, empty;
   std::vector<std::unique_ptr<ThreadCache>> caches;
+  std::vector<std::vector<DmaCacheSlot>> depot;  ///< full magazines of `batch` cached blocks
+  std::vector<std::vector<DmaCacheSlot>> empty_mags;  ///< capacity kept for reuse
   std::uint64_t pages = 0, seq = 0, grown = 0, returned = 0;
   std::shared_ptr<DmaPoolCore> self;       ///< destroyed while busy: alive for its blocks
   alignas(kLine) std::atomic<std::uint64_t> bad_frees{0}, alloc_failures{0};
@@ -189,6 +199,11 @@ struct DmaPoolCore : DmaPoolHead {
   void release_page(DmaPage* p, std::vector<DmaBuffer>& out);
   void shrink_locked(std::size_t keep, std::vector<DmaBuffer>& out);
   void flush_locked(ThreadCache& c, std::uint32_t count, std::vector<DmaBuffer>& out);
+  /** The cache's oldest `batch` blocks into the depot as one magazine. */
+  void to_depot_locked(ThreadCache& c, std::vector<DmaBuffer>& out);
+  /** Every magazine's blocks back to their pages (destroy, shrink). */
+  void drain_depot_locked(std::vector<DmaBuffer>& out);
+  void give_magazine(std::vector<DmaCacheSlot>& m, std::vector<DmaBuffer>& out);
   Result<DmaCacheSlot> refill(ThreadCache* c);
   Status add_page(std::unique_lock<std::mutex>& lk);
   void retire(ThreadCache* c);
@@ -302,6 +317,39 @@ void DmaPoolCore::flush_locked(ThreadCache& c, std::uint32_t count, std::vector<
   if (empty.size() > kMaxEmpty) shrink_locked(kMinEmpty, out);
 }
 
+void DmaPoolCore::give_magazine(std::vector<DmaCacheSlot>& m, std::vector<DmaBuffer>& out) {
+  for (const DmaCacheSlot& e : m) {
+    const Located l = locate(reinterpret_cast<std::uintptr_t>(e.cpu));
+    give_block(l.page, static_cast<std::uint32_t>(l.block), out);
+  }
+  m.clear();
+  empty_mags.push_back(std::move(m));
+}
+
+void DmaPoolCore::to_depot_locked(ThreadCache& c, std::vector<DmaBuffer>& out) {
+  const std::uint32_t n = c.n.load(std::memory_order_relaxed);
+  const std::uint32_t count = std::min(batch, n);
+  std::vector<DmaCacheSlot> m;
+  if (!empty_mags.empty()) {
+    m = std::move(empty_mags.back());
+    empty_mags.pop_back();
+  }
+  m.assign(c.e, c.e + count);
+  std::memmove(c.e, c.e + count, (n - count) * sizeof(DmaCacheSlot));
+  c.n.store(n - count, std::memory_order_relaxed);
+  depot.push_back(std::move(m));
+  if (depot.size() > depot_max) {
+    give_magazine(depot.front(), out);
+    depot.erase(depot.begin());
+    if (empty.size() > kMaxEmpty) shrink_locked(kMinEmpty, out);
+  }
+}
+
+void DmaPoolCore::drain_depot_locked(std::vector<DmaBuffer>& out) {
+  for (auto& m : depot) give_magazine(m, out);
+  depot.clear();
+}
+
 Status DmaPoolCore::add_page(std::unique_lock<std::mutex>& lk) {
   lk.unlock();
   const int cpu = dev.node == kNoNode ? pool->backing->calling_cpu() : -1;
@@ -361,6 +409,25 @@ Status DmaPoolCore::add_page(std::unique_lock<std::mutex>& lk) {
 
 Result<DmaCacheSlot> DmaPoolCore::refill(ThreadCache* c) {
   std::unique_lock lk(mu);
+  if (!depot.empty()) {  // a magazine another thread (or this one) gave back
+    std::vector<DmaCacheSlot> m = std::move(depot.back());
+    depot.pop_back();
+    const DmaCacheSlot first = m.back();
+    m.pop_back();
+    if (c != nullptr) {
+      std::uint32_t n = c->n.load(std::memory_order_relaxed);
+      for (const DmaCacheSlot& e : m) c->e[n++] = e;  // n was 0: batch - 1 fit
+      c->n.store(n, std::memory_order_relaxed);
+      m.clear();
+    } else {
+      std::vector<DmaBuffer> out;
+      give_magazine(m, out);  // no cache to hold the rest (a thread exiting)
+      lk.unlock();
+      return first;
+    }
+    empty_mags.push_back(std::move(m));
+    return first;
+  }
   while (partial.empty() && empty.empty()) {
     if (Status s = add_page(lk); !s) {
       alloc_failures.fetch_add(1, std::memory_order_relaxed);
@@ -449,7 +516,7 @@ Status DmaPoolCore::put(DmaPage* p, std::uint32_t ub, std::uintptr_t a, std::uin
     std::vector<DmaBuffer> out;
     {
       std::lock_guard lk(mu);
-      flush_locked(*c, batch, out);
+      to_depot_locked(*c, out);
     }
     n = c->n.load(std::memory_order_relaxed);
   }
@@ -524,6 +591,8 @@ Result<DmaPool> DmaPool::create(Pool& pool, const Device& dev, std::string_view 
   core->uid = detail::g_next_uid.fetch_add(1, std::memory_order_relaxed);
   core->cache_cap = detail::cache_capacity(core->layout.block);
   core->batch = core->cache_cap / 2;
+  core->depot_max = std::clamp<std::size_t>(
+      detail::kDepotBytes / (std::size_t{core->batch} * core->layout.block), 2, detail::kDepotMax);
   core->weak_self = core;
   return DmaPool(std::move(core));
 }
@@ -543,6 +612,7 @@ void DmaPool::shrink() {
   if (!core_) return;
   std::vector<DmaBuffer> out;
   std::lock_guard lk(core_->mu);
+  core_->drain_depot_locked(out);
   core_->shrink_locked(0, out);
 }
 
@@ -574,6 +644,7 @@ DmaPoolStats DmaPool::stats() const {
     s.blocks_free += r->free.size();
   }
   for (const auto& tc : c.caches) s.blocks_cached += tc->n.load(std::memory_order_relaxed);
+  for (const auto& m : c.depot) s.blocks_cached += m.size();
   s.blocks_live = in_use - std::min(in_use, s.blocks_cached);
   std::sort(held.begin(), held.end(),
             [](const detail::DmaPage* a, const detail::DmaPage* b) { return a->seq < b->seq; });
@@ -600,6 +671,7 @@ Status DmaPool::destroy() {
     // Every cache back to the shared lists (no thread uses the pool now, by
     // contract); the cache objects stay, their threads' registries name them.
     for (auto& tc : core->caches) core->flush_locked(*tc, tc->n.load(std::memory_order_relaxed), out);
+    core->drain_depot_locked(out);
     core->shrink_locked(0, out);
     live = core->held_blocks();
     if (live == 0) return {};
