@@ -58,6 +58,29 @@ std::vector<std::uint32_t> slot_order(std::size_t live, unsigned rounds, std::ui
   return out;
 }
 
+bool make_bench_pool(const std::string& backing, const std::string& sysfs_root,
+                     const std::vector<std::string>& vfio, BenchPool* out, std::string* why) {
+  PoolOptions po;
+  po.params = "cma=1G";  // room for 1024 x 256 KiB (256 MiB, aligned) several times over
+  po.backing = backing;
+  po.sysfs_root = sysfs_root;
+  for (const std::string& bdf : vfio) po.vfio.push_back(VfioDeviceSpec{bdf, ~std::uint64_t{0}});
+  Result<Pool> p = Pool::create(po);
+  if (!p) {
+    *why = "Pool::create(cma=1G, backing " + backing + "): " + p.error().message;
+    return false;
+  }
+  out->pool = std::make_unique<Pool>(std::move(*p));
+  const Stats st = out->pool->stats();
+  if (st.areas.empty()) {
+    *why = "the pool reserved no area (cma=1G, backing " + backing + ")";
+    return false;
+  }
+  out->backing = st.areas.front().backing;
+  out->node = st.areas.front().node;
+  return true;
+}
+
 namespace {
 
 // ---- numacma: Pool::alloc_coherent for a device on the first node, DmaBuffer::release
@@ -65,27 +88,13 @@ class NumacmaPeer final : public AllocPeer {
  public:
   const char* name() const override { return "numacma"; }
   bool init(const AllocOptions& o, std::string* why) override {
-    PoolOptions po;
-    // Room for 1024 x 256 KiB (256 MiB, aligned) several times over.
-    po.params = "cma=1G";
-    po.backing = o.backing;
-    po.sysfs_root = o.sysfs_root;
-    for (const std::string& bdf : o.vfio) po.vfio.push_back(VfioDeviceSpec{bdf, ~std::uint64_t{0}});
-    Result<Pool> p = Pool::create(po);
-    if (!p) {
-      *why = "Pool::create(cma=1G, backing " + o.backing + "): " + p.error().message;
-      return false;
-    }
-    pool_ = std::make_unique<Pool>(std::move(*p));
-    const Stats st = pool_->stats();
-    if (st.areas.empty()) {
-      *why = "the pool reserved no area (cma=1G, backing " + o.backing + ")";
-      return false;
-    }
-    backing_ = st.areas.front().backing;
+    BenchPool bp;
+    if (!make_bench_pool(o.backing, o.sysfs_root, o.vfio, &bp, why)) return false;
+    pool_ = std::move(bp.pool);
+    backing_ = bp.backing;
     asked_ = o.backing;
     vfio_ = !o.vfio.empty();
-    node_ = st.areas.front().node;
+    node_ = bp.node;
     dev_ = Device::on_node(node_, "bench-dev");
     return true;
   }

@@ -27,7 +27,22 @@
 #include <string>
 #include <vector>
 
+namespace numacma {
+class Pool;
+}
+
 namespace numacma::bench {
+
+/** The pool numacma is measured on by alloc and pool: Pool::create("cma=1G",
+ *  backing, sysfs_root, vfio devices), its one area's backing and node. */
+struct BenchPool {
+  std::unique_ptr<Pool> pool;
+  std::string backing;  ///< what the area really uses
+  int node = 0;         ///< the area's node
+};
+/** False (with why) when the pool cannot be made or reserved no area. */
+bool make_bench_pool(const std::string& backing, const std::string& sysfs_root,
+                     const std::vector<std::string>& vfio, BenchPool* out, std::string* why);
 
 /** Median and 99th percentile of samples (ns); the vector is sorted in place. */
 struct Summary {

@@ -45,24 +45,12 @@ class NumacmaPoolPeer final : public PoolPeer {
  public:
   const char* name() const override { return "numacma"; }
   bool init(const PoolBenchOptions& o, std::string* why) override {
-    numacma::PoolOptions po;
-    po.params = "cma=1G";
-    po.backing = o.backing;
-    po.sysfs_root = o.sysfs_root;
-    Result<Pool> p = Pool::create(po);
-    if (!p) {
-      *why = "Pool::create(cma=1G, backing " + o.backing + "): " + p.error().message;
-      return false;
-    }
-    pool_ = std::make_unique<Pool>(std::move(*p));
-    const Stats st = pool_->stats();
-    if (st.areas.empty()) {
-      *why = "the pool reserved no area (cma=1G, backing " + o.backing + ")";
-      return false;
-    }
-    backing_ = st.areas.front().backing;
+    BenchPool bp;
+    if (!make_bench_pool(o.backing, o.sysfs_root, {}, &bp, why)) return false;
+    pool_ = std::move(bp.pool);
+    backing_ = bp.backing;
     asked_ = o.backing;
-    node_ = st.areas.front().node;
+    node_ = bp.node;
     dev_ = Device::on_node(node_, "bench-dev");
     return true;
   }

@@ -69,6 +69,22 @@ std::string num(double v, const char* f = "%.1f") {
 
 void emit(const ojson& j) { std::printf("%s\n", j.dump().c_str()); }
 
+/** --peer (numacma always kept: the ratios need it) and an early check that
+ *  --plot can be written; false after printing the failure. */
+bool peers_and_plot(const std::string& command, const BenchArgs& a, std::vector<std::string>* peers) {
+  if (!a.peers.empty()) *peers = a.peers;
+  if (std::find(peers->begin(), peers->end(), "numacma") == peers->end())
+    peers->insert(peers->begin(), "numacma");
+  if (!a.plot.empty()) {
+    std::ofstream probe(a.plot, std::ios::app);
+    if (!probe) {
+      failure(command, "cannot write --plot file '" + a.plot + "'");
+      return false;
+    }
+  }
+  return true;
+}
+
 void run_alloc(const BenchArgs& a) {
   bench::AllocOptions o;
   if (!vfio_bdfs("bench alloc", a, &o.vfio)) return;
@@ -76,13 +92,7 @@ void run_alloc(const BenchArgs& a) {
   o.backing = a.backing;
   o.sysfs_root = a.sysfs_root;
   o.repetitions = a.reps;
-  if (!a.peers.empty()) o.peers = a.peers;
-  if (std::find(o.peers.begin(), o.peers.end(), "numacma") == o.peers.end())
-    o.peers.insert(o.peers.begin(), "numacma");  // the ratios need it
-  if (!a.plot.empty()) {  // fail early on an unwritable path
-    std::ofstream probe(a.plot, std::ios::app);
-    if (!probe) return failure("bench alloc", "cannot write --plot file '" + a.plot + "'");
-  }
+  if (!peers_and_plot("bench alloc", a, &o.peers)) return;
   const bench::AllocReport r = bench::run_alloc(o);
   const bool json = a.json || a.json_all;
   bool numacma_ok = true;
@@ -162,13 +172,7 @@ void run_pool(const BenchArgs& a) {
   o.backing = a.backing;
   o.sysfs_root = a.sysfs_root;
   o.rounds = a.reps;
-  if (!a.peers.empty()) o.peers = a.peers;
-  if (std::find(o.peers.begin(), o.peers.end(), "numacma") == o.peers.end())
-    o.peers.insert(o.peers.begin(), "numacma");  // the ratios need it
-  if (!a.plot.empty()) {  // fail early on an unwritable path
-    std::ofstream probe(a.plot, std::ios::app);
-    if (!probe) return failure("bench pool", "cannot write --plot file '" + a.plot + "'");
-  }
+  if (!peers_and_plot("bench pool", a, &o.peers)) return;
   const bench::PoolBenchReport r = bench::run_pool(o);
   const bool json = a.json || a.json_all;
   if (json) {
