@@ -127,7 +127,7 @@ class DmaBlock {
    *  DmaPool::free(cpu, dma) (as a C driver would). From now on the block
    *  is held by address: exactly one free by address is taken. */
   void detach() noexcept {
-    if (state_ != nullptr) state_->store(detail::kDmaBlockLive, std::memory_order_relaxed);
+    if (cpu_ != nullptr) state_->store(detail::kDmaBlockLive, std::memory_order_relaxed);
     clear();
   }
 
@@ -137,11 +137,10 @@ class DmaBlock {
   DmaBlock(const detail::DmaCacheSlot& s, detail::DmaPoolHead* pool) noexcept
       : cpu_(s.cpu), dma_(s.dma), state_(s.state), pool_(pool) {}
   Status release_slow();
+  /** Empty: cpu_ null (state_ and pool_ are read only while cpu_ is set). */
   void clear() noexcept {
     cpu_ = nullptr;
     dma_ = 0;
-    state_ = nullptr;
-    pool_ = nullptr;
   }
   void* cpu_ = nullptr;
   std::uint64_t dma_ = 0;
