@@ -359,11 +359,20 @@ const void* Pool::topology_handle() const noexcept { return &impl_->topology; }
 
 // ---- DmaBuffer -----------------------------------------------------------------
 
-DmaBuffer::DmaBuffer(DmaBuffer&& o) noexcept { *this = std::move(o); }
+DmaBuffer::DmaBuffer(DmaBuffer&& o) noexcept
+    : pool_(std::move(o.pool_)),
+      cpu_(std::exchange(o.cpu_, nullptr)),
+      dma_(o.dma_),
+      size_(o.size_),
+      node_(o.node_),
+      area_(o.area_),
+      iova_(o.iova_),
+      contiguous_(o.contiguous_),
+      served_(o.served_) {}
 
 DmaBuffer& DmaBuffer::operator=(DmaBuffer&& o) noexcept {
   if (this != &o) {
-    (void)release();
+    if (cpu_ != nullptr) (void)release();
     pool_ = std::move(o.pool_);
     cpu_ = std::exchange(o.cpu_, nullptr);
     dma_ = o.dma_;
@@ -377,7 +386,9 @@ DmaBuffer& DmaBuffer::operator=(DmaBuffer&& o) noexcept {
   return *this;
 }
 
-DmaBuffer::~DmaBuffer() { (void)release(); }
+DmaBuffer::~DmaBuffer() {
+  if (cpu_ != nullptr) (void)release();
+}
 
 Status DmaBuffer::release() {
   if (cpu_ == nullptr || !pool_) return {};
