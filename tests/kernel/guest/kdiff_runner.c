@@ -16,6 +16,8 @@
  *   {"t":"cma","phase":"before|after|at:<line>","name":"pernuma1","base_pfn":N,"count":N,
  *    "order_per_bit":N,"used":N,"maxchunk":N,"node_first":N,"node_last":N,
  *    "alloc_pages_success":N,"alloc_pages_fail":N,"release_pages_success":N}
+ *     (without CMA debugfs the areas come from the module's "cma I" command,
+ *     and order_per_bit, used, maxchunk and the counters are -1)
  *   {"t":"alloc","line":L,"id":"q0","ok":true,"dma":"0x..","nid":N,"cpu":C,"pages":P}
  *   {"t":"alloc","line":L,"id":"q1","ok":false,"cpu":C}
  *   {"t":"free","line":L,"id":"q0","ok":true}
@@ -221,6 +223,8 @@ static int ctl(const char *cmd, char *res, size_t cap)
 	return rc;
 }
 
+static void json_str(const char *s);
+
 static int node_of_pfn(long long pfn)
 {
 	char cmd[64], res[160];
@@ -231,10 +235,39 @@ static int node_of_pfn(long long pfn)
 	return s ? atoi(s + 5) : -2;
 }
 
+/* Without CMA debugfs (Debian's arm64 kernel): the areas from the module's
+ * "cma I" (name, base_pfn, count); the counters, used and maxchunk are -1. */
+static void dump_cma_module(const char *phase)
+{
+	char cmd[64], res[160], name[64];
+	for (int i = 0;; i++) {
+		unsigned long long base, count;
+		snprintf(cmd, sizeof cmd, "cma %d", i);
+		if (ctl(cmd, res, sizeof res) != 0) {
+			fprintf(out, "{\"t\":\"note\",\"msg\":");
+			json_str(res);
+			fprintf(out, "}\n");
+			return;
+		}
+		if (sscanf(res, "ok cma %*d name=%63s base_pfn=%llu count=%llu", name, &base, &count) != 3)
+			return;
+		fprintf(out,
+			"{\"t\":\"cma\",\"phase\":\"%s\",\"name\":\"%s\",\"base_pfn\":%llu,\"count\":%llu,"
+			"\"order_per_bit\":-1,\"used\":-1,\"maxchunk\":-1,\"node_first\":%d,\"node_last\":%d,"
+			"\"alloc_pages_success\":-1,\"alloc_pages_fail\":-1,\"release_pages_success\":-1}\n",
+			phase, name, base, count, node_of_pfn((long long)base),
+			node_of_pfn((long long)(base + count - 1)));
+	}
+}
+
 static void dump_cma(const char *phase)
 {
 	DIR *d = opendir("/sys/kernel/debug/cma");
 	if (!d) {
+		if (access(CTL, W_OK) == 0) {
+			dump_cma_module(phase);
+			return;
+		}
 		fprintf(out, "{\"t\":\"note\",\"msg\":\"no /sys/kernel/debug/cma: %s\"}\n", strerror(errno));
 		return;
 	}

@@ -19,17 +19,26 @@
  *     -> "nodes <online node ids, comma separated>"
  *   nid PFN                    the node of a page frame (page_to_nid)
  *     -> "ok nid PFN node=<node>"
+ *   cma I                      the I-th CMA area (for kernels without CMA
+ *                              debugfs, e.g. Debian's arm64 6.1): found with
+ *                              cma_for_each_area, which is not exported, by
+ *                              its kallsyms address (through a kprobe)
+ *     -> "ok cma I name=<name> base_pfn=<pfn> count=<pages>" or "none cma I"
  *
  * A write that cannot be carried out (bad syntax, unknown node, busy or
  * unknown id, a mask dma_coerce_mask_and_coherent refuses) fails with -EINVAL,
  * -EBUSY, -ENOENT or -EIO and leaves the result line saying why ("error ...").
  * There is no IOMMU in the guests, so the DMA address is the physical address
- * (dma-direct). Buffers still live when the module is unloaded are freed.
+ * (dma-direct). On arm64 the devices are not DMA-coherent and the CPU address is
+ * a vmalloc remap of the pages (the node is read through vmalloc_to_page).
+ * Buffers still live when the module is unloaded are freed.
  *
  * Written for numacma (tests/kernel/module/); built out of tree with
  * `make -C <kernel build dir> M=<this dir>`.
  */
+#include <linux/cma.h>
 #include <linux/debugfs.h>
+#include <linux/kprobes.h>
 #include <linux/dma-mapping.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -107,7 +116,8 @@ static int do_alloc(unsigned long id, int node, unsigned long bytes, u64 mask)
 	bufs[id].size = bytes;
 	bufs[id].dev = index;
 	snprintf(result, RESULT_LEN, "ok alloc %lu dma=0x%llx nid=%d cpu=%d pages=%lu\n", id,
-		 (unsigned long long)dma, page_to_nid(virt_to_page(p)), cpu,
+		 (unsigned long long)dma,
+		 page_to_nid(is_vmalloc_addr(p) ? vmalloc_to_page(p) : virt_to_page(p)), cpu,
 		 (unsigned long)(PAGE_ALIGN(bytes) >> PAGE_SHIFT));
 	return 0;
 }
@@ -145,6 +155,74 @@ static int do_nid(unsigned long pfn)
 	return 0;
 }
 
+#if defined(CONFIG_CMA) && defined(CONFIG_KPROBES)
+typedef int (*cma_iter_fn)(struct cma *cma, void *data);
+static int (*for_each_area)(cma_iter_fn it, void *data);
+static phys_addr_t (*area_base)(const struct cma *cma);
+static unsigned long (*area_size)(const struct cma *cma);
+static const char *(*area_name)(const struct cma *cma);
+
+/* kallsyms_lookup_name is not exported either: a kprobe on it tells its address */
+static unsigned long lookup(const char *name)
+{
+	static unsigned long (*kln)(const char *name);
+	struct kprobe kp = { .symbol_name = "kallsyms_lookup_name" };
+
+	if (!kln) {
+		if (register_kprobe(&kp) < 0)
+			return 0;
+		kln = (void *)kp.addr;
+		unregister_kprobe(&kp);
+	}
+	return kln ? kln(name) : 0;
+}
+
+struct cma_nth {
+	unsigned long want, seen;
+	int found;
+};
+
+static int cma_nth_it(struct cma *cma, void *data)
+{
+	struct cma_nth *c = data;
+
+	if (c->seen++ != c->want)
+		return 0;
+	snprintf(result, RESULT_LEN, "ok cma %lu name=%s base_pfn=%lu count=%lu\n", c->want,
+		 area_name(cma), (unsigned long)PHYS_PFN(area_base(cma)),
+		 area_size(cma) >> PAGE_SHIFT);
+	c->found = 1;
+	return 1;
+}
+
+static int do_cma(unsigned long i)
+{
+	struct cma_nth c = { .want = i };
+
+	if (!for_each_area) {
+		for_each_area = (void *)lookup("cma_for_each_area");
+		area_base = (void *)lookup("cma_get_base");
+		area_size = (void *)lookup("cma_get_size");
+		area_name = (void *)lookup("cma_get_name");
+	}
+	if (!for_each_area || !area_base || !area_size || !area_name) {
+		for_each_area = NULL;
+		snprintf(result, RESULT_LEN, "error cma: cma_for_each_area not found\n");
+		return -ENOENT;
+	}
+	for_each_area(cma_nth_it, &c);
+	if (!c.found)
+		snprintf(result, RESULT_LEN, "none cma %lu\n", i);
+	return 0;
+}
+#else
+static int do_cma(unsigned long i)
+{
+	snprintf(result, RESULT_LEN, "error cma: needs CONFIG_CMA and CONFIG_KPROBES\n");
+	return -ENOENT;
+}
+#endif
+
 static ssize_t ctl_write(struct file *f, const char __user *ubuf, size_t len, loff_t *ppos)
 {
 	char cmd[128];
@@ -165,6 +243,8 @@ static ssize_t ctl_write(struct file *f, const char __user *ubuf, size_t len, lo
 		ret = do_free(id);
 	} else if (sscanf(cmd, "nid %lu", &id) == 1) {
 		ret = do_nid(id);
+	} else if (sscanf(cmd, "cma %lu", &id) == 1) {
+		ret = do_cma(id);
 	} else if (!strncmp(cmd, "nodes", 5)) {
 		ret = do_nodes();
 	} else {
