@@ -348,6 +348,15 @@ RC_GTEST_PROP(DmaPool, RandomOpsKeepEveryInvariant, ()) {
     }
   }
   auto st = dp.stats();
+  // Every block's DMA address is its page's DMA address + its offset there.
+  for (const auto& [c, b] : live) {
+    const auto page = std::find_if(st.page_list.begin(), st.page_list.end(), [&](const auto& pg) {
+      const auto base = reinterpret_cast<std::uintptr_t>(pg.cpu);
+      return c >= base && c + block <= base + st.page_bytes;
+    });
+    RC_ASSERT(page != st.page_list.end());
+    RC_ASSERT(b.dma_addr() == page->dma + (c - reinterpret_cast<std::uintptr_t>(page->cpu)));
+  }
   RC_ASSERT(st.blocks_live == live.size());
   RC_ASSERT(st.bad_frees == bad);
   RC_ASSERT(st.blocks_live + st.blocks_cached + st.blocks_free == st.pages * st.blocks_per_page);
