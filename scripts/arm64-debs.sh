@@ -4,7 +4,8 @@
 # with `apt-get download` and unpacked with `dpkg-deb -x` into a cache:
 #
 #   build/arm64/debs/<pkg>_<version>_arm64.deb
-#   build/arm64/root/<pkg>_<version>/          (the unpacked tree)
+#   build/arm64/root/<pkg>_<version>/          (the unpacked tree; a kernel's
+#                                               modules get their modules.dep: depmod -b)
 #
 # PKG is an arm64 package name without ":arm64"; the meta package
 # linux-image-arm64 stands for the kernel image it depends on today (e.g.
@@ -18,6 +19,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${NUMACMA_ARM64_CACHE:-$root/build/arm64}"
 mkdir -p "$cache/debs" "$cache/root"
+exec 9>"$cache/.lock"   # one fetch at a time (the guests and tests/kernel share the cache)
+flock 9
 
 candidate() {  # pkg -> version apt would install (empty if unknown)
   apt-cache policy "$1:arm64" 2>/dev/null | sed -n 's/^ *Candidate: //p' | grep -v '(none)' || true
@@ -46,5 +49,8 @@ for p in "$@"; do
     dpkg-deb -x "$deb" "$dir.tmp"
     rm -rf "$dir" && mv "$dir.tmp" "$dir" && touch "$dir/.done"
   fi
+  for m in "$dir"/lib/modules/*/; do  # the .deb has no modules.dep (depmod runs at install)
+    [ -d "$m" ] && [ ! -s "$m/modules.dep" ] && depmod -b "$dir" "$(basename "$m")"
+  done
   echo "$dir"
 done

@@ -17,7 +17,7 @@ bench_pkgs=(libdpdk-dev)
 # `dpkg --add-architecture arm64`, done below when one of these is missing),
 # QEMU for aarch64 guests. tests/vm (arm64 guests) and tests/kernel (the arm64
 # kernel as an oracle) add what they need to these two lists.
-arm64_pkgs=(g++-aarch64-linux-gnu libnuma-dev:arm64 qemu-system-arm)
+arm64_pkgs=(g++-aarch64-linux-gnu libnuma-dev:arm64 qemu-system-arm kmod)
 arm64_kernel_pkgs=(linux-source-6.1 kmod)  # tests/kernel: the arm64 kernel oracle (build_kernel_arm64.py)
 
 case "$what" in

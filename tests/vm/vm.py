@@ -89,18 +89,43 @@ TOPOLOGIES = {
         mem=[512, 2560], cpus=[1, 1], dist=[[10, 21], [21, 10]], huge=[16, 528],
         devices=[("nvme", 0, None), ("nvme", 1, None), ("edu", 1, MASK64)]),
     # arm64 (machine="arm64-virt"): qemu-system-aarch64 -M virt,iommu=smmuv3
-    # -cpu cortex-a57 under TCG, Debian's arm64 kernel (built with
-    # CONFIG_DMA_PERNUMA_CMA) with the guest's own cma=64M cma_pernuma=16M,
-    # the programs cross-built for aarch64. No PCI devices on nodes: see
-    # docs/vm-tests.md (arm64 guests). exhaust_nodes: the nodes whose
-    # exhaust_kernel/exhaust_nearest checks run.
+    # -cpu cortex-a57 under TCG, booted from a device tree, Debian's arm64
+    # kernel (built with CONFIG_DMA_PERNUMA_CMA) with the guest's own
+    # cma=64M cma_pernuma=16M, the programs cross-built for aarch64. The
+    # virt machine's device tree has one PCIe host bridge (pxb-pcie needs
+    # ACPI, whose NUMA the 6.1 kernel loses under QEMU's UEFI: see
+    # docs/vm-tests.md), so every device sits on pcie.0 and the whole bridge
+    # on pci_node: vm.py writes numa-node-id = pci_node into QEMU's own DTB
+    # for the host bridge and the SMMUv3 (arm64_dtb()). exhaust_nodes: the
+    # nodes whose exhaust_kernel/exhaust_nearest checks run.
     "arm64_2n": dict(
         machine="arm64-virt", mem=[512, 512], cpus=[1, 1], dist=[[10, 21], [21, 10]], huge=[16, 16],
-        devices=[], exhaust_nodes=[0, 1]),
+        pci_node=1, devices=[("edu", 1, MASK64)], exhaust_nodes=[0, 1]),
     "arm64_4n": dict(
         machine="arm64-virt", mem=[512, 512, 512, 512], cpus=[1, 1, 1, 1], dist=arm64_seed_4n(),
-        huge=[16, 16, 16, 0], devices=[], exhaust_nodes=[0, 1, 2, 3]),
+        huge=[16, 16, 16, 0], pci_node=2, devices=[("edu", 2, MASK64)], exhaust_nodes=[0, 1, 2, 3]),
 }
+
+# Modules the arm64 guests load (from the arm64 kernel package's tree).
+ARM64_MODULES = ["pci-stub"]
+
+
+def arm64_bind_lines(topo):
+    """/init lines binding every edu to pci-stub. On arm64 (device tree) a
+    PCI device gets its IOMMU group, and an SMMUv3 stream table entry, only
+    when a driver probes it; with iommu.passthrough=1 that is an identity
+    domain, so the edu's DMA to physical addresses passes the SMMUv3 (an
+    unprobed device's DMA is aborted: 2-level stream table, no entry)."""
+    out = []
+    for (kind, _, _), bdf in zip(topo["devices"], bdfs(topo)):
+        if kind != "edu":
+            continue
+        d = "/sys/bus/pci/devices/" + bdf
+        out.append("echo pci-stub > %s/driver_override && echo %s > /sys/bus/pci/drivers_probe && "
+                   "echo \"VMTEST-BIND %s pci-stub group $(basename $(readlink %s/iommu_group))\" || "
+                   "echo 'VMTEST-BIND %s FAILED'" % (d, bdf, bdf, d, bdf))
+    return out
+
 
 # The arm64 guests' own kernel command line: the kernel reserves its per-NUMA
 # areas (pernuma0..N-1 at the top of each node) and the default one.
@@ -151,7 +176,10 @@ def bdfs(topo):
     """Guest BDF of each device: bridge i gets bus_nr 4*(i+1). pc: QEMU puts a
     PCI bridge on the pxb's bus and the device on the next bus, slot 0.
     q35-iommu: the pxb-pcie's root bus holds the pcie-root-port (00.0) and the
-    firmware gives the port the next bus, where the device is, slot 0."""
+    firmware gives the port the next bus, where the device is, slot 0.
+    arm64-virt: device i on the root bus pcie.0, slot i+1 (no bridges)."""
+    if is_arm64(topo):
+        return ["0000:00:%02x.0" % (i + 1) for i in range(len(topo["devices"]))]
     return ["0000:%02x:00.0" % (4 * (i + 1) + 1) for i in range(len(topo["devices"]))]
 
 
@@ -311,6 +339,21 @@ def arm64_checks(name):
     for node, h in enumerate(t["huge"]):
         if h == 0:
             out.append(("nohuge_node%d" % node, "numacma-vmcheck nohuge %d" % node))
+    # The edu on the host bridge's node: its DMA engine writes through the
+    # returned DMA addresses (start, middle, end of pernuma<N>), and into
+    # DmaPool blocks.
+    edus = [(bdf, node, mask) for (kind, node, mask), bdf in zip(t["devices"], bdfs(t)) if kind == "edu"]
+    for bdf, node, mask in edus:
+        out.append(("dma_edu_node%d" % node, "numacma-vmcheck dma %s %s" % (bdf, mask)))
+    out.append(("dmapool", "numacma-vmcheck dmapool %s" % " ".join("%s %s" % (b, m) for b, _, m in edus)))
+    if len(t["mem"]) >= 4:
+        # The command queue of the motivating SMMUv3 across nodes (as vm4's).
+        cpu_nodes = [n for n, c in enumerate(t["cpus"]) if c > 0]
+        dev = cpu_nodes[-1]
+        order = [dev] + [n for n, m in enumerate(t["mem"]) if m > 0 and n != dev]
+        out.append(("cmdq", "numacma bench cmdq --quick --json > /tmp/cmdq.json && cat /tmp/cmdq.json && "
+                            "numacma-vmcheck cmdq /tmp/cmdq.json %d %d %s" % (
+                                cpu_nodes[0], dev, ",".join(map(str, order)))))
     # The README's examples (auto backing, /sys): node 0's per-NUMA area.
     out.append(("hello_cpp", "out=$(hello_cpp); rc=$?; echo \"$out\"; [ $rc -eq 0 ] && "
                              "echo \"$out\" | grep -q \"^area pernuma0 node 0 dma 0x\""))
@@ -396,6 +439,13 @@ def qemu_args(name, kernel, initrd, imgdir="IMGDIR"):
     imgs = dict((i, p) for i, (p, _) in zip(
         [i for i, d in enumerate(t["devices"]) if d[0] == "nvme"], nvme_images(name, imgdir)))
     for i, (kind, node, mask) in enumerate(t["devices"]):
+        if is_arm64(t):
+            assert node == t["pci_node"], "arm64-virt: every device is on the host bridge's node"
+            if kind == "edu":
+                a += ["-device", "edu,addr=%d" % (i + 1) + (",dma_mask=%s" % mask if mask != MASK28 else "")]
+            else:
+                a += ["-device", "nvme,serial=numacma%d,addr=%d" % (i, i + 1)]
+            continue
         if is_q35(t):
             rp = "rp%d" % i
             a += ["-device", "pxb-pcie,id=pxb%d,bus_nr=%d,numa_node=%d,bus=pcie.0" % (i, 4 * (i + 1), node),
@@ -414,21 +464,101 @@ def qemu_args(name, kernel, initrd, imgdir="IMGDIR"):
             a += ["-device", "nvme,serial=numacma%d,bus=%s" % (i, br)]
     huge = ",".join("%d:%d" % (i, h) for i, h in enumerate(t["huge"]))
     if is_arm64(t):
+        # iommu.passthrough=1: a device a driver probed (the edus: pci-stub)
+        # is in an identity domain of the SMMUv3 (arm64_bind_lines()).
         return a + ["-kernel", kernel, "-initrd", initrd,
-                    "-append", "console=ttyAMA0 quiet panic=-1 %s hugepagesz=2M hugepages=%s" % (
-                        ARM64_KERNEL_CMA, huge)]
+                    "-append", "console=ttyAMA0 quiet panic=-1 %s hugepagesz=2M hugepages=%s "
+                               "iommu.passthrough=1" % (ARM64_KERNEL_CMA, huge)]
     a += ["-kernel", kernel, "-initrd", initrd,
           "-append", "console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=%s" % huge +
           (" intel_iommu=on" if is_q35(t) else "")]
     return a
 
 
-def guest_modules(kernel):
-    """[(host path, path in the initramfs)] of VFIO_MODULES and their
-    dependencies in load order, for the kernel image `kernel`; raises
-    RuntimeError saying what is missing."""
+def fdt_set_node_prop(blob, node_prefixes, prop, value):
+    """The flattened device tree `blob` with a u32 property `prop` = value
+    added to every node at depth 1 whose name starts with one of
+    node_prefixes (e.g. "pcie@"); returns (new blob, names of those nodes)."""
+    import struct
+    be = lambda off: struct.unpack_from(">I", blob, off)[0]
+    magic, total, off_struct, off_strings, off_rsv = (be(i * 4) for i in range(5))
+    size_strings, size_struct = be(32), be(36)
+    if magic != 0xd00dfeed or not off_rsv < off_struct < off_strings:
+        raise RuntimeError("not a flattened device tree laid out as libfdt writes it")
+    strings = bytearray(blob[off_strings:off_strings + size_strings])
+    key = prop.encode() + b"\0"
+    nameoff = 0
+    while True:
+        if strings[nameoff:nameoff + len(key)] == key and (nameoff == 0 or strings[nameoff - 1] == 0):
+            break
+        nameoff = strings.find(key, nameoff + 1)
+        if nameoff < 0:
+            nameoff = len(strings)
+            strings += key
+            break
+    st = blob[off_struct:off_struct + size_struct]
+    out, pos, depth, hit = bytearray(), 0, 0, []
+    pad = lambda n: (n + 3) & ~3
+    while pos < len(st):
+        tok = struct.unpack_from(">I", st, pos)[0]
+        if tok == 1:  # FDT_BEGIN_NODE
+            end = st.index(b"\0", pos + 4)
+            name = st[pos + 4:end].decode()
+            nxt = pos + 4 + pad(end - pos - 4 + 1)
+            out += st[pos:nxt]
+            depth += 1
+            if depth == 2 and any(name.startswith(p) for p in node_prefixes):
+                out += struct.pack(">III", 3, 4, nameoff) + struct.pack(">I", value)
+                hit.append(name)
+            pos = nxt
+        elif tok == 3:  # FDT_PROP
+            ln = struct.unpack_from(">I", st, pos + 4)[0]
+            nxt = pos + 12 + pad(ln)
+            out += st[pos:nxt]
+            pos = nxt
+        else:
+            depth -= tok == 2  # FDT_END_NODE
+            out += st[pos:pos + 4]
+            pos += 4
+            if tok == 9:  # FDT_END
+                break
+    hdr = bytearray(blob[:off_struct])
+    new_strings = off_struct + len(out)
+    struct.pack_into(">I", hdr, 4, new_strings + len(strings))
+    struct.pack_into(">I", hdr, 12, new_strings)
+    struct.pack_into(">I", hdr, 32, len(strings))
+    struct.pack_into(">I", hdr, 36, len(out))
+    return bytes(hdr + out + strings), hit
+
+
+def arm64_dtb(cmd, pci_node, path):
+    """QEMU's own device tree for the machine of `cmd` (-M ...,dumpdtb),
+    with numa-node-id = pci_node on the PCIe host bridge and the SMMUv3,
+    written to `path`; returns `cmd` booting from it (-dtb path)."""
+    dump = list(cmd)
+    m = dump.index("-M") + 1
+    dump[m] += ",dumpdtb=%s.qemu" % path
+    p = subprocess.run(dump, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if p.returncode != 0 or not os.path.exists(path + ".qemu"):
+        raise RuntimeError("qemu dumpdtb failed: " + p.stdout.decode(errors="replace"))
+    blob, hit = fdt_set_node_prop(open(path + ".qemu", "rb").read(), ("pcie@", "smmuv3@"),
+                                  "numa-node-id", pci_node)
+    if len(hit) != 2:
+        raise RuntimeError("QEMU's device tree: expected one pcie@ and one smmuv3@ node, found %s" % hit)
+    with open(path, "wb") as f:
+        f.write(blob)
+    print("vm.py: %s: numa-node-id = <%d> added to %s" % (path, pci_node, " ".join(hit)), flush=True)
+    return list(cmd) + ["-dtb", path]
+
+
+def guest_modules(kernel, names=VFIO_MODULES, root="/"):
+    """[(host path, path in the initramfs)] of the modules `names` and their
+    dependencies in load order, for the kernel image `kernel` whose modules
+    are under root/lib/modules/<version> (root: "/" for the host's kernel,
+    the unpacked package for the arm64 one); raises RuntimeError saying
+    what is missing."""
     ver = os.path.basename(kernel)[len("vmlinuz-"):]
-    base = os.path.join("/lib/modules", ver)
+    base = os.path.join(root, "lib/modules", ver)
     dep_file = os.path.join(base, "modules.dep")
     if not os.path.exists(dep_file):
         raise RuntimeError("%s missing (the modules of %s; package linux-image-%s)" % (dep_file, kernel, ver))
@@ -447,7 +577,7 @@ def guest_modules(kernel):
         if path not in order:
             order.append(path)
 
-    for m in VFIO_MODULES:
+    for m in names:
         path = by_name.get(m.replace("-", "_"))
         if path is None:
             raise RuntimeError("module %s not in %s (kernel %s built without it?)" % (m, dep_file, ver))
@@ -487,8 +617,9 @@ def cpio_newc(entries, path):
         f.write(out)
 
 
-def init_script(name, modules=()):
-    """modules: initramfs paths to insmod, in order, before the checks."""
+def init_script(name, modules=(), pre=()):
+    """modules: initramfs paths to insmod, in order, before the checks; pre:
+    shell lines run after them, before the checks."""
     lines = ["#!/bin/busybox sh",
              "/bin/busybox --install -s /bin",
              "export PATH=/bin",
@@ -496,6 +627,7 @@ def init_script(name, modules=()):
              "echo VMTEST-START %s" % name]
     for m in modules:
         lines.append("insmod /%s && echo 'VMTEST-INSMOD %s ok' || echo 'VMTEST-INSMOD %s FAILED'" % (m, m, m))
+    lines += list(pre)
     lines.append("run() { n=$1; shift; echo \"VMCHECK-BEGIN $n\"; timeout 90 sh -c \"$*\" 2>&1; "
                  "echo \"VMCHECK-END $n rc=$?\"; }")
     for check, cmd in checks(name):
@@ -548,13 +680,17 @@ def boot(args):
     if not os.access(kernel, os.R_OK):
         print("vm.py: cannot read %s (needs root)" % kernel)
         return 1
-    modules = []
-    if is_q35(TOPOLOGIES[args.topology]):
-        try:
+    modules, pre = [], []
+    try:
+        if is_q35(TOPOLOGIES[args.topology]):
             modules = guest_modules(kernel)
-        except RuntimeError as e:
-            print("vm.py: cannot boot %s: %s" % (args.topology, e))
-            return 1
+        elif arm64:
+            # pci-stub for the edus: see arm64_bind_lines().
+            modules = guest_modules(kernel, ARM64_MODULES, os.path.dirname(os.path.dirname(kernel)))
+            pre = arm64_bind_lines(TOPOLOGIES[args.topology])
+    except RuntimeError as e:
+        print("vm.py: cannot boot %s: %s" % (args.topology, e))
+        return 1
     d = os.path.join(args.out, args.topology)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
@@ -571,7 +707,7 @@ def boot(args):
         mod_entries.append((guest, 0o100644, rd(host)))
     entries = [("bin", 0o40755, None), ("proc", 0o40755, None), ("sys", 0o40755, None),
                ("dev", 0o40755, None), ("tmp", 0o41777, None),
-               ("init", 0o100755, init_script(args.topology, [g for _, g in modules]).encode()),
+               ("init", 0o100755, init_script(args.topology, [g for _, g in modules], pre).encode()),
                ("bin/busybox", 0o100755, rd(busybox)),
                ("bin/numacma", 0o100755, rd(args.cli)),
                ("bin/numacma-vmcheck", 0o100755, rd(args.vmcheck)),
@@ -581,6 +717,12 @@ def boot(args):
     initrd = os.path.join(d, "initramfs.cpio")
     cpio_newc(entries, initrd)
     cmd = qemu_args(args.topology, kernel, initrd, d)
+    if arm64:
+        try:
+            cmd = arm64_dtb(cmd, TOPOLOGIES[args.topology]["pci_node"], os.path.join(d, "virt.dtb"))
+        except RuntimeError as e:
+            print("vm.py: cannot boot %s: %s" % (args.topology, e))
+            return 1
     print("$ " + " ".join(cmd), flush=True)
     t0 = time.monotonic()
     try:
