@@ -111,8 +111,17 @@ class Backing {
   bool mlock_ = true;
 };
 
+/** numacma's allocation unit P is 4 KiB, the kernel's base page on x86-64
+ *  and on 4K-page arm64. The backings over real memory (anon, hugetlb, auto)
+ *  need the running kernel's page size (`os_page`, sysconf(_SC_PAGESIZE)) to
+ *  be that too: on a 16 KiB or 64 KiB page kernel (arm64 CONFIG_ARM64_16K/64K_PAGES)
+ *  pagemap, move_pages and mmap work in the larger unit and P-sized buffers
+ *  would be wrong. Errc::unsupported saying so; ok for 4096. */
+Status check_base_page(std::size_t os_page);
+
 /** kind: "sim", "anon", "hugetlb", "auto". Errc::invalid_argument otherwise;
- *  Errc::unsupported when the host lacks what the kind needs. */
+ *  Errc::unsupported when the host lacks what the kind needs (for the real
+ *  kinds: a kernel page size other than 4 KiB, check_base_page). */
 Result<std::unique_ptr<Backing>> make_backing(std::string_view kind, const topo::Topology& topology,
                                               const SimOptions& sim = {});
 

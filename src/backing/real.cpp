@@ -256,9 +256,21 @@ std::unique_ptr<Backing> make_auto(const topo::Topology& t) { return std::make_u
 
 const char* addr_kind_name(AddrKind k) noexcept { return k == AddrKind::iova ? "iova" : "physical"; }
 
+Status check_base_page(std::size_t os_page) {
+  if (os_page == kPage) return {};
+  return make_error(Errc::unsupported,
+                    "this kernel's page size is " + std::to_string(os_page / 1024) +
+                        " KiB (sysconf _SC_PAGESIZE = " + std::to_string(os_page) +
+                        "); numacma's allocation unit is the 4 KiB page of x86-64 and 4K-page arm64 "
+                        "kernels, so the anon, hugetlb and auto backings are not supported here "
+                        "(the sim backing is)");
+}
+
 Result<std::unique_ptr<Backing>> make_backing(std::string_view kind, const topo::Topology& t,
                                               const SimOptions& sim) {
   if (kind == "sim") return make_sim(t, sim);
+  if (kind == "anon" || kind == "hugetlb" || kind == "hugetlb-2M" || kind == "hugetlb-1G" || kind == "auto")
+    if (Status ok = check_base_page(os::page_size()); !ok) return std::move(ok).error();
   if (kind == "anon") return make_anon(t);
   if (kind == "hugetlb" || kind == "hugetlb-2M") return make_hugetlb(t, false);
   if (kind == "hugetlb-1G") return make_hugetlb(t, true);
