@@ -128,6 +128,24 @@ Result<std::vector<GroupMember>> group_blockers(const std::string& root, int gro
   return out;
 }
 
+namespace {
+
+/** An IOMMU is registered (/sys/class/iommu is not empty): a device without
+ *  a group then gets one when a driver probes it (arm64: the SMMU attaches
+ *  devices at probe time, from the device tree or IORT), unlike x86, where
+ *  every device behind an IOMMU has its group from the start. */
+bool iommu_registered(const std::string& root) {
+  Result<std::vector<std::string>> units = os::list_dir(root + "/class/iommu");
+  return units && !units->empty();
+}
+
+const char* kNoGroupHint =
+    ": the IOMMU is off. Boot with intel_iommu=on (Intel) or amd_iommu=on (AMD) on the kernel "
+    "command line (arm64: the firmware must describe the SMMU), or use phys mode (a pool without "
+    "--vfio: physical addresses from hugetlb)";
+
+}  // namespace
+
 std::string default_run_dir() { return os::env_or("NUMACMA_RUN_DIR", "/run/numacma"); }
 
 Result<BindReport> bind(std::string_view bdf_text, const BindOptions& o) {
@@ -140,13 +158,13 @@ Result<BindReport> bind(std::string_view bdf_text, const BindOptions& o) {
   r.bdf = *bdf;
   r.from = dev->driver;
   r.iommu_group = dev->iommu_group;
-  if (r.iommu_group < 0)
-    return make_error(Errc::unsupported,
-                      r.bdf + " has no IOMMU group (" + c.dev_dir +
-                          "/iommu_group is absent): the IOMMU is off. Boot with intel_iommu=on "
-                          "(Intel) or amd_iommu=on (AMD) on the kernel command line, or use phys "
-                          "mode (a pool without --vfio: physical addresses from hugetlb)");
-  r.dev = "/dev/vfio/" + std::to_string(r.iommu_group);
+  // No group: the IOMMU is off, unless one is registered and the device has
+  // no driver yet (arm64): then vfio-pci's probe gives it its group.
+  const bool group_at_probe = r.iommu_group < 0 && r.from.empty() && iommu_registered(o.sysfs_root);
+  if (r.iommu_group < 0 && !group_at_probe)
+    return make_error(Errc::unsupported, r.bdf + " has no IOMMU group (" + c.dev_dir +
+                                             "/iommu_group is absent)" + kNoGroupHint);
+  if (r.iommu_group >= 0) r.dev = "/dev/vfio/" + std::to_string(r.iommu_group);
   if (r.from == kVfioPci) {
     r.to = kVfioPci;
     check_group(o.sysfs_root, r);
@@ -189,6 +207,19 @@ Result<BindReport> bind(std::string_view bdf_text, const BindOptions& o) {
   }
   const Status probed = c.write(c.probe, r.bdf);
   Result<std::string> now = c.driver_now();
+  if (now && *now == kVfioPci && group_at_probe) {
+    Result<topo::PciDevice> probed_dev = topo::read_pci_device(o.sysfs_root, r.bdf);
+    r.iommu_group = probed_dev ? probed_dev->iommu_group : -1;
+    if (r.iommu_group < 0) {
+      (void)c.write(c.drivers + "/" + kVfioPci + "/unbind", r.bdf);
+      c.restore(r.from);
+      forget();
+      return make_error(Errc::unsupported, r.bdf + " has no IOMMU group (" + c.dev_dir +
+                                               "/iommu_group is absent) even bound to vfio-pci; "
+                                               "rolled back" + kNoGroupHint);
+    }
+    r.dev = "/dev/vfio/" + std::to_string(r.iommu_group);
+  }
   if (now && *now == kVfioPci) {
     r.to = kVfioPci;
     r.changed = true;

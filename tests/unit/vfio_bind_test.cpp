@@ -116,6 +116,7 @@ struct Kernel {
   FakeSysfs& sys;
   std::map<std::string, std::string> native;  // bdf -> the driver whose id table matches
   std::set<std::string> refusing;             // drivers whose probe fails
+  std::map<std::string, int> group_at_probe;  // bdf -> the IOMMU group a probe gives it (arm64)
   bool deny = false;                          // every write: EACCES (not root)
   std::vector<std::pair<std::string, std::string>> log;
 
@@ -150,6 +151,9 @@ struct Kernel {
       if (refusing.count(pick) != 0)
         return numacma::make_error(Errc::invalid_argument, "write(" + path + "): Invalid argument");
       sys.link_driver(text, pick);
+      if (auto g = group_at_probe.find(text); g != group_at_probe.end())
+        fs::create_symlink("../../../../kernel/iommu_groups/" + std::to_string(g->second),
+                           sys.dev(text) / "iommu_group");
     }
     return {};
   }
@@ -264,6 +268,51 @@ TEST(VfioBind, NoIommuGroupSaysTheIommuIsOff) {
   EXPECT_TRUE(k.log.empty());
   EXPECT_FALSE(fs::exists(sys.memo(kX)));
   EXPECT_EQ(sys.driver_of(kX), "nvme");
+}
+
+// arm64 (device tree or IORT): an SMMU is registered, but a device no driver
+// has probed has no IOMMU group yet; vfio-pci's probe gives it one.
+TEST(VfioBind, Arm64GroupComesWithTheProbe) {
+  FakeSysfs sys;
+  sys.driver("vfio-pci");
+  sys.device(kX, -1, "");
+  fs::create_directories(sys.root / "class/iommu/smmu3.0x0000000009050000");
+  Kernel k(sys);
+  k.group_at_probe[kX] = 3;
+  auto r = vfio::bind(kX, k.options());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->iommu_group, 3);
+  EXPECT_EQ(r->dev, "/dev/vfio/3");
+  EXPECT_TRUE(r->changed);
+  EXPECT_EQ(sys.driver_of(kX), "vfio-pci");
+  EXPECT_EQ(k.log, (Log{{kOverride, "vfio-pci"}, {"bus/pci/drivers_probe", kX}}));
+}
+
+TEST(VfioBind, Arm64NoGroupEvenAfterTheProbeIsRolledBack) {
+  FakeSysfs sys;
+  sys.driver("vfio-pci");
+  sys.device(kX, -1, "");
+  fs::create_directories(sys.root / "class/iommu/smmu3.0x0000000009050000");
+  Kernel k(sys);
+  auto r = vfio::bind(kX, k.options());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::unsupported);
+  for (const char* want : {"no IOMMU group", "rolled back", "IOMMU is off", "phys mode"})
+    EXPECT_NE(r.error().message.find(want), std::string::npos) << want << ": " << r.error().message;
+  EXPECT_EQ(sys.driver_of(kX), "");
+  EXPECT_EQ(slurp(sys.dev(kX) / "driver_override"), "\n");
+}
+
+TEST(VfioBind, NoGroupNoDriverAndNoIommuRegisteredSaysTheIommuIsOff) {
+  FakeSysfs sys;
+  sys.driver("vfio-pci");
+  sys.device(kX, -1, "");
+  Kernel k(sys);
+  auto r = vfio::bind(kX, k.options());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::unsupported);
+  EXPECT_NE(r.error().message.find("IOMMU is off"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(k.log.empty());
 }
 
 TEST(VfioBind, VfioPciNotLoaded) {

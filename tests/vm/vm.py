@@ -103,11 +103,28 @@ TOPOLOGIES = {
         pci_node=1, devices=[("edu", 1, MASK64)], exhaust_nodes=[0, 1]),
     "arm64_4n": dict(
         machine="arm64-virt", mem=[512, 512, 512, 512], cpus=[1, 1, 1, 1], dist=arm64_seed_4n(),
-        huge=[16, 16, 16, 0], pci_node=2, devices=[("edu", 2, MASK64)], exhaust_nodes=[0, 1, 2, 3]),
+        huge=[16, 16, 16, 0], pci_node=2, devices=[("edu", 2, MASK64), ("nvme", 2, None)], nvme_mib=16,
+        exhaust_nodes=[0, 1, 2, 3]),
 }
 
-# Modules the arm64 guests load (from the arm64 kernel package's tree).
+# Modules the arm64 guests load (from the arm64 kernel package's tree):
+# pci-stub for the edus, VFIO where there is an NVMe (irqbypass is built in).
 ARM64_MODULES = ["pci-stub"]
+ARM64_VFIO_MODULES = ["vfio", "vfio_iommu_type1", "vfio_virqfd", "vfio-pci-core", "vfio-pci"]
+
+# The VFIO checks of an arm64 guest with an NVMe (numacma nvme-selftest
+# behind the SMMUv3): as vfio2's, on the one controller.
+ARM64_VFIO_CHECKS = [
+    ("vfio_bind", "numacma vfio bind {nvme0} && numacma vfio bind {nvme0} && numacma topo | grep -e {nvme0}"),
+    ("vfio_nvme_node{nvme0_node}", "numacma-vmcheck vfio-nvme {nvme0} {nvme0_node}"),
+    ("vfio_selftest_json_node{nvme0_node}",
+     "numacma nvme-selftest {nvme0} --json > /tmp/st0.json; rc=$?; cat /tmp/st0.json; "
+     "[ $rc -eq 0 ] && numacma-vmcheck vfio-json /tmp/st0.json {nvme0_node}"),
+    ("vfio_mask28", "numacma nvme-selftest {nvme0} --dma-bits 28 --json > /tmp/m28.json; rc=$?; cat /tmp/m28.json; "
+                    "[ $rc -eq 0 ] && numacma-vmcheck vfio-json /tmp/m28.json {nvme0_node} 28 && "
+                    "numacma-vmcheck vfio-nvme {nvme0} {nvme0_node} 28"),
+    ("vfio_unbind", "numacma vfio unbind {nvme0} && [ ! -e /sys/bus/pci/devices/{nvme0}/driver ]"),
+]
 
 
 def arm64_bind_lines(topo):
@@ -354,6 +371,9 @@ def arm64_checks(name):
         out.append(("cmdq", "numacma bench cmdq --quick --json > /tmp/cmdq.json && cat /tmp/cmdq.json && "
                             "numacma-vmcheck cmdq /tmp/cmdq.json %d %d %s" % (
                                 cpu_nodes[0], dev, ",".join(map(str, order)))))
+    if any(k == "nvme" for k, _, _ in t["devices"]):
+        v = device_vars(t)
+        out += [(fill(c, v), fill(cmd, v)) for c, cmd in ARM64_VFIO_CHECKS]
     # The README's examples (auto backing, /sys): node 0's per-NUMA area.
     out.append(("hello_cpp", "out=$(hello_cpp); rc=$?; echo \"$out\"; [ $rc -eq 0 ] && "
                              "echo \"$out\" | grep -q \"^area pernuma0 node 0 dma 0x\""))
@@ -412,7 +432,8 @@ def qemu_args(name, kernel, initrd, imgdir="IMGDIR"):
     t = TOPOLOGIES[name]
     n = len(t["mem"])
     if is_arm64(t):
-        a = ["qemu-system-aarch64", "-M", "virt,iommu=smmuv3", "-cpu", "cortex-a57", "-accel", "tcg",
+        # gic-version=3: the ITS remaps MSIs, which VFIO's type1 backend asks for.
+        a = ["qemu-system-aarch64", "-M", "virt,iommu=smmuv3,gic-version=3", "-cpu", "cortex-a57", "-accel", "tcg",
              "-m", "%dM" % sum(t["mem"]), "-smp", str(sum(t["cpus"])), "-nographic", "-no-reboot",
              "-nic", "none"]
     else:
@@ -444,7 +465,8 @@ def qemu_args(name, kernel, initrd, imgdir="IMGDIR"):
             if kind == "edu":
                 a += ["-device", "edu,addr=%d" % (i + 1) + (",dma_mask=%s" % mask if mask != MASK28 else "")]
             else:
-                a += ["-device", "nvme,serial=numacma%d,addr=%d" % (i, i + 1)]
+                a += ["-drive", "file=%s,if=none,id=nvm%d,format=raw" % (imgs[i], i),
+                      "-device", "nvme,serial=numacma%d,drive=nvm%d,addr=%d" % (i, i, i + 1)]
             continue
         if is_q35(t):
             rp = "rp%d" % i
@@ -686,7 +708,9 @@ def boot(args):
             modules = guest_modules(kernel)
         elif arm64:
             # pci-stub for the edus: see arm64_bind_lines().
-            modules = guest_modules(kernel, ARM64_MODULES, os.path.dirname(os.path.dirname(kernel)))
+            names = ARM64_MODULES + (ARM64_VFIO_MODULES if any(
+                k == "nvme" for k, _, _ in TOPOLOGIES[args.topology]["devices"]) else [])
+            modules = guest_modules(kernel, names, os.path.dirname(os.path.dirname(kernel)))
             pre = arm64_bind_lines(TOPOLOGIES[args.topology])
     except RuntimeError as e:
         print("vm.py: cannot boot %s: %s" % (args.topology, e))
@@ -694,7 +718,7 @@ def boot(args):
     d = os.path.join(args.out, args.topology)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
-    for path, size in nvme_images(args.topology, d) if is_q35(TOPOLOGIES[args.topology]) else []:
+    for path, size in nvme_images(args.topology, d) if is_q35(TOPOLOGIES[args.topology]) or arm64 else []:
         open(path, "wb").close()
         os.truncate(path, size)  # sparse
     rd = lambda p: open(p, "rb").read()
