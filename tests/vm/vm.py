@@ -20,6 +20,13 @@ devices sit behind pxb-pcie + pcie-root-port on their nodes, NVMe controllers
 are backed by sparse raw images in DIR/TOPO, and /init loads the host kernel's
 vfio modules (irqbypass ... vfio-pci) before the checks (VFIO_CHECKS).
 
+arm64_2n and arm64_4n are arm64 guests (machine="arm64-virt"):
+qemu-system-aarch64 -M virt,iommu=smmuv3 with Debian's arm64 kernel and
+busybox-static:arm64 (scripts/arm64-debs.sh, cached under build/arm64), the
+programs cross-built for aarch64 (--cli/--vmcheck/--hello/--hello-c), every
+device on the PCIe host bridge, whose node vm.py writes into QEMU's own DTB
+(arm64_dtb()); the edu bound to pci-stub, VFIO for the NVMe (ARM64_VFIO_CHECKS).
+
 Each guest run is bounded (--timeout, default 240 s) and killed past it.
 """
 import argparse
