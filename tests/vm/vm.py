@@ -371,6 +371,7 @@ def arm64_checks(name):
         out.append(("dma_edu_node%d" % node, "numacma-vmcheck dma %s %s" % (bdf, mask)))
     out.append(("dmapool", "numacma-vmcheck dmapool %s" % " ".join("%s %s" % (b, m) for b, _, m in edus)))
     if len(t["mem"]) >= 4:
+        out.append(("demo", "numacma demo"))
         # The command queue of the motivating SMMUv3 across nodes (as vm4's).
         cpu_nodes = [n for n, c in enumerate(t["cpus"]) if c > 0]
         dev = cpu_nodes[-1]
