@@ -506,7 +506,19 @@ int check_exhaust(int node, const std::string& policy, const std::string& order_
       break;
     }
     ++got[b->area_name()];
-    if (b->area_name() == "pages") all_on_node(*b, node, "pages fallback");
+    // Every buffer on the node of the area it came from (move_pages): the
+    // device's own pernuma<N>, the others' (nearest), `reserved` where the
+    // plan put it, and the page fallback on the device's node.
+    if (b->area_name() == "pages") {
+      all_on_node(*b, node, "pages fallback");
+    } else {
+      const numacma::Stats now = pool.stats();  // alive while `from` points into it
+      const numacma::AreaReport* from = area(now, b->area_name());
+      if (from == nullptr) fail("no area " + b->area_name() + " in stats()");
+      else if (all_on_node(*b, from->node, b->area_name() + " buffer") && got[b->area_name()] == 32)
+        info("all 32 buffers from " + b->area_name() + " on its node " + std::to_string(from->node) +
+             " by move_pages");
+    }
     keep.push_back(std::move(*b));
   }
   std::string seq;
