@@ -349,7 +349,8 @@ RC_GTEST_PROP(DmaPool, RandomOpsKeepEveryInvariant, ()) {
   }
   auto st = dp.stats();
   // Every block's DMA address is its page's DMA address + its offset there.
-  for (const auto& [c, b] : live) {
+  for (const auto& [addr, b] : live) {
+    const std::uintptr_t c = addr;  // (clang 14 cannot capture a structured binding)
     const auto page = std::find_if(st.page_list.begin(), st.page_list.end(), [&](const auto& pg) {
       const auto base = reinterpret_cast<std::uintptr_t>(pg.cpu);
       return c >= base && c + block <= base + st.page_bytes;
