@@ -50,8 +50,11 @@ TOOLS = [("make", "make"), ("gcc", "gcc"), ("bc", "bc"), ("flex", "flex"), ("bis
 HEADERS = [("/usr/include/gelf.h", "libelf-dev"), ("/usr/include/openssl/opensslv.h", "libssl-dev")]
 
 
+NAME = "build_kernel"  # the prefix of every message (build_kernel_arm64.py sets its own)
+
+
 def say(msg):
-    print("build_kernel: " + msg, flush=True)
+    print(NAME + ": " + msg, flush=True)
 
 
 def sha(*parts):
@@ -62,15 +65,21 @@ def sha(*parts):
     return h.hexdigest()[:16]
 
 
+def missing_packages(tools, headers, tarball, package):
+    """The Debian packages of the tools, headers and source tarball that are missing."""
+    miss = [pkg for tool, pkg in tools if not shutil.which(tool)]
+    miss += [pkg for path, pkg in headers if not os.path.exists(path)]
+    if not os.path.exists(tarball):
+        miss.append(package)
+    return miss
+
+
 def missing_deps():
-    miss = [pkg for tool, pkg in TOOLS if not shutil.which(tool)]
-    miss += [pkg for path, pkg in HEADERS if not os.path.exists(path)]
-    if not os.path.exists(TARBALL):
-        miss.append(PACKAGE)
-    return sorted(set(miss))
+    return sorted(set(missing_packages(TOOLS, HEADERS, TARBALL, PACKAGE)))
 
 
-def ensure_deps():
+def ensure_deps(missing_deps=missing_deps):
+    """True when nothing is missing, after scripts/deps.sh test (as root) if something was."""
     miss = missing_deps()
     if miss and os.geteuid() == 0:
         say("missing %s: running scripts/deps.sh test" % " ".join(miss))
@@ -92,17 +101,22 @@ def source_version():
     return "%s_%s_%d_%d" % (PACKAGE, v or "unknown", st.st_size, int(st.st_mtime))
 
 
-def run(cmd, log, cwd=None, env=None):
-    """Runs cmd, output to log (appended); on failure prints the log's tail."""
+def run(cmd, log, cwd=None, env=None, capture=False):
+    """Runs cmd, output to log (appended); on failure prints the log's tail.
+    capture: also returns the output as text."""
     with open(log, "a") as f:
         f.write("$ %s\n" % " ".join(cmd))
         f.flush()
-        p = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, env=env)
+        p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE if capture else f,
+                           stderr=subprocess.STDOUT, env=env, text=True)
+        if capture:
+            f.write(p.stdout)
     if p.returncode != 0:
         tail = open(log, errors="replace").read().splitlines()[-40:]
         say("FAILED (exit %d): %s\n  %s\n  (full log: %s)" % (
             p.returncode, " ".join(cmd), "\n  ".join(tail), log))
         raise SystemExit(1)
+    return p.stdout if capture else None
 
 
 def parse_fragment(path):

@@ -36,7 +36,6 @@ after a rebuild. Exit 0 when everything is there, 1 otherwise.
 import argparse
 import fcntl
 import glob
-import hashlib
 import json
 import os
 import re
@@ -47,6 +46,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import build_kernel as bk  # noqa: E402  (say, sha, run, the dependency check)
+
+bk.NAME = "build_kernel_arm64"
+say, sha, run = bk.say, bk.sha, bk.run
 TARBALL = "/usr/src/linux-source-6.1.tar.xz"
 SOURCE_PKG = "linux-source-6.1"
 MODULE_DIR = os.path.join(HERE, "module")
@@ -63,27 +67,12 @@ HEADERS = [("/usr/include/gelf.h", "libelf-dev"), ("/usr/include/openssl/openssl
 CONFIG_MAY_DIFFER = re.compile(r"^CONFIG_(CC_VERSION_TEXT|PAHOLE_\w+|\w*BTF\w*|\w*COMPAT_VDSO)$")
 
 
-def say(msg):
-    print("build_kernel_arm64: " + msg, flush=True)
-
-
-def sha(*parts):
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p if isinstance(p, bytes) else str(p).encode())
-        h.update(b"\0")
-    return h.hexdigest()[:16]
-
-
 def safe(s):
     return re.sub(r"[^A-Za-z0-9._-]", "_", s)
 
 
 def missing_deps():
-    miss = [pkg for tool, pkg in TOOLS if not shutil.which(tool)]
-    miss += [pkg for path, pkg in HEADERS if not os.path.exists(path)]
-    if not os.path.exists(TARBALL):
-        miss.append(SOURCE_PKG)
+    miss = bk.missing_packages(TOOLS, HEADERS, TARBALL, SOURCE_PKG)
     if "arm64" not in subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True,
                                      text=True).stdout.split():
         miss.append("(dpkg architecture arm64)")
@@ -91,30 +80,7 @@ def missing_deps():
 
 
 def ensure_deps():
-    miss = missing_deps()
-    if miss and os.geteuid() == 0:
-        say("missing %s: running scripts/deps.sh test" % " ".join(miss))
-        subprocess.run(["bash", os.path.join(ROOT, "scripts", "deps.sh"), "test"], check=False)
-        miss = missing_deps()
-    if miss:
-        say("cannot build: missing %s (run scripts/deps.sh test as root)" % " ".join(miss))
-        return False
-    return True
-
-
-def run(cmd, log, cwd=None, capture=False):
-    with open(log, "a") as f:
-        f.write("$ %s\n" % " ".join(cmd))
-        f.flush()
-        p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE if capture else f, stderr=subprocess.STDOUT,
-                           text=True)
-        if capture:
-            f.write(p.stdout)
-    if p.returncode != 0:
-        tail = open(log, errors="replace").read().splitlines()[-40:]
-        say("FAILED (exit %d): %s\n  %s\n  (full log: %s)" % (p.returncode, " ".join(cmd), "\n  ".join(tail), log))
-        raise SystemExit(1)
-    return p.stdout if capture else None
+    return bk.ensure_deps(missing_deps)
 
 
 def dpkg_version(pkg):
