@@ -204,6 +204,11 @@ struct DmaPoolCore : DmaPoolHead {
   /** Every magazine's blocks back to their pages (destroy, shrink). */
   void drain_depot_locked(std::vector<DmaBuffer>& out);
   void give_magazine(std::vector<DmaCacheSlot>& m, std::vector<DmaBuffer>& out);
+  /** A cached block back to its page's free list (its page found by address). */
+  void give_slot(const DmaCacheSlot& e, std::vector<DmaBuffer>& out) {
+    const Located l = locate(reinterpret_cast<std::uintptr_t>(e.cpu));
+    give_block(l.page, static_cast<std::uint32_t>(l.block), out);
+  }
   Result<DmaCacheSlot> refill(ThreadCache* c);
   Status add_page(std::unique_lock<std::mutex>& lk);
   void retire(ThreadCache* c);
@@ -308,20 +313,14 @@ void DmaPoolCore::flush_locked(ThreadCache& c, std::uint32_t count, std::vector<
   const std::uint32_t n = c.n.load(std::memory_order_relaxed);
   count = std::min(count, n);
   // The oldest entries (bottom of the stack) go back; the hot ones stay.
-  for (std::uint32_t i = 0; i < count; ++i) {
-    const Located l = locate(reinterpret_cast<std::uintptr_t>(c.e[i].cpu));
-    give_block(l.page, static_cast<std::uint32_t>(l.block), out);
-  }
+  for (std::uint32_t i = 0; i < count; ++i) give_slot(c.e[i], out);
   std::memmove(c.e, c.e + count, (n - count) * sizeof(DmaCacheSlot));
   c.n.store(n - count, std::memory_order_relaxed);
   if (empty.size() > kMaxEmpty) shrink_locked(kMinEmpty, out);
 }
 
 void DmaPoolCore::give_magazine(std::vector<DmaCacheSlot>& m, std::vector<DmaBuffer>& out) {
-  for (const DmaCacheSlot& e : m) {
-    const Located l = locate(reinterpret_cast<std::uintptr_t>(e.cpu));
-    give_block(l.page, static_cast<std::uint32_t>(l.block), out);
-  }
+  for (const DmaCacheSlot& e : m) give_slot(e, out);
   m.clear();
   empty_mags.push_back(std::move(m));
 }
