@@ -69,6 +69,19 @@ std::string num(double v, const char* f = "%.1f") {
 
 void emit(const ojson& j) { std::printf("%s\n", j.dump().c_str()); }
 
+/** median_ns, p99_ns, ratio of a JSON row (null when the peer was skipped). */
+void put_timing(ojson& j, bool skipped, double median, double p99, double ratio) {
+  if (skipped) {
+    j["median_ns"] = nullptr;
+    j["p99_ns"] = nullptr;
+    j["ratio"] = nullptr;
+  } else {
+    j["median_ns"] = round_to(median, 0.1);
+    j["p99_ns"] = round_to(p99, 0.1);
+    j["ratio"] = round_to(ratio, 0.001);
+  }
+}
+
 /** --peer (numacma always kept: the ratios need it) and an early check that
  *  --plot can be written; false after printing the failure. */
 bool peers_and_plot(const std::string& command, const BenchArgs& a, std::vector<std::string>* peers) {
@@ -103,16 +116,11 @@ void run_alloc(const BenchArgs& a) {
       j["peer"] = x.peer;
       j["size"] = x.size;
       j["align"] = x.align;
+      put_timing(j, x.skipped, x.median_ns, x.p99_ns, x.ratio);
       if (x.skipped) {
-        j["median_ns"] = nullptr;
-        j["p99_ns"] = nullptr;
-        j["ratio"] = nullptr;
         j["skipped"] = true;
         j["reason"] = x.reason;
       } else {
-        j["median_ns"] = round_to(x.median_ns, 0.1);
-        j["p99_ns"] = round_to(x.p99_ns, 0.1);
-        j["ratio"] = round_to(x.ratio, 0.001);
         j["skipped"] = false;
       }
       j["config"] = x.config;
@@ -183,15 +191,7 @@ void run_pool(const BenchArgs& a) {
       j["object"] = x.object;
       j["threads"] = x.threads;
       j["cross"] = x.cross;
-      if (x.skipped) {
-        j["median_ns"] = nullptr;
-        j["p99_ns"] = nullptr;
-        j["ratio"] = nullptr;
-      } else {
-        j["median_ns"] = round_to(x.median_ns, 0.1);
-        j["p99_ns"] = round_to(x.p99_ns, 0.1);
-        j["ratio"] = round_to(x.ratio, 0.001);
-      }
+      put_timing(j, x.skipped, x.median_ns, x.p99_ns, x.ratio);
       j["config"] = x.config;
       if (x.skipped) {
         j["skipped"] = true;
