@@ -39,7 +39,8 @@ enum {
   NCMA_EIO = -7,
   NCMA_EUNSUPPORTED = -8,
   NCMA_EPERM = -9,
-  NCMA_EBUSY = -10
+  NCMA_EBUSY = -10,
+  NCMA_ECORRUPT = -11
 };
 
 /* A device the pool drives through VFIO and the coherent DMA mask its driver

@@ -264,6 +264,13 @@ struct ReservationNote {
 class Pool {
  public:
   static Result<Pool> create(const PoolOptions& options);
+  /** Attaches to the areas reserved under NAME (numacma reserve, numacma::reserve;
+   *  numacma/shared.hpp): maps them and allocates from them with the same rules,
+   *  concurrently with every other attached process. Buffers still held when
+   *  the Pool goes are given back; the reservation stays. not_found when there
+   *  is no such reservation, permission without access to its files, corrupt
+   *  when its state file does not validate. */
+  static Result<Pool> attach(std::string_view name);
 
   Pool(Pool&&) noexcept;
   Pool& operator=(Pool&&) noexcept;

@@ -27,6 +27,7 @@ enum class Errc : int {
   unsupported = 8,       ///< the host lacks the capability (hugepages, pagemap)
   permission = 9,        ///< the capability needs privileges the process lacks
   busy = 10,             ///< still in use (a DmaPool destroyed with live blocks)
+  corrupt = 11,          ///< a shared pool's state file does not validate
 };
 
 /** Short stable name of a code ("no_memory"). */

@@ -16,6 +16,7 @@ const char* errc_name(Errc c) noexcept {
     case Errc::unsupported: return "unsupported";
     case Errc::permission: return "permission";
     case Errc::busy: return "busy";
+    case Errc::corrupt: return "corrupt";
   }
   return "unknown";
 }
