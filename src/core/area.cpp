@@ -187,6 +187,43 @@ Status Area::release(std::uint64_t first_page, std::uint64_t count) {
   return {};
 }
 
+Status Area::restore(std::uint64_t first_page, std::uint64_t count) {
+  const unsigned opb = cfg_.order_per_bit;
+  const std::uint64_t per_bit = std::uint64_t{1} << opb;
+  const auto bad = [&](const std::string& why) {
+    return make_error(Errc::corrupt, "area '" + cfg_.name + "': allocation of " + fmt_pages(count) +
+                                         " at page " + std::to_string(first_page) + ": " + why);
+  };
+  if (count == 0) return bad("no pages");
+  if (first_page % per_bit != 0) return bad("not on a bitmap bit");
+  const std::uint64_t span = (count + per_bit - 1) / per_bit * per_bit;
+  if (first_page >= cfg_.pages || span > cfg_.pages - first_page) return bad("beyond the area");
+  const Segment& s = cfg_.segments[segment_of_page(first_page)];
+  if (first_page + span > s.first_page + s.pages) return bad("crosses a segment boundary");
+  // The bits must be fine enough for both the start and the length.
+  const std::uint64_t any = first_page | count;
+  if ((any & ((std::uint64_t{1} << q_) - 1)) != 0)
+    refine(std::max(opb, static_cast<unsigned>(std::countr_zero(any))));
+  const unsigned q = q_;
+  const std::uint64_t b = first_page >> q, bits = (count + (std::uint64_t{1} << q) - 1) >> q;
+  if (!bitmap_.range_is_clear(static_cast<std::size_t>(b), static_cast<std::size_t>(bits)))
+    return bad("overlaps another allocation");
+  bitmap_.set_run(static_cast<std::size_t>(b), static_cast<std::size_t>(bits));
+  if (count != (bits << q)) odd_.emplace(first_page, count);
+  ++live_count_;
+  used_pages_ += bits << q;
+  return {};
+}
+
+void Area::clear_allocations() {
+  q_ = initial_q(cfg_);
+  bitmap_ = Bitmap(static_cast<std::size_t>(cfg_.pages >> q_),
+                   std::min(cfg_.max_align_order > q_ ? cfg_.max_align_order - q_ : 0u, 40u));
+  odd_.clear();
+  live_count_ = 0;
+  used_pages_ = 0;
+}
+
 void Area::refine(unsigned q) {
   if (q >= q_) return;
   bitmap_.expand(q_ - q);

@@ -91,6 +91,17 @@ class Area {
   /** cma_release: (first_page, count) must be a live allocation exactly. */
   Status release(std::uint64_t first_page, std::uint64_t count);
 
+  /** Marks a known allocation of `count` pages at `first_page` as live, as
+   *  alloc() would have left it, without counting it: rebuilding an area from
+   *  the allocation records of a shared pool. corrupt (and nothing changed)
+   *  when it is off a bit, beyond the area, across a segment boundary or over
+   *  another allocation. */
+  Status restore(std::uint64_t first_page, std::uint64_t count);
+  std::uint64_t alloc_pages_fail() const noexcept { return alloc_pages_fail_; }
+  /** Forgets every allocation (the counters stay); the configuration, and so
+   *  contains_cpu / dma_of_page, never change. */
+  void clear_allocations();
+
   /** CPU-address lookup used by the pool's free path. */
   bool contains_cpu(std::uintptr_t cpu) const noexcept {
     return cpu >= cfg_.cpu_base && cpu < cfg_.cpu_base + cfg_.pages * cfg_.page_size;

@@ -47,9 +47,10 @@ NodeCounters& PoolImpl::counters_for(int node) noexcept {
 Result<RawBuffer> PoolImpl::from_area(int idx, std::uint64_t count, std::uint64_t limit,
                                       Served served) {
   AreaSlot& slot = *areas[static_cast<std::size_t>(idx)];
-  Result<core::Block> b = [&] {
+  const unsigned align = std::min(order_of(count), kCmaAlignment);
+  Result<core::Block> b = slot.shared ? slot.shared->alloc(slot.area, count, align, limit) : [&] {
     std::lock_guard<std::mutex> lock(slot.mu);
-    return slot.area.alloc(count, std::min(order_of(count), kCmaAlignment), limit);
+    return slot.area.alloc(count, align, limit);
   }();
   if (!b) return std::move(b).error();
   RawBuffer r;
@@ -136,9 +137,25 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_
 }
 
 Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes, int cpu) {
+  if (!shared_pool) return alloc_once(dev, bytes, cpu, true);
+  // An attached pool: when nothing could serve the request, the buffers of
+  // processes that died go back to their areas first, and it is tried again.
+  Result<RawBuffer> r = alloc_once(dev, bytes, cpu, false);
+  if (!r && (r.error().code == Errc::no_memory || r.error().code == Errc::not_contiguous) &&
+      shared_pool->reap_dead())
+    r = alloc_once(dev, bytes, cpu, false);
+  if (!r) {
+    counters_for(dev.node).failed.fetch_add(1, std::memory_order_relaxed);
+    shared_pool->count(dev.node, 4);
+  }
+  return r;
+}
+
+Result<RawBuffer> PoolImpl::alloc_once(const Device& dev, std::size_t bytes, int cpu,
+                                       bool count_failure) {
   NodeCounters& ctr = counters_for(dev.node);
   auto fail = [&](Errc code, std::string msg) -> Result<RawBuffer> {
-    ctr.failed.fetch_add(1, std::memory_order_relaxed);
+    if (count_failure) ctr.failed.fetch_add(1, std::memory_order_relaxed);
     return make_error(code, std::move(msg));
   };
   // Built only on an error path: the success path allocates no string.
@@ -166,6 +183,7 @@ Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes, int cpu)
     Result<RawBuffer> r = from_area(it->second, count, limit, Served::local);
     if (!r) return fail(r.error().code, r.error().message + " (device area is exclusive, A2)");
     ctr.local.fetch_add(1, std::memory_order_relaxed);
+    if (shared_pool) shared_pool->count(dev.node, 0);
     return r;
   }
 
@@ -188,6 +206,12 @@ Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes, int cpu)
   };
   auto done = [&](Result<RawBuffer> r, std::atomic<std::uint64_t>& bucket) {
     bucket.fetch_add(1, std::memory_order_relaxed);
+    if (shared_pool) {
+      shared_pool->count(dev.node, &bucket == &ctr.local        ? 0
+                                   : &bucket == &ctr.other_node ? 1
+                                   : &bucket == &ctr.default_area ? 2
+                                                                  : 3);
+    }
     return r;
   };
 
@@ -264,7 +288,7 @@ Status PoolImpl::free(std::size_t bytes, void* cpu_ptr, std::uint64_t dma, int a
     const std::uint64_t page = a.page_of_cpu(cpu);
     if (a.dma_of_page(page) != dma)
       return bad("free in area " + a.name() + ": DMA address does not match the CPU address");
-    Status s = [&] {
+    Status s = slot.shared ? slot.shared->release(slot.area, page, count) : [&] {
       std::lock_guard<std::mutex> lock(slot.mu);
       return slot.area.release(page, count);
     }();

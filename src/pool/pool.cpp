@@ -76,6 +76,7 @@ Result<DmaBuffer> PoolImpl::alloc_buffer(const Device& dev, std::size_t bytes, i
 }
 
 PoolImpl::~PoolImpl() {
+  if (shared_pool) shared_pool->detach();  // this process's shared buffers go back first
   // Page blocks are unmapped from the IOMMU (vfio mode) before they are
   // freed; then the container goes (unmapping the areas) before the areas'
   // memory does.
@@ -87,7 +88,9 @@ PoolImpl::~PoolImpl() {
   if (backing) {
     for (const PageShelf& sh : shelves)  // blocks whose unmap failed: unmapped now, with the container
       for (const backing::PagesBlock& b : sh.stuck) backing->free_pages(b);
-    for (auto& slot : areas) backing->release(slot->res);
+    for (auto& slot : areas)
+      if (slot->shared) slot->shared.reset();  // unmaps this process's view; the memory stays
+      else backing->release(slot->res);
   }
 }
 
@@ -95,7 +98,11 @@ Stats PoolImpl::stats() const {
   Stats st;
   for (const auto& slot : areas) {
     core::AreaStats a;
-    {
+    if (slot->shared) {
+      Result<core::AreaStats> sa = slot->shared->stats(slot->area);
+      if (!sa) continue;  // a lock that cannot be had: the area is left out
+      a = std::move(*sa);
+    } else {
       std::lock_guard<std::mutex> lock(slot->mu);
       a = slot->area.stats();
     }
@@ -155,6 +162,55 @@ bool reserved_name(const std::string& n) {
 
 }  // namespace
 
+Result<config::ReservationPlan> plan_areas(const PoolOptions& options, const topo::Topology& t,
+                                           std::vector<ReservationNote>& notes) {
+  if (options.order_per_bit > 9)
+    return make_error(Errc::invalid_argument,
+                      "order_per_bit " + std::to_string(options.order_per_bit) +
+                          " is too large (at most 9: one bit per 2 MiB)");
+  Result<config::Params> params = config::parse_params(options.params);
+  if (!params) return std::move(params).error();
+  config::ReservationPlan plan =
+      config::make_plan(*params, t, kPageSize, options.order_per_bit,
+                        options.arch == Arch::host     ? config::host_arch()
+                        : options.arch == Arch::arm64 ? config::Arch::arm64
+                                                      : config::Arch::x86_64);
+
+  // Device areas (dev->cma_area): validated here, reserved with the rest.
+  std::set<std::string> names;
+  const std::uint64_t granule = kPageSize << options.order_per_bit;
+  for (const DeviceAreaSpec& d : options.device_areas) {
+    if (reserved_name(d.device))
+      return make_error(Errc::invalid_argument,
+                        "device area name '" + d.device +
+                            "' is empty or clashes with a kernel area name");
+    if (!names.insert(d.device).second)
+      return make_error(Errc::invalid_argument, "device area '" + d.device + "' declared twice");
+    if (d.bytes == 0)
+      return make_error(Errc::invalid_argument, "device area '" + d.device + "' has size 0");
+    int node = d.node == kNoNode ? t.first_memory_node() : d.node;
+    if (d.node == kNoNode)  // the default area's node, where the plan put it
+      for (const config::PlannedArea& pa : plan.areas)
+        if (pa.kind == config::AreaKind::default_area) node = pa.node;
+    const topo::NodeInfo* ni = t.node(node);
+    if (ni == nullptr || !ni->has_memory) {
+      notes.push_back({d.device, node,
+                             "device area not placed: node " + std::to_string(node) +
+                                 (ni == nullptr ? " does not exist" : " has no memory")});
+      continue;
+    }
+    if (d.bytes > (std::uint64_t{1} << 46))
+      return make_error(Errc::invalid_argument, "device area '" + d.device + "' is too large");
+    config::place_device_area(plan, {d.device, config::AreaKind::device, node,
+                                     (d.bytes + granule - 1) / granule * granule, 0});
+  }
+  for (const std::string& n : params->notes) notes.push_back({"params", kNoNode, n});
+  for (const config::NotPlaced& np : plan.not_placed)
+    notes.push_back({np.name, np.node, np.reason});
+
+  return plan;
+}
+
 }  // namespace detail
 
 // ---- Pool --------------------------------------------------------------------
@@ -175,49 +231,9 @@ Result<Pool> Pool::create(const PoolOptions& options) {
   const topo::Topology& t = impl->topology;
   impl->map_cpus();
 
-  if (options.order_per_bit > 9)
-    return make_error(Errc::invalid_argument,
-                      "order_per_bit " + std::to_string(options.order_per_bit) +
-                          " is too large (at most 9: one bit per 2 MiB)");
-  Result<config::Params> params = config::parse_params(options.params);
-  if (!params) return std::move(params).error();
-  config::ReservationPlan plan =
-      config::make_plan(*params, t, detail::kPageSize, options.order_per_bit,
-                        options.arch == Arch::host     ? config::host_arch()
-                        : options.arch == Arch::arm64 ? config::Arch::arm64
-                                                      : config::Arch::x86_64);
-
-  // Device areas (dev->cma_area): validated here, reserved with the rest.
-  std::set<std::string> names;
-  const std::uint64_t granule = detail::kPageSize << options.order_per_bit;
-  for (const DeviceAreaSpec& d : options.device_areas) {
-    if (detail::reserved_name(d.device))
-      return make_error(Errc::invalid_argument,
-                        "device area name '" + d.device +
-                            "' is empty or clashes with a kernel area name");
-    if (!names.insert(d.device).second)
-      return make_error(Errc::invalid_argument, "device area '" + d.device + "' declared twice");
-    if (d.bytes == 0)
-      return make_error(Errc::invalid_argument, "device area '" + d.device + "' has size 0");
-    int node = d.node == kNoNode ? t.first_memory_node() : d.node;
-    if (d.node == kNoNode)  // the default area's node, where the plan put it
-      for (const config::PlannedArea& pa : plan.areas)
-        if (pa.kind == config::AreaKind::default_area) node = pa.node;
-    const topo::NodeInfo* ni = t.node(node);
-    if (ni == nullptr || !ni->has_memory) {
-      impl->notes.push_back({d.device, node,
-                             "device area not placed: node " + std::to_string(node) +
-                                 (ni == nullptr ? " does not exist" : " has no memory")});
-      continue;
-    }
-    if (d.bytes > (std::uint64_t{1} << 46))
-      return make_error(Errc::invalid_argument, "device area '" + d.device + "' is too large");
-    config::place_device_area(plan, {d.device, config::AreaKind::device, node,
-                                     (d.bytes + granule - 1) / granule * granule, 0});
-  }
-  for (const std::string& n : params->notes) impl->notes.push_back({"params", kNoNode, n});
-  for (const config::NotPlaced& np : plan.not_placed)
-    impl->notes.push_back({np.name, np.node, np.reason});
+  Result<config::ReservationPlan> planned = detail::plan_areas(options, t, impl->notes);
+  if (!planned) return std::move(planned).error();
+  const config::ReservationPlan& plan = *planned;
 
   backing::SimOptions sim;
   sim.fail_nth_reservation = options.sim_fail_nth_reservation;
@@ -328,6 +344,7 @@ Stats Pool::stats() const { return impl_->stats(); }
 Result<std::string> Pool::dump_bitmap(std::string_view area) const {
   for (const auto& slot : impl_->areas) {
     if (slot->area.name() == area) {
+      if (slot->shared) return slot->shared->dump_bitmap(slot->area);
       std::lock_guard<std::mutex> lock(slot->mu);
       return slot->area.dump_bitmap();
     }

@@ -42,6 +42,31 @@ inline constexpr unsigned kCmaAlignment = 8;      // CONFIG_CMA_ALIGNMENT
 inline constexpr int kUnknownArea = -1;           // PoolImpl::free's area_hint
 inline constexpr int kPagesBuffer = -2;
 
+/** An area that other processes share (Pool::attach, src/shared): its
+ *  allocations are made under the area's process-shared lock, on `mirror`
+ *  (the slot's core::Area, kept equal to the shared records), and recorded
+ *  for every process to see. */
+struct SharedAreaOps {
+  virtual ~SharedAreaOps() = default;
+  virtual Result<core::Block> alloc(core::Area& mirror, std::uint64_t count, unsigned align_order,
+                                    std::uint64_t limit) = 0;
+  virtual Status release(core::Area& mirror, std::uint64_t first_page, std::uint64_t count) = 0;
+  /** The area's stats, counters of every process together. */
+  virtual Result<core::AreaStats> stats(core::Area& mirror) = 0;
+  virtual Result<std::string> dump_bitmap(core::Area& mirror) = 0;
+};
+
+/** The pool-wide side of an attached pool. */
+struct SharedPoolOps {
+  virtual ~SharedPoolOps() = default;
+  /** Gives back the buffers of processes that died; true when any came back. */
+  virtual bool reap_dead() noexcept = 0;
+  /** A9 counted machine-wide: bucket 0 local, 1 other_node, 2 default, 3 pages, 4 failed. */
+  virtual void count(int node, int bucket) noexcept = 0;
+  /** Gives back this process's buffers and its holder slot (the pool goes). */
+  virtual void detach() noexcept = 0;
+};
+
 struct AreaSlot {
   AreaSlot(core::Area a, config::AreaKind k, backing::Reservation r)
       : area(std::move(a)), kind(k), res(std::move(r)) {}
@@ -49,6 +74,8 @@ struct AreaSlot {
   config::AreaKind kind;
   backing::Reservation res;
   mutable std::mutex mu;
+  /** Set in an attached pool: alloc/release go through it (mu is unused). */
+  std::unique_ptr<SharedAreaOps> shared;
   bool iova() const noexcept { return res.addr_kind == backing::AddrKind::iova; }
 };
 
@@ -118,6 +145,9 @@ struct PoolImpl : std::enable_shared_from_this<PoolImpl> {
   bool iova_mode = false;
   std::unique_ptr<vfio::Container> vfio;  ///< vfio mode: DMA addresses are its IOVAs
   std::vector<ReservationNote> notes;
+  /** Attached pools (Pool::attach): the reservation's name and its shared side. */
+  std::string shared_name;
+  std::unique_ptr<SharedPoolOps> shared_pool;
 
   std::vector<NodeCounters> counters;  // [node + 1]; slot 0 = kNoNode
   std::vector<PageShelf> shelves;      // [node + 1]; slot 0 = kNoNode
@@ -159,6 +189,8 @@ struct PoolImpl : std::enable_shared_from_this<PoolImpl> {
 
  private:
   NodeCounters& counters_for(int node) noexcept;
+  /** alloc() once; count_failure: count a failure in the node's counters. */
+  Result<RawBuffer> alloc_once(const Device& dev, std::size_t bytes, int cpu, bool count_failure);
   Result<RawBuffer> from_area(int idx, std::uint64_t count, std::uint64_t limit, Served served);
   /** A3/A7: pages on `node` (never kNoNode where a node has memory: a
    *  no-node device's request comes with its CPU's node). */
@@ -187,6 +219,12 @@ Status map_area_vfio(PoolImpl& impl, const std::string& name, backing::Reservati
 Status map_pages_vfio(PoolImpl& impl, backing::PagesBlock& b, std::uint64_t limit);
 
 PoolImpl* impl_of(const Pool& pool) noexcept;
+
+/** R1-R6 for the options on this topology: the areas to reserve, device
+ *  areas placed; what cannot be placed becomes a note. invalid_argument for
+ *  bad options (params, order_per_bit, device areas). */
+Result<config::ReservationPlan> plan_areas(const PoolOptions& options, const topo::Topology& t,
+                                           std::vector<ReservationNote>& notes);
 
 /** "64 KiB", "2 MiB", "4097 B". */
 std::string fmt_bytes(std::uint64_t bytes);

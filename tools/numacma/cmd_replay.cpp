@@ -45,6 +45,8 @@ void print_decision(const nlohmann::json& d, std::size_t line_no) {
 }
 
 void run(const ReplayArgs& a) {
+  if (a.pool.params.empty() && a.pool.pool_name.empty())
+    return usage_error("replay", "--params or --pool is required");
   std::optional<Pool> pool = create_pool("replay", a.pool);
   if (!pool) return;
   std::ifstream file;
@@ -88,8 +90,8 @@ void register_replay(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "replay", "run a trace of alloc/free requests through a real Pool and print each decision");
   add_pool_options(sub, args->pool, "sim");
-  sub->add_option("--params", args->pool.params, "kernel-style parameters, e.g. \"cma=64M cma_pernuma=16M\"")
-      ->required();
+  sub->add_option("--params", args->pool.params,
+                  "kernel-style parameters, e.g. \"cma=64M cma_pernuma=16M\" (or --pool NAME)");
   sub->add_flag("--json", args->json, "one JSON object a line (DESIGN.md replay output)");
   sub->add_option("trace", args->trace, "trace file, or - for stdin")->required();
   sub->callback([args] { run(*args); });

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   numacma::cli::register_bench(app);
   numacma::cli::register_vfio(app);
   numacma::cli::register_nvme(app);
+  numacma::cli::register_shared(app);
   if (argc > 1 && argv[1][0] != '-') {
     try {
       (void)app.get_subcommand(argv[1]);

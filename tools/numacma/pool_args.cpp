@@ -25,6 +25,9 @@ void add_pool_options(CLI::App* sub, PoolArgs& a, const std::string& default_bac
   sub->add_option("--vfio", a.vfio,
                   "BDF (DDDD:BB:DD.F) of a device bound to vfio-pci: the pool maps its areas into "
                   "the device's IOMMU container and DMA addresses are IOVAs (repeatable)");
+  sub->add_option("--pool", a.pool_name,
+                  "attach to the reservation NAME (numacma reserve) instead of reserving a private "
+                  "pool: its parameters, backing and policy apply");
 }
 
 Result<PoolOptions> to_pool_options(const PoolArgs& a) {
@@ -69,6 +72,18 @@ Result<PoolOptions> to_pool_options(const PoolArgs& a) {
 }
 
 std::optional<Pool> create_pool(const std::string& command, const PoolArgs& args) {
+  if (!args.pool_name.empty()) {
+    if (!args.vfio.empty()) {
+      usage_error(command, "--pool and --vfio: an attached pool has no VFIO container of its own");
+      return std::nullopt;
+    }
+    Result<Pool> pool = Pool::attach(args.pool_name);
+    if (!pool) {
+      failure(command, pool.error().message);
+      return std::nullopt;
+    }
+    return std::move(*pool);
+  }
   Result<PoolOptions> opts = to_pool_options(args);
   if (!opts) {
     usage_error(command, opts.error().message);

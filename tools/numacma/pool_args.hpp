@@ -1,6 +1,6 @@
 // tools/numacma/pool_args.hpp — the options that build a Pool, shared by
 // `replay`, `demo` and `bench`: --sysfs-root --params --backing --policy
-// --device-area NAME:NODE:SIZE --order-per-bit --vfio BDF.
+// --device-area NAME:NODE:SIZE --order-per-bit --vfio BDF --pool NAME.
 #pragma once
 
 #include <optional>
@@ -23,6 +23,9 @@ struct PoolArgs {
   unsigned order_per_bit = 0;
   std::string arch;  ///< "" = this machine's
   std::vector<std::string> vfio;  ///< BDFs bound to vfio-pci: the pool runs in vfio mode
+  /** --pool NAME: attach to that reservation (numacma reserve) instead of
+   *  building a private pool; its own parameters and backing apply. */
+  std::string pool_name;
 };
 
 /** Adds the options to `sub`, with `backing` as the default backing. */
