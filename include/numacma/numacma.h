@@ -63,6 +63,14 @@ typedef struct ncma_pool_options {
 } ncma_pool_options;
 
 ncma_pool *ncma_pool_create(const char *params, const ncma_pool_options *options);
+/* Attaches to the areas reserved under NAME (`numacma reserve NAME PARAMS`;
+ * docs/shared.md): allocations follow the same rules, concurrently with
+ * every other attached process. NULL on failure (ncma_last_error: NCMA_ENOENT
+ * no such reservation, NCMA_EPERM no access to its files, NCMA_ECORRUPT a
+ * state file that does not validate). ncma_pool_destroy detaches: buffers
+ * still held go back to their areas; the reservation itself stays. */
+ncma_pool *ncma_pool_attach(const char *name);
+/* Destroys a pool (or detaches an attached one). */
 void ncma_pool_destroy(ncma_pool *pool);
 
 /* A PCI device by BDF (node from sysfs), or one by hand. Free with

@@ -83,6 +83,22 @@ ncma_pool* ncma_pool_create(const char* params, const ncma_pool_options* options
   return out;
 }
 
+ncma_pool* ncma_pool_attach(const char* name) {
+  if (name == nullptr) {
+    set_error(NCMA_EINVAL, "ncma_pool_attach: NULL name");
+    return nullptr;
+  }
+  numacma::Result<numacma::Pool> p = numacma::Pool::attach(name);
+  if (!p) {
+    set_error(p.error());
+    return nullptr;
+  }
+  auto* out = new (std::nothrow) ncma_pool{std::move(*p)};
+  if (out == nullptr) set_error(NCMA_ENOMEM, "out of memory");
+  else clear_error();
+  return out;
+}
+
 void ncma_pool_destroy(ncma_pool* pool) { delete pool; }
 
 ncma_device* ncma_device_pci(ncma_pool* pool, const char* bdf) {

@@ -206,6 +206,44 @@ Status sync(StateFile& f, std::uint32_t i, Mirror& m, core::Area& area) {
   return {};
 }
 
+Status verify_area(StateFile& f, std::uint32_t i) {
+  const AreaDesc& d = f.desc(i);
+  const AreaState& st = f.state(i);
+  const auto bad = [&](const std::string& why) {
+    return make_error(Errc::corrupt, "area " + field(d.name, sizeof d.name) + ": " + why);
+  };
+  if (st.journal.pending != 0) return bad("an update is pending");
+  std::vector<std::uint64_t> bm(d.bitmap_words, 0);
+  std::uint64_t used = 0, live = 0, held = 0;
+  const std::uint64_t* recs = f.recs(i);
+  for (std::uint64_t b = 0; b < d.rec_count; ++b) {
+    const Rec r = rec_of(recs[b]);
+    if (r.holder == 0) continue;
+    held += r.pages;
+    const std::uint64_t n = span_bits(r.pages, d.order_per_bit);
+    if (r.pages == 0 || n > d.rec_count - b) return bad("record " + std::to_string(b) + " runs past the area");
+    if (r.holder > f.hdr().holder_capacity ||
+        f.holders()[r.holder - 1].state != static_cast<std::uint32_t>(HolderState::attached))
+      return bad("record " + std::to_string(b) + " names holder slot " + std::to_string(r.holder) +
+                 ", which is not attached");
+    for (std::uint64_t k = b; k < b + n; ++k) {
+      if (bm[k / 64] >> (k % 64) & 1) return bad("record " + std::to_string(b) + " overlaps another");
+      bm[k / 64] |= std::uint64_t{1} << (k % 64);
+    }
+    used += n << d.order_per_bit;
+    ++live;
+  }
+  for (std::uint64_t w = 0; w < d.bitmap_words; ++w)
+    if (f.bitmap(i)[w] != bm[w]) return bad("bitmap word " + std::to_string(w) + " differs from the records");
+  if (st.used_pages != used) return bad("used pages " + std::to_string(st.used_pages) + ", records say " + std::to_string(used));
+  if (st.live_buffers != live)
+    return bad("live buffers " + std::to_string(st.live_buffers) + ", records say " + std::to_string(live));
+  if (st.alloc_pages_success - st.release_pages_success != held)
+    return bad("counters: " + std::to_string(st.alloc_pages_success) + " pages allocated, " +
+               std::to_string(st.release_pages_success) + " released, but " + std::to_string(held) + " held");
+  return {};
+}
+
 // ---- updates ---------------------------------------------------------------------
 
 void commit_alloc(StateFile& f, std::uint32_t i, Mirror& m, std::uint64_t first_page,

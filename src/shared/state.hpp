@@ -117,6 +117,12 @@ void commit_alloc(StateFile& f, std::uint32_t i, Mirror& m, std::uint64_t first_
 /** Records a release (reaped: counted as given back from a dead holder). */
 void commit_release(StateFile& f, std::uint32_t i, Mirror* m, std::uint64_t bit, bool reaped) noexcept;
 
+/** The invariants of an area (REQUIRES: its lock): the bitmap, used pages and
+ *  live count are what the records say, no record overlaps another or runs
+ *  past the area, every record names an attached holder slot, no update is
+ *  pending. corrupt naming the first that fails. */
+Status verify_area(StateFile& f, std::uint32_t i);
+
 /** Takes a holder slot for this process (pool lock inside). busy when full. */
 Result<std::uint32_t> register_holder(StateFile& f);
 /** Releases every record of the slot in every area, then frees the slot. */

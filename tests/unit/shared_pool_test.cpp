@@ -1,0 +1,291 @@
+// Reserved pools (numacma/shared.hpp): attach gives the same decisions as a
+// private pool; holders free only their own buffers; a dead process's buffers
+// come back (reap, attach, an allocation that would fail); release refuses
+// while a live process holds buffers; a damaged state file is refused.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <random>
+
+#include "numacma/numacma.h"
+#include "numacma/numacma.hpp"
+#include "numacma/shared.hpp"
+#include "shared_test_util.hpp"
+
+namespace numacma {
+namespace {
+
+using testing::ScopedRunDir;
+using testing::sim_options;
+
+/** Runs fn in a child process; returns its pid. The child _exits with fn's
+ *  value (no destructors: as a crash would leave things). */
+template <typename Fn>
+pid_t spawn(Fn fn) {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(fn());
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+TEST(SharedPool, AttachedPoolDecidesExactlyAsAPrivateOne) {
+  ScopedRunDir run;
+  const std::string params = "cma=32M cma_pernuma=8M numa_cma=1:4M";
+  ASSERT_TRUE(reserve("same", sim_options(params)).ok());
+  PoolOptions po;
+  po.params = params;
+  po.backing = "sim";
+  po.sysfs_root = testing::fixture();
+  Result<Pool> priv = Pool::create(po);
+  Result<Pool> att = Pool::attach("same");
+  ASSERT_TRUE(priv.ok() && att.ok()) << (att ? "" : att.error().message);
+  std::mt19937 rng(7);
+  std::vector<DmaBuffer> a, b;
+  for (int i = 0; i < 3000; ++i) {
+    if (!a.empty() && rng() % 3 == 0) {
+      const std::size_t k = rng() % a.size();
+      ASSERT_TRUE(a[k].release().ok());
+      ASSERT_TRUE(b[k].release().ok());
+      a.erase(a.begin() + static_cast<long>(k));
+      b.erase(b.begin() + static_cast<long>(k));
+      continue;
+    }
+    const int node = static_cast<int>(rng() % 3) - 1;
+    const std::size_t bytes = 4096 * (1 + rng() % 700);
+    const std::uint64_t mask = rng() % 8 == 0 ? 0xffffffffULL : ~0ULL;
+    Device d = Device::on_node(node, "d", mask);
+    Result<DmaBuffer> x = priv->alloc_coherent(d, bytes);
+    Result<DmaBuffer> y = att->alloc_coherent(d, bytes);
+    ASSERT_EQ(x.ok(), y.ok()) << i;
+    if (!x) {
+      EXPECT_EQ(x.error().code, y.error().code);
+      continue;
+    }
+    ASSERT_EQ(x->area_name(), y->area_name()) << i;
+    if (x->area_name() != "pages") ASSERT_EQ(x->dma_addr(), y->dma_addr()) << i;
+    ASSERT_EQ(x->served(), y->served());
+    a.push_back(std::move(*x));
+    b.push_back(std::move(*y));
+  }
+  const Stats sp = priv->stats(), sa = att->stats();
+  ASSERT_EQ(sp.areas.size(), sa.areas.size());
+  for (std::size_t i = 0; i < sp.areas.size(); ++i) {
+    EXPECT_EQ(sp.areas[i].used, sa.areas[i].used);
+    EXPECT_EQ(sp.areas[i].maxchunk, sa.areas[i].maxchunk);
+    EXPECT_EQ(sp.areas[i].alloc_pages_success, sa.areas[i].alloc_pages_success);
+    EXPECT_EQ(sp.areas[i].alloc_pages_fail, sa.areas[i].alloc_pages_fail);
+    EXPECT_EQ(sp.areas[i].release_pages_success, sa.areas[i].release_pages_success);
+  }
+}
+
+TEST(SharedPool, TwoAttachmentsShareTheAreasAndFreeOnlyTheirOwn) {
+  ScopedRunDir run;
+  ASSERT_TRUE(reserve("two", sim_options("cma=16M cma_pernuma=8M")).ok());
+  Result<Pool> p1 = Pool::attach("two"), p2 = Pool::attach("two");
+  ASSERT_TRUE(p1.ok() && p2.ok());
+  const Device dev = Device::on_node(1);
+  Result<DmaBuffer> b1 = p1->alloc_coherent(dev, 65536);
+  Result<DmaBuffer> b2 = p2->alloc_coherent(dev, 65536);
+  ASSERT_TRUE(b1.ok() && b2.ok());
+  EXPECT_EQ(b1->area_name(), "pernuma1");
+  EXPECT_EQ(b2->dma_addr(), b1->dma_addr() + 65536);  // the next fit: p1's buffer is seen
+  // p2 names p1's buffer (its own mapping of the same page): refused.
+  auto* p1_in_p2 = static_cast<char*>(b2->cpu()) - 65536;
+  Status s = p2->free_coherent(dev, 65536, p1_in_p2, b1->dma_addr());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, Errc::bad_free);
+  EXPECT_NE(s.error().message.find("held by pid " + std::to_string(::getpid())), std::string::npos)
+      << s.error().message;
+  // The same memory, seen through both mappings.
+  std::memset(b1->cpu(), 0x5a, 65536);
+  EXPECT_EQ(static_cast<unsigned char>(p1_in_p2[100]), 0x5a);
+  // Detaching gives its buffers back, the reservation stays.
+  b2->detach();
+  Result<DmaBuffer> b3 = p2->alloc_coherent(dev, 3 * 4096);
+  ASSERT_TRUE(b3.ok());
+  b3->detach();
+  EXPECT_EQ(p1->stats().areas[2].used, 16u + 16u + 3u);
+  p2 = make_error(Errc::not_found, "gone");  // the Pool is destroyed: detach
+  EXPECT_EQ(p1->stats().areas[2].used, 16u);
+  Result<PoolStatus> st = status("two");
+  ASSERT_TRUE(st.ok());
+  ASSERT_EQ(st->holders.size(), 1u);
+  EXPECT_EQ(st->holders[0].pid, ::getpid());
+  EXPECT_TRUE(st->holders[0].alive);
+  ASSERT_EQ(st->holders[0].pages.size(), 1u);
+  EXPECT_EQ(st->holders[0].pages[0], (std::pair<std::string, std::uint64_t>{"pernuma1", 16}));
+}
+
+TEST(SharedPool, ADeadProcessesBuffersComeBackOnReap) {
+  ScopedRunDir run;
+  ASSERT_TRUE(reserve("reap", sim_options("cma=16M cma_pernuma=8M")).ok());
+  const pid_t child = spawn([] {
+    Result<Pool> p = Pool::attach("reap");
+    if (!p) return 2;
+    for (int i = 0; i < 5; ++i) {
+      Result<DmaBuffer> b = p->alloc_coherent(Device::on_node(0), 8192);
+      if (!b) return 3;
+      b->detach();
+    }
+    ::_exit(0);  // no destructor runs: no detach, as after a crash
+  });
+  ASSERT_EQ(wait_exit(child), 0);
+  Result<PoolStatus> before = status("reap");
+  ASSERT_TRUE(before.ok());
+  ASSERT_EQ(before->holders.size(), 1u);
+  EXPECT_FALSE(before->holders[0].alive);
+  EXPECT_EQ(before->holders[0].buffers, 5u);
+  Result<ReapReport> r = reap("reap");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->dead_holders, 1u);
+  EXPECT_EQ(r->buffers, 5u);
+  EXPECT_EQ(r->pages, 10u);
+  Result<PoolStatus> after = status("reap");
+  EXPECT_TRUE(after->holders.empty());
+  for (const SharedAreaStatus& a : after->areas) {
+    EXPECT_EQ(a.area.used, 0u) << a.area.name;
+    EXPECT_EQ(a.area.alloc_pages_success, a.area.release_pages_success);
+  }
+  EXPECT_EQ(after->areas[1].reaped_pages, 10u);  // pernuma0
+}
+
+TEST(SharedPool, AnAllocationThatWouldFailReapsTheDeadFirst) {
+  ScopedRunDir run;
+  ASSERT_TRUE(reserve("full", sim_options("cma=8M")).ok());
+  const pid_t child = spawn([] {
+    Result<Pool> p = Pool::attach("full");
+    if (!p) return 2;
+    Result<DmaBuffer> b = p->alloc_coherent(Device::on_node(0), 8 << 20);  // the whole area
+    if (!b || b->area_name() != "reserved") return 3;
+    ::_exit(0);  // dies holding the whole area
+  });
+  Result<Pool> p = Pool::attach("full");  // attached before the child dies: no reap at attach
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(wait_exit(child), 0);
+  // 8 MiB: the area is the only way (ordinary pages give at most 4 MiB).
+  Result<DmaBuffer> b = p->alloc_coherent(Device::on_node(0), 8 << 20);
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  EXPECT_EQ(b->area_name(), "reserved");
+  EXPECT_EQ(p->stats().nodes[1].failed, 0u);
+  Result<PoolStatus> st = status("full");
+  EXPECT_EQ(st->areas[0].reaped_pages, 2048u);
+}
+
+TEST(SharedPool, ReleaseIsRefusedWhileALiveProcessHoldsBuffers) {
+  ScopedRunDir run;
+  ASSERT_TRUE(reserve("busy", sim_options("cma=16M")).ok());
+  int up[2], down[2];
+  ASSERT_EQ(::pipe(up), 0);
+  ASSERT_EQ(::pipe(down), 0);
+  const pid_t child = spawn([&] {
+    Result<Pool> p = Pool::attach("busy");
+    Result<DmaBuffer> b = p ? p->alloc_coherent(Device::on_node(0), 65536) : make_error(Errc::io_error, "");
+    const char ok = b ? 'y' : 'n';
+    (void)!::write(up[1], &ok, 1);
+    char c;
+    (void)!::read(down[0], &c, 1);  // hold until told
+    return 0;
+  });
+  char c = 0;
+  ASSERT_EQ(::read(up[0], &c, 1), 1);
+  ASSERT_EQ(c, 'y');
+  Status s = release("busy");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, Errc::busy);
+  EXPECT_NE(s.error().message.find("pid " + std::to_string(child)), std::string::npos) << s.error().message;
+  ::kill(child, SIGKILL);
+  wait_exit(child);
+  EXPECT_TRUE(release("busy").ok());  // its holder is dead now
+  EXPECT_EQ(release("busy").error().code, Errc::not_found);
+  EXPECT_EQ(Pool::attach("busy").error().code, Errc::not_found);
+  // --force frees it while a live process still holds buffers.
+  ASSERT_TRUE(reserve("busy", sim_options("cma=16M")).ok());
+  Result<Pool> p = Pool::attach("busy");
+  Result<DmaBuffer> b = p->alloc_coherent(Device::on_node(0), 65536);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(release("busy").error().code, Errc::busy);
+  EXPECT_TRUE(release("busy", true).ok());
+  ::close(up[0]), ::close(up[1]), ::close(down[0]), ::close(down[1]);
+}
+
+TEST(SharedPool, ReserveRefusesATakenNameAndBadInput) {
+  ScopedRunDir run;
+  ASSERT_TRUE(reserve("x", sim_options("cma=16M")).ok());
+  EXPECT_EQ(reserve("x", sim_options("cma=16M")).error().code, Errc::busy);
+  EXPECT_EQ(reserve("bad/name", sim_options("cma=16M")).error().code, Errc::invalid_argument);
+  EXPECT_EQ(reserve("y", sim_options("cma=12Q")).error().code, Errc::invalid_argument);
+  ReserveOptions o = sim_options("cma=16M");
+  o.group = "no-such-group-numacma";
+  EXPECT_EQ(reserve("y", o).error().code, Errc::not_found);
+  o = sim_options("cma=16M");
+  o.backing = "sideways";
+  EXPECT_EQ(reserve("y", o).error().code, Errc::invalid_argument);
+  Result<std::vector<std::string>> names = reserved_pools();
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(*names, std::vector<std::string>{"x"});
+}
+
+TEST(SharedPool, ADamagedStateFileIsRefusedWithItsReason) {
+  ScopedRunDir run;
+  ASSERT_TRUE(reserve("dmg", sim_options("cma=16M")).ok());
+  const std::string path = run.dir() + "/pools/dmg/state";
+  std::string bytes;
+  {
+    std::ifstream f(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  const auto write = [&](const std::string& b) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f << b;
+  };
+  write(bytes.substr(0, bytes.size() / 2));
+  Result<Pool> p = Pool::attach("dmg");
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().code, Errc::corrupt);
+  EXPECT_NE(p.error().message.find("truncated"), std::string::npos) << p.error().message;
+  std::string flipped = bytes;
+  flipped[100] ^= 0x40;  // inside the header's name/params: the checksum catches it
+  write(flipped);
+  p = Pool::attach("dmg");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().message.find("checksum"), std::string::npos) << p.error().message;
+  EXPECT_EQ(status("dmg").error().code, Errc::corrupt);
+  EXPECT_EQ(release("dmg").error().code, Errc::corrupt);
+  EXPECT_TRUE(release("dmg", true).ok());
+}
+
+TEST(SharedPool, CApiAttachAllocFreeDetach) {
+  ScopedRunDir run;
+  ASSERT_TRUE(reserve("c", sim_options("cma=16M cma_pernuma=8M")).ok());
+  EXPECT_EQ(ncma_pool_attach("nope"), nullptr);
+  EXPECT_EQ(ncma_last_error(), NCMA_ENOENT);
+  ncma_pool* p = ncma_pool_attach("c");
+  ASSERT_NE(p, nullptr) << ncma_last_error_message();
+  ncma_device* d = ncma_device_node(1, "dev");
+  uint64_t dma = 0;
+  void* cpu = ncma_alloc_coherent(p, d, 65536, &dma);
+  ASSERT_NE(cpu, nullptr);
+  ncma_pool* q = ncma_pool_attach("c");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(ncma_free_coherent(q, d, 65536, cpu, dma), NCMA_EBADFREE);  // not q's mapping, nor its buffer
+  void* cpu2 = ncma_alloc_coherent(p, d, 65536, &dma);
+  ASSERT_NE(cpu2, nullptr);
+  ncma_pool_destroy(p);  // detaches: both buffers go back
+  Result<PoolStatus> st = status("c");
+  for (const SharedAreaStatus& a : st->areas) EXPECT_EQ(a.area.used, 0u);
+  ncma_pool_destroy(q);
+  ncma_device_destroy(d);
+  EXPECT_STREQ(ncma_strerror(NCMA_ECORRUPT), "corrupt");
+}
+
+}  // namespace
+}  // namespace numacma

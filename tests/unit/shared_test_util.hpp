@@ -1,0 +1,49 @@
+// tests/unit/shared_test_util.hpp — a private run directory per test
+// ($NUMACMA_RUN_DIR), removed afterwards, and a sim reservation in it.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+
+#include "numacma/shared.hpp"
+
+namespace numacma::testing {
+
+inline std::string fixture(const char* name = "x86-2s") { return std::string(NUMACMA_TEST_DATA) + "/" + name; }
+
+/** A fresh $NUMACMA_RUN_DIR for the test (0755, so that other users may look in). */
+class ScopedRunDir {
+ public:
+  ScopedRunDir() {
+    static std::atomic<int> n{0};
+    dir_ = "/tmp/numacma-shared-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    std::filesystem::permissions(dir_, std::filesystem::perms(0755));
+    ::setenv("NUMACMA_RUN_DIR", dir_.c_str(), 1);
+  }
+  ~ScopedRunDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+    ::unsetenv("NUMACMA_RUN_DIR");
+  }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+inline ReserveOptions sim_options(const std::string& params, const char* topo = "x86-2s") {
+  ReserveOptions o;
+  o.params = params;
+  o.backing = "sim";
+  o.sysfs_root = fixture(topo);
+  return o;
+}
+
+}  // namespace numacma::testing
