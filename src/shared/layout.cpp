@@ -291,4 +291,20 @@ core::AreaConfig area_config(const unsigned char* base, std::uint32_t i) {
   return c;
 }
 
+Status restore_records(const unsigned char* base, std::uint32_t i, core::Area& area) {
+  const AreaDesc& d = area_desc(base, i);
+  const std::uint32_t holders = header(base).holder_capacity;
+  area.clear_allocations();
+  const std::uint64_t* recs = at<std::uint64_t>(base, d.recs_offset);
+  for (std::uint64_t b = 0; b < d.rec_count; ++b) {
+    const Rec r = rec_of(recs[b]);
+    if (r.holder == 0) continue;
+    if (r.holder > holders || r.pages == 0)
+      return corrupt("area " + area.name() + ": record " + std::to_string(b) + " names holder " +
+                     std::to_string(r.holder) + " of " + std::to_string(r.pages) + " pages");
+    if (Status s = area.restore(b << d.order_per_bit, r.pages); !s) return corrupt(s.error().message);
+  }
+  return {};
+}
+
 }  // namespace numacma::shared

@@ -224,6 +224,11 @@ std::string field(const char* f, std::size_t n);
 /** The area's geometry as a core::AreaConfig (cpu_base left 0). */
 core::AreaConfig area_config(const unsigned char* base, std::uint32_t i);
 
+/** Makes `area` (over area i's geometry) hold exactly the allocations its
+ *  records list. corrupt naming the record when one names no holder slot of
+ *  the file, has no pages, runs past the area or overlaps another. */
+Status restore_records(const unsigned char* base, std::uint32_t i, core::Area& area);
+
 /** A pool NAME: [A-Za-z0-9_.-], 1 to 48 characters, not starting with '.'. */
 Status check_pool_name(std::string_view name);
 

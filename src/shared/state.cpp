@@ -189,18 +189,8 @@ Status sync(StateFile& f, std::uint32_t i, Mirror& m, core::Area& area) {
       return {};
     }
   }
-  area.clear_allocations();
-  const std::uint64_t* recs = f.recs(i);
-  for (std::uint64_t b = 0; b < f.desc(i).rec_count; ++b) {
-    const Rec r = rec_of(recs[b]);
-    if (r.holder == 0) continue;
-    if (r.holder > f.hdr().holder_capacity || r.pages == 0)
-      return make_error(Errc::corrupt, f.path() + ": area " + area.name() + ": record " + std::to_string(b) +
-                                           " names holder " + std::to_string(r.holder) + " of " +
-                                           std::to_string(r.pages) + " pages");
-    if (Status s = area.restore(b << opb, r.pages); !s)
-      return make_error(Errc::corrupt, f.path() + ": " + s.error().message);
-  }
+  if (Status s = restore_records(f.base(), i, area); !s)
+    return make_error(Errc::corrupt, f.path() + ": " + s.error().message);
   m.seq = seq;
   m.epoch = st.epoch;
   return {};
