@@ -65,13 +65,17 @@ Result<std::shared_ptr<StateFile>> StateFile::open(const std::string& path) {
   Result<os::Fd> fd = os::open_rw(path);
   if (!fd) {
     Error e = std::move(fd).error();
-    if (e.code == Errc::permission) {
-      if (Result<os::FileInfo> i = os::path_info(path); i) {
+    if (e.code == Errc::permission) {  // say whose it is and who it admits
+      const std::string dir = path.substr(0, path.rfind('/'));
+      Result<os::FileInfo> i = os::path_info(path);
+      if (!i) i = os::path_info(dir);
+      if (i) {
         char mode[8];
         std::snprintf(mode, sizeof mode, "0%o", i->mode);
-        e.message += " (owned by uid " + std::to_string(i->uid) + ", group " + std::to_string(i->gid) +
-                     ", mode " + mode + "; the reservation admits its owner" +
-                     (i->mode & 060 ? " and members of its group)" : " only: reserve it with --group)");
+        e.message += " (the reservation belongs to uid " + std::to_string(i->uid) + ", group " +
+                     std::to_string(i->gid) + ", mode " + mode + ": it admits " +
+                     (i->mode & 070 ? "its owner and the members of its group)"
+                                    : "its owner only; reserve it with --group GROUP to share it)");
       }
     }
     return e;
