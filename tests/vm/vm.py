@@ -337,6 +337,13 @@ def checks(name):
         edus = " ".join("%s %s" % (bdf, mask) for (kind, _, mask), bdf in zip(t["devices"], bdfs(t))
                         if kind == "edu")
         out.append(("dmapool", "numacma-vmcheck dmapool %s" % edus))
+        # A reserved pool shared by two processes, each with the edu of its own node.
+        wide = [(bdf, node, mask) for (kind, node, mask), bdf in zip(t["devices"], bdfs(t))
+                if kind == "edu" and mask == MASK64]
+        two = [wide[0]] + [w for w in wide if w[1] != wide[0][1]][:1]
+        out.append(("shared", "mkdir -p /run /dev/hugepages && (grep -q hugetlbfs /proc/mounts || "
+                              "mount -t hugetlbfs none /dev/hugepages) && numacma-vmcheck shared %s" %
+                    " ".join("%s %s" % (b, m) for b, _, m in two)))
     return out
 
 

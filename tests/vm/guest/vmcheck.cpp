@@ -22,8 +22,14 @@
 //                                         move_pages, at their pages' DMA offset by pagemap,
 //                                         inside their boundary; the edu DMAs into blocks;
 //                                         destroy() leaves every area unused
+//   shared BDF MASK BDF MASK              a reserved pool (numacma::reserve, hugetlb), two
+//                                         processes attached, each driving the edu on its own
+//                                         node: each buffer from pernuma<its node>, on that
+//                                         node by move_pages, written by its edu; status shows
+//                                         both holders while they hold; whole after they detach
 #include <fcntl.h>
 #include <numaif.h>
+#include <sys/wait.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -612,6 +618,84 @@ int check_cmdq(const std::string& path, int driver_node, int device_node, const 
   return g_failures ? 1 : 0;
 }
 
+// ---- shared --------------------------------------------------------------------
+
+/** One attached process: its edu's buffer from its node's area, the edu
+ *  writing into it; holds it until `go` is readable. Exit code = failures. */
+int shared_child(const std::string& bdf, std::uint64_t mask, int ready_fd, int go_fd) {
+  Result<Pool> pool = Pool::attach("vmshared");
+  if (!pool) return fail("attach: " + pool.error().message), 1;
+  Edu edu;
+  std::optional<numacma::Device> dev = edu_device(edu, bdf, mask, *pool);
+  if (!dev) return 1;
+  auto src = pool->alloc_coherent(*dev, kPage);
+  auto buf = pool->alloc_coherent(*dev, 64 << 10);
+  if (!src || !buf) return fail("alloc: " + (src ? buf.error().message : src.error().message)), 1;
+  const std::string own = "pernuma" + std::to_string(dev->node);
+  if (buf->area_name() != own) fail(bdf + ": buffer from " + buf->area_name() + ", not " + own);
+  all_on_node(*buf, dev->node, bdf + "'s buffer");
+  bool ok = true;
+  for (std::size_t page : {std::size_t{0}, buf->pages() - 1}) ok &= dma_page(edu, *src, *buf, page, 7 + dev->node);
+  if (ok)
+    info("pid " + std::to_string(::getpid()) + ": " + bdf + " (node " + std::to_string(dev->node) + ") wrote its " +
+         "64 KiB buffer in " + buf->area_name() + " of the reserved pool through dma " + hex(buf->dma_addr()));
+  const char c = g_failures ? 'n' : 'y';
+  (void)!::write(ready_fd, &c, 1);
+  char go;
+  (void)!::read(go_fd, &go, 1);
+  return g_failures ? 1 : 0;
+}
+
+int check_shared(const std::vector<std::string>& a) {
+  if (a.size() != 4) return fail("shared needs BDF MASK BDF MASK"), 2;
+  (void)numacma::release("vmshared", true);
+  numacma::ReserveOptions o;
+  o.params = "cma=4M cma_pernuma=8M";
+  o.backing = "hugetlb";
+  Result<std::vector<numacma::ReservationNote>> r = numacma::reserve("vmshared", o);
+  if (!r) return fail("reserve: " + r.error().message), 1;
+  int ready[2], go[2];
+  if (::pipe(ready) != 0 || ::pipe(go) != 0) return fail("pipe"), 1;
+  std::vector<pid_t> kids;
+  for (std::size_t i = 0; i < 2; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      std::fflush(stdout);
+      ::_exit(shared_child(a[2 * i], std::stoull(a[2 * i + 1], nullptr, 16), ready[1], go[0]));
+    }
+    kids.push_back(pid);
+  }
+  for (std::size_t i = 0; i < kids.size(); ++i) {
+    char c = 'n';
+    if (::read(ready[0], &c, 1) != 1 || c != 'y') fail("a child failed before holding its buffer");
+  }
+  // Both hold their buffers now: two live holders, each in its own node's area.
+  Result<numacma::PoolStatus> st = numacma::status("vmshared");
+  if (!st) return fail("status: " + st.error().message), 1;
+  std::set<std::string> held;
+  for (const numacma::HolderStatus& h : st->holders) {
+    if (!h.alive) fail("holder " + std::to_string(h.pid) + " not alive");
+    for (const auto& [area_name, pages] : h.pages) held.insert(area_name);
+  }
+  if (st->holders.size() != 2) fail(std::to_string(st->holders.size()) + " holders while both children hold buffers");
+  if (held.size() != 2) fail("the two processes' buffers are not in two areas");
+  else info("status: 2 live holders, buffers in " + *held.begin() + " and " + *held.rbegin());
+  (void)!::write(go[1], "gg", 2);
+  for (pid_t k : kids) {
+    int s = 0;
+    ::waitpid(k, &s, 0);
+    if (!WIFEXITED(s) || WEXITSTATUS(s) != 0) fail("child " + std::to_string(k) + " failed");
+  }
+  st = numacma::status("vmshared");
+  if (!st || !st->holders.empty()) fail("holders left after both detached");
+  for (const numacma::SharedAreaStatus& s : st->areas) {
+    if (s.area.used != 0) fail(s.area.name + " not whole after both detached");
+    if (s.area.maxchunk != s.longest_segment) fail(s.area.name + ": largest free run is not its longest segment");
+  }
+  if (Status rel = numacma::release("vmshared"); !rel) fail("release: " + rel.error().message);
+  return g_failures ? 1 : 0;
+}
+
 // ---- dmapool ---------------------------------------------------------------------
 
 /** Has the edu write `bytes` of a pattern at `dst_dma` (the block at `dst`),
@@ -909,6 +993,7 @@ int main(int argc, char** argv) {
   else if (c == "exhaust") need(3), rc = check_exhaust(std::stoi(a[1]), a[2], a.size() > 3 ? a[3] : "");
   else if (c == "nohuge") need(2), rc = check_nohuge(std::stoi(a[1]));
   else if (c == "cmdq") need(5), rc = check_cmdq(a[1], std::stoi(a[2]), std::stoi(a[3]), a[4]);
+  else if (c == "shared") rc = check_shared(std::vector<std::string>(a.begin() + 1, a.end()));
   else if (c == "dmapool") rc = check_dmapool(std::vector<std::string>(a.begin() + 1, a.end()));
   else if (c.rfind("vfio-", 0) == 0) rc = run_vfio_check(a);
   else std::fprintf(stderr, "unknown check %s\n", c.c_str());
