@@ -3,13 +3,6 @@
 
 #include "commands.hpp"
 
-namespace numacma::cli {
-int& exit_code() {
-  static int code = 0;
-  return code;
-}
-}  // namespace numacma::cli
-
 int main(int argc, char** argv) {
   CLI::App app{"numacma: per-NUMA contiguous DMA memory for user-space drivers"};
   app.require_subcommand(1);
