@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -24,6 +25,12 @@ struct PoolArgs {
   std::string arch;  ///< "" = this machine's
   std::vector<std::string> vfio;  ///< BDFs bound to vfio-pci: the pool runs in vfio mode
 };
+
+/** "NAME:NODE:SIZE" (NODE may be -1, SIZE takes K/M/G suffixes; NAME may be
+ *  a BDF, "0000:81:00.0:2:64M", as the last two colons split) -> the spec;
+ *  invalid_argument quoting the text otherwise. Pure: also parses the
+ *  device_area= lines of a reserve config (reserve_config.hpp). */
+Result<DeviceAreaSpec> parse_device_area(std::string_view spec);
 
 /** Adds the options to `sub`, with `backing` as the default backing. */
 void add_pool_options(CLI::App* sub, PoolArgs& args, const std::string& default_backing);
