@@ -18,5 +18,6 @@ void register_demo(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_vfio(CLI::App& app);
 void register_nvme(CLI::App& app);
+void register_status(CLI::App& app);
 
 }  // namespace numacma::cli

@@ -13,11 +13,12 @@ int main(int argc, char** argv) {
   numacma::cli::register_bench(app);
   numacma::cli::register_vfio(app);
   numacma::cli::register_nvme(app);
+  numacma::cli::register_status(app);
   if (argc > 1 && argv[1][0] != '-') {
     try {
       (void)app.get_subcommand(argv[1]);
     } catch (const CLI::OptionNotFound&) {
-      std::fprintf(stderr, "numacma: unknown command '%s' (topo, plan, replay, demo, bench, vfio; see --help)\n",
+      std::fprintf(stderr, "numacma: unknown command '%s' (topo, plan, replay, demo, bench, vfio, status; see --help)\n",
                    argv[1]);
       return 2;
     }
