@@ -65,7 +65,8 @@ const std::string kArm = "--sysfs-root " + kData + "/arm64-4n";
 }  // namespace
 
 TEST(Cli, HelpForEveryCommand) {
-  for (const char* c : {"topo", "plan", "replay", "demo", "bench", "vfio", "vfio bind", "vfio unbind"}) {
+  for (const char* c : {"topo", "plan", "replay", "demo", "bench", "vfio", "vfio bind", "vfio unbind",
+                        "status"}) {
     const CliRun r = run(std::string(c) + " --help");
     EXPECT_EQ(r.rc, 0) << c;
     EXPECT_NE(r.out.find("--json"), std::string::npos) << c << ": " << r.out;
@@ -82,7 +83,8 @@ TEST(Cli, BadUsageExitsTwoWithAMessage) {
                            "replay --params cma=7Z -", "demo --size 0", "demo --size 12Q",
                            "vfio", "vfio bind", "vfio frob 0000:05:00.0", "vfio bind 05:00.0",
                            "vfio unbind 0000:05:00.8", "replay --params cma=1M --vfio 5:0.0 -",
-                           "demo --vfio 0000:05:00.0/.."}) {
+                           "demo --vfio 0000:05:00.0/..", "status --json --prometheus",
+                           "status --svg - --json"}) {
     const CliRun r = run(args, "alloc a 0 4K\n");
     EXPECT_EQ(r.rc, 2) << "numacma " << args << "\nstdout: " << r.out << "\nstderr: " << r.err;
     EXPECT_FALSE(r.err.empty()) << "numacma " << args;
@@ -94,6 +96,16 @@ TEST(Cli, FailuresExitOne) {
   EXPECT_EQ(run("replay --params cma=1M --backing sim " + kArm + " /nonexistent.trace").rc, 1);
   const CliRun r = run("topo --sysfs-root /nonexistent");
   EXPECT_NE(r.err.find("/nonexistent"), std::string::npos) << r.err;
+}
+
+TEST(Cli, StatusOfNoReservationExitsOneNamingIt) {
+  const std::string dir = ::testing::TempDir() + "cli_status_" + std::to_string(::getpid());
+  ::setenv("NUMACMA_RUN_DIR", dir.c_str(), 1);
+  const CliRun r = run("status nosuchpool");
+  ::unsetenv("NUMACMA_RUN_DIR");
+  EXPECT_EQ(r.rc, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("no reservation named nosuchpool under " + dir + "/pools"), std::string::npos)
+      << r.err;
 }
 
 TEST(Cli, TopoJsonMatchesTheFixture) {

@@ -23,21 +23,45 @@ std::string hex(std::uint64_t v) {
   return buf;
 }
 
-void Table::print(std::FILE* out) const {
+std::string cpulist_text(const std::vector<int>& cpus) {
+  std::string out;
+  for (std::size_t i = 0; i < cpus.size();) {
+    std::size_t j = i;
+    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) ++j;
+    if (!out.empty()) out += ",";
+    out += std::to_string(cpus[i]);
+    if (j > i) out += "-" + std::to_string(cpus[j]);
+    i = j + 1;
+  }
+  return out.empty() ? "-" : out;
+}
+
+// Defined here rather than in main.cpp so that the pure helpers (and the
+// renderers built on them) link into unit tests without the CLI's main.
+int& exit_code() {
+  static int code = 0;
+  return code;
+}
+
+std::string Table::str() const {
   std::vector<std::size_t> width;
   for (const auto& r : rows_) {
     if (width.size() < r.size()) width.resize(r.size(), 0);
     for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
   }
+  std::string text;
   for (const auto& r : rows_) {
     std::string line;
     for (std::size_t i = 0; i < r.size(); ++i) {
       line += r[i];
       if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
     }
-    std::fprintf(out, "%s\n", line.c_str());
+    text += line + "\n";
   }
+  return text;
 }
+
+void Table::print(std::FILE* out) const { std::fputs(str().c_str(), out); }
 
 void usage_error(const std::string& command, const std::string& message) {
   std::fprintf(stderr, "numacma %s: %s\n", command.c_str(), message.c_str());

@@ -17,11 +17,16 @@ std::string human_size(std::uint64_t bytes);
 /** "0x1f000". */
 std::string hex(std::uint64_t v);
 
+/** {0,1,2,3,8} -> "0-3,8"; {} -> "-". */
+std::string cpulist_text(const std::vector<int>& cpus);
+
 /** A text table: header row, then rows; columns padded to their widest cell. */
 class Table {
  public:
   explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
   void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  /** The table as text, one line per row, each ending in '\n'. */
+  std::string str() const;
   void print(std::FILE* out = stdout) const;
 
  private:

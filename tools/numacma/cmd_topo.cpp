@@ -18,19 +18,6 @@ struct TopoArgs {
   bool json = false;
 };
 
-std::string cpulist_text(const std::vector<int>& cpus) {
-  std::string out;
-  for (std::size_t i = 0; i < cpus.size();) {
-    std::size_t j = i;
-    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) ++j;
-    if (!out.empty()) out += ",";
-    out += std::to_string(cpus[i]);
-    if (j > i) out += "-" + std::to_string(cpus[j]);
-    i = j + 1;
-  }
-  return out.empty() ? "-" : out;
-}
-
 nlohmann::json to_json(const topo::Topology& t) {
   using nlohmann::json;
   json nodes = json::array(), dist = json::array(), pci = json::array();

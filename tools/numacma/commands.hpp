@@ -19,5 +19,6 @@ void register_bench(CLI::App& app);
 void register_vfio(CLI::App& app);
 void register_nvme(CLI::App& app);
 void register_shared(CLI::App& app);  // reserve, release, reap
+void register_status(CLI::App& app);
 
 }  // namespace numacma::cli

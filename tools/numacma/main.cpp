@@ -3,13 +3,6 @@
 
 #include "commands.hpp"
 
-namespace numacma::cli {
-int& exit_code() {
-  static int code = 0;
-  return code;
-}
-}  // namespace numacma::cli
-
 int main(int argc, char** argv) {
   CLI::App app{"numacma: per-NUMA contiguous DMA memory for user-space drivers"};
   app.require_subcommand(1);
@@ -21,11 +14,12 @@ int main(int argc, char** argv) {
   numacma::cli::register_vfio(app);
   numacma::cli::register_nvme(app);
   numacma::cli::register_shared(app);
+  numacma::cli::register_status(app);
   if (argc > 1 && argv[1][0] != '-') {
     try {
       (void)app.get_subcommand(argv[1]);
     } catch (const CLI::OptionNotFound&) {
-      std::fprintf(stderr, "numacma: unknown command '%s' (topo, plan, replay, demo, bench, vfio; see --help)\n",
+      std::fprintf(stderr, "numacma: unknown command '%s' (topo, plan, replay, demo, bench, vfio, status; see --help)\n",
                    argv[1]);
       return 2;
     }

@@ -30,6 +30,29 @@ void add_pool_options(CLI::App* sub, PoolArgs& a, const std::string& default_bac
                   "pool: its parameters, backing and policy apply");
 }
 
+Result<DeviceAreaSpec> parse_device_area(std::string_view text) {
+  // From the right: NAME may hold colons itself (a BDF, "0000:81:00.0").
+  const std::string spec(text);
+  const auto c2 = spec.rfind(':');
+  const auto c1 = c2 == std::string::npos || c2 == 0 ? std::string::npos : spec.rfind(':', c2 - 1);
+  if (c1 == std::string::npos || c1 == 0)
+    return make_error(Errc::invalid_argument, "'" + spec + "': expected NAME:NODE:SIZE");
+  DeviceAreaSpec d;
+  d.device = spec.substr(0, c1);
+  const std::string node = spec.substr(c1 + 1, c2 - c1 - 1);
+  try {
+    std::size_t used = 0;
+    d.node = std::stoi(node, &used);
+    if (used != node.size() || d.node < -1) throw std::invalid_argument(node);
+  } catch (const std::exception&) {
+    return make_error(Errc::invalid_argument, "'" + spec + "': bad node '" + node + "'");
+  }
+  Result<std::uint64_t> size = config::parse_size(spec.substr(c2 + 1));
+  if (!size) return make_error(Errc::invalid_argument, "'" + spec + "': " + size.error().message);
+  d.bytes = *size;
+  return d;
+}
+
 Result<PoolOptions> to_pool_options(const PoolArgs& a) {
   PoolOptions o;
   o.params = a.params;
@@ -39,27 +62,9 @@ Result<PoolOptions> to_pool_options(const PoolArgs& a) {
   o.order_per_bit = a.order_per_bit;
   o.arch = a.arch == "arm64" ? Arch::arm64 : a.arch == "x86_64" ? Arch::x86_64 : Arch::host;
   for (const std::string& spec : a.device_areas) {
-    const auto c1 = spec.find(':');
-    const auto c2 = c1 == std::string::npos ? c1 : spec.find(':', c1 + 1);
-    if (c2 == std::string::npos || c1 == 0)
-      return make_error(Errc::invalid_argument,
-                        "--device-area '" + spec + "': expected NAME:NODE:SIZE");
-    DeviceAreaSpec d;
-    d.device = spec.substr(0, c1);
-    const std::string node = spec.substr(c1 + 1, c2 - c1 - 1);
-    try {
-      std::size_t used = 0;
-      d.node = std::stoi(node, &used);
-      if (used != node.size() || d.node < -1) throw std::invalid_argument(node);
-    } catch (const std::exception&) {
-      return make_error(Errc::invalid_argument,
-                        "--device-area '" + spec + "': bad node '" + node + "'");
-    }
-    Result<std::uint64_t> size = config::parse_size(spec.substr(c2 + 1));
-    if (!size)
-      return make_error(Errc::invalid_argument, "--device-area '" + spec + "': " + size.error().message);
-    d.bytes = *size;
-    o.device_areas.push_back(d);
+    Result<DeviceAreaSpec> d = parse_device_area(spec);
+    if (!d) return make_error(Errc::invalid_argument, "--device-area " + d.error().message);
+    o.device_areas.push_back(std::move(*d));
   }
   for (const std::string& text : a.vfio) {
     Result<std::string> bdf = topo::parse_bdf(text);

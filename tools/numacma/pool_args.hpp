@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -27,6 +28,12 @@ struct PoolArgs {
    *  building a private pool; its own parameters and backing apply. */
   std::string pool_name;
 };
+
+/** "NAME:NODE:SIZE" (NODE may be -1, SIZE takes K/M/G suffixes; NAME may be
+ *  a BDF, "0000:81:00.0:2:64M", as the last two colons split) -> the spec;
+ *  invalid_argument quoting the text otherwise. Pure: also parses the
+ *  device_area= lines of a reserve config (reserve_config.hpp). */
+Result<DeviceAreaSpec> parse_device_area(std::string_view spec);
 
 /** Adds the options to `sub`, with `backing` as the default backing. */
 void add_pool_options(CLI::App* sub, PoolArgs& args, const std::string& default_backing);
