@@ -179,7 +179,8 @@ TEST_F(HugetlbOrder, CompactFirst) {
   o.compact = true;
   auto pool = Pool::create(o);
   ASSERT_TRUE(pool.ok()) << pool.error().message;
-  const numacma::AreaReport* a = area(pool->stats(), "reserved");
+  const numacma::Stats st = pool->stats();
+  const numacma::AreaReport* a = area(st, "reserved");
   ASSERT_NE(a, nullptr);
   EXPECT_EQ(a->backing, "hugetlb-2M");
   const bool can = os::is_root() && os::exists("/sys/devices/system/node/node0/compact");
