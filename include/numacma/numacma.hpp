@@ -60,6 +60,9 @@ struct PoolOptions {
   Arch arch = Arch::host;
   std::string sysfs_root = "/sys";
   unsigned order_per_bit = 0;       ///< R6
+  /** hugetlb and auto backings: compact each node (sysfs nodeN/compact) before
+   *  taking its hugepages; a node that cannot be compacted is a note. */
+  bool compact = false;
   std::vector<DeviceAreaSpec> device_areas;  ///< dev->cma_area, exclusive (A2)
   unsigned sim_fail_nth_reservation = 0;     ///< sim backing only: error-path tests
   /** VFIO devices sharing one type1 container: non-empty puts the pool in
@@ -171,6 +174,7 @@ struct AreaReport {
   std::uint64_t alloc_pages_fail = 0;
   std::uint64_t release_pages_success = 0;
   std::uint64_t segments = 0;
+  std::uint64_t longest_segment = 0;  ///< pages of the longest physically contiguous segment
   std::string note;
 };
 

@@ -6,11 +6,13 @@
 //   A7 fallback (node N, bytes) --alloc_pages()--> PagesBlock
 //
 // Kinds:
-//  - hugetlb: MAP_HUGETLB 2 MiB (or 1 GiB) pages, mbind strict to the node,
-//    populated and mlocked; physical addresses from /proc/self/pagemap; the
-//    span is split wherever two hugepages are not physically adjacent;
-//    placement verified with move_pages (a page on another node is an error,
-//    never silent). addr_kind = physical.
+//  - hugetlb: 2 MiB (or 1 GiB) pages of a hugetlbfs memfd, mbind strict to
+//    the node, populated and mlocked; physical addresses from
+//    /proc/self/pagemap; the pages mapped in ascending physical order
+//    (hugetlb_file.hpp) and the span split wherever two hugepages are not
+//    physically adjacent; placement verified with move_pages (a page on
+//    another node is an error, never silent). addr_kind = physical.
+//    BackingOptions::compact compacts the node first.
 //  - anon: 4 KiB pages, mbind strict + populate + mlock, placement verified.
 //    Physically contiguous only per page, so the span is ONE IOVA segment
 //    whose DMA addresses are the virtual addresses (IOVA = VA) and
@@ -72,6 +74,13 @@ struct SimOptions {
   std::uint64_t pages_limit_per_node = 0;
 };
 
+/** Choices for the backings over real memory (hugetlb, auto). */
+struct BackingOptions {
+  /** Before taking a node's hugepages, write "1" to <sysfs root>/devices/system/node/
+   *  nodeN/compact. Failing to is a note on the reservation, not an error. */
+  bool compact = false;
+};
+
 class Backing {
  public:
   virtual ~Backing() = default;
@@ -123,6 +132,7 @@ Status check_base_page(std::size_t os_page);
  *  Errc::unsupported when the host lacks what the kind needs (for the real
  *  kinds: a kernel page size other than 4 KiB, check_base_page). */
 Result<std::unique_ptr<Backing>> make_backing(std::string_view kind, const topo::Topology& topology,
-                                              const SimOptions& sim = {});
+                                              const SimOptions& sim = {},
+                                              const BackingOptions& opts = {});
 
 }  // namespace numacma::backing

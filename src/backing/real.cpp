@@ -2,15 +2,17 @@
 //
 //   anon     mmap 4K pages -> mbind strict -> populate -> mlock -> verify node
 //            one IOVA segment (IOVA = VA): contiguous only per 4 KiB page
-//   hugetlb  check free hugepages on the node (fresh from sysfs) -> mmap MAP_HUGETLB
-//            -> mbind strict -> MADV_POPULATE_WRITE -> mlock -> verify node
-//            -> pagemap per hugepage -> segments = runs of adjacent hugepages
+//   hugetlb  [compact the node] -> check free hugepages on the node (fresh from sysfs)
+//            -> hugetlbfs memfd -> populate_sorted (mbind strict, populate, verify
+//            node, pagemap, map the pages in ascending physical order, mlock)
+//            -> close the memfd -> segments = runs of adjacent hugepages
 //   auto     hugetlb where the node has enough free hugepages, else anon; says why
 //
 // Memory that did not land on the node asked for is an error (STYLE 5:
 // binding is strict), never a silent fallback.
 #include <mutex>
 
+#include "backing/hugetlb_file.hpp"
 #include "backing/sim.hpp"
 #include "os/os.hpp"
 #include "topology/topology.hpp"
@@ -33,19 +35,6 @@ std::uint64_t free_hugepages_now(const std::string& root, int node, std::uint64_
   if (!t) return 0;
   Result<std::uint64_t> v = topo::parse_u64(*t);
   return v ? *v : 0;
-}
-
-/** Every page (one per step) of the range is on `node`; else an error naming the first that is not. */
-Status verify_node(void* p, std::uint64_t bytes, std::uint64_t step, int node) {
-  Result<std::vector<int>> nodes = os::page_nodes(p, bytes, step);
-  if (!nodes) return std::move(nodes).error();
-  for (std::size_t i = 0; i < nodes->size(); ++i) {
-    if ((*nodes)[i] != node)
-      return make_error(Errc::no_memory, "page " + std::to_string(i) + " landed on node " +
-                                             std::to_string((*nodes)[i]) + ", not node " +
-                                             std::to_string(node) + " (binding is strict)");
-  }
-  return {};
 }
 
 /** Map, bind, populate, lock (unless the IOMMU pins it) and verify; unmaps on any failure. */
@@ -141,7 +130,8 @@ class AnonBacking : public Backing {
 
 class HugetlbBacking : public AnonBacking {
  public:
-  HugetlbBacking(const topo::Topology& t, bool gigantic) : root_(t.root()), hp_(gigantic ? k1G : k2M) {}
+  HugetlbBacking(const topo::Topology& t, bool gigantic, const BackingOptions& o)
+      : root_(t.root()), hp_(gigantic ? k1G : k2M), compact_(o.compact) {}
 
   std::string name() const override { return "hugetlb"; }
 
@@ -150,39 +140,41 @@ class HugetlbBacking : public AnonBacking {
   }
 
   Result<Reservation> reserve_with(int node, std::uint64_t bytes, std::uint64_t hp) {
+    const std::string compacted = compact_ ? compact_node(node) : "";
     const std::uint64_t mapped = round_up(bytes, hp);
     const std::uint64_t need = mapped / hp, have = free_hugepages_now(root_, node, hp);
     if (have < need)
       return make_error(Errc::no_memory, "node " + std::to_string(node) + " has " + std::to_string(have) +
                                              " free " + size_name(hp) + " hugepages, needs " +
                                              std::to_string(need));
-    Result<void*> m = map_on_node(mapped, hp, node, mlock_);
+    Result<int> fd = os::memfd_hugetlb("numacma-node" + std::to_string(node), hp);
+    if (!fd) return std::move(fd).error();
+    Result<HugeMapping> m = populate_sorted(*fd, mapped, hp, node, mlock_);
+    (void)os::close_fd(*fd);  // the mapping keeps the file, and the file its pages
     if (!m) return std::move(m).error();
     Reservation r;
     r.kind = "hugetlb-" + size_name(hp);
     r.node = node;
-    r.cpu_base = reinterpret_cast<std::uintptr_t>(*m);
+    r.cpu_base = m->cpu_base;
     r.bytes = bytes;
     r.mapped_bytes = mapped;
-    const std::uint64_t pages = bytes / kPage, per_hp = hp / kPage;
-    Result<std::vector<std::uint64_t>> pa = os::physical_addresses(*m, mapped, hp);
-    if (!pa) {
+    r.note = compacted;
+    auto add_note = [&r](const std::string& n) { r.note += (r.note.empty() ? "" : "; ") + n; };
+    if (m->phys.empty()) {
       r.addr_kind = AddrKind::iova;
-      r.segments = {{0, pages, r.cpu_base}};
-      r.note = "hugetlb: physical addresses unreadable (" + pa.error().message + "): IOVA mode only";
+      r.segments = {{0, bytes / kPage, r.cpu_base}};
+      add_note("hugetlb: physical addresses unreadable (pagemap hides PFNs from this process; needs "
+               "CAP_SYS_ADMIN): IOVA mode only");
       return r;
     }
     r.addr_kind = AddrKind::physical;
-    // One segment per run of physically adjacent hugepages, cut at `bytes`.
-    for (std::uint64_t i = 0; i * per_hp < pages; ++i) {
-      const std::uint64_t first = i * per_hp, len = std::min(per_hp, pages - first);
-      if (!r.segments.empty() && (*pa)[i - 1] + hp == (*pa)[i])
-        r.segments.back().pages += len;
-      else
-        r.segments.push_back({first, len, (*pa)[i]});
-    }
+    // Mapped in ascending physical order: one segment per run of physically
+    // adjacent hugepages, cut at `bytes`.
+    r.segments = segments_from_phys(m->phys, hp, bytes);
     return r;
   }
+
+  void release(const Reservation& r) noexcept override { unmap_huge(r.cpu_base, r.mapped_bytes); }
 
   Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical) override {
     bytes = round_up(bytes, kPage);
@@ -208,13 +200,24 @@ class HugetlbBacking : public AnonBacking {
   }
 
  private:
+  /** Asks the kernel to compact the node's memory (sysfs nodeN/compact), so
+   *  that hugepages taken from the buddy allocator after it (nr_hugepages
+   *  raised, surplus pages) are more often neighbours. "" when done, else a
+   *  note: failing to compact is no reason not to reserve. */
+  std::string compact_node(int node) const {
+    const std::string path = root_ + "/devices/system/node/node" + std::to_string(node) + "/compact";
+    Status s = os::write_file(path, "1");
+    return s ? "" : "compaction of node " + std::to_string(node) + " skipped: " + s.error().message;
+  }
+
   std::string root_;
   std::uint64_t hp_;
+  bool compact_;
 };
 
 class AutoBacking final : public HugetlbBacking {
  public:
-  explicit AutoBacking(const topo::Topology& t) : HugetlbBacking(t, false), root_(t.root()) {}
+  AutoBacking(const topo::Topology& t, const BackingOptions& o) : HugetlbBacking(t, false, o), root_(t.root()) {}
   std::string name() const override { return "auto"; }
 
   Result<Reservation> reserve(int node, std::uint64_t bytes) override {
@@ -249,10 +252,12 @@ class AutoBacking final : public HugetlbBacking {
 }  // namespace
 
 std::unique_ptr<Backing> make_anon(const topo::Topology&) { return std::make_unique<AnonBacking>(); }
-std::unique_ptr<Backing> make_hugetlb(const topo::Topology& t, bool gigantic) {
-  return std::make_unique<HugetlbBacking>(t, gigantic);
+std::unique_ptr<Backing> make_hugetlb(const topo::Topology& t, bool gigantic, const BackingOptions& o) {
+  return std::make_unique<HugetlbBacking>(t, gigantic, o);
 }
-std::unique_ptr<Backing> make_auto(const topo::Topology& t) { return std::make_unique<AutoBacking>(t); }
+std::unique_ptr<Backing> make_auto(const topo::Topology& t, const BackingOptions& o) {
+  return std::make_unique<AutoBacking>(t, o);
+}
 
 const char* addr_kind_name(AddrKind k) noexcept { return k == AddrKind::iova ? "iova" : "physical"; }
 
@@ -267,14 +272,14 @@ Status check_base_page(std::size_t os_page) {
 }
 
 Result<std::unique_ptr<Backing>> make_backing(std::string_view kind, const topo::Topology& t,
-                                              const SimOptions& sim) {
+                                              const SimOptions& sim, const BackingOptions& opts) {
   if (kind == "sim") return make_sim(t, sim);
   if (kind == "anon" || kind == "hugetlb" || kind == "hugetlb-2M" || kind == "hugetlb-1G" || kind == "auto")
     if (Status ok = check_base_page(os::page_size()); !ok) return std::move(ok).error();
   if (kind == "anon") return make_anon(t);
-  if (kind == "hugetlb" || kind == "hugetlb-2M") return make_hugetlb(t, false);
-  if (kind == "hugetlb-1G") return make_hugetlb(t, true);
-  if (kind == "auto") return make_auto(t);
+  if (kind == "hugetlb" || kind == "hugetlb-2M") return make_hugetlb(t, false, opts);
+  if (kind == "hugetlb-1G") return make_hugetlb(t, true, opts);
+  if (kind == "auto") return make_auto(t, opts);
   return make_error(Errc::invalid_argument, "unknown backing '" + std::string(kind) +
                                                 "' (valid: auto, hugetlb, hugetlb-1G, anon, sim)");
 }

@@ -4,6 +4,9 @@
 //   map_*  ->  bind_to_node (mbind, strict)  ->  populate (MADV_POPULATE_WRITE)
 //          ->  lock (mlock)  ->  page_nodes (move_pages query) / physical_addresses (pagemap)
 //
+// memfd_hugetlb/truncate_file/reserve_range/map_file are the pieces of a
+// hugetlbfs file mapped page by page at chosen addresses (backing/hugetlb_file).
+//
 // populate() uses MADV_POPULATE_WRITE because a hugetlb fault on a node with no
 // free hugepages is a SIGBUS when touched, but an error code through madvise.
 #include <fcntl.h>
@@ -21,6 +24,12 @@
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MFD_HUGE_SHIFT
+#define MFD_HUGE_SHIFT 26
+#endif
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 0x0004U
 #endif
 #ifndef MAP_HUGE_SHIFT
 #define MAP_HUGE_SHIFT 26
@@ -67,6 +76,53 @@ Result<void*> map_hugetlb(std::size_t bytes, std::uint64_t huge_page_bytes) {
   if (p == MAP_FAILED)
     return errno_error("mmap(MAP_HUGETLB " + std::to_string(huge_page_bytes >> 10) + " kB pages, " +
                            std::to_string(bytes) + ")",
+                       errno);
+  return p;
+}
+
+Result<int> memfd_hugetlb(const std::string& name, std::uint64_t huge_page_bytes) {
+  if (huge_page_bytes == 0 || (huge_page_bytes & (huge_page_bytes - 1)) != 0)
+    return make_error(Errc::invalid_argument, "memfd_hugetlb: hugepage size is not a power of two");
+  const unsigned shift = static_cast<unsigned>(__builtin_ctzll(huge_page_bytes));
+  const int fd = ::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_HUGETLB | (shift << MFD_HUGE_SHIFT));
+  if (fd < 0)
+    return errno_error("memfd_create(" + name + ", MFD_HUGETLB " + std::to_string(huge_page_bytes >> 10) +
+                           " kB pages)",
+                       errno);
+  return fd;
+}
+
+Status truncate_file(int fd, std::uint64_t bytes) {
+  if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0)
+    return errno_error("ftruncate(fd " + std::to_string(fd) + ", " + std::to_string(bytes) + ")", errno);
+  return {};
+}
+
+Status close_fd(int fd) {
+  if (::close(fd) != 0) return errno_error("close(fd " + std::to_string(fd) + ")", errno);
+  return {};
+}
+
+Result<void*> reserve_range(std::size_t bytes, std::size_t align) {
+  if (align == 0 || (align & (align - 1)) != 0 || bytes + align < bytes)
+    return make_error(Errc::invalid_argument, "reserve_range: bad alignment");
+  const std::size_t len = bytes + align;
+  void* p = ::mmap(nullptr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return errno_error("mmap(PROT_NONE, " + std::to_string(len) + ")", errno);
+  const auto base = reinterpret_cast<std::uintptr_t>(p);
+  const std::uintptr_t start = (base + align - 1) & ~(static_cast<std::uintptr_t>(align) - 1);
+  if (start > base) (void)::munmap(p, start - base);  // trim the head and the tail
+  const std::uintptr_t tail = base + len - (start + bytes);
+  if (tail != 0) (void)::munmap(reinterpret_cast<void*>(start + bytes), tail);
+  return reinterpret_cast<void*>(start);
+}
+
+Result<void*> map_file(int fd, std::size_t bytes, std::uint64_t offset, void* at) {
+  const int flags = MAP_SHARED | (at != nullptr ? MAP_FIXED : 0);
+  void* p = ::mmap(at, bytes, PROT_READ | PROT_WRITE, flags, fd, static_cast<off_t>(offset));
+  if (p == MAP_FAILED)
+    return errno_error("mmap(" + (at != nullptr ? "MAP_FIXED " + where(at, bytes) : std::to_string(bytes)) +
+                           ", MAP_SHARED, fd " + std::to_string(fd) + ", offset " + std::to_string(offset) + ")",
                        errno);
   return p;
 }

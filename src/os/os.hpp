@@ -36,6 +36,28 @@ Result<void*> map_anonymous_aligned(std::size_t bytes, std::size_t align);
  *  1 GiB), not populated. REQUIRES: bytes a multiple of huge_page_bytes. */
 Result<void*> map_hugetlb(std::size_t bytes, std::uint64_t huge_page_bytes);
 
+/** memfd_create(name, MFD_CLOEXEC | MFD_HUGETLB | MFD_HUGE_2MB or _1GB): an
+ *  empty file on the internal hugetlbfs mount with pages of huge_page_bytes.
+ *  Returns the descriptor; close it with close_fd. */
+Result<int> memfd_hugetlb(const std::string& name, std::uint64_t huge_page_bytes);
+
+/** ftruncate(fd, bytes). */
+Status truncate_file(int fd, std::uint64_t bytes);
+
+/** close(fd). */
+Status close_fd(int fd);
+
+/** An address range nobody can touch (PROT_NONE, MAP_NORESERVE, anonymous)
+ *  whose address is a multiple of `align` (a power of two): a place to map
+ *  file pages at with map_file(..., at). Unmap with unmap(addr, bytes). */
+Result<void*> reserve_range(std::size_t bytes, std::size_t align);
+
+/** mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED [| MAP_FIXED], fd,
+ *  offset): at == nullptr lets the kernel choose, else the pages replace
+ *  whatever is mapped at `at` (MAP_FIXED). REQUIRES: for a hugetlbfs file,
+ *  at, bytes and offset multiples of its hugepage size. */
+Result<void*> map_file(int fd, std::size_t bytes, std::uint64_t offset, void* at = nullptr);
+
 /** munmap; REQUIRES: (addr, bytes) is exactly a mapping made above. */
 Status unmap(void* addr, std::size_t bytes);
 

@@ -121,6 +121,9 @@ Stats PoolImpl::stats() const {
     r.alloc_pages_fail = a.alloc_pages_fail;
     r.release_pages_success = a.release_pages_success;
     r.segments = a.segments;
+    for (const core::Segment& seg : slot->area.config().segments)
+      r.longest_segment = std::max(r.longest_segment, seg.pages);
+    if (slot->area.config().segments.empty()) r.longest_segment = a.pages;  // one implicit segment
     r.note = slot->res.note;
     st.areas.push_back(std::move(r));
   }
@@ -237,7 +240,9 @@ Result<Pool> Pool::create(const PoolOptions& options) {
 
   backing::SimOptions sim;
   sim.fail_nth_reservation = options.sim_fail_nth_reservation;
-  Result<std::unique_ptr<backing::Backing>> b = backing::make_backing(options.backing, t, sim);
+  backing::BackingOptions bo;
+  bo.compact = options.compact;
+  Result<std::unique_ptr<backing::Backing>> b = backing::make_backing(options.backing, t, sim, bo);
   if (!b) return std::move(b).error();
   impl->backing = std::move(*b);
 

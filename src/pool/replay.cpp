@@ -86,6 +86,7 @@ json stats_to_json(const Pool& pool) {
                      {"used", a.used},
                      {"maxchunk", a.maxchunk},
                      {"segments", a.segments},
+                     {"longest_segment", a.longest_segment},
                      {"alloc_pages_success", a.alloc_pages_success},
                      {"alloc_pages_fail", a.alloc_pages_fail},
                      {"release_pages_success", a.release_pages_success}});

@@ -19,6 +19,8 @@ void add_pool_options(CLI::App* sub, PoolArgs& a, const std::string& default_bac
                   "NAME:NODE:SIZE, a device's own exclusive area (repeatable)");
   sub->add_option("--order-per-bit", a.order_per_bit, "pages per bitmap bit, as a power of 2")
       ->check(CLI::Range(0u, 9u));
+  sub->add_flag("--compact", a.compact,
+                "compact each node (sysfs nodeN/compact) before taking its hugepages (hugetlb, auto)");
   sub->add_option("--arch", a.arch,
                   "x86_64 | arm64: whose placement rules the plan and the sim follow (default: this machine's)")
       ->check(CLI::IsMember({"x86_64", "arm64"}));
@@ -60,6 +62,7 @@ Result<PoolOptions> to_pool_options(const PoolArgs& a) {
   o.policy = a.policy == "nearest" ? Policy::nearest : Policy::kernel;
   o.sysfs_root = a.sysfs_root;
   o.order_per_bit = a.order_per_bit;
+  o.compact = a.compact;
   o.arch = a.arch == "arm64" ? Arch::arm64 : a.arch == "x86_64" ? Arch::x86_64 : Arch::host;
   for (const std::string& spec : a.device_areas) {
     Result<DeviceAreaSpec> d = parse_device_area(spec);
@@ -110,11 +113,12 @@ void print_stats_tables(const Pool& pool) {
   std::printf("areas (dma mode %s, policy %s)\n", pool.dma_mode().c_str(),
               pool.policy() == Policy::nearest ? "nearest" : "kernel");
   Table areas({"area", "kind", "node", "backing", "base_dma", "size", "used", "maxchunk", "segs",
-               "alloc_ok", "alloc_fail", "released"});
+               "longest_seg", "alloc_ok", "alloc_fail", "released"});
   for (const AreaReport& a : st.areas)
     areas.add({a.name, a.kind, std::to_string(a.node), a.backing, hex(a.base_dma),
                human_size(a.pages * 4096), std::to_string(a.used), std::to_string(a.maxchunk),
-               std::to_string(a.segments), std::to_string(a.alloc_pages_success),
+               std::to_string(a.segments), std::to_string(a.longest_segment),
+               std::to_string(a.alloc_pages_success),
                std::to_string(a.alloc_pages_fail), std::to_string(a.release_pages_success)});
   areas.print();
   std::printf("\nper requesting node (allocations)\n");

@@ -1,6 +1,6 @@
 // tools/numacma/pool_args.hpp — the options that build a Pool, shared by
 // `replay`, `demo` and `bench`: --sysfs-root --params --backing --policy
-// --device-area NAME:NODE:SIZE --order-per-bit --vfio BDF --pool NAME.
+// --device-area NAME:NODE:SIZE --order-per-bit --compact --vfio BDF --pool NAME.
 #pragma once
 
 #include <optional>
@@ -22,6 +22,7 @@ struct PoolArgs {
   std::string policy = "kernel";
   std::vector<std::string> device_areas;
   unsigned order_per_bit = 0;
+  bool compact = false;  ///< compact each node before taking its hugepages
   std::string arch;  ///< "" = this machine's
   std::vector<std::string> vfio;  ///< BDFs bound to vfio-pci: the pool runs in vfio mode
   /** --pool NAME: attach to that reservation (numacma reserve) instead of
