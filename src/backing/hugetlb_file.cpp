@@ -46,6 +46,12 @@ Result<std::uintptr_t> map_slots(int fd, const std::vector<std::uint32_t>& order
 
 }  // namespace
 
+std::string compact_node(const std::string& sysfs_root, int node) {
+  const std::string path = sysfs_root + "/devices/system/node/node" + std::to_string(node) + "/compact";
+  Status s = os::write_file(path, "1");
+  return s ? "" : "compaction of node " + std::to_string(node) + " skipped: " + s.error().message;
+}
+
 Status verify_node(void* p, std::uint64_t bytes, std::uint64_t step, int node) {
   Result<std::vector<int>> nodes = os::page_nodes(p, bytes, step);
   if (!nodes) return std::move(nodes).error();

@@ -69,4 +69,10 @@ void unmap_huge(std::uintptr_t cpu_base, std::uint64_t mapped_bytes) noexcept;
  *  the anonymous backings (real.cpp). */
 Status verify_node(void* p, std::uint64_t bytes, std::uint64_t step, int node);
 
+/** Asks the kernel to compact the node's memory (<sysfs_root>/devices/system/
+ *  node/nodeN/compact), so that hugepages taken from the buddy allocator after
+ *  it (nr_hugepages raised, surplus pages) are more often neighbours. "" when
+ *  done, else a note: failing to compact is no reason not to reserve. */
+std::string compact_node(const std::string& sysfs_root, int node);
+
 }  // namespace numacma::backing

@@ -200,15 +200,7 @@ class HugetlbBacking : public AnonBacking {
   }
 
  private:
-  /** Asks the kernel to compact the node's memory (sysfs nodeN/compact), so
-   *  that hugepages taken from the buddy allocator after it (nr_hugepages
-   *  raised, surplus pages) are more often neighbours. "" when done, else a
-   *  note: failing to compact is no reason not to reserve. */
-  std::string compact_node(int node) const {
-    const std::string path = root_ + "/devices/system/node/node" + std::to_string(node) + "/compact";
-    Status s = os::write_file(path, "1");
-    return s ? "" : "compaction of node " + std::to_string(node) + " skipped: " + s.error().message;
-  }
+  std::string compact_node(int node) const { return backing::compact_node(root_, node); }
 
   std::string root_;
   std::uint64_t hp_;

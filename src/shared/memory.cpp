@@ -13,18 +13,6 @@ constexpr std::uint64_t kPage = 4096;
 
 std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 
-/** Every page (one per step) on `node`, else an error naming the first that is not. */
-Status verify_node(void* p, std::uint64_t bytes, std::uint64_t step, int node) {
-  Result<std::vector<int>> nodes = os::page_nodes(p, bytes, step);
-  if (!nodes) return std::move(nodes).error();
-  for (std::size_t i = 0; i < nodes->size(); ++i)
-    if ((*nodes)[i] != node)
-      return make_error(Errc::no_memory, "page " + std::to_string(i) + " landed on node " +
-                                             std::to_string((*nodes)[i]) + ", not node " +
-                                             std::to_string(node) + " (binding is strict)");
-  return {};
-}
-
 Result<AreaSpec> create_hugetlb(std::uint64_t hp, const NewArea& a, const std::string& pool_name,
                                 const FileAccess& access) {
   Result<std::string> mount = os::hugetlbfs_mount(hp);
@@ -82,7 +70,7 @@ Result<AreaSpec> create_tmpfs(bool sim, const NewArea& a, const std::string& dir
   if (!m) return fail(std::move(m).error());
   Status st = os::bind_to_node(*m, a.bytes, a.node);
   if (st) st = os::populate(*m, a.bytes, kPage);
-  if (st) st = verify_node(*m, a.bytes, kPage, a.node);
+  if (st) st = backing::verify_node(*m, a.bytes, kPage, a.node);
   (void)os::unmap(*m, a.bytes);
   if (!st) return fail(std::move(st).error());
   return s;

@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 
+#include "backing/hugetlb_file.hpp"
 #include "backing/sim.hpp"
 #include "os/os.hpp"
 #include "os/shared.hpp"
@@ -127,8 +128,8 @@ Result<std::vector<ReservationNote>> reserve(std::string_view name, const Reserv
     if (o.compact && kind.rfind("hugetlb", 0) == 0 &&
         std::find(compacted.begin(), compacted.end(), pa.node) == compacted.end()) {
       compacted.push_back(pa.node);
-      const std::string knob = o.sysfs_root + "/devices/system/node/node" + std::to_string(pa.node) + "/compact";
-      if (Status s = os::write_file(knob, "1"); !s) notes.push_back({pa.name, pa.node, "compact: " + s.error().message});
+      if (std::string note = backing::compact_node(o.sysfs_root, pa.node); !note.empty())
+        notes.push_back({pa.name, pa.node, note});
     }
     NewArea na{pa.name, pa.node, pa.bytes, pa.phys_base, static_cast<std::uint32_t>(spec.areas.size())};
     Result<AreaSpec> a = create_area_memory(kind, na, n, dir, access, sim.get());

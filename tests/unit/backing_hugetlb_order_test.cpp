@@ -19,12 +19,15 @@
 
 #include "backing/hugetlb_file.hpp"
 #include "hugepages_guard.hpp"
+#include "numacma/shared.hpp"
+#include "shared_test_util.hpp"
 #include "numacma/numacma.hpp"
 #include "os/os.hpp"
 
 using numacma::Device;
 using numacma::Pool;
 using numacma::PoolOptions;
+using numacma::Result;
 using numacma::testing::free_2m_node0;
 using numacma::testing::HugepagesGuard;
 namespace backing = numacma::backing;
@@ -94,13 +97,24 @@ const numacma::AreaReport* area(const numacma::Stats& s, const std::string& name
   return nullptr;
 }
 
-/** A hugetlb pool "cma=<mib>M" on this host; the area's span found from its first
- *  buffer, its hugepages read from pagemap and compared with Stats. */
-void check_pool_is_sorted(std::uint64_t mib) {
-  PoolOptions o;
-  o.params = "cma=" + std::to_string(mib) + "M";
-  o.backing = "hugetlb";
-  auto pool = Pool::create(o);
+/** A hugetlb pool "cma=<mib>M" on this host (made private, or reserved and
+ *  attached); the area's span found from its first buffer, its hugepages read
+ *  from pagemap and compared with Stats. */
+void check_pool_is_sorted(std::uint64_t mib, bool reserved = false) {
+  Result<Pool> pool = make_error(numacma::Errc::not_found, "");
+  if (reserved) {
+    numacma::ReserveOptions r;
+    r.params = "cma=" + std::to_string(mib) + "M";
+    r.backing = "hugetlb";
+    auto notes = numacma::reserve("order", r);
+    ASSERT_TRUE(notes.ok()) << notes.error().message;
+    pool = Pool::attach("order");
+  } else {
+    PoolOptions o;
+    o.params = "cma=" + std::to_string(mib) + "M";
+    o.backing = "hugetlb";
+    pool = Pool::create(o);
+  }
   ASSERT_TRUE(pool.ok()) << pool.error().message;
   const numacma::Stats st = pool->stats();
   const numacma::AreaReport* a = area(st, "reserved");
@@ -168,6 +182,18 @@ TEST_F(HugetlbOrder, LargerPoolIsMappedInPhysicalOrder) {
     guard_.reset();
   }
   GTEST_SKIP() << why;
+}
+
+// A reserved pool's areas (hugetlbfs files, numacma/shared.hpp) are mapped in
+// physical order too, in the process that attaches.
+TEST_F(HugetlbOrder, ReservedPoolIsMappedInPhysicalOrder) {
+  need(32);
+  if (IsSkipped()) return;
+  numacma::testing::ScopedRunDir run;
+  numacma::testing::HugetlbfsMount mount;
+  if (!mount.ok()) GTEST_SKIP() << mount.why();
+  check_pool_is_sorted(64, true);
+  EXPECT_TRUE(numacma::release("order").ok());
 }
 
 TEST_F(HugetlbOrder, CompactFirst) {

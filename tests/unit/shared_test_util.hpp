@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -36,6 +37,38 @@ class ScopedRunDir {
 
  private:
   std::string dir_;
+};
+
+/** A hugetlbfs with 2 MiB pages: the one mounted, else (root) one mounted
+ *  here for the test at a private directory and unmounted afterwards. */
+class HugetlbfsMount {
+ public:
+  HugetlbfsMount() {
+    if (std::system("grep -q '^[^ ]* [^ ]* hugetlbfs ' /proc/mounts") == 0) {
+      ok_ = true;
+      return;
+    }
+    if (::geteuid() != 0) {
+      why_ = "no hugetlbfs mounted, and mounting one needs root";
+      return;
+    }
+    dir_ = "/tmp/numacma-test-hugetlbfs-" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir_);
+    ok_ = std::system(("mount -t hugetlbfs -o pagesize=2M none " + dir_).c_str()) == 0;
+    if (!ok_) why_ = "mount -t hugetlbfs failed";
+  }
+  ~HugetlbfsMount() {
+    if (dir_.empty()) return;
+    (void)!std::system(("umount " + dir_).c_str());
+    std::error_code ec;
+    std::filesystem::remove(dir_, ec);
+  }
+  bool ok() const { return ok_; }
+  const std::string& why() const { return why_; }
+
+ private:
+  bool ok_ = false;
+  std::string dir_, why_;
 };
 
 inline ReserveOptions sim_options(const std::string& params, const char* topo = "x86-2s") {

@@ -12,35 +12,53 @@
 #include "commands.hpp"
 #include "numacma/shared.hpp"
 #include "pool_args.hpp"
+#include "reserve_config.hpp"
+
+#include <fstream>
+#include <sstream>
 
 namespace numacma::cli {
 namespace {
 
 struct ReserveArgs {
   std::string name;
+  std::string config;  ///< --config FILE (packaging/systemd/example.conf)
   std::vector<std::string> params;
   PoolArgs pool;
   std::string group;
-  bool compact = false;
   bool json = false;
 };
 
-void reserve_run(const ReserveArgs& a) {
+void reserve_run(const ReserveArgs& a, const CLI::App& sub) {
   PoolArgs pa = a.pool;
   for (const std::string& p : a.params) pa.params += (pa.params.empty() ? "" : " ") + p;
+  // --config FILE first; what the command line gives explicitly wins.
+  ReserveOptions file;
+  if (!a.config.empty()) {
+    std::ifstream in(a.config);
+    if (!in) return failure("reserve", "cannot read --config " + a.config);
+    std::stringstream text;
+    text << in.rdbuf();
+    Result<ReserveConfig> c = parse_reserve_config(text.str());
+    if (!c) return usage_error("reserve", a.config + ": " + c.error().message);
+    file = c->options;
+  }
+  const auto given = [&](const char* opt) { return sub.count(opt) > 0; };
+  if (pa.params.empty()) pa.params = file.params;
   if (pa.params.empty()) return usage_error("reserve", "PARAMS are required (e.g. cma=64M cma_pernuma=16M)");
   Result<PoolOptions> po = to_pool_options(pa);
   if (!po) return usage_error("reserve", po.error().message);
   ReserveOptions o;
   o.params = po->params;
-  o.backing = po->backing;
-  o.policy = po->policy;
+  o.backing = given("--backing") || a.config.empty() ? po->backing : file.backing;
+  o.policy = given("--policy") || a.config.empty() ? po->policy : file.policy;
   o.arch = po->arch;
   o.sysfs_root = po->sysfs_root;
-  o.order_per_bit = po->order_per_bit;
+  o.order_per_bit = given("--order-per-bit") || a.config.empty() ? po->order_per_bit : file.order_per_bit;
   o.device_areas = po->device_areas;
-  o.group = a.group;
-  o.compact = a.compact;
+  if (!given("--device-area")) o.device_areas = file.device_areas;
+  o.group = given("--group") ? a.group : file.group;
+  o.compact = pa.compact || file.compact;
   Result<std::vector<ReservationNote>> notes = reserve(a.name, o);
   if (!notes) {
     if (notes.error().code == Errc::invalid_argument) return usage_error("reserve", notes.error().message);
@@ -84,12 +102,14 @@ void register_shared(CLI::App& app) {
     sub->add_option("params", a->params, "kernel-style parameters, e.g. cma=64M cma_pernuma=16M");
     add_pool_options(sub, a->pool, "auto");
     sub->add_option("--group", a->group, "files 0660 for this group (name or gid) instead of 0600");
-    sub->add_flag("--compact", a->compact, "compact each node (nodeN/compact) before taking its hugepages");
+    sub->add_option("--config", a->config,
+                    "KEY=VALUE file (params, backing, group, policy, order_per_bit, compact, device_area); "
+                    "options given here win over it");
     sub->add_flag("--json", a->json, "one JSON object instead of a table");
-    sub->callback([a] {
+    sub->callback([a, sub] {
       if (!a->pool.vfio.empty()) return usage_error("reserve", "--vfio: a reservation has no VFIO container");
       if (!a->pool.pool_name.empty()) return usage_error("reserve", "--pool: name the reservation as NAME");
-      reserve_run(*a);
+      reserve_run(*a, *sub);
     });
   }
   {
