@@ -1,9 +1,10 @@
-# Fails when a file of a no-OS layer (src/core, src/config, src/pool, src/dmapool, src/vfio/iova.*) includes
+# Fails when a file of a no-OS layer (src/core, src/config, src/pool, src/dmapool, src/vfio/iova.*,
+# src/shared/layout.*) includes
 # an OS header or the os layer: every system call lives in src/os (DESIGN.md).
 set(_bad "")
-foreach(layer core config pool dmapool vfio/iova)
-  if(layer STREQUAL "vfio/iova")  # the IOVA allocator is pure logic beside the container
-    file(GLOB _files ${SRC}/vfio/iova.cpp ${SRC}/vfio/iova.hpp)
+foreach(layer core config pool dmapool vfio/iova shared/layout)
+  if(layer STREQUAL "vfio/iova" OR layer STREQUAL "shared/layout")  # pure logic beside OS code
+    file(GLOB _files ${SRC}/${layer}.cpp ${SRC}/${layer}.hpp)
   else()
     file(GLOB _files ${SRC}/${layer}/*.cpp ${SRC}/${layer}/*.hpp)
   endif()
@@ -23,4 +24,4 @@ if(_bad)
   string(REPLACE ";" "\n  " _msg "${_bad}")
   message(FATAL_ERROR "layering broken:\n  ${_msg}")
 endif()
-message(STATUS "layering ok: core, config, pool, dmapool and the IOVA allocator make no system calls")
+message(STATUS "layering ok: core, config, pool, dmapool, the IOVA allocator and the state-file layout make no system calls")
