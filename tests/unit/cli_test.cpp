@@ -471,3 +471,78 @@ TEST(CliBench, PoolTableAndPlot) {
   EXPECT_EQ(run("bench pool --quick --peer dpdk").rc, 2);
   EXPECT_EQ(run("bench pool --quick --backing frob").rc, 2);
 }
+
+// reserve -> status (every format) -> demo --pool -> reap -> release, with the
+// exit codes of each refusal; and reserve --config FILE as the systemd unit runs it.
+TEST(CliShared, ReserveStatusAttachReapRelease) {
+  const std::string dir = ::testing::TempDir() + "cli_shared_" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  ::setenv("NUMACMA_RUN_DIR", dir.c_str(), 1);
+  const std::string topo = " --sysfs-root " + kData + "/arm64-4n";
+  CliRun r = run("reserve q cma=16M cma_pernuma=4M --backing sim --policy nearest --json" + topo);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["pool"], "q");
+  EXPECT_EQ(j["areas"].size(), 5u);  // reserved + pernuma0..3
+  EXPECT_EQ(run("reserve q cma=16M --backing sim" + topo).rc, 1);    // taken
+  EXPECT_EQ(run("reserve bad/name cma=16M --backing sim" + topo).rc, 2);
+  EXPECT_EQ(run("reserve r cma=12Q --backing sim" + topo).rc, 2);
+  EXPECT_EQ(run("reserve r --backing sim" + topo).rc, 2);            // no PARAMS
+
+  r = run("demo --pool q --json" + topo);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(json::parse(r.out)["all_returned"].get<bool>());
+
+  r = run("status q --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  j = json::parse(r.out);
+  ASSERT_TRUE(j.is_object());
+  EXPECT_EQ(j["pool"], "q");
+  for (const char* k : {"name", "node", "pages", "used", "maxchunk", "segments", "alloc_pages_success",
+                        "alloc_pages_fail", "release_pages_success"})
+    EXPECT_TRUE(j["areas"][0].contains(k)) << k;
+  EXPECT_TRUE(j["holders"].empty());  // demo detached
+  std::uint64_t served = 0;
+  for (const json& n : j["nodes"]) served += n["local"].get<std::uint64_t>() + n["fallback"].get<std::uint64_t>();
+  EXPECT_GT(served, 0u);  // the demo's allocations, counted machine-wide
+  r = run("status --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(json::parse(r.out).is_array());
+  r = run("status q --prometheus");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("numacma_area_pages{pool=\"q\",area=\"pernuma2\",node=\"2\"} 1024"), std::string::npos)
+      << r.out;
+  const std::string svg = dir + "/q.svg";
+  r = run("status q --svg " + svg + topo);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::file_size(svg) > 1000);
+
+  r = run("reap q --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["buffers"], 0);
+  EXPECT_EQ(run("reap nosuch").rc, 1);
+  EXPECT_EQ(run("release q").rc, 0);
+  EXPECT_EQ(run("release q").rc, 1);
+
+  const std::string conf = dir + "/c.conf";
+  {
+    std::ofstream f(conf);
+    f << "# as /etc/numacma/NAME.conf\nparams=cma=8M\nbacking=sim\ngroup=0\n";
+  }
+  r = run("reserve c --config " + conf + topo);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run("status c --json");
+  j = json::parse(r.out);
+  EXPECT_EQ(j["backing"], "sim");
+  EXPECT_EQ(j["mode"], "0660");  // group= makes it group-readable
+  {
+    std::ofstream f(conf);
+    f << "params=cma=8M\nbogus=1\n";
+  }
+  r = run("reserve d --config " + conf + topo);
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("line 2"), std::string::npos) << r.err;
+  EXPECT_EQ(run("release c").rc, 0);
+  ::unsetenv("NUMACMA_RUN_DIR");
+  std::filesystem::remove_all(dir);
+}

@@ -48,6 +48,10 @@ void run(const DemoArgs& a) {
                                    (size ? std::string("must be > 0") : size.error().message));
   std::optional<Pool> pool = create_pool("demo", a.pool);
   if (!pool) return;
+  // An attached pool may hold other processes' buffers: "whole" then means
+  // back to what it held before the demo.
+  std::vector<std::uint64_t> used_before;
+  for (const AreaReport& r : pool->stats().areas) used_before.push_back(a.pool.pool_name.empty() ? 0 : r.used);
   Result<topo::Topology> topo = topo::Topology::from_sysfs(a.pool.sysfs_root);
   if (!topo) return failure("demo", topo.error().message);
 
@@ -102,20 +106,32 @@ void run(const DemoArgs& a) {
   }
   nlohmann::json stats = replay::stats_to_json(*pool);
   if (!a.json) {
-    std::printf("numacma demo: params \"%s\", backing %s, policy %s, %zu node(s), %zu PCI device(s)\n\n",
-                a.pool.params.c_str(), a.pool.backing.c_str(), a.pool.policy.c_str(),
-                topo->nodes().size(), topo->pci_devices().size());
+    if (!a.pool.pool_name.empty())
+      std::printf("numacma demo: attached to reservation '%s', %zu node(s), %zu PCI device(s)\n\n",
+                  a.pool.pool_name.c_str(), topo->nodes().size(), topo->pci_devices().size());
+    else
+      std::printf("numacma demo: params \"%s\", backing %s, policy %s, %zu node(s), %zu PCI device(s)\n\n",
+                  a.pool.params.c_str(), a.pool.backing.c_str(), a.pool.policy.c_str(),
+                  topo->nodes().size(), topo->pci_devices().size());
     tab.print();
     std::printf("\n");
     print_stats_tables(*pool);
   }
   placed.clear();  // every buffer back to its own area
   bool whole = true;
-  for (const AreaReport& r : pool->stats().areas)
+  const std::vector<AreaReport> after = pool->stats().areas;
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    const AreaReport& r = after[i];
+    if (!a.pool.pool_name.empty()) {
+      whole = whole && i < used_before.size() && r.used == used_before[i];
+      continue;
+    }
     whole = whole && r.used == 0 && r.alloc_pages_success == r.release_pages_success &&
             (r.segments != 1 || r.maxchunk == r.pages);
+  }
   if (a.json) {
     std::printf("%s\n", nlohmann::json{{"op", "demo"},
+                                       {"pool", a.pool.pool_name},
                                        {"params", a.pool.params},
                                        {"backing", a.pool.backing},
                                        {"buffers", bufs},
