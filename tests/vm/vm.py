@@ -337,13 +337,15 @@ def checks(name):
         edus = " ".join("%s %s" % (bdf, mask) for (kind, _, mask), bdf in zip(t["devices"], bdfs(t))
                         if kind == "edu")
         out.append(("dmapool", "numacma-vmcheck dmapool %s" % edus))
-        # A reserved pool shared by two processes, each with the edu of its own node.
-        wide = [(bdf, node, mask) for (kind, node, mask), bdf in zip(t["devices"], bdfs(t))
-                if kind == "edu" and mask == MASK64]
-        two = [wide[0]] + [w for w in wide if w[1] != wide[0][1]][:1]
+        # A reserved pool shared by two processes: one with the (64-bit) edu,
+        # the other with a device on another node that has hugepages; the edu
+        # writes a buffer of each.
+        devs = list(zip(t["devices"], bdfs(t)))
+        edu = [(b, n, m) for (k, n, m), b in devs if k == "edu" and m == MASK64][0]
+        other = [b for (k, n, m), b in devs if n != edu[1] and t["huge"][n] > 0][0]
         out.append(("shared", "mkdir -p /run /dev/hugepages && (grep -q hugetlbfs /proc/mounts || "
-                              "mount -t hugetlbfs none /dev/hugepages) && numacma-vmcheck shared %s" %
-                    " ".join("%s %s" % (b, m) for b, _, m in two)))
+                              "mount -t hugetlbfs none /dev/hugepages) && numacma-vmcheck shared %s %s %s" %
+                    (edu[0], edu[2], other)))
     return out
 
 
