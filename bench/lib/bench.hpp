@@ -109,6 +109,17 @@ class AllocPeer {
  *  nullptr for an unknown name. */
 std::unique_ptr<AllocPeer> make_peer(const std::string& name);
 
+/** The numacma peer over a pool made elsewhere (bench shared: a private pool
+ *  and an attached one measured the same way); `pool_words` says what the pool
+ *  is and opens the configuration. The pool must outlive the peer. */
+std::unique_ptr<AllocPeer> make_numacma_peer(Pool& pool, int node, std::string pool_words);
+
+/** The alloc workload's loop for one peer and size: fill `o.live` slots, one
+ *  warm-up round, up to o.repetitions measured rounds (the time budget as in
+ *  run_alloc), drain. False (with why) when the fill or a pair failed. */
+bool time_pairs(AllocPeer& peer, const AllocOptions& o, std::size_t size, std::size_t align, Summary* out,
+                std::string* why);
+
 /** The fixed-seed random slot order the workload uses (one permutation per round). */
 std::vector<std::uint32_t> slot_order(std::size_t live, unsigned rounds, std::uint64_t seed = 42);
 
