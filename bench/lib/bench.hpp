@@ -16,6 +16,10 @@
 //   reserve  reserve+populate 1 GiB (quick: 64 MiB) through a Pool vs plain mmap
 //   cmdq     SYNC round trip of a command ring in a numacma buffer, queue on the
 //            device's node vs every other node
+//   shared   the alloc loop on a private pool vs a reserved pool attached
+//            (Pool::attach), alone and with a second attached process idle or
+//            busy; and the time to recover a 64 MiB area from a process killed
+//            inside an update (numacma::reap, Pool::attach)
 //
 // Results are plain structs; the CLI prints them as tables or JSON lines.
 #pragma once
@@ -268,5 +272,60 @@ struct CmdqReport {
   std::string error;
 };
 CmdqReport run_cmdq(const CmdqOptions& o);
+
+// ---- shared ------------------------------------------------------------------
+struct SharedOptions {
+  bool quick = false;
+  std::vector<std::size_t> sizes = {4096, 16384, 65536, 262144};
+  std::size_t live = 1024;       ///< buffers kept live by the measured process
+  unsigned repetitions = 0;      ///< alloc rounds; 0: 101 (quick: 9)
+  unsigned kills = 0;            ///< children killed per recovery case; 0: 31 (quick: 3)
+  std::string backing = "sim";   ///< of both pools: sim | anon | hugetlb | auto
+  bool busy = true;              ///< also the row with a second process allocating
+};
+
+struct SharedAllocResult {
+  /** "private" | "attached" | "attached+idle" | "attached+busy" */
+  std::string setup;
+  std::string config;            ///< the configuration, in words
+  std::size_t size = 0, align = 0;
+  double median_ns = 0, p99_ns = 0;
+  double ratio = 0;              ///< median / private median (same size)
+  /** attached+busy: alloc+free pairs the other process made per second meanwhile. */
+  double other_pairs_per_s = 0;
+  bool skipped = false;
+  bool unavailable = false;      ///< skipped: the host lacks what --backing needs (hugetlb)
+  std::string reason;
+};
+
+struct SharedRecoveryResult {
+  /** "reap" (a full area and a lock to repair) | "reap-lock-only" | "attach-reap"
+   *  (Pool::attach finding the full area's dead holder) | "attach-clean" (none dead) */
+  std::string what;
+  std::string config;
+  std::uint64_t area_bytes = 0;
+  std::uint64_t buffers = 0, pages = 0;  ///< given back per kill
+  /** Locks repaired per kill: the area's recoveries counter (numacma::status). */
+  std::uint64_t recovered_locks = 0;
+  /** reap: ReapReport::recovered_locks as the call returned it. */
+  std::uint64_t report_locks = 0;
+  unsigned samples = 0;
+  double median_ns = 0, p99_ns = 0;  ///< the call, as its caller sees it
+  double inner_median_ns = 0;        ///< reap: ReapReport::ns (0: not reported)
+  bool skipped = false;
+  bool unavailable = false;          ///< skipped: the host lacks what --backing needs (hugetlb)
+  std::string reason;
+};
+
+struct SharedReport {
+  std::vector<SharedAllocResult> alloc;        ///< by size, then setup
+  std::vector<SharedRecoveryResult> recovery;
+  std::string run_dir;                         ///< the private run directory (removed at the end)
+  std::string note;
+  bool ok = true;                              ///< false: a check after a recovery failed (error says which)
+  std::string error;
+};
+
+SharedReport run_shared(const SharedOptions& o);
 
 }  // namespace numacma::bench
