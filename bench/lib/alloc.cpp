@@ -83,19 +83,26 @@ bool make_bench_pool(const std::string& backing, const std::string& sysfs_root,
 
 namespace {
 
-// ---- numacma: Pool::alloc_coherent for a device on the first node, DmaBuffer::release
+// ---- numacma: Pool::alloc_coherent for a device on the pool's node, DmaBuffer::release.
+// The pool is its own (the alloc peer: make_bench_pool) or someone else's
+// (bench shared: a private pool and an attached one, through make_numacma_peer).
 class NumacmaPeer final : public AllocPeer {
  public:
+  NumacmaPeer() = default;
+  NumacmaPeer(Pool& pool, int node, std::string pool_words)
+      : pool_(&pool), node_(node), dev_(Device::on_node(node, "bench-dev")), words_(std::move(pool_words)) {}
   const char* name() const override { return "numacma"; }
   bool init(const AllocOptions& o, std::string* why) override {
+    if (pool_ != nullptr) return true;  // a pool made elsewhere
     BenchPool bp;
     if (!make_bench_pool(o.backing, o.sysfs_root, o.vfio, &bp, why)) return false;
-    pool_ = std::move(bp.pool);
+    owned_ = std::move(bp.pool);
+    pool_ = owned_.get();
     backing_ = bp.backing;
-    asked_ = o.backing;
-    vfio_ = !o.vfio.empty();
     node_ = bp.node;
     dev_ = Device::on_node(node_, "bench-dev");
+    words_ = "Pool::create(cma=1G, backing " + backing_ + (o.backing != backing_ ? " (asked: " + o.backing + ")" : "") +
+             (!o.vfio.empty() ? ", vfio mode" : "") + ", reserved at create)";
     return true;
   }
   bool fill(std::size_t live, std::size_t size, std::size_t, std::string* why) override {
@@ -122,22 +129,22 @@ class NumacmaPeer final : public AllocPeer {
   }
   void drain() override { slots_.clear(); }
   std::string config(std::size_t size, std::size_t align) const override {
-    return "Pool::create(cma=1G, backing " + backing_ + (asked_ != backing_ ? " (asked: " + asked_ + ")" : "") +
-           (vfio_ ? ", vfio mode" : "") + ", reserved at create) + Device::on_node(" + std::to_string(node_) +
-           "); alloc_coherent(dev, " + std::to_string(size) + ") + DmaBuffer::release; align " +
-           std::to_string(align) + " (A6), physically contiguous; 1024 live" +
+    return words_ + " + Device::on_node(" + std::to_string(node_) + "); alloc_coherent(dev, " +
+           std::to_string(size) + ") + DmaBuffer::release; align " + std::to_string(align) +
+           " (A6), physically contiguous; 1024 live" +
            (size <= 4096 ? "; one page: from the node's pages (A3)" : "; from the area");
   }
   const std::string& backing() const { return backing_; }
 
  private:
-  std::unique_ptr<Pool> pool_;
+  std::unique_ptr<Pool> owned_;  ///< the alloc peer's own pool
+  Pool* pool_ = nullptr;
+  int node_ = 0;
   Device dev_;
+  std::string words_;            ///< the pool, in words
   std::size_t size_ = 0;
   std::vector<DmaBuffer> slots_;
-  std::string backing_, asked_;
-  bool vfio_ = false;
-  int node_ = 0;
+  std::string backing_;
 };
 
 // ---- glibc: posix_memalign / free
@@ -224,14 +231,47 @@ std::unique_ptr<AllocPeer> make_peer(const std::string& name) {
   return nullptr;
 }
 
-AllocReport run_alloc(const AllocOptions& o) {
-  AllocReport rep;
+std::unique_ptr<AllocPeer> make_numacma_peer(Pool& pool, int node, std::string pool_words) {
+  return std::make_unique<NumacmaPeer>(pool, node, std::move(pool_words));
+}
+
+bool time_pairs(AllocPeer& peer, const AllocOptions& o, std::size_t size, std::size_t align, Summary* out,
+                std::string* why) {
   const unsigned reps = o.repetitions != 0 ? o.repetitions : (o.quick ? 9u : 101u);
   const std::vector<std::uint32_t> order = slot_order(o.live, reps + 1);
   using clock = std::chrono::steady_clock;
   const std::size_t min_rounds = o.quick ? 2 : 21;
   const auto budget = o.quick ? std::chrono::milliseconds(120) : std::chrono::milliseconds(4000);
+  if (!peer.fill(o.live, size, align, why)) {
+    peer.drain();
+    return false;
+  }
+  std::vector<double> samples;
+  samples.reserve(reps);
+  bool failed = false;
+  const auto start = clock::now();
+  for (unsigned round = 0; round <= reps && !failed; ++round) {  // round 0: warm-up
+    // The slow peers (tens of µs a pair) stop early once they have used
+    // their time budget and have enough rounds.
+    if (samples.size() >= min_rounds && clock::now() - start > budget) break;
+    const std::uint32_t* idx = order.data() + round * o.live;
+    const auto t0 = clock::now();
+    for (std::size_t k = 0; k < o.live; ++k) failed |= !peer.cycle(idx[k]);
+    const auto t1 = clock::now();
+    if (round > 0)
+      samples.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(o.live));
+  }
+  peer.drain();
+  if (failed) {
+    *why = "an allocation failed during the run";
+    return false;
+  }
+  *out = summarize(samples);
+  return true;
+}
 
+AllocReport run_alloc(const AllocOptions& o) {
+  AllocReport rep;
   struct Live {
     std::string name;
     std::unique_ptr<AllocPeer> peer;
@@ -257,48 +297,23 @@ AllocReport run_alloc(const AllocOptions& o) {
       r.peer = l.name;
       r.size = size;
       r.align = l.peer ? l.peer->align_for(a6) : a6;
-      const std::size_t align = r.align;
       if (!l.ok) {
         r.skipped = true;
         r.reason = l.why;
-        r.config = l.peer ? l.peer->config(size, align) : "unknown peer";
+        r.config = l.peer ? l.peer->config(size, r.align) : "unknown peer";
         rep.results.push_back(r);
         continue;
       }
+      Summary s;
       std::string why;
-      if (!l.peer->fill(o.live, size, align, &why)) {
-        l.peer->drain();
-        r.config = l.peer->config(size, align);
+      const bool ran = time_pairs(*l.peer, o, size, r.align, &s, &why);
+      r.config = l.peer->config(size, r.align);
+      if (!ran) {
         r.skipped = true;
         r.reason = why;
         rep.results.push_back(r);
         continue;
       }
-      std::vector<double> samples;
-      samples.reserve(reps);
-      bool failed = false;
-      const auto start = clock::now();
-      for (unsigned round = 0; round <= reps && !failed; ++round) {  // round 0: warm-up
-        // The slow peers (tens of µs a pair) stop early once they have used
-        // their time budget and have enough rounds.
-        if (samples.size() >= min_rounds && clock::now() - start > budget) break;
-        const std::uint32_t* idx = order.data() + round * o.live;
-        const auto t0 = clock::now();
-        for (std::size_t k = 0; k < o.live; ++k) failed |= !l.peer->cycle(idx[k]);
-        const auto t1 = clock::now();
-        if (round > 0)
-          samples.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() /
-                            static_cast<double>(o.live));
-      }
-      l.peer->drain();
-      r.config = l.peer->config(size, align);
-      if (failed) {
-        r.skipped = true;
-        r.reason = "an allocation failed during the run";
-        rep.results.push_back(r);
-        continue;
-      }
-      const Summary s = summarize(samples);
       r.median_ns = s.median;
       r.p99_ns = s.p99;
       if (l.name == "numacma") numacma_median = s.median;

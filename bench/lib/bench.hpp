@@ -16,6 +16,10 @@
 //   reserve  reserve+populate 1 GiB (quick: 64 MiB) through a Pool vs plain mmap
 //   cmdq     SYNC round trip of a command ring in a numacma buffer, queue on the
 //            device's node vs every other node
+//   shared   the alloc loop on a private pool vs a reserved pool attached
+//            (Pool::attach), alone and with a second attached process idle or
+//            busy; and the time to recover a 64 MiB area from a process killed
+//            inside an update (numacma::reap, Pool::attach)
 //
 // Results are plain structs; the CLI prints them as tables or JSON lines.
 #pragma once
@@ -108,6 +112,17 @@ class AllocPeer {
 /** "numacma" | "dpdk" | "dpdk-align64" | "dpdk-memzone" | "glibc" | "libnuma";
  *  nullptr for an unknown name. */
 std::unique_ptr<AllocPeer> make_peer(const std::string& name);
+
+/** The numacma peer over a pool made elsewhere (bench shared: a private pool
+ *  and an attached one measured the same way); `pool_words` says what the pool
+ *  is and opens the configuration. The pool must outlive the peer. */
+std::unique_ptr<AllocPeer> make_numacma_peer(Pool& pool, int node, std::string pool_words);
+
+/** The alloc workload's loop for one peer and size: fill `o.live` slots, one
+ *  warm-up round, up to o.repetitions measured rounds (the time budget as in
+ *  run_alloc), drain. False (with why) when the fill or a pair failed. */
+bool time_pairs(AllocPeer& peer, const AllocOptions& o, std::size_t size, std::size_t align, Summary* out,
+                std::string* why);
 
 /** The fixed-seed random slot order the workload uses (one permutation per round). */
 std::vector<std::uint32_t> slot_order(std::size_t live, unsigned rounds, std::uint64_t seed = 42);
@@ -257,5 +272,60 @@ struct CmdqReport {
   std::string error;
 };
 CmdqReport run_cmdq(const CmdqOptions& o);
+
+// ---- shared ------------------------------------------------------------------
+struct SharedOptions {
+  bool quick = false;
+  std::vector<std::size_t> sizes = {4096, 16384, 65536, 262144};
+  std::size_t live = 1024;       ///< buffers kept live by the measured process
+  unsigned repetitions = 0;      ///< alloc rounds; 0: 101 (quick: 9)
+  unsigned kills = 0;            ///< children killed per recovery case; 0: 31 (quick: 3)
+  std::string backing = "sim";   ///< of both pools: sim | anon | hugetlb | auto
+  bool busy = true;              ///< also the row with a second process allocating
+};
+
+struct SharedAllocResult {
+  /** "private" | "attached" | "attached+idle" | "attached+busy" */
+  std::string setup;
+  std::string config;            ///< the configuration, in words
+  std::size_t size = 0, align = 0;
+  double median_ns = 0, p99_ns = 0;
+  double ratio = 0;              ///< median / private median (same size)
+  /** attached+busy: alloc+free pairs the other process made per second meanwhile. */
+  double other_pairs_per_s = 0;
+  bool skipped = false;
+  bool unavailable = false;      ///< skipped: the host lacks what --backing needs (hugetlb)
+  std::string reason;
+};
+
+struct SharedRecoveryResult {
+  /** "reap" (a full area and a lock to repair) | "reap-lock-only" | "attach-reap"
+   *  (Pool::attach finding the full area's dead holder) | "attach-clean" (none dead) */
+  std::string what;
+  std::string config;
+  std::uint64_t area_bytes = 0;
+  std::uint64_t buffers = 0, pages = 0;  ///< given back per kill
+  /** Locks repaired per kill: the area's recoveries counter (numacma::status). */
+  std::uint64_t recovered_locks = 0;
+  /** reap: ReapReport::recovered_locks as the call returned it. */
+  std::uint64_t report_locks = 0;
+  unsigned samples = 0;
+  double median_ns = 0, p99_ns = 0;  ///< the call, as its caller sees it
+  double inner_median_ns = 0;        ///< reap: ReapReport::ns (0: not reported)
+  bool skipped = false;
+  bool unavailable = false;          ///< skipped: the host lacks what --backing needs (hugetlb)
+  std::string reason;
+};
+
+struct SharedReport {
+  std::vector<SharedAllocResult> alloc;        ///< by size, then setup
+  std::vector<SharedRecoveryResult> recovery;
+  std::string run_dir;                         ///< the private run directory (removed at the end)
+  std::string note;
+  bool ok = true;                              ///< false: a check after a recovery failed (error says which)
+  std::string error;
+};
+
+SharedReport run_shared(const SharedOptions& o);
 
 }  // namespace numacma::bench

@@ -1,4 +1,4 @@
-// `numacma bench alloc|pool|scaling|reserve|cmdq`: the allocator benchmarks, side
+// `numacma bench alloc|pool|scaling|reserve|cmdq|shared`: the allocator benchmarks, side
 // by side with the peers (bench/lib, docs/bench.md). Every subcommand takes
 // --json (one JSON object a line) and --quick (a few seconds at most).
 // Built without bench/ (NUMACMA_WITH_BENCH unset), the subcommands exist but
@@ -37,6 +37,8 @@ struct BenchArgs {
   std::string cmdq_backing = "auto";
   unsigned batch = 16;
   std::vector<std::string> vfio;  // --vfio BDF (alloc, cmdq)
+  unsigned kills = 0;             // shared: kills per recovery case
+  bool no_busy = false;           // shared: leave out the row with a busy second process
 };
 
 /** --vfio BDFs in sysfs form; false (usage error reported) when one is malformed. */
@@ -375,6 +377,118 @@ void run_cmdq(const BenchArgs& a) {
     t.print();
   }
 }
+void run_shared(const BenchArgs& a) {
+  bench::SharedOptions o;
+  o.quick = a.quick;
+  o.backing = a.backing;
+  o.repetitions = a.reps;
+  o.kills = a.kills;
+  o.busy = !a.no_busy;
+  const bench::SharedReport r = bench::run_shared(o);
+  const bool json = a.json || a.json_all;
+  if (json) {
+    for (const auto& x : r.alloc) {
+      ojson j;
+      j["bench"] = "shared";
+      j["case"] = "alloc";
+      j["setup"] = x.setup;
+      j["size"] = x.size;
+      j["align"] = x.align;
+      put_timing(j, x.skipped, x.median_ns, x.p99_ns, x.ratio);
+      if (x.setup == "attached+busy" && !x.skipped) j["other_pairs_per_s"] = std::round(x.other_pairs_per_s);
+      j["skipped"] = x.skipped;
+      if (x.skipped) j["reason"] = x.reason;
+      j["config"] = x.config;
+      emit(j);
+    }
+    for (const auto& x : r.recovery) {
+      ojson j;
+      j["bench"] = "shared";
+      j["case"] = "recovery";
+      j["what"] = x.what;
+      j["area_bytes"] = x.area_bytes;
+      j["buffers"] = x.buffers;
+      j["pages"] = x.pages;
+      j["recovered_locks"] = x.recovered_locks;
+      if (x.what.rfind("reap", 0) == 0) j["reap_report_locks"] = x.report_locks;
+      j["kills"] = x.samples;
+      if (x.skipped) {
+        j["median_ns"] = nullptr;
+        j["p99_ns"] = nullptr;
+      } else {
+        j["median_ns"] = round_to(x.median_ns, 1);
+        j["p99_ns"] = round_to(x.p99_ns, 1);
+        if (x.inner_median_ns > 0) j["reap_report_median_ns"] = round_to(x.inner_median_ns, 1);
+      }
+      j["skipped"] = x.skipped;
+      if (x.skipped) j["reason"] = x.reason;
+      j["config"] = x.config;
+      emit(j);
+    }
+  } else {
+    const unsigned rounds = a.reps ? a.reps : (a.quick ? 9 : 101);
+    std::printf("numacma bench shared: bench alloc's numacma loop (1024 live buffers, free + re-allocate in\n"
+                "random order, seed 42, ns per alloc+free pair, %u rounds) on a private pool and on a reserved\n"
+                "pool attached; run directory %s (removed at the end);\n"
+                "ratio = median / private median (same size); target: attached <= 1.5x private\n\n",
+                rounds, r.run_dir.empty() ? "-" : r.run_dir.c_str());
+    const bool alloc_out = !r.alloc.empty() && std::all_of(r.alloc.begin(), r.alloc.end(), [](const auto& x) {
+      return x.unavailable;
+    });
+    if (alloc_out) {
+      std::printf("alloc: skipped: %s\n", r.alloc.front().reason.c_str());
+    } else if (!r.alloc.empty()) {
+      std::printf("configurations (at %s):\n", human_size(r.alloc.back().size).c_str());
+      for (const auto& x : r.alloc)
+        if (x.size == r.alloc.back().size) std::printf("  %-14s %s\n", x.setup.c_str(), x.config.c_str());
+      std::printf("\n");
+      Table t({"setup", "size", "align", "median ns", "p99 ns", "ratio", "note"});
+      for (const auto& x : r.alloc) {
+        if (x.skipped) {
+          t.add({x.setup, human_size(x.size), human_size(x.align), "-", "-", "-", "skipped: " + x.reason});
+          continue;
+        }
+        std::string note;
+        if (x.setup == "attached") note = x.ratio <= 1.5 ? "target met" : "target MISSED";
+        if (x.setup == "attached+busy") note = "the other: " + num(x.other_pairs_per_s / 1e6, "%.2f") + " M pairs/s";
+        t.add({x.setup, human_size(x.size), human_size(x.align), num(x.median_ns), num(x.p99_ns),
+               num(x.ratio, "%.2fx"), note});
+      }
+      t.print();
+    }
+    std::printf("\nrecovery: a reserved 64 MiB area; a child SIGKILLed while parked inside an allocation, holding\n"
+                "the area lock; a new child per kill; the call timed in the parent (inner: ReapReport::ns, the\n"
+                "reap once the state file is open); locks repaired: the area's recoveries counter; target:\n"
+                "reap under 1 ms\n\n");
+    const bool rec_out = !r.recovery.empty() && std::all_of(r.recovery.begin(), r.recovery.end(), [](const auto& x) {
+      return x.unavailable;
+    });
+    if (rec_out) {
+      std::printf("recovery: skipped: %s\n", r.recovery.front().reason.c_str());
+    } else {
+      for (const auto& x : r.recovery) std::printf("  %-14s %s\n", x.what.c_str(), x.config.c_str());
+      std::printf("\n");
+      Table rt({"case", "buffers", "pages", "locks repaired", "kills", "median us", "p99 us", "inner us", "note"});
+      for (const auto& x : r.recovery) {
+        if (x.skipped) {
+          rt.add({x.what, "-", "-", "-", std::to_string(x.samples), "-", "-", "-", "skipped: " + x.reason});
+          continue;
+        }
+        rt.add({x.what, std::to_string(x.buffers), std::to_string(x.pages), std::to_string(x.recovered_locks),
+                std::to_string(x.samples), num(x.median_ns / 1e3), num(x.p99_ns / 1e3),
+                x.inner_median_ns > 0 ? num(x.inner_median_ns / 1e3) : "-",
+                x.what == "reap" ? (x.median_ns < 1e6 ? "target met" : "target MISSED") : ""});
+      }
+      rt.print();
+    }
+  }
+  if (!r.note.empty()) std::fprintf(stderr, "numacma bench shared: %s\n", r.note.c_str());
+  if (!r.ok) return failure("bench shared", r.error);
+  for (const auto& x : r.alloc)
+    if (x.skipped && !x.unavailable) return failure("bench shared", x.setup + " could not run: " + x.reason);
+  for (const auto& x : r.recovery)
+    if (x.skipped && !x.unavailable) return failure("bench shared", "recovery " + x.what + ": " + x.reason);
+}
 #else
 void not_built(const char* sub) {
   failure(std::string("bench ") + sub, "built without benchmarks (configure with NUMACMA_BUILD_BENCH=ON)");
@@ -390,13 +504,14 @@ void run_cmdq(const BenchArgs& a) {
   std::vector<std::string> bdfs;
   if (vfio_bdfs("bench cmdq", a, &bdfs)) not_built("cmdq");
 }
+void run_shared(const BenchArgs&) { not_built("shared"); }
 #endif
 
 }  // namespace
 
 void register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  CLI::App* cmd = app.add_subcommand("bench", "allocator benchmarks: alloc | pool | scaling | reserve | cmdq");
+  CLI::App* cmd = app.add_subcommand("bench", "allocator benchmarks: alloc | pool | scaling | reserve | cmdq | shared");
   cmd->require_subcommand(1);
   cmd->add_flag("--json", a->json_all, "one JSON object a line (for every subcommand)");
 
@@ -456,6 +571,18 @@ void register_bench(CLI::App& app) {
   cmdq->add_option("--rounds", a->reps, "batches (default 20000, --quick 2000)");
   cmdq->add_option("--vfio", a->vfio, "BDF bound to vfio-pci: the queue's pool in vfio mode (repeatable)");
   cmdq->callback([a] { run_cmdq(*a); });
+
+  CLI::App* shared = cmd->add_subcommand(
+      "shared", "reserved pools: alloc+free pairs attached vs private (1024 live, 4K..256K; a second process "
+                "idle or busy), and recovery of a 64 MiB area after a SIGKILL inside an update");
+  common(shared);
+  shared->add_option("--backing", a->backing, "backing of both pools (default sim)")
+      ->check(CLI::IsMember({"sim", "anon", "hugetlb", "auto"}));
+  shared->add_option("--reps", a->reps, "alloc rounds of 1024 pairs (default 101, --quick 9)");
+  shared->add_option("--kills", a->kills, "children killed per recovery case (default 31, --quick 3)")
+      ->check(CLI::Range(1, 100000));
+  shared->add_flag("--no-busy", a->no_busy, "leave out the row with a second process allocating");
+  shared->callback([a] { run_shared(*a); });
 }
 
 }  // namespace numacma::cli

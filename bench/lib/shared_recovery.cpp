@@ -1,0 +1,240 @@
+// bench/lib/shared_recovery.cpp — bench shared, the recovery half: how long
+// until a reserved pool is whole again after a process died inside an update?
+//
+//   reserve(cma=64M, --backing): one area of 16384 pages
+//   a kill (a new child each time):
+//     child   Pool::attach; buffers - 1 buffers of 2 pages (8 KiB, from the
+//             area); the update hook armed; one more alloc_coherent: inside
+//             commit_alloc, its record written (point 2), the area lock held,
+//             the hook writes "P" on the pipe and pauses for good
+//     parent  reads "P", SIGKILL, waitpid
+//   the cases, timed in the parent after the kill (steady clock around the call):
+//     reap            numacma::reap: the lock repaired from the journal, then
+//                     every buffer of the full area (8192) given back
+//     reap-lock-only  the same, the child holding nothing but the buffer in flight
+//     attach-reap     Pool::attach finding the full area's dead holder (it reaps)
+//     attach-clean    Pool::attach with nobody dead: what an attach costs anyway
+//   after each (untimed): numacma::status says the area is empty and no dead
+//   holder is left; a failure there fails the run (a recovery that lost track).
+//   One round is one kill of each case in turn, so drift hits them alike.
+#include <unistd.h>
+
+#include <chrono>
+
+#include "numacma/numacma.hpp"
+#include "numacma/shared.hpp"
+#include "shared/state.hpp"
+#include "shared_bench.hpp"
+
+namespace numacma::bench::shared_bench {
+
+namespace {
+
+constexpr const char* kPoolName = "bench-shared-recovery";
+constexpr std::uint64_t kAreaBytes = 64ULL << 20;
+constexpr std::size_t kBuffer = 8192;  ///< 2 pages
+constexpr std::uint64_t kFull = kAreaBytes / kBuffer;
+
+// The parked child's report pipe (the hook is a plain function pointer).
+int g_park_report = -1;
+
+/** Point 2 of an update: the record is written, the lock held. Stop here for good. */
+void park_at_record(int point) {
+  if (point != 2) return;
+  send_report(g_park_report, "P");
+  for (;;) ::pause();
+}
+
+/** The child: holds buffers - 1 buffers, then parks inside the allocation of one more. */
+void parked_child(std::uint64_t buffers, int report) {
+  Result<Pool> p = Pool::attach(kPoolName);
+  if (!p) {
+    send_report(report, std::string("Pool::attach in the child: ") + p.error().message);
+    child_leave(1);
+  }
+  const Device dev = Device::on_node(0, "bench-dev");
+  std::vector<DmaBuffer> held;
+  held.reserve(buffers);
+  for (std::uint64_t i = 0; i + 1 < buffers; ++i) {
+    Result<DmaBuffer> b = p->alloc_coherent(dev, kBuffer);
+    if (!b) {
+      send_report(report, "the child's buffer " + std::to_string(i) + ": " + b.error().message);
+      child_leave(2);
+    }
+    if (b->served() == Served::pages) {
+      send_report(report, "the child's buffer " + std::to_string(i) + " came from pages, not from the area");
+      child_leave(3);
+    }
+    held.push_back(std::move(*b));
+  }
+  g_park_report = report;
+  shared::set_update_hook_for_testing(park_at_record);
+  (void)p->alloc_coherent(dev, kBuffer);
+  send_report(report, "the child's last allocation did not stop inside an update of the area");
+  child_leave(4);
+}
+
+/** Leaves a dead holder of `buffers` buffers whose update is half done, its lock held. */
+bool park_and_kill(std::uint64_t buffers, std::string* why) {
+  Child c;
+  if (!c.start([&](int report, int) { parked_child(buffers, report); }, why)) return false;
+  const std::string said = c.await(60000, why);
+  if (said != "P") {
+    if (!said.empty()) *why = said;
+    return false;
+  }
+  if (!c.kill_and_wait()) {
+    *why = "the child was gone before the kill";
+    return false;
+  }
+  return true;
+}
+
+/** "" when the area is empty and `attached` holders are left, none dead; else what is wrong. */
+std::string check_whole(std::size_t attached) {
+  Result<PoolStatus> st = numacma::status(kPoolName);
+  if (!st) return "numacma::status: " + st.error().message;
+  std::size_t alive = 0;
+  for (const HolderStatus& h : st->holders) {
+    if (!h.alive) return "a dead holder (pid " + std::to_string(h.pid) + ") is still registered after the recovery";
+    ++alive;
+  }
+  if (alive != attached)
+    return std::to_string(alive) + " holders registered after the recovery, " + std::to_string(attached) + " expected";
+  for (const SharedAreaStatus& a : st->areas)
+    if (a.area.used != 0)
+      return "area " + a.area.name + " still has " + std::to_string(a.area.used) + " pages used after the recovery";
+  return "";
+}
+
+struct Case {
+  SharedRecoveryResult r;
+  std::vector<double> ns, inner;
+  bool done = false;  ///< failed: no more rounds
+};
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/** One kill and recovery of case `c`; false when the case cannot go on (r.reason
+ *  says why), with *broken set when a recovery left the pool wrong. */
+bool one(Case& c, bool* broken) {
+  using clock = std::chrono::steady_clock;
+  std::string why;
+  const std::string& w = c.r.what;
+  const std::uint64_t buffers = w == "reap-lock-only" ? 1 : kFull;
+  // The counters before the kill (numacma::status takes the area lock: after
+  // the kill it would do the repair the timed call is to do).
+  Result<PoolStatus> before = numacma::status(kPoolName);
+  if (!before || before->areas.empty()) {
+    c.r.reason = "numacma::status: " + (before ? std::string("no area") : before.error().message);
+    return false;
+  }
+  if (w != "attach-clean" && !park_and_kill(buffers, &why)) {
+    c.r.reason = "parking a child inside an update: " + why;
+    return false;
+  }
+  if (w == "reap" || w == "reap-lock-only") {
+    const auto t0 = clock::now();
+    Result<ReapReport> rr = numacma::reap(kPoolName);
+    const double ns = since(t0);
+    if (!rr) {
+      c.r.reason = "numacma::reap: " + rr.error().message;
+      return false;
+    }
+    c.ns.push_back(ns);
+    c.inner.push_back(static_cast<double>(rr->ns));
+    c.r.buffers = rr->buffers;
+    c.r.pages = rr->pages;
+    c.r.report_locks = rr->recovered_locks;
+    why = check_whole(0);
+  } else {
+    const auto t0 = clock::now();
+    Result<Pool> p = Pool::attach(kPoolName);
+    const double ns = since(t0);
+    if (!p) {
+      c.r.reason = "Pool::attach: " + p.error().message;
+      return false;
+    }
+    c.ns.push_back(ns);
+    why = check_whole(1);
+    // The area is empty now (checked): every buffer the child held went back.
+    c.r.buffers = w == "attach-reap" ? kFull : 0;
+  }  // the attached pool detaches here, outside the timing
+  if (Result<PoolStatus> after = numacma::status(kPoolName); why.empty() && after && !after->areas.empty()) {
+    const SharedAreaStatus &a = after->areas.front(), &b = before->areas.front();
+    if (w != "reap" && w != "reap-lock-only") c.r.pages = a.reaped_pages - b.reaped_pages;
+    c.r.recovered_locks = a.recoveries - b.recoveries;
+  }
+  if (!why.empty()) {
+    c.r.reason = why;
+    *broken = true;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<SharedRecoveryResult> run_recovery(const SharedOptions& o, RunDir& dir, std::string* error) {
+  const unsigned kills = o.kills != 0 ? o.kills : (o.quick ? 3u : 31u);
+  std::vector<Case> cases(4);
+  const char* whats[] = {"reap", "reap-lock-only", "attach-reap", "attach-clean"};
+  const char* words[] = {
+      "numacma::reap(NAME) after SIGKILL of a holder of 8192 buffers of 8 KiB (the area full) killed inside "
+      "an allocation, its area lock held: lock repaired from the journal, every buffer given back",
+      "numacma::reap(NAME) after SIGKILL of a holder killed inside an allocation, its area lock held, holding "
+      "nothing else: lock repair (a scan of the area's records) and the one buffer in flight",
+      "Pool::attach(NAME) finding the dead holder of 8192 buffers (the area full), killed inside an allocation "
+      "with its area lock held: attach, then its reap",
+      "Pool::attach(NAME) with no dead holder: topology, state file, area mapped (what any attach costs)"};
+  std::string why;
+  const std::string skip = o.backing == "hugetlb" ? hugetlb_missing(kAreaBytes) : "";
+  const bool reserved = skip.empty() && dir.reserve(kPoolName, "cma=64M", o.backing, &why);
+  std::string backing = o.backing;
+  if (reserved)
+    if (Result<PoolStatus> st = numacma::status(kPoolName); st && !st->areas.empty())
+      backing = st->areas.front().area.backing;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    SharedRecoveryResult& r = cases[i].r;
+    r.what = whats[i];
+    r.area_bytes = kAreaBytes;
+    r.config = std::string(words[i]) + "; reserved cma=64M, backing " + backing +
+               (backing != o.backing ? " (asked: " + o.backing + ")" : "");
+    if (!reserved) {
+      r.skipped = true;
+      r.unavailable = !skip.empty();
+      r.reason = skip.empty() ? why : skip;
+      cases[i].done = true;
+    }
+  }
+  bool broken = false;
+  for (unsigned k = 0; k < kills && !broken; ++k)
+    for (Case& c : cases) {
+      if (c.done) continue;
+      if (!one(c, &broken)) {
+        c.done = true;
+        c.r.skipped = true;
+        if (broken) {
+          *error = c.r.what + ": " + c.r.reason;
+          break;
+        }
+      }
+    }
+  std::vector<SharedRecoveryResult> out;
+  for (Case& c : cases) {
+    c.r.samples = static_cast<unsigned>(c.ns.size());
+    if (!c.r.skipped && !c.ns.empty()) {
+      const Summary s = summarize(c.ns);
+      c.r.median_ns = s.median;
+      c.r.p99_ns = s.p99;
+      if (!c.inner.empty()) c.r.inner_median_ns = summarize(c.inner).median;
+    }
+    out.push_back(c.r);
+  }
+  if (reserved) (void)dir.release(kPoolName, &why);
+  return out;
+}
+
+}  // namespace numacma::bench::shared_bench
