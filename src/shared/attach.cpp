@@ -45,21 +45,22 @@ class SharedArea final : public detail::SharedAreaOps {
     if (!lk) return std::move(lk).error();
     if (Status s = sync(*f_, i_, m_, mirror); !s) return s;
     const AreaDesc& d = f_->desc(i_);
-    const std::string where = "area '" + mirror.name() + "': page " + std::to_string(first_page);
+    // Built only on an error path: the success path allocates no string.
+    const auto where = [&] { return "area '" + mirror.name() + "': page " + std::to_string(first_page); };
     const std::uint64_t per_bit = std::uint64_t{1} << d.order_per_bit;
     const Rec r = first_page % per_bit == 0 && first_page < d.pages
                       ? rec_of(f_->recs(i_)[first_page / per_bit])
                       : Rec{0, 0};
     if (r.holder == 0)
-      return make_error(Errc::bad_free, where + ": no live buffer starts there (double free or foreign address)");
+      return make_error(Errc::bad_free, where() + ": no live buffer starts there (double free or foreign address)");
     if (r.holder != holder_) {
       const Holder& h = f_->holders()[r.holder - 1];
-      return make_error(Errc::bad_free, where + ": the buffer is held by pid " + std::to_string(h.pid) + " (" +
+      return make_error(Errc::bad_free, where() + ": the buffer is held by pid " + std::to_string(h.pid) + " (" +
                                             field(h.comm, sizeof h.comm) +
                                             "), not by this attachment; only its holder frees it");
     }
     if (r.pages != count)
-      return make_error(Errc::bad_free, where + ": size mismatch: allocated " + std::to_string(r.pages) +
+      return make_error(Errc::bad_free, where() + ": size mismatch: allocated " + std::to_string(r.pages) +
                                             " pages, freed " + std::to_string(count));
     if (Status s = mirror.release(first_page, count); !s) return s;
     commit_release(*f_, i_, &m_, first_page / per_bit, false);

@@ -18,15 +18,18 @@ void hook(int point) {
 }
 
 // Every word another process may read, or that must survive a kill whole, is
-// written with one atomic store; the fences keep the compiler from moving a
-// store across a step of the update (the order a repair relies on).
+// written with one atomic store. A killed process's stores are not lost (the
+// CPU drains what it retired), and the next owner sees them all: it takes the
+// lock after the kernel's robust-futex cleanup of the dead thread, with
+// acquire ordering. So what the order of an update's steps needs is only that
+// the compiler keeps them in program order: a compiler fence, no CPU fence.
 inline void store(std::uint64_t& w, std::uint64_t v) noexcept {
   std::atomic_ref<std::uint64_t>(w).store(v, std::memory_order_relaxed);
 }
 inline std::uint64_t load(std::uint64_t& w) noexcept {
   return std::atomic_ref<std::uint64_t>(w).load(std::memory_order_relaxed);
 }
-inline void step() noexcept { std::atomic_thread_fence(std::memory_order_seq_cst); }
+inline void step() noexcept { std::atomic_signal_fence(std::memory_order_seq_cst); }
 
 std::uint64_t span_bits(std::uint64_t pages, unsigned opb) noexcept {
   return (pages + (std::uint64_t{1} << opb) - 1) >> opb;

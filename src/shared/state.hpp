@@ -68,7 +68,8 @@ Status init_locks(StateFile& f);
 class AreaLock {
  public:
   static Result<AreaLock> acquire(StateFile& f, std::uint32_t area);
-  AreaLock(AreaLock&& o) noexcept : f_(o.f_), i_(o.i_), held_(std::exchange(o.held_, false)) {}
+  AreaLock(AreaLock&& o) noexcept
+      : f_(o.f_), i_(o.i_), held_(std::exchange(o.held_, false)), repaired_(o.repaired_) {}
   AreaLock& operator=(AreaLock&&) = delete;
   ~AreaLock();
   /** True when this acquisition found the owner dead and repaired. */

@@ -149,6 +149,48 @@ void park_hook(int point) {
   for (;;) ::pause();
 }
 
+// A kill at each point of an update (alloc and release alike): the next lock
+// repairs from the journal (reap counts it), and the dead holder's buffers,
+// including the one in flight, go back.
+TEST(SharedProcesses, AKillAtEachPointOfAnUpdateIsRepaired) {
+  void* m = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(m, MAP_FAILED);
+  g_parked = new (m) std::atomic<std::uint64_t>(0);
+  for (int point = 1; point <= 3; ++point) {
+    for (int update = 1; update <= 4; ++update) {  // updates 1, 2, 4 allocate; 3 releases
+      ScopedRunDir run;
+      ASSERT_TRUE(reserve("pt", sim_options("cma=16M")).ok());
+      const std::uint64_t before = g_parked->load();
+      const pid_t pid = ::fork();
+      if (pid == 0) {
+        g_park_point = point;
+        g_park_after = update;
+        shared::set_update_hook_for_testing(park_hook);
+        Result<Pool> p = Pool::attach("pt");
+        if (!p) ::_exit(1);
+        for (;;) {
+          Result<DmaBuffer> b = p->alloc_coherent(Device::on_node(0), 3 * 4096);
+          Result<DmaBuffer> keep = p->alloc_coherent(Device::on_node(0), 5 * 4096);
+          keep->detach();  // held when it dies
+        }
+      }
+      while (g_parked->load() == before) ::usleep(100);
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      Result<ReapReport> r = reap("pt");
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(r->recovered_locks, 1u) << "point " << point << " update " << update;
+      EXPECT_EQ(r->dead_holders, 1u);
+      verify_all("pt");
+      Result<PoolStatus> st = status("pt");
+      EXPECT_EQ(st->areas[0].area.used, 0u) << "point " << point << " update " << update;
+      EXPECT_EQ(st->areas[0].area.alloc_pages_success, st->areas[0].area.release_pages_success);
+      EXPECT_EQ(st->areas[0].recoveries, 1u);
+    }
+  }
+  ::munmap(m, 4096);
+}
+
 TEST(SharedProcesses, AThousandKillsLeaveWholeAreasAndTheLivingIntact) {
   ScopedRunDir run;
   ASSERT_TRUE(reserve("kill", sim_options("cma=32M cma_pernuma=16M")).ok());

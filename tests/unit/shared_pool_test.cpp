@@ -9,7 +9,9 @@
 
 #include <cstring>
 #include <fstream>
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "numacma/numacma.h"
 #include "numacma/numacma.hpp"
@@ -123,6 +125,40 @@ TEST(SharedPool, TwoAttachmentsShareTheAreasAndFreeOnlyTheirOwn) {
   EXPECT_TRUE(st->holders[0].alive);
   ASSERT_EQ(st->holders[0].pages.size(), 1u);
   EXPECT_EQ(st->holders[0].pages[0], (std::pair<std::string, std::uint64_t>{"pernuma1", 16}));
+}
+
+TEST(SharedPool, ThreadsOfOneProcessShareAnAttachment) {
+  ScopedRunDir run;
+  ASSERT_TRUE(reserve("thr", sim_options("cma=32M cma_pernuma=8M")).ok());
+  Result<Pool> p = Pool::attach("thr"), q = Pool::attach("thr");
+  ASSERT_TRUE(p.ok() && q.ok());
+  std::vector<std::thread> ts;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&, t] {
+      Pool& pool = t % 2 == 0 ? *p : *q;
+      std::mt19937 rng(static_cast<unsigned>(t));
+      std::vector<DmaBuffer> live;
+      for (int i = 0; i < 2000; ++i) {
+        if (!live.empty() && (live.size() > 16 || rng() % 2 == 0)) {
+          const std::size_t k = rng() % live.size();
+          if (*static_cast<int*>(live[k].cpu()) != t * 100000 + static_cast<int>(k)) ++bad;
+          if (!live[k].release().ok()) ++bad;
+          live.erase(live.begin() + static_cast<long>(k));
+          for (std::size_t j = k; j < live.size(); ++j) *static_cast<int*>(live[j].cpu()) = t * 100000 + static_cast<int>(j);
+          continue;
+        }
+        Result<DmaBuffer> b = pool.alloc_coherent(Device::on_node(static_cast<int>(rng() % 2)), 4096 * (2 + rng() % 30));
+        if (!b) continue;
+        *static_cast<int*>(b->cpu()) = t * 100000 + static_cast<int>(live.size());
+        live.push_back(std::move(*b));
+        (void)pool.stats();
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  EXPECT_EQ(bad.load(), 0);
+  for (const AreaReport& a : p->stats().areas) EXPECT_EQ(a.used, 0u) << a.name;
 }
 
 TEST(SharedPool, ADeadProcessesBuffersComeBackOnReap) {
