@@ -175,10 +175,12 @@ Status robust_init(void* mem) {
   return {};
 }
 
-Result<bool> robust_lock(void* mem) {
+int robust_lock(void* mem) noexcept {
   const int e = pthread_mutex_lock(mx(mem));
-  if (e == 0) return false;
-  if (e == EOWNERDEAD) return true;
+  return e == 0 ? 0 : e == EOWNERDEAD ? 1 : e;
+}
+
+Error robust_error(int e) {
   if (e == ENOTRECOVERABLE)
     return make_error(Errc::corrupt, "a lock of the shared pool is unrecoverable (a repair was "
                                      "abandoned); release the pool with --force and reserve it again");

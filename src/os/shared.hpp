@@ -78,12 +78,14 @@ Result<Fd> lock_path(const std::string& path, bool exclusive);
 /** pthread_mutex_init with PTHREAD_PROCESS_SHARED and PTHREAD_MUTEX_ROBUST.
  *  REQUIRES: `mem` 64 bytes, 8-aligned, not in use. */
 Status robust_init(void* mem);
-/** Locks. ok(false): locked normally; ok(true): locked, but the previous
- *  owner died holding it (EOWNERDEAD): the caller must repair what it
- *  protects and call robust_consistent before unlocking. An unrecoverable
- *  mutex (a previous repairer unlocked without marking it consistent) is
- *  Errc::corrupt. */
-Result<bool> robust_lock(void* mem);
+/** Locks: 0 locked; 1 locked, but the previous owner died holding it
+ *  (EOWNERDEAD): the caller must repair what it protects and call
+ *  robust_consistent before unlocking; else an errno (no lock held), which
+ *  robust_error explains (ENOTRECOVERABLE: a previous repairer unlocked
+ *  without marking it consistent, Errc::corrupt). No allocation: this is on
+ *  the allocation path. */
+int robust_lock(void* mem) noexcept;
+Error robust_error(int e);
 void robust_consistent(void* mem) noexcept;
 void robust_unlock(void* mem) noexcept;
 

@@ -144,18 +144,14 @@ Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes, int cpu)
   if (!r && (r.error().code == Errc::no_memory || r.error().code == Errc::not_contiguous) &&
       shared_pool->reap_dead())
     r = alloc_once(dev, bytes, cpu, false);
-  if (!r) {
-    counters_for(dev.node).failed.fetch_add(1, std::memory_order_relaxed);
-    shared_pool->count(dev.node, 4);
-  }
+  if (!r) this->count(dev.node, kFailed);
   return r;
 }
 
 Result<RawBuffer> PoolImpl::alloc_once(const Device& dev, std::size_t bytes, int cpu,
                                        bool count_failure) {
-  NodeCounters& ctr = counters_for(dev.node);
   auto fail = [&](Errc code, std::string msg) -> Result<RawBuffer> {
-    if (count_failure) ctr.failed.fetch_add(1, std::memory_order_relaxed);
+    if (count_failure) this->count(dev.node, kFailed);
     return make_error(code, std::move(msg));
   };
   // Built only on an error path: the success path allocates no string.
@@ -182,8 +178,7 @@ Result<RawBuffer> PoolImpl::alloc_once(const Device& dev, std::size_t bytes, int
                                        "', which this pool does not have");
     Result<RawBuffer> r = from_area(it->second, count, limit, Served::local);
     if (!r) return fail(r.error().code, r.error().message + " (device area is exclusive, A2)");
-    ctr.local.fetch_add(1, std::memory_order_relaxed);
-    if (shared_pool) shared_pool->count(dev.node, 0);
+    this->count(dev.node, kLocal);
     return r;
   }
 
@@ -204,14 +199,8 @@ Result<RawBuffer> PoolImpl::alloc_once(const Device& dev, std::size_t bytes, int
     if (!r) note(r.error());
     return r;
   };
-  auto done = [&](Result<RawBuffer> r, std::atomic<std::uint64_t>& bucket) {
-    bucket.fetch_add(1, std::memory_order_relaxed);
-    if (shared_pool) {
-      shared_pool->count(dev.node, &bucket == &ctr.local        ? 0
-                                   : &bucket == &ctr.other_node ? 1
-                                   : &bucket == &ctr.default_area ? 2
-                                                                  : 3);
-    }
+  auto done = [&](Result<RawBuffer> r, Bucket bucket) {
+    this->count(dev.node, bucket);
     return r;
   };
 
@@ -225,17 +214,17 @@ Result<RawBuffer> PoolImpl::alloc_once(const Device& dev, std::size_t bytes, int
     };
     if (dev.node != kNoNode && !low_zone) {  // A4
       for (int idx : {node_slot(pernuma_, dev.node), node_slot(numa_, dev.node)}) {
-        if (auto r = attempt(idx, Served::local)) return done(std::move(r), ctr.local);
+        if (auto r = attempt(idx, Served::local)) return done(std::move(r), kLocal);
       }
       if (opts.policy == Policy::nearest) {  // A5, policy=nearest
         for (int other : topology.nodes_by_distance(dev.node)) {
           for (int idx : {node_slot(pernuma_, other), node_slot(numa_, other)}) {
-            if (auto r = attempt(idx, Served::other_node)) return done(std::move(r), ctr.other_node);
+            if (auto r = attempt(idx, Served::other_node)) return done(std::move(r), kOtherNode);
           }
         }
       }
     }
-    if (auto r = attempt(default_, Served::default_area)) return done(std::move(r), ctr.default_area);
+    if (auto r = attempt(default_, Served::default_area)) return done(std::move(r), kDefault);
   }
 
   // A7 (and A3): ordinary pages on the device's node; for a device with no
@@ -243,7 +232,7 @@ Result<RawBuffer> PoolImpl::alloc_once(const Device& dev, std::size_t bytes, int
   // takes numa_mem_id()).
   const int page_node = dev.node != kNoNode ? dev.node : node_of_cpu(cpu);
   Result<RawBuffer> p = from_pages(dev, page_node, count * kPageSize);
-  if (p) return done(std::move(p), ctr.pages);
+  if (p) return done(std::move(p), kPages);
   note(p.error());
   Errc code = p.error().code;
   if (code == Errc::unreachable && any_reachable) code = Errc::no_memory;

@@ -127,15 +127,21 @@ Stats PoolImpl::stats() const {
     r.note = slot->res.note;
     st.areas.push_back(std::move(r));
   }
-  for (std::size_t i = 0; i < counters.size(); ++i) {
-    const NodeCounters& c = counters[i];
+  // An attached pool's counters are the reservation's, every process's together.
+  const std::size_t slots = shared_counts != nullptr ? shared_count_slots : counters.size();
+  for (std::size_t i = 0; i < slots; ++i) {
+    const auto get = [&](Bucket b) {
+      if (shared_counts != nullptr)
+        return std::atomic_ref<std::uint64_t>(shared_counts[i * 5 + b]).load(std::memory_order_relaxed);
+      return const_cast<NodeCounters&>(counters[i]).at(b).load(std::memory_order_relaxed);
+    };
     NodeReport n;
     n.node = static_cast<int>(i) - 1;
-    n.local = c.local.load(std::memory_order_relaxed);
-    n.other_node = c.other_node.load(std::memory_order_relaxed);
-    n.default_area = c.default_area.load(std::memory_order_relaxed);
-    n.pages = c.pages.load(std::memory_order_relaxed);
-    n.failed = c.failed.load(std::memory_order_relaxed);
+    n.local = get(kLocal);
+    n.other_node = get(kOtherNode);
+    n.default_area = get(kDefault);
+    n.pages = get(kPages);
+    n.failed = get(kFailed);
     // kNoNode and offline ids appear only once something was asked of them.
     const bool known = n.node >= 0 && topology.is_online(n.node);
     if (known || n.local + n.other_node + n.default_area + n.pages + n.failed > 0)

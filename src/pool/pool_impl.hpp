@@ -61,8 +61,6 @@ struct SharedPoolOps {
   virtual ~SharedPoolOps() = default;
   /** Gives back the buffers of processes that died; true when any came back. */
   virtual bool reap_dead() noexcept = 0;
-  /** A9 counted machine-wide: bucket 0 local, 1 other_node, 2 default, 3 pages, 4 failed. */
-  virtual void count(int node, int bucket) noexcept = 0;
   /** Gives back this process's buffers and its holder slot (the pool goes). */
   virtual void detach() noexcept = 0;
 };
@@ -118,8 +116,15 @@ struct PageShelf {
   backing::PagesBlock take(std::uint32_t slot);
 };
 
+/** A9's outcomes, in the order of NodeCounters' fields (and of the shared
+ *  pools' per-node counters, shared/layout.hpp NodeCtr). */
+enum Bucket { kLocal = 0, kOtherNode = 1, kDefault = 2, kPages = 3, kFailed = 4 };
+
 struct NodeCounters {
   std::atomic<std::uint64_t> local{0}, other_node{0}, default_area{0}, pages{0}, failed{0};
+  std::atomic<std::uint64_t>& at(Bucket b) noexcept {
+    return b == kLocal ? local : b == kOtherNode ? other_node : b == kDefault ? default_area : b == kPages ? pages : failed;
+  }
 };
 
 /** What one successful allocation produced, before it becomes a DmaBuffer. */
@@ -148,6 +153,20 @@ struct PoolImpl : std::enable_shared_from_this<PoolImpl> {
   /** Attached pools (Pool::attach): the reservation's name and its shared side. */
   std::string shared_name;
   std::unique_ptr<SharedPoolOps> shared_pool;
+  /** Attached pools count A9 machine-wide, in the state file: 5 words (a
+   *  Bucket each) per node id + 1 (slot 0: no node); stats() reads them. */
+  std::uint64_t* shared_counts = nullptr;
+  std::size_t shared_count_slots = 0;
+
+  /** A9: one outcome for a request from `node`. */
+  void count(int node, Bucket b) noexcept {
+    if (shared_counts != nullptr) {
+      const std::size_t i = static_cast<std::size_t>(node + 1) < shared_count_slots ? static_cast<std::size_t>(node + 1) : 0;
+      std::atomic_ref<std::uint64_t>(shared_counts[i * 5 + b]).fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    counters_for(node).at(b).fetch_add(1, std::memory_order_relaxed);
+  }
 
   std::vector<NodeCounters> counters;  // [node + 1]; slot 0 = kNoNode
   std::vector<PageShelf> shelves;      // [node + 1]; slot 0 = kNoNode

@@ -27,8 +27,8 @@ class SharedArea final : public detail::SharedAreaOps {
 
   Result<core::Block> alloc(core::Area& mirror, std::uint64_t count, unsigned align,
                             std::uint64_t limit) override {
-    Result<AreaLock> lk = AreaLock::acquire(*f_, i_);
-    if (!lk) return std::move(lk).error();
+    AreaLock lk(*f_, i_);
+    if (!lk) return lk.error();
     if (Status s = sync(*f_, i_, m_, mirror); !s) return std::move(s).error();
     const std::uint64_t failed = mirror.alloc_pages_fail();
     Result<core::Block> b = mirror.alloc(count, align, limit);
@@ -41,8 +41,8 @@ class SharedArea final : public detail::SharedAreaOps {
   }
 
   Status release(core::Area& mirror, std::uint64_t first_page, std::uint64_t count) override {
-    Result<AreaLock> lk = AreaLock::acquire(*f_, i_);
-    if (!lk) return std::move(lk).error();
+    AreaLock lk(*f_, i_);
+    if (!lk) return lk.error();
     if (Status s = sync(*f_, i_, m_, mirror); !s) return s;
     const AreaDesc& d = f_->desc(i_);
     // Built only on an error path: the success path allocates no string.
@@ -68,8 +68,8 @@ class SharedArea final : public detail::SharedAreaOps {
   }
 
   Result<core::AreaStats> stats(core::Area& mirror) override {
-    Result<AreaLock> lk = AreaLock::acquire(*f_, i_);
-    if (!lk) return std::move(lk).error();
+    AreaLock lk(*f_, i_);
+    if (!lk) return lk.error();
     if (Status s = sync(*f_, i_, m_, mirror); !s) return std::move(s).error();
     core::AreaStats a = mirror.stats();
     const AreaState& st = f_->state(i_);
@@ -80,8 +80,8 @@ class SharedArea final : public detail::SharedAreaOps {
   }
 
   Result<std::string> dump_bitmap(core::Area& mirror) override {
-    Result<AreaLock> lk = AreaLock::acquire(*f_, i_);
-    if (!lk) return std::move(lk).error();
+    AreaLock lk(*f_, i_);
+    if (!lk) return lk.error();
     if (Status s = sync(*f_, i_, m_, mirror); !s) return std::move(s).error();
     return mirror.dump_bitmap();
   }
@@ -101,18 +101,6 @@ class SharedPool final : public detail::SharedPoolOps {
   bool reap_dead() noexcept override {
     Result<ReapReport> r = shared::reap_dead(*f_);
     return r && r->buffers > 0;
-  }
-
-  void count(int node, int bucket) noexcept override {
-    const std::uint32_t slots = f_->hdr().node_slots;
-    const std::uint32_t n = node >= 0 && static_cast<std::uint32_t>(node) + 1 < slots ? node + 1 : 0;
-    NodeCtr& c = f_->nodes()[n];
-    std::uint64_t& w = bucket == 0   ? c.local
-                       : bucket == 1 ? c.other_node
-                       : bucket == 2 ? c.default_area
-                       : bucket == 3 ? c.pages
-                                     : c.failed;
-    std::atomic_ref<std::uint64_t>(w).fetch_add(1, std::memory_order_relaxed);
   }
 
   void detach() noexcept override { (void)unregister_holder(*f_, slot_); }
@@ -170,6 +158,9 @@ Result<Pool> Pool::attach(std::string_view name) {
   if (!slot) return std::move(slot).error();
   impl->shared_name = std::string(name);
   impl->shared_pool = std::make_unique<SharedPool>(f, *slot);  // from here, ~PoolImpl detaches
+  static_assert(sizeof(NodeCtr) == 5 * sizeof(std::uint64_t));
+  impl->shared_counts = reinterpret_cast<std::uint64_t*>(f->nodes());
+  impl->shared_count_slots = h.node_slots;
 
   for (std::uint32_t i = 0; i < f->areas(); ++i) {
     const AreaDesc& d = f->desc(i);

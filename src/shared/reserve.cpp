@@ -182,8 +182,8 @@ Status release(std::string_view name, bool force) {
     // Who holds buffers: every live holder with a record in some area.
     std::map<std::uint32_t, std::uint64_t> held;
     for (std::uint32_t a = 0; a < sf.areas(); ++a) {
-      Result<AreaLock> lk = AreaLock::acquire(sf, a);
-      if (!lk && !force) return std::move(lk).error();
+      AreaLock lk(sf, a);
+      if (!lk && !force) return lk.error();
       for (const auto& [h, pages] : pages_by_holder(sf, a)) held[h] += pages;
     }
     std::string live;
@@ -274,8 +274,8 @@ Result<PoolStatus> status(std::string_view name) {
     if (!mirror) return make_error(Errc::corrupt, f.path() + ": " + mirror.error().message);
     SharedAreaStatus s;
     {
-      Result<AreaLock> lk = AreaLock::acquire(f, a);
-      if (!lk) return std::move(lk).error();
+      AreaLock lk(f, a);
+      if (!lk) return lk.error();
       Mirror m;
       if (Status st = sync(f, a, m, *mirror); !st) return std::move(st).error();
       const AreaState& st = f.state(a);

@@ -96,6 +96,11 @@ Result<std::shared_ptr<StateFile>> StateFile::open(const std::string& path) {
   f->size_ = info->size;
   if (Status v = validate(f->base_, f->size_); !v)
     return make_error(Errc::corrupt, path + ": " + v.error().message);
+  for (std::uint32_t i = 0; i < f->hdr().area_count; ++i) {
+    const AreaDesc& d = area_desc(f->base_, i);
+    f->views_.push_back({&d, at<AreaState>(f->base_, d.state_offset), at<std::uint64_t>(f->base_, d.recs_offset),
+                         at<std::uint64_t>(f->base_, d.bitmap_offset)});
+  }
   return f;
 }
 
@@ -112,26 +117,27 @@ Status init_locks(StateFile& f) {
 
 // ---- locks and repair ------------------------------------------------------------
 
-Result<AreaLock> AreaLock::acquire(StateFile& f, std::uint32_t i) {
-  Result<bool> dead = os::robust_lock(f.state(i).lock);
-  if (!dead) return std::move(dead).error();
-  AreaLock l(&f, i);
-  if (*dead) {
+AreaLock::AreaLock(StateFile& f, std::uint32_t i) noexcept : f_(f), i_(i) {
+  const int r = os::robust_lock(f.state(i).lock);
+  if (r == 1) {
     repair_area(f, i);
     os::robust_consistent(f.state(i).lock);
-    l.repaired_ = true;
+    repaired_ = true;
+  } else {
+    err_ = r;
   }
-  return l;
 }
 
 AreaLock::~AreaLock() {
-  if (held_) os::robust_unlock(f_->state(i_).lock);
+  if (err_ == 0) os::robust_unlock(f_.state(i_).lock);
 }
 
+Error AreaLock::error() const { return os::robust_error(err_); }
+
 Result<PoolLock> PoolLock::acquire(StateFile& f) {
-  Result<bool> dead = os::robust_lock(f.pool().lock);
-  if (!dead) return std::move(dead).error();
-  if (*dead) {  // holder slots are written state-last: nothing half-made to undo
+  const int r = os::robust_lock(f.pool().lock);
+  if (r != 0 && r != 1) return os::robust_error(r);
+  if (r == 1) {  // holder slots are written state-last: nothing half-made to undo
     ++f.pool().recoveries;
     os::robust_consistent(f.pool().lock);
   }
@@ -175,7 +181,7 @@ void repair_area(StateFile& f, std::uint32_t i) noexcept {
 
 // ---- mirrors -------------------------------------------------------------------
 
-Status sync(StateFile& f, std::uint32_t i, Mirror& m, core::Area& area) {
+Status sync_slow(StateFile& f, std::uint32_t i, Mirror& m, core::Area& area) {
   AreaState& st = f.state(i);
   const unsigned opb = f.desc(i).order_per_bit;
   const std::uint64_t seq = st.seq;
@@ -327,9 +333,9 @@ Status release_holders(StateFile& f, const std::vector<Dead>& who, bool reaped, 
   if (who.empty()) return {};
   std::vector<char> mine(f.hdr().holder_capacity + 1, 0);
   for (std::uint32_t a = 0; a < f.areas(); ++a) {
-    Result<AreaLock> lk = AreaLock::acquire(f, a);
-    if (!lk) return std::move(lk).error();
-    if (rep != nullptr && lk->repaired()) ++rep->recovered_locks;
+    AreaLock lk(f, a);
+    if (!lk) return lk.error();
+    if (rep != nullptr && lk.repaired()) ++rep->recovered_locks;
     // Under the area lock, a slot still showing the dead process cannot have
     // been taken by a new one: only its records carry its number here.
     std::fill(mine.begin(), mine.end(), 0);
@@ -418,9 +424,9 @@ Result<ReapReport> reap_dead(StateFile& f) {
   } else {
     // Still repair any lock a dead process left behind.
     for (std::uint32_t a = 0; a < f.areas(); ++a) {
-      Result<AreaLock> lk = AreaLock::acquire(f, a);
-      if (!lk) return std::move(lk).error();
-      if (lk->repaired()) ++rep.recovered_locks;
+      AreaLock lk(f, a);
+      if (!lk) return lk.error();
+      if (lk.repaired()) ++rep.recovered_locks;
     }
   }
   rep.ns = os::monotonic_ns() - t0;

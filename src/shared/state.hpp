@@ -41,14 +41,12 @@ class StateFile {
 
   unsigned char* base() const noexcept { return base_; }
   const FileHeader& hdr() const noexcept { return header(base_); }
-  const AreaDesc& desc(std::uint32_t i) const noexcept { return area_desc(base_, i); }
-  std::uint32_t areas() const noexcept { return hdr().area_count; }
-  AreaState& state(std::uint32_t i) const noexcept { return *at<AreaState>(base_, desc(i).state_offset); }
+  const AreaDesc& desc(std::uint32_t i) const noexcept { return *views_[i].desc; }
+  std::uint32_t areas() const noexcept { return static_cast<std::uint32_t>(views_.size()); }
+  AreaState& state(std::uint32_t i) const noexcept { return *views_[i].state; }
   /** Records as 8-byte words (rec_of / rec_word), each written with one store. */
-  std::uint64_t* recs(std::uint32_t i) const noexcept { return at<std::uint64_t>(base_, desc(i).recs_offset); }
-  std::uint64_t* bitmap(std::uint32_t i) const noexcept {
-    return at<std::uint64_t>(base_, desc(i).bitmap_offset);
-  }
+  std::uint64_t* recs(std::uint32_t i) const noexcept { return views_[i].recs; }
+  std::uint64_t* bitmap(std::uint32_t i) const noexcept { return views_[i].bitmap; }
   PoolState& pool() const noexcept { return *at<PoolState>(base_, hdr().pool_offset); }
   Holder* holders() const noexcept { return at<Holder>(base_, hdr().holders_offset); }
   NodeCtr* nodes() const noexcept { return at<NodeCtr>(base_, hdr().nodes_offset); }
@@ -56,6 +54,14 @@ class StateFile {
 
  private:
   StateFile() = default;
+  /** Where each area's parts are in this mapping (found once, at open). */
+  struct View {
+    const AreaDesc* desc;
+    AreaState* state;
+    std::uint64_t* recs;
+    std::uint64_t* bitmap;
+  };
+  std::vector<View> views_;
   std::string path_;
   unsigned char* base_ = nullptr;
   std::size_t size_ = 0;
@@ -64,23 +70,25 @@ class StateFile {
 /** Sets up every lock of a freshly written image (reserve). */
 Status init_locks(StateFile& f);
 
-/** Holds one area's lock; repairs on acquisition when the owner died. */
+/** Holds one area's lock (from construction to destruction, when ok());
+ *  repairs on acquisition when the owner died. */
 class AreaLock {
  public:
-  static Result<AreaLock> acquire(StateFile& f, std::uint32_t area);
-  AreaLock(AreaLock&& o) noexcept
-      : f_(o.f_), i_(o.i_), held_(std::exchange(o.held_, false)), repaired_(o.repaired_) {}
-  AreaLock& operator=(AreaLock&&) = delete;
+  AreaLock(StateFile& f, std::uint32_t area) noexcept;
+  AreaLock(const AreaLock&) = delete;
+  AreaLock& operator=(const AreaLock&) = delete;
   ~AreaLock();
+  bool ok() const noexcept { return err_ == 0; }
+  explicit operator bool() const noexcept { return ok(); }
+  /** Why the lock could not be had (REQUIRES: !ok()). */
+  Error error() const;
   /** True when this acquisition found the owner dead and repaired. */
   bool repaired() const noexcept { return repaired_; }
 
  private:
-  AreaLock(StateFile* f, std::uint32_t i) : f_(f), i_(i) {}
-  friend class StateFile;
-  StateFile* f_;
+  StateFile& f_;
   std::uint32_t i_;
-  bool held_ = true;
+  int err_ = 0;
   bool repaired_ = false;
 };
 
@@ -109,7 +117,14 @@ struct Mirror {
 
 /** Brings `area` (a core::Area over this area's geometry) up to the records.
  *  REQUIRES: the area lock. corrupt when the records overlap or do not fit. */
-Status sync(StateFile& f, std::uint32_t i, Mirror& m, core::Area& area);
+Status sync_slow(StateFile& f, std::uint32_t i, Mirror& m, core::Area& area);
+/** The same; the common case (no update by anyone else since this
+ *  process's last) inline, with no call. */
+inline Status sync(StateFile& f, std::uint32_t i, Mirror& m, core::Area& area) {
+  const AreaState& st = f.state(i);
+  if (m.seq == st.seq && m.epoch == st.epoch) return {};
+  return sync_slow(f, i, m, area);
+}
 
 /** Records an allocation core::Area made (REQUIRES: lock, synced mirror
  *  that already holds it). holder: slot + 1. */

@@ -42,7 +42,7 @@ void verify_all(const std::string& name) {
   Result<std::shared_ptr<shared::StateFile>> f = shared::open_reservation(name);
   ASSERT_TRUE(f.ok());
   for (std::uint32_t i = 0; i < (*f)->areas(); ++i) {
-    Result<shared::AreaLock> lk = shared::AreaLock::acquire(**f, i);
+    shared::AreaLock lk(**f, i);
     ASSERT_TRUE(lk.ok());
     Status s = shared::verify_area(**f, i);
     EXPECT_TRUE(s.ok()) << s.error().message;
