@@ -12,8 +12,8 @@ namespace numacma::cli {
 void add_pool_options(CLI::App* sub, PoolArgs& a, const std::string& default_backing) {
   a.backing = default_backing;
   sub->add_option("--sysfs-root", a.sysfs_root, "sysfs root to read (default /sys)");
-  sub->add_option("--backing", a.backing, "auto | hugetlb | anon | sim (default " + default_backing + ")")
-      ->check(CLI::IsMember({"auto", "hugetlb", "anon", "sim"}));
+  sub->add_option("--backing", a.backing, "auto | hugetlb | hugetlb-1G | anon | sim (default " + default_backing + ")")
+      ->check(CLI::IsMember({"auto", "hugetlb", "hugetlb-1G", "anon", "sim"}));
   sub->add_option("--policy", a.policy, "kernel | nearest (default kernel)")->check(policy_names());
   sub->add_option("--device-area", a.device_areas,
                   "NAME:NODE:SIZE, a device's own exclusive area (repeatable)");
