@@ -11,30 +11,9 @@
 #include <string>
 
 #include "numacma/result.hpp"
+#include "os/fd.hpp"
 
 namespace numacma::os {
-
-/** An open file descriptor, closed on destruction. */
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) noexcept : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept;
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd();
-  int get() const noexcept { return fd_; }
-  int release() noexcept {
-    const int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
 
 /** open(path, O_RDWR | O_CLOEXEC). */
 Result<Fd> open_rw(const std::string& path);

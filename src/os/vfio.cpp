@@ -27,24 +27,6 @@ std::string hex(std::uint64_t v) {
 
 }  // namespace
 
-Fd& Fd::operator=(Fd&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = o.release();
-  }
-  return *this;
-}
-
-Fd::~Fd() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-Result<Fd> open_rdwr(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return errno_error("open(" + path + ")", errno);
-  return Fd(fd);
-}
-
 Result<int> api_version(int container) {
   const int v = ::ioctl(container, VFIO_GET_API_VERSION);
   if (v < 0) return errno_error("ioctl(VFIO_GET_API_VERSION)", errno);

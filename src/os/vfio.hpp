@@ -16,33 +16,11 @@
 #include <vector>
 
 #include "numacma/result.hpp"
+#include "os/fd.hpp"
 
 namespace numacma::os::vfio {
 
-/** An owned file descriptor (closed on destruction). */
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) noexcept : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept;
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd();
-  int get() const noexcept { return fd_; }
-  int release() noexcept {
-    const int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
-
-/** open(path, O_RDWR | O_CLOEXEC). */
-Result<Fd> open_rdwr(const std::string& path);
+using Fd = numacma::os::Fd;  // os/fd.hpp; files are opened with os::open_rw (os/shared.hpp)
 
 /** VFIO_GET_API_VERSION. */
 Result<int> api_version(int container);

@@ -1,5 +1,6 @@
 // src/vfio/kernel_os.cpp — the real Kernel: every call forwards to src/os/vfio.hpp.
 #include "os/os.hpp"
+#include "os/shared.hpp"
 #include "vfio/kernel.hpp"
 
 namespace numacma::vfio {
@@ -11,7 +12,7 @@ namespace ov = numacma::os::vfio;
 class OsKernel final : public Kernel {
  public:
   Result<int> open(const std::string& path) override {
-    Result<ov::Fd> f = ov::open_rdwr(path);
+    Result<os::Fd> f = os::open_rw(path);
     if (!f) return std::move(f).error();
     return f->release();
   }
