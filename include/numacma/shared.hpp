@@ -2,8 +2,9 @@
 //
 //   numacma reserve NAME "cma=64M cma_pernuma=16M"     (or numacma::reserve)
 //     <run dir>/pools/NAME/state       allocation records, counters, locks
-//     <run dir>/pools/NAME/<area>.mem  anon/sim areas (tmpfs, bound to the node)
-//     <hugetlbfs>/numacma.NAME.<area>  hugetlb areas, mapped in physical order
+//     /dev/shm/numacma.NAME.<area>.<pid>     anon areas (tmpfs, bound to the node)
+//     <hugetlbfs>/numacma.NAME.<area>.<pid>  hugetlb areas, mapped in physical order
+//     <run dir>/pools/NAME/<area>.mem        sim areas
 //   Pool::attach("NAME")                 any process with access: same rules
 //   numacma status NAME / reap NAME / release NAME [--force]
 //

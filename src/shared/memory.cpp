@@ -11,6 +11,12 @@ namespace {
 
 constexpr std::uint64_t kPage = 4096;
 
+/** numacma.NAME.AREA.PID: the reserving process's pid keeps two reservations
+ *  of one name under different run directories (tests) apart. */
+std::string file_name(const std::string& pool, const std::string& area) {
+  return "numacma." + pool + "." + area + "." + std::to_string(os::self_pid());
+}
+
 std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 
 Result<AreaSpec> create_hugetlb(std::uint64_t hp, const NewArea& a, const std::string& pool_name,
@@ -18,7 +24,7 @@ Result<AreaSpec> create_hugetlb(std::uint64_t hp, const NewArea& a, const std::s
   Result<std::string> mount = os::hugetlbfs_mount(hp);
   if (!mount) return std::move(mount).error();
   AreaSpec s;
-  s.path = *mount + "/numacma." + pool_name + "." + a.name;
+  s.path = *mount + "/" + file_name(pool_name, a.name);
   s.kind_name = hp == (1ULL << 30) ? "hugetlb-1G" : "hugetlb-2M";
   s.mapped_bytes = round_up(a.bytes, hp);
   s.huge_page_bytes = hp;
@@ -41,10 +47,12 @@ Result<AreaSpec> create_hugetlb(std::uint64_t hp, const NewArea& a, const std::s
   return s;
 }
 
-Result<AreaSpec> create_tmpfs(bool sim, const NewArea& a, const std::string& dir, const FileAccess& access,
-                              backing::Backing* sim_backing) {
+Result<AreaSpec> create_tmpfs(bool sim, const NewArea& a, const std::string& pool_name, const std::string& dir,
+                              const FileAccess& access, backing::Backing* sim_backing) {
   AreaSpec s;
-  s.path = dir + "/" + a.name + ".mem";
+  // anon: POSIX shared memory's tmpfs, whatever the run directory is on (a
+  // file on a disk would be page cache written back, not memory bound to a node).
+  s.path = sim ? dir + "/" + a.name + ".mem" : std::string(kShmDir) + "/" + file_name(pool_name, a.name);
   s.kind_name = sim ? "sim" : "anon";
   s.mapped_bytes = a.bytes;
   if (sim) {  // the DMA layout Pool::create would give it
@@ -84,8 +92,8 @@ Result<AreaSpec> create_area_memory(const std::string& kind, const NewArea& a, c
   Result<AreaSpec> s = make_error(Errc::invalid_argument, "unknown area kind '" + kind + "'");
   if (kind == "hugetlb-2M") s = create_hugetlb(2ULL << 20, a, pool_name, access);
   else if (kind == "hugetlb-1G") s = create_hugetlb(1ULL << 30, a, pool_name, access);
-  else if (kind == "anon") s = create_tmpfs(false, a, dir, access, nullptr);
-  else if (kind == "sim") s = create_tmpfs(true, a, dir, access, sim);
+  else if (kind == "anon") s = create_tmpfs(false, a, pool_name, dir, access, nullptr);
+  else if (kind == "sim") s = create_tmpfs(true, a, pool_name, dir, access, sim);
   if (!s) return s;
   s->name = a.name;
   s->node = a.node;

@@ -1,12 +1,12 @@
 // src/shared/memory.hpp — the memory of a reserved area: a file that outlives
 // the process that reserved it.
 //
-//   hugetlb  <hugetlbfs mount>/numacma.NAME.<area>: the node's hugepages,
+//   hugetlb  <hugetlbfs mount>/numacma.NAME.<area>.<pid>: the node's hugepages,
 //            faulted in under a strict binding, mapped in physical-address
 //            order; the order is kept (hpmap) so that every process maps them
 //            the same way
-//   anon     <pool dir>/<area>.mem on the run directory's tmpfs, bound to the
-//            node (the binding is the file's shared policy), faulted in and
+//   anon     /dev/shm/numacma.NAME.<area>.<pid> (tmpfs), bound to the node
+//            (the binding is the file's shared policy), faulted in and
 //            checked; its DMA addresses are IOVAs at a fixed base per area
 //   sim      <pool dir>/<area>.mem, sparse; DMA addresses laid out by the sim
 //            backing as Pool::create's would be
@@ -22,6 +22,9 @@
 #include "topology/topology.hpp"
 
 namespace numacma::shared {
+
+/** Where anon areas live: POSIX shared memory's tmpfs. */
+inline constexpr const char* kShmDir = "/dev/shm";
 
 struct NewArea {
   std::string name;

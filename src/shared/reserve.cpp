@@ -202,14 +202,15 @@ Status release(std::string_view name, bool force) {
                                           " --force removes what is there)");
   } else if (Result<std::vector<std::string>> names = os::list_dir(dir); names) {
     for (const std::string& e : *names) files.push_back(dir + "/" + e);
-    // A damaged state file cannot say where its hugetlb files are: the mounts' numacma.NAME.* go too.
-    for (std::uint64_t hp : {2ULL << 20, 1ULL << 30}) {
-      Result<std::string> m = os::hugetlbfs_mount(hp);
-      if (!m) continue;
-      if (Result<std::vector<std::string>> hs = os::list_dir(*m); hs)
+    // A damaged state file cannot say where its hugetlb and anon files are:
+    // numacma.NAME.* on the hugetlbfs mounts and in /dev/shm go too.
+    std::vector<std::string> dirs = {kShmDir};
+    for (std::uint64_t hp : {2ULL << 20, 1ULL << 30})
+      if (Result<std::string> m = os::hugetlbfs_mount(hp); m) dirs.push_back(*m);
+    for (const std::string& d : dirs)
+      if (Result<std::vector<std::string>> hs = os::list_dir(d); hs)
         for (const std::string& e : *hs)
-          if (e.rfind("numacma." + n + ".", 0) == 0) files.push_back(*m + "/" + e);
-    }
+          if (e.rfind("numacma." + n + ".", 0) == 0) files.push_back(d + "/" + e);
   }
   remove_all(dir, files);
   if (os::exists(dir)) return make_error(Errc::io_error, "could not remove " + dir);

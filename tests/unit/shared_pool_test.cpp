@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <atomic>
 #include <random>
@@ -297,6 +298,44 @@ TEST(SharedPool, ADamagedStateFileIsRefusedWithItsReason) {
   EXPECT_EQ(status("dmg").error().code, Errc::corrupt);
   EXPECT_EQ(release("dmg").error().code, Errc::corrupt);
   EXPECT_TRUE(release("dmg", true).ok());
+}
+
+TEST(SharedPool, AnAnonReservationIsATmpfsFileBoundToItsNode) {
+  ScopedRunDir run;
+  ReserveOptions o;
+  o.params = "cma=8M";
+  o.backing = "anon";
+  Result<std::vector<ReservationNote>> r = reserve("anon", o);
+  if (!r && (r.error().code == Errc::permission || r.error().code == Errc::unsupported))
+    GTEST_SKIP() << r.error().message;
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  Result<Pool> p = Pool::attach("anon"), q = Pool::attach("anon");
+  ASSERT_TRUE(p.ok() && q.ok()) << (p ? q.error().message : p.error().message);
+  EXPECT_EQ(p->dma_mode(), "iova");
+  Result<DmaBuffer> a = p->alloc_coherent(Device::on_node(0), 65536);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_TRUE(a->iova());
+  EXPECT_EQ(a->dma_addr() % 65536, 0u);
+  std::memset(a->cpu(), 0x3c, 65536);
+  // The same pages through the other attachment's mapping, at the same IOVA offset.
+  Result<DmaBuffer> b = q->alloc_coherent(Device::on_node(0), 65536);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->dma_addr(), a->dma_addr() + 65536);
+  const auto* same = static_cast<const unsigned char*>(b->cpu()) - 65536;
+  EXPECT_EQ(same[0], 0x3c);
+  EXPECT_EQ(same[65535], 0x3c);
+  Result<PoolStatus> st = status("anon");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->areas[0].area.backing, "anon");
+  EXPECT_TRUE(st->areas[0].area.iova);
+  const std::string file = "/dev/shm/numacma.anon.reserved." + std::to_string(::getpid());
+  EXPECT_TRUE(std::filesystem::exists(file));  // tmpfs, whatever the run directory is on
+  a = DmaBuffer();
+  b = DmaBuffer();
+  p = make_error(Errc::not_found, "");
+  q = make_error(Errc::not_found, "");
+  EXPECT_TRUE(release("anon").ok());
+  EXPECT_FALSE(std::filesystem::exists(file));
 }
 
 TEST(SharedPool, CApiAttachAllocFreeDetach) {
