@@ -10,7 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <mutex>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -234,6 +236,18 @@ Result<std::uint32_t> group_id(const std::string& group) {
   if (out == nullptr) return make_error(Errc::not_found, "no group named '" + group + "'");
   return static_cast<std::uint32_t>(out->gr_gid);
 }
+
+namespace {
+std::atomic<unsigned> g_forks{0};
+void forked_child() { g_forks.fetch_add(1, std::memory_order_relaxed); }
+}  // namespace
+
+void watch_forks() {
+  static std::once_flag once;
+  std::call_once(once, [] { (void)pthread_atfork(nullptr, nullptr, forked_child); });
+}
+
+unsigned fork_generation() noexcept { return g_forks.load(std::memory_order_relaxed); }
 
 std::uint64_t realtime_ns() noexcept {
   timespec t{};

@@ -85,6 +85,13 @@ Result<std::uint32_t> group_id(const std::string& group);
 std::uint64_t realtime_ns() noexcept;
 std::uint64_t monotonic_ns() noexcept;
 
+/** Counts the forks the calling process descends from, once watch_forks()
+ *  has been called (pthread_atfork: each child increments it). A value saved
+ *  before a fork differs in the child: what a process registered (a holder
+ *  slot) is not the child's. */
+void watch_forks();
+unsigned fork_generation() noexcept;
+
 /** The mount point of a hugetlbfs with pages of `huge_page_bytes` (its
  *  pagesize= option, or the default hugepage size when none is given) from
  *  /proc/mounts; not_found when none is mounted. */

@@ -138,6 +138,7 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_
 
 Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes, int cpu) {
   if (!shared_pool) return alloc_once(dev, bytes, cpu, true);
+  if (shared_pool->forked()) return forked_error();
   // An attached pool: when nothing could serve the request, the buffers of
   // processes that died go back to their areas first, and it is tried again.
   Result<RawBuffer> r = alloc_once(dev, bytes, cpu, false);
@@ -257,8 +258,16 @@ Status PoolImpl::reject_free(std::string msg) {  // F2: counted, never fatal
   return make_error(Errc::bad_free, std::move(msg));
 }
 
+Error PoolImpl::forked_error() const {
+  return make_error(Errc::invalid_argument,
+                    "the attachment to shared pool '" + shared_name +
+                        "' belongs to the process that attached before fork(); a child attaches itself "
+                        "(Pool::attach)");
+}
+
 Status PoolImpl::free(std::size_t bytes, void* cpu_ptr, std::uint64_t dma, int area_hint,
                       int node_hint) {
+  if (shared_pool && shared_pool->forked()) return forked_error();
   const auto bad = [this](std::string msg) { return reject_free(std::move(msg)); };
   const auto cpu = reinterpret_cast<std::uintptr_t>(cpu_ptr);
   if (cpu_ptr == nullptr) return bad("free of a NULL address");

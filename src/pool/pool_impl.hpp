@@ -63,6 +63,9 @@ struct SharedPoolOps {
   virtual bool reap_dead() noexcept = 0;
   /** Gives back this process's buffers and its holder slot (the pool goes). */
   virtual void detach() noexcept = 0;
+  /** True in a child forked after the attach: the holder slot is the parent's,
+   *  so the child neither allocates nor frees through it. */
+  virtual bool forked() const noexcept = 0;
 };
 
 struct AreaSlot {
@@ -208,6 +211,8 @@ struct PoolImpl : std::enable_shared_from_this<PoolImpl> {
 
  private:
   NodeCounters& counters_for(int node) noexcept;
+  /** An attached pool used in a child forked after the attach. */
+  Error forked_error() const;
   /** alloc() once; count_failure: count a failure in the node's counters. */
   Result<RawBuffer> alloc_once(const Device& dev, std::size_t bytes, int cpu, bool count_failure);
   Result<RawBuffer> from_area(int idx, std::uint64_t count, std::uint64_t limit, Served served);

@@ -10,6 +10,7 @@
 
 #include "backing/sim.hpp"
 #include "os/os.hpp"
+#include "os/shared.hpp"
 #include "pool/pool_impl.hpp"
 #include "shared/memory.hpp"
 #include "shared/state.hpp"
@@ -96,18 +97,25 @@ class SharedArea final : public detail::SharedAreaOps {
 
 class SharedPool final : public detail::SharedPoolOps {
  public:
-  SharedPool(std::shared_ptr<StateFile> f, std::uint32_t slot) : f_(std::move(f)), slot_(slot) {}
+  SharedPool(std::shared_ptr<StateFile> f, std::uint32_t slot)
+      : f_(std::move(f)), slot_(slot), forks_(os::fork_generation()) {}
 
   bool reap_dead() noexcept override {
     Result<ReapReport> r = shared::reap_dead(*f_);
     return r && r->buffers > 0;
   }
 
-  void detach() noexcept override { (void)unregister_holder(*f_, slot_); }
+  bool forked() const noexcept override { return os::fork_generation() != forks_; }
+
+  /** In a forked child the slot is the parent's: left alone. */
+  void detach() noexcept override {
+    if (!forked()) (void)unregister_holder(*f_, slot_);
+  }
 
  private:
   std::shared_ptr<StateFile> f_;
   std::uint32_t slot_;
+  unsigned forks_;
 };
 
 }  // namespace
@@ -154,6 +162,7 @@ Result<Pool> Pool::attach(std::string_view name) {
   impl->counters = std::vector<detail::NodeCounters>(static_cast<std::size_t>(max_node) + 2);
   impl->shelves = std::vector<detail::PageShelf>(static_cast<std::size_t>(max_node) + 2);
 
+  os::watch_forks();
   Result<std::uint32_t> slot = register_holder(*f);
   if (!slot) return std::move(slot).error();
   impl->shared_name = std::string(name);

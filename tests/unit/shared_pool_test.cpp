@@ -338,6 +338,34 @@ TEST(SharedPool, AnAnonReservationIsATmpfsFileBoundToItsNode) {
   EXPECT_FALSE(std::filesystem::exists(file));
 }
 
+TEST(SharedPool, AForkedChildIsNotItsParentsHolder) {
+  ScopedRunDir run;
+  ASSERT_TRUE(reserve("fork", sim_options("cma=16M")).ok());
+  Result<Pool> p = Pool::attach("fork");
+  ASSERT_TRUE(p.ok());
+  Result<DmaBuffer> b = p->alloc_coherent(Device::on_node(0), 65536);
+  ASSERT_TRUE(b.ok());
+  const pid_t child = spawn([&] {
+    // The inherited attachment neither allocates nor frees for the parent...
+    Result<DmaBuffer> c = p->alloc_coherent(Device::on_node(0), 65536);
+    if (c || c.error().code != Errc::invalid_argument) return 1;
+    if (b->release().ok()) return 2;
+    // ...and a normal exit (destructors run) does not detach the parent's slot.
+    p = make_error(Errc::not_found, "");
+    Result<Pool> own = Pool::attach("fork");  // the child's own attachment works
+    if (!own) return 3;
+    Result<DmaBuffer> d = own->alloc_coherent(Device::on_node(0), 65536);
+    return d ? 0 : 4;
+  });
+  ASSERT_EQ(wait_exit(child), 0);
+  Result<PoolStatus> st = status("fork");
+  ASSERT_TRUE(st.ok());
+  ASSERT_EQ(st->holders.size(), 1u);  // the parent; the child detached its own
+  EXPECT_EQ(st->holders[0].pid, ::getpid());
+  EXPECT_EQ(st->holders[0].buffers, 1u);
+  EXPECT_TRUE(b->release().ok());
+}
+
 TEST(SharedPool, CApiAttachAllocFreeDetach) {
   ScopedRunDir run;
   ASSERT_TRUE(reserve("c", sim_options("cma=16M cma_pernuma=8M")).ok());
