@@ -48,10 +48,9 @@ class SharedArea final : public detail::SharedAreaOps {
     const AreaDesc& d = f_->desc(i_);
     // Built only on an error path: the success path allocates no string.
     const auto where = [&] { return "area '" + mirror.name() + "': page " + std::to_string(first_page); };
-    const std::uint64_t per_bit = std::uint64_t{1} << d.order_per_bit;
-    const Rec r = first_page % per_bit == 0 && first_page < d.pages
-                      ? rec_of(f_->recs(i_)[first_page / per_bit])
-                      : Rec{0, 0};
+    const unsigned opb = d.order_per_bit;
+    const std::uint64_t bit = first_page >> opb;
+    const Rec r = (bit << opb) == first_page && first_page < d.pages ? rec_of(f_->recs(i_)[bit]) : Rec{0, 0};
     if (r.holder == 0)
       return make_error(Errc::bad_free, where() + ": no live buffer starts there (double free or foreign address)");
     if (r.holder != holder_) {
@@ -64,7 +63,7 @@ class SharedArea final : public detail::SharedAreaOps {
       return make_error(Errc::bad_free, where() + ": size mismatch: allocated " + std::to_string(r.pages) +
                                             " pages, freed " + std::to_string(count));
     if (Status s = mirror.release(first_page, count); !s) return s;
-    commit_release(*f_, i_, &m_, first_page / per_bit, false);
+    commit_release(*f_, i_, &m_, bit, false);
     return {};
   }
 
