@@ -39,7 +39,7 @@ inline constexpr std::uint32_t kVersion = 1;
 inline constexpr std::uint32_t kMaxAreas = 256;
 inline constexpr std::uint32_t kMaxHolders = 4096;
 inline constexpr std::uint32_t kMaxNodeSlots = 1025;  // MAX_NUMNODES 1024 + the no-node slot
-inline constexpr std::uint32_t kLogEntries = 64;
+inline constexpr std::uint32_t kLogEntries = 4096;
 inline constexpr std::size_t kLockBytes = 64;
 
 struct alignas(8) FileHeader {
