@@ -47,7 +47,7 @@ Result<AreaSpec> create_hugetlb(std::uint64_t hp, const NewArea& a, const std::s
   return s;
 }
 
-Result<AreaSpec> create_tmpfs(bool sim, const NewArea& a, const std::string& pool_name, const std::string& dir,
+Result<AreaSpec> create_file_area(bool sim, const NewArea& a, const std::string& pool_name, const std::string& dir,
                               const FileAccess& access, backing::Backing* sim_backing) {
   AreaSpec s;
   // anon: POSIX shared memory's tmpfs, whatever the run directory is on (a
@@ -92,8 +92,8 @@ Result<AreaSpec> create_area_memory(const std::string& kind, const NewArea& a, c
   Result<AreaSpec> s = make_error(Errc::invalid_argument, "unknown area kind '" + kind + "'");
   if (kind == "hugetlb-2M") s = create_hugetlb(2ULL << 20, a, pool_name, access);
   else if (kind == "hugetlb-1G") s = create_hugetlb(1ULL << 30, a, pool_name, access);
-  else if (kind == "anon") s = create_tmpfs(false, a, pool_name, dir, access, nullptr);
-  else if (kind == "sim") s = create_tmpfs(true, a, pool_name, dir, access, sim);
+  else if (kind == "anon") s = create_file_area(false, a, pool_name, dir, access, nullptr);
+  else if (kind == "sim") s = create_file_area(true, a, pool_name, dir, access, sim);
   if (!s) return s;
   s->name = a.name;
   s->node = a.node;
