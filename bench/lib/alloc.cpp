@@ -59,7 +59,25 @@ std::vector<std::uint32_t> slot_order(std::size_t live, unsigned rounds, std::ui
 }
 
 bool make_bench_pool(const std::string& backing, const std::string& sysfs_root,
-                     const std::vector<std::string>& vfio, BenchPool* out, std::string* why) {
+                     const std::vector<std::string>& vfio, BenchPool* out, std::string* why,
+                     const std::string& attach) {
+  if (!attach.empty()) {  // a shared pool (numacma reserve): its first area
+    Result<Pool> p = Pool::attach(attach);
+    if (!p) {
+      *why = "Pool::attach(" + attach + "): " + p.error().message;
+      return false;
+    }
+    out->pool = std::make_unique<Pool>(std::move(*p));
+    const Stats st = out->pool->stats();
+    if (st.areas.empty()) {
+      *why = "the shared pool " + attach + " has no area";
+      return false;
+    }
+    out->backing = st.areas.front().backing;
+    out->node = st.areas.front().node;
+    out->words = "Pool::attach(" + attach + "), a shared pool reserved with numacma reserve, backing " + out->backing;
+    return true;
+  }
   PoolOptions po;
   po.params = "cma=1G";  // room for 1024 x 256 KiB (256 MiB, aligned) several times over
   po.backing = backing;
@@ -78,6 +96,8 @@ bool make_bench_pool(const std::string& backing, const std::string& sysfs_root,
   }
   out->backing = st.areas.front().backing;
   out->node = st.areas.front().node;
+  out->words = "Pool::create(cma=1G, backing " + out->backing + (backing != out->backing ? " (asked: " + backing + ")" : "") +
+               (!vfio.empty() ? ", vfio mode" : "") + ", reserved at create)";
   return true;
 }
 
@@ -95,14 +115,13 @@ class NumacmaPeer final : public AllocPeer {
   bool init(const AllocOptions& o, std::string* why) override {
     if (pool_ != nullptr) return true;  // a pool made elsewhere
     BenchPool bp;
-    if (!make_bench_pool(o.backing, o.sysfs_root, o.vfio, &bp, why)) return false;
+    if (!make_bench_pool(o.backing, o.sysfs_root, o.vfio, &bp, why, o.attach)) return false;
     owned_ = std::move(bp.pool);
     pool_ = owned_.get();
     backing_ = bp.backing;
     node_ = bp.node;
     dev_ = Device::on_node(node_, "bench-dev");
-    words_ = "Pool::create(cma=1G, backing " + backing_ + (o.backing != backing_ ? " (asked: " + o.backing + ")" : "") +
-             (!o.vfio.empty() ? ", vfio mode" : "") + ", reserved at create)";
+    words_ = bp.words;
     return true;
   }
   bool fill(std::size_t live, std::size_t size, std::size_t, std::string* why) override {

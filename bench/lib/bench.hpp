@@ -38,15 +38,19 @@ class Pool;
 namespace numacma::bench {
 
 /** The pool numacma is measured on by alloc and pool: Pool::create("cma=1G",
- *  backing, sysfs_root, vfio devices), its one area's backing and node. */
+ *  backing, sysfs_root, vfio devices), its one area's backing and node; or,
+ *  with `attach` set, the shared pool of that name (Pool::attach), its first
+ *  area's. */
 struct BenchPool {
   std::unique_ptr<Pool> pool;
   std::string backing;  ///< what the area really uses
   int node = 0;         ///< the area's node
+  std::string words;    ///< how the pool was made, for the rows' config
 };
 /** False (with why) when the pool cannot be made or reserved no area. */
 bool make_bench_pool(const std::string& backing, const std::string& sysfs_root,
-                     const std::vector<std::string>& vfio, BenchPool* out, std::string* why);
+                     const std::vector<std::string>& vfio, BenchPool* out, std::string* why,
+                     const std::string& attach = "");
 
 /** Median and 99th percentile of samples (ns); the vector is sorted in place. */
 struct Summary {
@@ -67,6 +71,7 @@ struct AllocOptions {
   std::string sysfs_root = "/sys";
   std::vector<std::string> peers = {"numacma", "dpdk", "dpdk-align64", "dpdk-memzone", "glibc", "libnuma"};
   std::vector<std::string> vfio;  ///< BDFs bound to vfio-pci: numacma's pool in vfio mode
+  std::string attach;             ///< a shared pool's name: numacma's rows on Pool::attach(attach)
 };
 
 struct AllocResult {
@@ -138,6 +143,7 @@ struct PoolBenchOptions {
   unsigned rounds = 0;           ///< measured rounds per thread; 0: 10001 (quick: 9), after 101 (quick: 1) warm-up rounds
   std::string backing = "sim";   ///< numacma's pool backing
   std::string sysfs_root = "/sys";
+  std::string attach;            ///< a shared pool's name: numacma's rows on Pool::attach(attach)
   std::vector<std::string> peers = {"numacma", "dpdk-mempool", "glibc"};
 };
 

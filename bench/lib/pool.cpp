@@ -46,10 +46,10 @@ class NumacmaPoolPeer final : public PoolPeer {
   const char* name() const override { return "numacma"; }
   bool init(const PoolBenchOptions& o, std::string* why) override {
     BenchPool bp;
-    if (!make_bench_pool(o.backing, o.sysfs_root, {}, &bp, why)) return false;
+    if (!make_bench_pool(o.backing, o.sysfs_root, {}, &bp, why, o.attach)) return false;
     pool_ = std::move(bp.pool);
     backing_ = bp.backing;
-    asked_ = o.backing;
+    words_ = bp.words;
     node_ = bp.node;
     dev_ = Device::on_node(node_, "bench-dev");
     return true;
@@ -102,9 +102,7 @@ class NumacmaPoolPeer final : public PoolPeer {
   std::string config(std::size_t object, unsigned threads) const override {
     return "DmaPool::create(pool, Device::on_node(" + std::to_string(node_) + "), \"bench\", " +
            std::to_string(object) + ", align " + std::to_string(kAlign) +
-           ", boundary 0) on Pool::create(cma=1G, backing " + backing_ +
-           (asked_ != backing_ ? " (asked: " + asked_ + ")" : "") +
-           "); DmaPool::alloc + DmaBlock::release (RAII handles)" +
+           ", boundary 0) on " + words_ + "; DmaPool::alloc + DmaBlock::release (RAII handles)" +
            (threads > 1 ? "; one pool shared by both threads" : "");
   }
   const std::string& backing() const { return backing_; }
@@ -113,7 +111,7 @@ class NumacmaPoolPeer final : public PoolPeer {
   std::unique_ptr<Pool> pool_;
   Device dev_;
   DmaPool dp_;
-  std::string backing_, asked_;
+  std::string backing_, words_;
   int node_ = 0;
 };
 

@@ -546,3 +546,30 @@ TEST(CliShared, ReserveStatusAttachReapRelease) {
   ::unsetenv("NUMACMA_RUN_DIR");
   std::filesystem::remove_all(dir);
 }
+
+// `bench alloc --pool NAME` and `bench pool --pool NAME` measure numacma on a
+// shared pool (Pool::attach) and say so in each row's config.
+TEST(CliBench, AllocAndPoolOnASharedPool) {
+  const std::string dir = ::testing::TempDir() + "cli_bench_pool_" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  ::setenv("NUMACMA_RUN_DIR", dir.c_str(), 1);
+  const CliRun probe = run("bench alloc --quick --json --peer numacma --pool none");
+  if (built_without_bench(probe)) {
+    ::unsetenv("NUMACMA_RUN_DIR");
+    GTEST_SKIP() << "built without bench/";
+  }
+  EXPECT_EQ(probe.rc, 1);  // no such reservation: numacma's rows skipped, with the reason
+  ASSERT_EQ(run("reserve bq cma=1G --backing sim --sysfs-root " + kData + "/x86-2s").rc, 0);
+  CliRun r = run("bench alloc --quick --json --peer numacma --pool bq");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  for (const json& row : json_lines(r.out)) {
+    EXPECT_FALSE(row["skipped"].get<bool>()) << row.dump();
+    EXPECT_NE(row["config"].get<std::string>().find("Pool::attach(bq)"), std::string::npos) << row.dump();
+  }
+  r = run("bench pool --quick --json --peer numacma --pool bq");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("on Pool::attach(bq)"), std::string::npos) << r.out;
+  EXPECT_EQ(run("release bq").rc, 0);  // the benches detached: nothing held
+  ::unsetenv("NUMACMA_RUN_DIR");
+  std::filesystem::remove_all(dir);
+}

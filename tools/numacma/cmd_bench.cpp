@@ -39,6 +39,7 @@ struct BenchArgs {
   std::vector<std::string> vfio;  // --vfio BDF (alloc, cmdq)
   unsigned kills = 0;             // shared: kills per recovery case
   bool no_busy = false;           // shared: leave out the row with a busy second process
+  std::string pool_name;          // --pool NAME (alloc, pool): numacma on a shared pool
 };
 
 /** --vfio BDFs in sysfs form; false (usage error reported) when one is malformed. */
@@ -103,9 +104,12 @@ bool peers_and_plot(const std::string& command, const BenchArgs& a, std::vector<
 void run_alloc(const BenchArgs& a) {
   bench::AllocOptions o;
   if (!vfio_bdfs("bench alloc", a, &o.vfio)) return;
+  if (!a.pool_name.empty() && !o.vfio.empty())
+    return usage_error("bench alloc", "--pool and --vfio: an attached pool has no VFIO container of its own");
   o.quick = a.quick;
   o.backing = a.backing;
   o.sysfs_root = a.sysfs_root;
+  o.attach = a.pool_name;
   o.repetitions = a.reps;
   if (!peers_and_plot("bench alloc", a, &o.peers)) return;
   const bench::AllocReport r = bench::run_alloc(o);
@@ -181,6 +185,7 @@ void run_pool(const BenchArgs& a) {
   o.quick = a.quick;
   o.backing = a.backing;
   o.sysfs_root = a.sysfs_root;
+  o.attach = a.pool_name;
   o.rounds = a.reps;
   if (!peers_and_plot("bench pool", a, &o.peers)) return;
   const bench::PoolBenchReport r = bench::run_pool(o);
@@ -531,6 +536,8 @@ void register_bench(CLI::App& app) {
                     "only these peers (numacma, dpdk, dpdk-align64, dpdk-memzone, glibc, libnuma); repeatable")
       ->check(CLI::IsMember({"numacma", "dpdk", "dpdk-align64", "dpdk-memzone", "glibc", "libnuma"}));
   alloc->add_option("--reps", a->reps, "rounds of 1024 pairs (default 101, --quick 9)");
+  alloc->add_option("--pool", a->pool_name,
+                    "numacma's rows on the shared pool NAME (Pool::attach; numacma reserve) instead of its own");
   alloc->add_option("--vfio", a->vfio,
                     "BDF bound to vfio-pci: numacma's pool in vfio mode (needs a non-sim --backing; repeatable)");
   alloc->callback([a] { run_alloc(*a); });
@@ -543,6 +550,8 @@ void register_bench(CLI::App& app) {
   pool->add_option("--backing", a->backing, "backing of numacma's pool (default sim)")
       ->check(CLI::IsMember({"sim", "anon", "hugetlb", "auto"}));
   pool->add_option("--sysfs-root", a->sysfs_root, "topology for the numacma pool (default /sys)");
+  pool->add_option("--pool", a->pool_name,
+                   "the DmaPool over the shared pool NAME (Pool::attach; numacma reserve) instead of its own");
   pool->add_option("--peer", a->peers, "only these peers (numacma, dpdk-mempool, glibc); repeatable")
       ->check(CLI::IsMember({"numacma", "dpdk-mempool", "glibc"}));
   pool->add_option("--reps", a->reps, "measured rounds of 1024 pairs per thread (default 10001, --quick 9)");
