@@ -59,6 +59,36 @@ void PoolImpl::map_cpus() {
     unknown_cpu_node_ = topology.nodes().front().id;
 }
 
+void PoolImpl::size_node_tables() {
+  const std::size_t max_node = static_cast<std::size_t>(std::max(topology.max_node_id(), 0));
+  pernuma_.assign(max_node + 1, -1);
+  numa_.assign(max_node + 1, -1);
+  counters = std::vector<NodeCounters>(max_node + 2);
+  shelves = std::vector<PageShelf>(max_node + 2);
+}
+
+AreaSlot& PoolImpl::add_area(std::unique_ptr<AreaSlot> slot) {
+  const int idx = static_cast<int>(areas.size());
+  const auto node = static_cast<std::size_t>(slot->area.node());
+  switch (slot->kind) {
+    case config::AreaKind::default_area: default_ = idx; break;
+    case config::AreaKind::pernuma: pernuma_[node] = idx; break;
+    case config::AreaKind::numa: numa_[node] = idx; break;
+    case config::AreaKind::device: device_[slot->area.name()] = idx; break;
+  }
+  areas.push_back(std::move(slot));
+  return *areas.back();
+}
+
+void PoolImpl::index_by_cpu() {
+  by_cpu_.clear();
+  for (std::size_t i = 0; i < areas.size(); ++i) by_cpu_.push_back(static_cast<int>(i));
+  std::sort(by_cpu_.begin(), by_cpu_.end(), [&](int a, int b) {
+    return areas[static_cast<std::size_t>(a)]->area.config().cpu_base <
+           areas[static_cast<std::size_t>(b)]->area.config().cpu_base;
+  });
+}
+
 Result<DmaBuffer> PoolImpl::alloc_buffer(const Device& dev, std::size_t bytes, int cpu) {
   Result<RawBuffer> r = alloc(dev, bytes, cpu);
   if (!r) return std::move(r).error();
@@ -256,11 +286,7 @@ Result<Pool> Pool::create(const PoolOptions& options) {
     if (Status s = detail::open_vfio(*impl); !s) return std::move(s).error();
   }
 
-  const int max_node = std::max(t.max_node_id(), 0);
-  impl->pernuma_.assign(static_cast<std::size_t>(max_node) + 1, -1);
-  impl->numa_.assign(static_cast<std::size_t>(max_node) + 1, -1);
-  impl->counters = std::vector<detail::NodeCounters>(static_cast<std::size_t>(max_node) + 2);
-  impl->shelves = std::vector<detail::PageShelf>(static_cast<std::size_t>(max_node) + 2);
+  impl->size_node_tables();
 
   for (const config::PlannedArea& pa : plan.areas) {
     Result<backing::Reservation> r = impl->backing->reserve_at(pa.node, pa.bytes, pa.phys_base);
@@ -298,21 +324,9 @@ Result<Pool> Pool::create(const PoolOptions& options) {
       continue;
     }
     if (!r->note.empty()) impl->notes.push_back({pa.name, pa.node, r->note});
-    const int idx = static_cast<int>(impl->areas.size());
-    impl->areas.push_back(std::make_unique<AreaSlot>(std::move(*area), pa.kind, std::move(*r)));
-    switch (pa.kind) {
-      case config::AreaKind::default_area: impl->default_ = idx; break;
-      case config::AreaKind::pernuma: impl->pernuma_[static_cast<std::size_t>(pa.node)] = idx; break;
-      case config::AreaKind::numa: impl->numa_[static_cast<std::size_t>(pa.node)] = idx; break;
-      case config::AreaKind::device: impl->device_[pa.name] = idx; break;
-    }
+    impl->add_area(std::make_unique<AreaSlot>(std::move(*area), pa.kind, std::move(*r)));
   }
-
-  for (std::size_t i = 0; i < impl->areas.size(); ++i) impl->by_cpu_.push_back(static_cast<int>(i));
-  std::sort(impl->by_cpu_.begin(), impl->by_cpu_.end(), [&](int a, int b) {
-    return impl->areas[static_cast<std::size_t>(a)]->area.config().cpu_base <
-           impl->areas[static_cast<std::size_t>(b)]->area.config().cpu_base;
-  });
+  impl->index_by_cpu();
 
   const bool any_iova = std::any_of(impl->areas.begin(), impl->areas.end(),
                                     [](const auto& s) { return s->iova(); });

@@ -187,6 +187,13 @@ struct PoolImpl : std::enable_shared_from_this<PoolImpl> {
 
   /** Fills cpu_mem_node_ and unknown_cpu_node_ from the topology (create). */
   void map_cpus();
+  /** Sizes the per-node tables (pernuma_, numa_, counters, shelves) from the
+   *  topology (create, attach). */
+  void size_node_tables();
+  /** Adds an area, indexed by its kind, node and name (create, attach). */
+  AreaSlot& add_area(std::unique_ptr<AreaSlot> slot);
+  /** Sorts by_cpu_ once every area is added. */
+  void index_by_cpu();
   /** True when the topology lists the CPU. */
   bool knows_cpu(int cpu) const noexcept {
     return cpu >= 0 && static_cast<std::size_t>(cpu) < cpu_mem_node_.size() &&

@@ -155,11 +155,7 @@ Result<Pool> Pool::attach(std::string_view name) {
   if (!b) return std::move(b).error();
   impl->backing = std::move(*b);
 
-  const int max_node = std::max(t.max_node_id(), 0);
-  impl->pernuma_.assign(static_cast<std::size_t>(max_node) + 1, -1);
-  impl->numa_.assign(static_cast<std::size_t>(max_node) + 1, -1);
-  impl->counters = std::vector<detail::NodeCounters>(static_cast<std::size_t>(max_node) + 2);
-  impl->shelves = std::vector<detail::PageShelf>(static_cast<std::size_t>(max_node) + 2);
+  impl->size_node_tables();
 
   os::watch_forks();
   Result<std::uint32_t> slot = register_holder(*f);
@@ -173,7 +169,7 @@ Result<Pool> Pool::attach(std::string_view name) {
   for (std::uint32_t i = 0; i < f->areas(); ++i) {
     const AreaDesc& d = f->desc(i);
     const std::string an = field(d.name, sizeof d.name);
-    if (d.node < 0 || d.node > max_node || !t.is_online(d.node))
+    if (d.node < 0 || d.node > t.max_node_id() || !t.is_online(d.node))
       return make_error(Errc::corrupt, f->path() + ": area " + an + " is on node " + std::to_string(d.node) +
                                            ", which this machine does not have online");
     const auto* map = at<std::uint32_t>(f->base(), d.hpmap_offset);
@@ -198,22 +194,11 @@ Result<Pool> Pool::attach(std::string_view name) {
     res.segments = cfg.segments;
     res.note = field(d.note, sizeof d.note);
     if (!res.note.empty()) impl->notes.push_back({an, d.node, res.note});
-    const auto k = static_cast<config::AreaKind>(d.kind);
-    const int idx = static_cast<int>(impl->areas.size());
-    impl->areas.push_back(std::make_unique<detail::AreaSlot>(std::move(*area), k, std::move(res)));
-    impl->areas.back()->shared = std::make_unique<SharedArea>(f, i, *slot + 1, *cpu);
-    switch (k) {
-      case config::AreaKind::default_area: impl->default_ = idx; break;
-      case config::AreaKind::pernuma: impl->pernuma_[static_cast<std::size_t>(d.node)] = idx; break;
-      case config::AreaKind::numa: impl->numa_[static_cast<std::size_t>(d.node)] = idx; break;
-      case config::AreaKind::device: impl->device_[an] = idx; break;
-    }
+    detail::AreaSlot& added = impl->add_area(
+        std::make_unique<detail::AreaSlot>(std::move(*area), static_cast<config::AreaKind>(d.kind), std::move(res)));
+    added.shared = std::make_unique<SharedArea>(f, i, *slot + 1, *cpu);
   }
-  for (std::size_t i = 0; i < impl->areas.size(); ++i) impl->by_cpu_.push_back(static_cast<int>(i));
-  std::sort(impl->by_cpu_.begin(), impl->by_cpu_.end(), [&](int a, int c) {
-    return impl->areas[static_cast<std::size_t>(a)]->area.config().cpu_base <
-           impl->areas[static_cast<std::size_t>(c)]->area.config().cpu_base;
-  });
+  impl->index_by_cpu();
   impl->iova_mode = h.iova_mode != 0;
 
   // Buffers of processes that died go back now (an attach is one of the times).
