@@ -142,10 +142,7 @@ Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64
     const std::uint64_t first_page = static_cast<std::uint64_t>(*found) << q;
     const std::uint64_t dma = s.dma_base + (first_page - s.first_page) * cfg_.page_size;
     if (dma + (count * cfg_.page_size - 1) > dma_limit) continue;  // exactness guard
-    bitmap_.set_run(*found, static_cast<std::size_t>(bits));
-    if (count != (bits << q)) odd_.emplace(first_page, count);
-    ++live_count_;
-    used_pages_ += bits << q;
+    take(static_cast<std::uint64_t>(*found), bits, first_page, count);
     alloc_pages_success_ += count;
     return Block{first_page, count, dma, cfg_.cpu_base + first_page * cfg_.page_size};
   }
@@ -208,11 +205,15 @@ Status Area::restore(std::uint64_t first_page, std::uint64_t count) {
   const std::uint64_t b = first_page >> q, bits = (count + (std::uint64_t{1} << q) - 1) >> q;
   if (!bitmap_.range_is_clear(static_cast<std::size_t>(b), static_cast<std::size_t>(bits)))
     return bad("overlaps another allocation");
-  bitmap_.set_run(static_cast<std::size_t>(b), static_cast<std::size_t>(bits));
-  if (count != (bits << q)) odd_.emplace(first_page, count);
-  ++live_count_;
-  used_pages_ += bits << q;
+  take(b, bits, first_page, count);
   return {};
+}
+
+void Area::take(std::uint64_t b, std::uint64_t bits, std::uint64_t first_page, std::uint64_t count) {
+  bitmap_.set_run(static_cast<std::size_t>(b), static_cast<std::size_t>(bits));
+  if (count != (bits << q_)) odd_.emplace(first_page, count);
+  ++live_count_;
+  used_pages_ += bits << q_;
 }
 
 void Area::clear_allocations() {

@@ -143,6 +143,9 @@ class Area {
   std::size_t segment_of_page(std::uint64_t page) const noexcept;
   /** The coarsest q the segments allow (see q_), at most order_per_bit + 8. */
   static unsigned initial_q(const AreaConfig& c) noexcept;
+  /** Records a live allocation of `count` pages at first_page: bits [b, b + bits)
+   *  of the current grid (alloc, restore). */
+  void take(std::uint64_t b, std::uint64_t bits, std::uint64_t first_page, std::uint64_t count);
   /** Makes each bit cover 2^q pages (q < q_): every bit becomes 2^(q_ - q). */
   void refine(unsigned q);
 
