@@ -124,6 +124,29 @@ PoolImpl::~PoolImpl() {
   }
 }
 
+AreaReport area_report(const core::Area& area, const core::AreaStats& a, config::AreaKind kind,
+                       std::string backing, bool iova, std::string note) {
+  AreaReport r;
+  r.name = a.name;
+  r.kind = config::area_kind_name(kind);
+  r.node = a.node;
+  r.backing = std::move(backing);
+  r.iova = iova;
+  r.base_dma = a.base_dma;
+  r.pages = a.pages;
+  r.order_per_bit = a.order_per_bit;
+  r.used = a.used;
+  r.maxchunk = a.maxchunk;
+  r.alloc_pages_success = a.alloc_pages_success;
+  r.alloc_pages_fail = a.alloc_pages_fail;
+  r.release_pages_success = a.release_pages_success;
+  r.segments = a.segments;
+  for (const core::Segment& seg : area.config().segments)  // never empty: Area::create fills one
+    r.longest_segment = std::max(r.longest_segment, seg.pages);
+  r.note = std::move(note);
+  return r;
+}
+
 Stats PoolImpl::stats() const {
   Stats st;
   for (const auto& slot : areas) {
@@ -136,25 +159,7 @@ Stats PoolImpl::stats() const {
       std::lock_guard<std::mutex> lock(slot->mu);
       a = slot->area.stats();
     }
-    AreaReport r;
-    r.name = a.name;
-    r.kind = config::area_kind_name(slot->kind);
-    r.node = a.node;
-    r.backing = slot->res.kind;
-    r.iova = slot->iova();
-    r.base_dma = a.base_dma;
-    r.pages = a.pages;
-    r.order_per_bit = a.order_per_bit;
-    r.used = a.used;
-    r.maxchunk = a.maxchunk;
-    r.alloc_pages_success = a.alloc_pages_success;
-    r.alloc_pages_fail = a.alloc_pages_fail;
-    r.release_pages_success = a.release_pages_success;
-    r.segments = a.segments;
-    for (const core::Segment& seg : slot->area.config().segments)
-      r.longest_segment = std::max(r.longest_segment, seg.pages);
-    if (slot->area.config().segments.empty()) r.longest_segment = a.pages;  // one implicit segment
-    r.note = slot->res.note;
+    AreaReport r = area_report(slot->area, a, slot->kind, slot->res.kind, slot->iova(), slot->res.note);
     st.areas.push_back(std::move(r));
   }
   // An attached pool's counters are the reservation's, every process's together.

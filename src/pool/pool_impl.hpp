@@ -251,6 +251,11 @@ Status map_pages_vfio(PoolImpl& impl, backing::PagesBlock& b, std::uint64_t limi
 
 PoolImpl* impl_of(const Pool& pool) noexcept;
 
+/** An area's line of Stats from its stats and what the pool knows of it
+ *  (Pool::stats, numacma::status). longest_segment from its segments. */
+AreaReport area_report(const core::Area& area, const core::AreaStats& a, config::AreaKind kind,
+                       std::string backing, bool iova, std::string note);
+
 /** R1-R6 for the options on this topology: the areas to reserve, device
  *  areas placed; what cannot be placed becomes a note. invalid_argument for
  *  bad options (params, order_per_bit, device areas). */

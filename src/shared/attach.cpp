@@ -71,12 +71,7 @@ class SharedArea final : public detail::SharedAreaOps {
     AreaLock lk(*f_, i_);
     if (!lk) return lk.error();
     if (Status s = sync(*f_, i_, m_, mirror); !s) return std::move(s).error();
-    core::AreaStats a = mirror.stats();
-    const AreaState& st = f_->state(i_);
-    a.alloc_pages_success = st.alloc_pages_success;
-    a.alloc_pages_fail = st.alloc_pages_fail;
-    a.release_pages_success = st.release_pages_success;
-    return a;
+    return shared_stats(*f_, i_, mirror);
   }
 
   Result<std::string> dump_bitmap(core::Area& mirror) override {

@@ -270,8 +270,7 @@ Result<PoolStatus> status(std::string_view name) {
   }
   for (std::uint32_t a = 0; a < f.areas(); ++a) {
     const AreaDesc& d = f.desc(a);
-    core::AreaConfig cfg = area_config(f.base(), a);
-    Result<core::Area> mirror = core::Area::create(cfg);
+    Result<core::Area> mirror = core::Area::create(area_config(f.base(), a));
     if (!mirror) return make_error(Errc::corrupt, f.path() + ": " + mirror.error().message);
     SharedAreaStatus s;
     {
@@ -280,26 +279,12 @@ Result<PoolStatus> status(std::string_view name) {
       Mirror m;
       if (Status st = sync(f, a, m, *mirror); !st) return std::move(st).error();
       const AreaState& st = f.state(a);
-      const core::AreaStats cs = mirror->stats();
-      AreaReport& r = s.area;
-      r.name = cs.name;
-      r.kind = config::area_kind_name(static_cast<config::AreaKind>(d.kind));
-      r.node = d.node;
-      r.backing = field(d.kind_name, sizeof d.kind_name);
-      r.iova = d.addr_iova != 0;
-      r.base_dma = cs.base_dma;
-      r.pages = cs.pages;
-      r.order_per_bit = cs.order_per_bit;
-      r.used = cs.used;
-      r.maxchunk = cs.maxchunk;
-      r.segments = cs.segments;
-      r.alloc_pages_success = st.alloc_pages_success;
-      r.alloc_pages_fail = st.alloc_pages_fail;
-      r.release_pages_success = st.release_pages_success;
-      r.note = field(d.note, sizeof d.note);
+      s.area = detail::area_report(*mirror, shared_stats(f, a, *mirror), static_cast<config::AreaKind>(d.kind),
+                                   field(d.kind_name, sizeof d.kind_name), d.addr_iova != 0,
+                                   field(d.note, sizeof d.note));
+      s.longest_segment = s.area.longest_segment;
       s.recoveries = st.recoveries;
       s.reaped_pages = st.reaped_pages;
-      for (const core::Segment& sg : cfg.segments) s.longest_segment = std::max(s.longest_segment, sg.pages);
       const std::uint64_t* recs = f.recs(a);
       for (std::uint64_t b = 0; b < d.rec_count; ++b) {
         const Rec rc = rec_of(recs[b]);

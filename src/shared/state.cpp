@@ -247,6 +247,15 @@ Status verify_area(StateFile& f, std::uint32_t i) {
   return {};
 }
 
+core::AreaStats shared_stats(StateFile& f, std::uint32_t i, const core::Area& mirror) {
+  core::AreaStats a = mirror.stats();
+  const AreaState& st = f.state(i);
+  a.alloc_pages_success = st.alloc_pages_success;
+  a.alloc_pages_fail = st.alloc_pages_fail;
+  a.release_pages_success = st.release_pages_success;
+  return a;
+}
+
 // ---- updates ---------------------------------------------------------------------
 
 void commit_alloc(StateFile& f, std::uint32_t i, Mirror& m, std::uint64_t first_page,

@@ -126,6 +126,10 @@ inline Status sync(StateFile& f, std::uint32_t i, Mirror& m, core::Area& area) {
   return sync_slow(f, i, m, area);
 }
 
+/** The mirror's stats with the area's counters of every process (REQUIRES:
+ *  the area lock, a synced mirror). */
+core::AreaStats shared_stats(StateFile& f, std::uint32_t i, const core::Area& mirror);
+
 /** Records an allocation core::Area made (REQUIRES: lock, synced mirror
  *  that already holds it). holder: slot + 1. */
 void commit_alloc(StateFile& f, std::uint32_t i, Mirror& m, std::uint64_t first_page,
