@@ -61,43 +61,38 @@ std::vector<std::uint32_t> slot_order(std::size_t live, unsigned rounds, std::ui
 bool make_bench_pool(const std::string& backing, const std::string& sysfs_root,
                      const std::vector<std::string>& vfio, BenchPool* out, std::string* why,
                      const std::string& attach) {
-  if (!attach.empty()) {  // a shared pool (numacma reserve): its first area
-    Result<Pool> p = Pool::attach(attach);
-    if (!p) {
-      *why = "Pool::attach(" + attach + "): " + p.error().message;
-      return false;
-    }
-    out->pool = std::make_unique<Pool>(std::move(*p));
-    const Stats st = out->pool->stats();
-    if (st.areas.empty()) {
-      *why = "the shared pool " + attach + " has no area";
-      return false;
-    }
-    out->backing = st.areas.front().backing;
-    out->node = st.areas.front().node;
-    out->words = "Pool::attach(" + attach + "), a shared pool reserved with numacma reserve, backing " + out->backing;
-    return true;
+  // A shared pool (numacma reserve), or the pool's own "cma=1G": room for
+  // 1024 x 256 KiB (256 MiB, aligned) several times over.
+  const std::string made = attach.empty() ? "Pool::create(cma=1G, backing " + backing + ")"
+                                          : "Pool::attach(" + attach + ")";
+  Result<Pool> p = make_error(Errc::not_found, "");
+  if (!attach.empty()) {
+    p = Pool::attach(attach);
+  } else {
+    PoolOptions po;
+    po.params = "cma=1G";
+    po.backing = backing;
+    po.sysfs_root = sysfs_root;
+    for (const std::string& bdf : vfio) po.vfio.push_back(VfioDeviceSpec{bdf, ~std::uint64_t{0}});
+    p = Pool::create(po);
   }
-  PoolOptions po;
-  po.params = "cma=1G";  // room for 1024 x 256 KiB (256 MiB, aligned) several times over
-  po.backing = backing;
-  po.sysfs_root = sysfs_root;
-  for (const std::string& bdf : vfio) po.vfio.push_back(VfioDeviceSpec{bdf, ~std::uint64_t{0}});
-  Result<Pool> p = Pool::create(po);
   if (!p) {
-    *why = "Pool::create(cma=1G, backing " + backing + "): " + p.error().message;
+    *why = made + ": " + p.error().message;
     return false;
   }
   out->pool = std::make_unique<Pool>(std::move(*p));
   const Stats st = out->pool->stats();
   if (st.areas.empty()) {
-    *why = "the pool reserved no area (cma=1G, backing " + backing + ")";
+    *why = made + " has no area";
     return false;
   }
-  out->backing = st.areas.front().backing;
+  out->backing = st.areas.front().backing;  // the (first) area's
   out->node = st.areas.front().node;
-  out->words = "Pool::create(cma=1G, backing " + out->backing + (backing != out->backing ? " (asked: " + backing + ")" : "") +
-               (!vfio.empty() ? ", vfio mode" : "") + ", reserved at create)";
+  out->words = !attach.empty()
+                   ? "Pool::attach(" + attach + "), a shared pool reserved with numacma reserve, backing " + out->backing
+                   : "Pool::create(cma=1G, backing " + out->backing +
+                         (backing != out->backing ? " (asked: " + backing + ")" : "") +
+                         (!vfio.empty() ? ", vfio mode" : "") + ", reserved at create)";
   return true;
 }
 
