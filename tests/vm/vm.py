@@ -290,6 +290,18 @@ def vfio_checks(name):
     return out
 
 
+def cmdq_check(t):
+    """The command-queue benchmark across nodes (the figures mean nothing under
+    TCG; what is checked is where the queue and the threads are): the driver on
+    the first node with CPUs, the device on the last, the queue in every node
+    with memory, the device's own first."""
+    cpu_nodes = [n for n, c in enumerate(t["cpus"]) if c > 0]
+    dev = cpu_nodes[-1]
+    order = [dev] + [n for n, m in enumerate(t["mem"]) if m > 0 and n != dev]
+    return ("cmdq", "numacma bench cmdq --quick --json > /tmp/cmdq.json && cat /tmp/cmdq.json && "
+                    "numacma-vmcheck cmdq /tmp/cmdq.json %d %d %s" % (cpu_nodes[0], dev, ",".join(map(str, order))))
+
+
 def checks(name):
     """[(check name, guest shell command)] for a topology."""
     t = TOPOLOGIES[name]
@@ -324,14 +336,7 @@ def checks(name):
                                      "echo \"$out\" | grep -q \"phys mode\"" % nvme))
     if name == "vm4":
         out.append(("demo", "numacma demo"))
-        # The command-queue benchmark across nodes (the figures mean nothing
-        # under TCG; what is checked is where the queue and the threads are).
-        cpu_nodes = [n for n, c in enumerate(t["cpus"]) if c > 0]
-        dev = cpu_nodes[-1]
-        order = [dev] + [n for n, m in enumerate(t["mem"]) if m > 0 and n != dev]
-        out.append(("cmdq", "numacma bench cmdq --quick --json > /tmp/cmdq.json && cat /tmp/cmdq.json && "
-                            "numacma-vmcheck cmdq /tmp/cmdq.json %d %d %s" % (
-                                cpu_nodes[0], dev, ",".join(map(str, order)))))
+        out.append(cmdq_check(t))
         # DmaPool (the kernel's dma_pool): blocks for a device on every node
         # and for each edu (its BDF and DMA mask), the edus writing into blocks.
         edus = " ".join("%s %s" % (bdf, mask) for (kind, _, mask), bdf in zip(t["devices"], bdfs(t))
@@ -381,13 +386,7 @@ def arm64_checks(name):
     out.append(("dmapool", "numacma-vmcheck dmapool %s" % " ".join("%s %s" % (b, m) for b, _, m in edus)))
     if len(t["mem"]) >= 4:
         out.append(("demo", "numacma demo"))
-        # The command queue of the motivating SMMUv3 across nodes (as vm4's).
-        cpu_nodes = [n for n, c in enumerate(t["cpus"]) if c > 0]
-        dev = cpu_nodes[-1]
-        order = [dev] + [n for n, m in enumerate(t["mem"]) if m > 0 and n != dev]
-        out.append(("cmdq", "numacma bench cmdq --quick --json > /tmp/cmdq.json && cat /tmp/cmdq.json && "
-                            "numacma-vmcheck cmdq /tmp/cmdq.json %d %d %s" % (
-                                cpu_nodes[0], dev, ",".join(map(str, order)))))
+        out.append(cmdq_check(t))  # the command queue of the motivating SMMUv3 across nodes
     if any(k == "nvme" for k, _, _ in t["devices"]):
         v = device_vars(t)
         out += [(fill(c, v), fill(cmd, v)) for c, cmd in ARM64_VFIO_CHECKS]
