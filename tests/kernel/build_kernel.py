@@ -154,8 +154,24 @@ def check_config(config_path, want):
     return bad == 0
 
 
-def ensure_source(out, ver, log):
-    src = os.path.join(out, "src-" + re.sub(r"[^A-Za-z0-9._-]", "_", ver))
+def safe(s):
+    """A version string as a directory-name part."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", s)
+
+
+def lock_dir(d):
+    """Creates d and holds its .lock (flock) until the returned file is closed:
+    one build of a cache at a time."""
+    os.makedirs(d, exist_ok=True)
+    lock = open(os.path.join(d, ".lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
+def ensure_source(out, ver, log, tarball=TARBALL):
+    """The kernel source tarball unpacked under out/src-<ver> (cached; other
+    versions' trees removed)."""
+    src = os.path.join(out, "src-" + safe(ver))
     stamp = os.path.join(src, ".numacma-unpacked")
     if os.path.exists(stamp):
         say("kernel source: cached %s" % src)
@@ -165,8 +181,8 @@ def ensure_source(out, ver, log):
     tmp = src + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    say("kernel source: unpacking %s into %s" % (TARBALL, src))
-    run(["tar", "-xJf", TARBALL, "-C", tmp, "--strip-components=1"], log)
+    say("kernel source: unpacking %s into %s" % (tarball, src))
+    run(["tar", "-xJf", tarball, "-C", tmp, "--strip-components=1"], log)
     os.rename(tmp, src)
     open(stamp, "w").write(ver + "\n")
     say("kernel source: unpacked in %.1f s" % (time.monotonic() - t0))
@@ -179,9 +195,7 @@ def ensure_source(out, ver, log):
 
 def build(args):
     out = os.path.abspath(args.out)
-    os.makedirs(out, exist_ok=True)
-    lock = open(os.path.join(out, ".lock"), "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = lock_dir(out)  # noqa: F841  (held until build returns)
     t_start = time.monotonic()
     if not ensure_deps():
         return 1
@@ -271,21 +285,32 @@ def build(args):
     manifest = {"kernel_source": ver, "kernel_key": kkey, "module_key": mkey, "runner_key": rkey,
                 "bzImage": bzimage, "module": ko, "runner": runner, "config": os.path.join(obj, ".config"),
                 "kernel_release": open(os.path.join(obj, "include", "config", "kernel.release")).read().strip()}
-    tmp = os.path.join(out, "current.json.tmp")
+    return write_manifest(out, manifest, t_start, timings)
+
+
+def write_manifest(d, manifest, t_start, timings):
+    """d/current.json (written whole, then renamed), and the closing line."""
+    path = os.path.join(d, "current.json")
+    tmp = path + ".tmp"
     json.dump(manifest, open(tmp, "w"), indent=1)
-    os.rename(tmp, os.path.join(out, "current.json"))
+    os.rename(tmp, path)
     say("ready in %.1f s%s: kernel %s, %s" % (
         time.monotonic() - t_start, " (%s)" % ", ".join("%s %s" % kv for kv in timings.items()) if timings
-        else " (everything cached)", manifest["kernel_release"], os.path.join(out, "current.json")))
+        else " (everything cached)", manifest["kernel_release"], path))
     return 0
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def cli(build, doc):
+    """The command line both build scripts take: --out, --jobs, --force."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "kernel"))
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--force", action="store_true", help="rebuild even when cached")
     return build(ap.parse_args())
+
+
+def main():
+    return cli(build, __doc__)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,6 @@ of this folder):
 A step whose output exists for its key is skipped; other versions are removed
 after a rebuild. Exit 0 when everything is there, 1 otherwise.
 """
-import argparse
-import fcntl
 import glob
 import json
 import os
@@ -50,7 +48,7 @@ sys.path.insert(0, HERE)
 import build_kernel as bk  # noqa: E402  (say, sha, run, the dependency check)
 
 bk.NAME = "build_kernel_arm64"
-say, sha, run = bk.say, bk.sha, bk.run
+say, sha, run, safe = bk.say, bk.sha, bk.run, bk.safe
 TARBALL = "/usr/src/linux-source-6.1.tar.xz"
 SOURCE_PKG = "linux-source-6.1"
 MODULE_DIR = os.path.join(HERE, "module")
@@ -65,10 +63,6 @@ HEADERS = [("/usr/include/gelf.h", "libelf-dev"), ("/usr/include/openssl/openssl
 # the module's ABI: the compiler's name, pahole (BTF), the 32-bit compat vDSO
 # (it needs an arm-linux-gnueabihf compiler).
 CONFIG_MAY_DIFFER = re.compile(r"^CONFIG_(CC_VERSION_TEXT|PAHOLE_\w+|\w*BTF\w*|\w*COMPAT_VDSO)$")
-
-
-def safe(s):
-    return re.sub(r"[^A-Za-z0-9._-]", "_", s)
 
 
 def missing_deps():
@@ -128,28 +122,6 @@ def ensure_debs(base, ver, log):
     return d, info
 
 
-def ensure_source(base, srcver, log):
-    src = os.path.join(base, "src-" + safe(srcver))
-    stamp = os.path.join(src, ".numacma-unpacked")
-    if os.path.exists(stamp):
-        say("kernel source: cached %s" % src)
-        return src
-    t0 = time.monotonic()
-    shutil.rmtree(src, ignore_errors=True)
-    tmp = src + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    say("kernel source: unpacking %s" % TARBALL)
-    run(["tar", "-xJf", TARBALL, "-C", tmp, "--strip-components=1"], log)
-    os.rename(tmp, src)
-    open(stamp, "w").write(srcver + "\n")
-    say("kernel source: unpacked in %.1f s" % (time.monotonic() - t0))
-    for old in glob.glob(os.path.join(base, "src-*")):
-        if old != src and not old.endswith(".tmp"):
-            shutil.rmtree(old, ignore_errors=True)
-    return src
-
-
 def read_config(path):
     have = {}
     for line in open(path):
@@ -167,9 +139,7 @@ def vermagic(ko):
 def build(args):
     out = os.path.abspath(args.out)
     base = os.path.join(out, "arm64")
-    os.makedirs(base, exist_ok=True)
-    lock = open(os.path.join(base, ".lock"), "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = bk.lock_dir(base)  # noqa: F841  (held until build returns)
     t_start = time.monotonic()
     if not ensure_deps():
         return 1
@@ -217,7 +187,7 @@ def build(args):
         say("modules_prepare: cached %s" % obj)
     else:
         t0 = time.monotonic()
-        src = ensure_source(base, srcver, log0)
+        src = bk.ensure_source(base, srcver, log0, TARBALL)
         shutil.rmtree(odir, ignore_errors=True)
         os.makedirs(obj)
         log = os.path.join(odir, "build.log")
@@ -251,7 +221,7 @@ def build(args):
         say("module: cached %s" % ko)
     else:
         t0 = time.monotonic()
-        src = ensure_source(base, srcver, log0)
+        src = bk.ensure_source(base, srcver, log0, TARBALL)
         for old in glob.glob(os.path.join(odir, "mod-*")):
             shutil.rmtree(old, ignore_errors=True)
         msrc = os.path.join(mdir, "src")
@@ -287,21 +257,11 @@ def build(args):
                 "module_key": mkey, "runner_key": rkey, "kernel": vmlinuz, "module": ko, "runner": runner,
                 "busybox": busybox, "config": os.path.join(hdrs, ".config"), "kernel_release": release,
                 "cma_size_mbytes": int(cfg.get("CONFIG_CMA_SIZE_MBYTES", "0") or 0)}
-    tmp = os.path.join(base, "current.json.tmp")
-    json.dump(manifest, open(tmp, "w"), indent=1)
-    os.rename(tmp, os.path.join(base, "current.json"))
-    say("ready in %.1f s%s: kernel %s, %s" % (
-        time.monotonic() - t_start, " (%s)" % ", ".join("%s %s" % kv for kv in timings.items()) if timings
-        else " (everything cached)", release, os.path.join(base, "current.json")))
-    return 0
+    return bk.write_manifest(base, manifest, t_start, timings)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=os.path.join(ROOT, "build", "kernel"))
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--force", action="store_true", help="rebuild even when cached")
-    return build(ap.parse_args())
+    return bk.cli(build, __doc__)
 
 
 if __name__ == "__main__":
