@@ -5,7 +5,6 @@
 #include <grp.h>
 #include <pthread.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -104,12 +103,6 @@ Result<FileInfo> path_info(const std::string& path) {
   return info_of(st);
 }
 
-Status resize(int fd, std::uint64_t bytes) {
-  if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0)
-    return err("ftruncate(" + std::to_string(fd) + ", " + std::to_string(bytes) + ")");
-  return {};
-}
-
 Status write_at(int fd, const void* data, std::size_t bytes, std::uint64_t offset) {
   const auto* p = static_cast<const char*>(data);
   while (bytes > 0) {
@@ -128,20 +121,6 @@ Status write_at(int fd, const void* data, std::size_t bytes, std::uint64_t offse
 Status sync_fd(int fd) {
   if (::fsync(fd) != 0) return err("fsync(" + std::to_string(fd) + ")");
   return {};
-}
-
-Result<void*> map_shared(int fd, std::size_t bytes, std::uint64_t offset) {
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset));
-  if (p == MAP_FAILED)
-    return err("mmap(" + std::to_string(bytes) + ", MAP_SHARED, fd " + std::to_string(fd) + ")");
-  return p;
-}
-
-Result<const void*> map_shared_ro(int fd, std::size_t bytes) {
-  void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED)
-    return err("mmap(" + std::to_string(bytes) + ", PROT_READ, fd " + std::to_string(fd) + ")");
-  return static_cast<const void*>(p);
 }
 
 Result<Fd> lock_path(const std::string& path, bool exclusive) {

@@ -36,17 +36,11 @@ struct FileInfo {
 Result<FileInfo> file_info(int fd);
 Result<FileInfo> path_info(const std::string& path);
 
-/** ftruncate. */
-Status resize(int fd, std::uint64_t bytes);
 /** pwrite of the whole buffer at offset. */
 Status write_at(int fd, const void* data, std::size_t bytes, std::uint64_t offset);
 /** fsync. */
 Status sync_fd(int fd);
 
-/** mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset). */
-Result<void*> map_shared(int fd, std::size_t bytes, std::uint64_t offset = 0);
-/** mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0). */
-Result<const void*> map_shared_ro(int fd, std::size_t bytes);
 
 /** flock(fd, LOCK_EX or LOCK_SH) on path (created 0600 if missing), held
  *  until the Fd is closed. */

@@ -72,9 +72,9 @@ Result<AreaSpec> create_file_area(bool sim, const NewArea& a, const std::string&
     (void)os::remove_file(s.path);
     return e;
   };
-  if (Status r = os::resize(fd->get(), a.bytes); !r) return fail(std::move(r).error());
+  if (Status r = os::truncate_file(fd->get(), a.bytes); !r) return fail(std::move(r).error());
   if (sim) return s;
-  Result<void*> m = os::map_shared(fd->get(), a.bytes);
+  Result<void*> m = os::map_file(fd->get(), a.bytes, 0);
   if (!m) return fail(std::move(m).error());
   Status st = os::bind_to_node(*m, a.bytes, a.node);
   if (st) st = os::populate(*m, a.bytes, kPage);
@@ -115,7 +115,7 @@ Result<std::uintptr_t> map_area_memory(const AreaDesc& d, const std::vector<std:
     if (!m) return std::move(m).error();
     return *m;
   }
-  Result<void*> m = os::map_shared(fd->get(), d.mapped_bytes);
+  Result<void*> m = os::map_file(fd->get(), d.mapped_bytes, 0);
   if (!m) return std::move(m).error();
   if (d.addr_iova != 0 && field(d.kind_name, sizeof d.kind_name) == "anon")
     (void)os::lock(*m, d.mapped_bytes);  // best effort: tmpfs pages stay while mapped and locked

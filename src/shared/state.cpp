@@ -88,7 +88,7 @@ Result<std::shared_ptr<StateFile>> StateFile::open(const std::string& path) {
   if (info->size < sizeof(FileHeader))
     return make_error(Errc::corrupt, "state file " + path + ": truncated: " + std::to_string(info->size) +
                                          " bytes, less than its header");
-  Result<void*> m = os::map_shared(fd->get(), info->size);
+  Result<void*> m = os::map_file(fd->get(), info->size, 0);
   if (!m) return std::move(m).error();
   std::shared_ptr<StateFile> f(new StateFile());
   f->path_ = path;
