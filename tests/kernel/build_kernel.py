@@ -267,25 +267,31 @@ def build(args):
         timings["module_s"] = round(time.monotonic() - t0, 1)
         say("module: built %s in %.1f s" % (ko, time.monotonic() - t0))
 
-    if os.path.exists(runner):
-        say("runner: cached %s" % runner)
-    else:
-        t0 = time.monotonic()
-        shutil.rmtree(rdir, ignore_errors=True)
-        os.makedirs(rdir)
-        log = os.path.join(rdir, "build.log")
-        say("runner: gcc -static %s" % os.path.relpath(RUNNER_SRC, ROOT))
-        run(["gcc", "-O2", "-Wall", "-Wextra", "-static", "-o", runner + ".tmp", RUNNER_SRC], log)
-        os.rename(runner + ".tmp", runner)
-        timings["runner_s"] = round(time.monotonic() - t0, 1)
-        for old in glob.glob(os.path.join(out, "runner-*")):
-            if old != rdir:
-                shutil.rmtree(old, ignore_errors=True)
+    ensure_runner(out, rdir, runner, "gcc", timings)
 
     manifest = {"kernel_source": ver, "kernel_key": kkey, "module_key": mkey, "runner_key": rkey,
                 "bzImage": bzimage, "module": ko, "runner": runner, "config": os.path.join(obj, ".config"),
                 "kernel_release": open(os.path.join(obj, "include", "config", "kernel.release")).read().strip()}
     return write_manifest(out, manifest, t_start, timings)
+
+
+def ensure_runner(out, rdir, runner, cc, timings):
+    """The static runner out/runner-<key>/kdiff_runner built with cc (cached;
+    other keys' runners removed)."""
+    if os.path.exists(runner):
+        say("runner: cached %s" % runner)
+        return
+    t0 = time.monotonic()
+    shutil.rmtree(rdir, ignore_errors=True)
+    os.makedirs(rdir)
+    log = os.path.join(rdir, "build.log")
+    say("runner: %s -static %s" % (cc, os.path.relpath(RUNNER_SRC, ROOT)))
+    run([cc, "-O2", "-Wall", "-Wextra", "-static", "-o", runner + ".tmp", RUNNER_SRC], log)
+    os.rename(runner + ".tmp", runner)
+    timings["runner_s"] = round(time.monotonic() - t0, 1)
+    for old in glob.glob(os.path.join(out, "runner-*")):
+        if old != rdir:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def write_manifest(d, manifest, t_start, timings):

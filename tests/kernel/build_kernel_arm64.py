@@ -238,19 +238,7 @@ def build(args):
         timings["module_s"] = round(time.monotonic() - t0, 1)
         say("module: built %s in %.1f s, vermagic %r" % (ko, time.monotonic() - t0, mine))
 
-    if os.path.exists(runner):
-        say("runner: cached %s" % runner)
-    else:
-        t0 = time.monotonic()
-        shutil.rmtree(rdir, ignore_errors=True)
-        os.makedirs(rdir)
-        log = os.path.join(rdir, "build.log")
-        run([CROSS + "gcc", "-O2", "-Wall", "-Wextra", "-static", "-o", runner + ".tmp", RUNNER_SRC], log)
-        os.rename(runner + ".tmp", runner)
-        timings["runner_s"] = round(time.monotonic() - t0, 1)
-        for old in glob.glob(os.path.join(base, "runner-*")):
-            if old != rdir:
-                shutil.rmtree(old, ignore_errors=True)
+    bk.ensure_runner(base, rdir, runner, CROSS + "gcc", timings)
 
     cfg = read_config(os.path.join(hdrs, ".config"))
     manifest = {"arch": "arm64", "kernel_source": srcver, "package_version": ver, "prepare_key": okey,
