@@ -16,6 +16,12 @@ namespace {
 
 std::string fmt_pages(std::uint64_t n) { return std::to_string(n) + (n == 1 ? " page" : " pages"); }
 
+/** ceil(count / 2^q) without overflow (count may be anything a caller or a
+ *  record says). */
+constexpr std::uint64_t bits_of(std::uint64_t count, unsigned q) noexcept {
+  return (count >> q) + ((count & ((std::uint64_t{1} << q) - 1)) != 0 ? 1 : 0);
+}
+
 }  // namespace
 
 unsigned Area::initial_q(const AreaConfig& c) noexcept {
@@ -94,8 +100,7 @@ Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64
   // overflow for a huge count).
   if (count == 0) return make_error(Errc::invalid_argument, "area '" + cfg_.name + "': 0 pages");
   const unsigned opb = cfg_.order_per_bit;
-  const std::uint64_t partial_bit = (count & ((std::uint64_t{1} << opb) - 1)) != 0 ? 1 : 0;
-  if ((count >> opb) + partial_bit > (cfg_.pages >> opb))
+  if (bits_of(count, opb) > (cfg_.pages >> opb))
     return make_error(Errc::no_memory, cfg_.name + ": " + fmt_pages(count) +
                                            " is more than the whole area (" +
                                            fmt_pages(cfg_.pages) + ")");
@@ -160,7 +165,7 @@ Status Area::release(std::uint64_t first_page, std::uint64_t count) {
     return make_error(Errc::bad_free, "area '" + cfg_.name + "': no live allocation starts at page " +
                                           std::to_string(first_page) +
                                           " (double free or foreign address)");
-  const std::uint64_t bits = (count + per_bit - 1) >> q;
+  const std::uint64_t bits = bits_of(count, q);
   // The allocation's page count: recorded in odd_ when not whole bits, else
   // its run of bits. The common case checks exactly the words the `bits` bits
   // cover and the bit after them (bits and marks side by side: one pair).
@@ -193,8 +198,11 @@ Status Area::restore(std::uint64_t first_page, std::uint64_t count) {
   };
   if (count == 0) return bad("no pages");
   if (first_page % per_bit != 0) return bad("not on a bitmap bit");
-  const std::uint64_t span = (count + per_bit - 1) / per_bit * per_bit;
-  if (first_page >= cfg_.pages || span > cfg_.pages - first_page) return bad("beyond the area");
+  // In whole order_per_bit bits, compared without an addition: count may be
+  // anything a record says (2^64 - 1 must not round to 0 bits).
+  if (first_page >= cfg_.pages || bits_of(count, opb) > (cfg_.pages - first_page) >> opb)
+    return bad("beyond the area");
+  const std::uint64_t span = bits_of(count, opb) << opb;  // <= pages - first_page
   const Segment& s = cfg_.segments[segment_of_page(first_page)];
   if (first_page + span > s.first_page + s.pages) return bad("crosses a segment boundary");
   // The bits must be fine enough for both the start and the length.
@@ -202,7 +210,7 @@ Status Area::restore(std::uint64_t first_page, std::uint64_t count) {
   if ((any & ((std::uint64_t{1} << q_) - 1)) != 0)
     refine(std::max(opb, static_cast<unsigned>(std::countr_zero(any))));
   const unsigned q = q_;
-  const std::uint64_t b = first_page >> q, bits = (count + (std::uint64_t{1} << q) - 1) >> q;
+  const std::uint64_t b = first_page >> q, bits = bits_of(count, q);
   if (!bitmap_.range_is_clear(static_cast<std::size_t>(b), static_cast<std::size_t>(bits)))
     return bad("overlaps another allocation");
   take(b, bits, first_page, count);

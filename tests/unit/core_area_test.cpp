@@ -296,3 +296,28 @@ TEST(Area, UnreachableRequestLeavesTheBitsAlone) {
   EXPECT_EQ(a.alloc(3, 2, 0xffffffffULL).error().code, Errc::unreachable);
   EXPECT_EQ(a.pages_per_bit_order(), 8u);
 }
+
+// restore() takes counts from allocation records another process wrote: a
+// count near 2^64 must not round up to 0 bits (ceil(count / 2) overflowing)
+// and slip past the bounds check as an empty allocation.
+TEST(Area, RestoreRefusesCountsBeyondTheAreaWhateverTheirSize) {
+  for (unsigned opb : {0u, 1u, 2u}) {
+    Area a = make(cfg(64, {{0, 32, 0x100000}, {32, 32, 0x900000}}, opb));
+    const std::string before = a.dump_bitmap();
+    for (std::uint64_t count : {UINT64_MAX, UINT64_MAX - 1, UINT64_MAX - 2, (std::uint64_t{1} << 32) - 1,
+                                std::uint64_t{1} << 63, std::uint64_t{65}}) {
+      auto r = a.restore(0, count);
+      ASSERT_FALSE(r.ok()) << opb << " " << count;
+      EXPECT_EQ(r.error().code, Errc::corrupt);
+      EXPECT_NE(r.error().message.find("beyond the area"), std::string::npos) << r.error().message;
+    }
+    EXPECT_EQ(a.restore(UINT64_MAX & ~((std::uint64_t{1} << opb) - 1), 1).error().code, Errc::corrupt);
+    EXPECT_EQ(a.restore(28, 5).error().code, Errc::corrupt);  // crosses into segment 1
+    EXPECT_EQ(a.live_allocations(), 0u);
+    EXPECT_EQ(a.stats().used, 0u);
+    EXPECT_EQ(a.dump_bitmap(), before);
+    ASSERT_TRUE(a.restore(32, 32).ok());  // the whole of segment 1 fits
+    std::string why;
+    EXPECT_TRUE(a.invariant(&why)) << why;
+  }
+}
