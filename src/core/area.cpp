@@ -5,10 +5,19 @@
 //   an allocation aligned to A = P << a (a > order_per_bit) must start at a bit i with
 //   (D / G + i - sb) % (A / G) == 0  ->  the bitmap's (i + offset) & mask == 0 with
 //   mask = A / G - 1 and offset = (D / G - sb) & mask, computed per segment.
+//
+// One implementation for both storage modes (area.hpp): they differ only in
+// where bitmap_ and *counters_ live, in q_ (an external area never refines)
+// and in odd_ (never used by an external area). Every count that may come
+// from outside (restore's records, release's caller) is turned into bits
+// without overflow, and every bit index derived from the bitmap's contents
+// is one the bitmap returned below its size().
 #include "core/area.hpp"
 
 #include <algorithm>
 #include <bit>
+
+#include "core/check.hpp"
 
 namespace numacma::core {
 
@@ -48,6 +57,52 @@ Area::Area(AreaConfig config)
   for (const Segment& s : cfg_.segments) lowest_dma_ = std::min(lowest_dma_, s.dma_base);
 }
 
+Area::Area(AreaConfig config, AreaStorage storage)
+    : cfg_(std::move(config)),
+      q_(cfg_.order_per_bit),
+      bitmap_(Bitmap::view(storage.bitmap, static_cast<std::size_t>(cfg_.pages >> q_))),
+      counters_(storage.counters) {
+  for (const Segment& s : cfg_.segments) lowest_dma_ = std::min(lowest_dma_, s.dma_base);
+}
+
+// Copies and moves: an owned area's counters_ points at its own member, an
+// external one's at the caller's counters (shared by every copy, like the
+// bitmap storage).
+Area::Area(const Area& o)
+    : cfg_(o.cfg_),
+      q_(o.q_),
+      bitmap_(o.bitmap_),
+      odd_(o.odd_),
+      lowest_dma_(o.lowest_dma_),
+      own_counters_(o.own_counters_),
+      counters_(o.external() ? o.counters_ : &own_counters_) {}
+
+Area::Area(Area&& o) noexcept
+    : cfg_(std::move(o.cfg_)),
+      q_(o.q_),
+      bitmap_(std::move(o.bitmap_)),
+      odd_(std::move(o.odd_)),
+      lowest_dma_(o.lowest_dma_),
+      own_counters_(o.own_counters_),
+      counters_(bitmap_.external() ? o.counters_ : &own_counters_) {}
+
+Area& Area::operator=(const Area& o) {
+  if (this != &o) *this = Area(o);
+  return *this;
+}
+
+Area& Area::operator=(Area&& o) noexcept {
+  if (this == &o) return *this;
+  cfg_ = std::move(o.cfg_);
+  q_ = o.q_;
+  bitmap_ = std::move(o.bitmap_);
+  odd_ = std::move(o.odd_);
+  lowest_dma_ = o.lowest_dma_;
+  own_counters_ = o.own_counters_;
+  counters_ = bitmap_.external() ? o.counters_ : &own_counters_;
+  return *this;
+}
+
 std::uint64_t Area::run_bits(std::uint64_t b) const noexcept {
   std::uint64_t e = b + 1;
   while (e < bitmap_.size() && bitmap_.test(static_cast<std::size_t>(e)) &&
@@ -56,7 +111,7 @@ std::uint64_t Area::run_bits(std::uint64_t b) const noexcept {
   return e - b;
 }
 
-Result<Area> Area::create(AreaConfig c) {
+Status Area::validate(AreaConfig& c) {
   auto bad = [&](const std::string& why) {
     return make_error(Errc::invalid_argument, "area '" + c.name + "': " + why);
   };
@@ -78,7 +133,29 @@ Result<Area> Area::create(AreaConfig c) {
     next += s.pages;
   }
   if (next != c.pages) return bad("segments cover " + fmt_pages(next) + " of " + fmt_pages(c.pages));
+  return {};
+}
+
+Result<Area> Area::create(AreaConfig c) {
+  if (Status s = validate(c); !s) return std::move(s).error();
   return Area(std::move(c));
+}
+
+std::size_t Area::storage_words(const AreaConfig& c) {
+  // An order_per_bit create_over refuses (> 20) must not shift by >= 64 here.
+  return Bitmap::storage_words(static_cast<std::size_t>(c.order_per_bit < 64 ? c.pages >> c.order_per_bit : 0));
+}
+
+Result<Area> Area::create_over(AreaConfig c, AreaStorage storage, bool init) {
+  if (Status s = validate(c); !s) return std::move(s).error();
+  if (storage.bitmap == nullptr || storage.counters == nullptr)
+    return make_error(Errc::invalid_argument, "area '" + c.name + "': no storage for its state");
+  Area a(std::move(c), storage);
+  if (init) {
+    a.bitmap_.clear_all();
+    *a.counters_ = AreaCounters{};
+  }
+  return a;
 }
 
 std::size_t Area::segment_of_page(std::uint64_t page) const noexcept {
@@ -92,7 +169,19 @@ std::uint64_t Area::dma_of_page(std::uint64_t page) const noexcept {
   return s.dma_base + (page - s.first_page) * cfg_.page_size;
 }
 
-Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit) {
+// Inlined into alloc (its hot path), not only called.
+[[gnu::always_inline]] inline void Area::take(std::uint64_t b, std::uint64_t bits, std::uint64_t first_page, std::uint64_t count) {
+  bitmap_.set_run(static_cast<std::size_t>(b), static_cast<std::size_t>(bits));
+  if (count != (bits << q_) && !external()) odd_.emplace(first_page, count);
+  ++counters_->live;
+  counters_->used_pages += bits << q_;
+}
+
+// alloc() is find() then commit(); it is written as one pass (kCommit) so
+// that the hot path marks the run it has just found without commit()'s
+// re-checks of a block that came from elsewhere.
+template <bool kCommit>
+[[gnu::always_inline]] inline Result<Block> Area::search(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit) {
   // Two requests return before cma_alloc's accounting in the kernel
   // (__cma_alloc: `if (!count)` and `if (bitmap_count > bitmap_maxno)`), so
   // neither is counted in alloc_pages_fail: no pages, and more bitmap bits
@@ -107,7 +196,8 @@ Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64
   align_order = std::min(align_order, cfg_.max_align_order);
   if (lowest_dma_ > dma_limit) return make_error(Errc::unreachable, cfg_.name + ": above the DMA mask");
   // A count that is not a whole number of the current bits needs finer ones
-  // (never finer than order_per_bit: below it, sizes round up, R6).
+  // (never finer than order_per_bit: below it, sizes round up, R6; an
+  // external area's bits are order_per_bit already).
   if ((count & ((std::uint64_t{1} << q_) - 1)) != 0)
     refine(std::max(cfg_.order_per_bit, static_cast<unsigned>(std::countr_zero(count))));
   const unsigned q = q_;
@@ -147,14 +237,36 @@ Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64
     const std::uint64_t first_page = static_cast<std::uint64_t>(*found) << q;
     const std::uint64_t dma = s.dma_base + (first_page - s.first_page) * cfg_.page_size;
     if (dma + (count * cfg_.page_size - 1) > dma_limit) continue;  // exactness guard
-    take(static_cast<std::uint64_t>(*found), bits, first_page, count);
-    alloc_pages_success_ += count;
+    if constexpr (kCommit) {
+      take(static_cast<std::uint64_t>(*found), bits, first_page, count);
+      counters_->alloc_pages_success += count;
+    }
     return Block{first_page, count, dma, cfg_.cpu_base + first_page * cfg_.page_size};
   }
-  alloc_pages_fail_ += count;
+  counters_->alloc_pages_fail += count;
   return make_error(Errc::no_memory, cfg_.name + ": no free run of " + fmt_pages(count) +
                                          " aligned to " + std::to_string(cfg_.page_size << align_order) +
                                          " bytes");
+}
+
+Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit) {
+  return search<true>(count, align_order, dma_limit);
+}
+
+Result<Block> Area::find(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit) {
+  return search<false>(count, align_order, dma_limit);
+}
+
+void Area::commit(const Block& blk) {
+  const unsigned q = q_;
+  const std::uint64_t b = blk.first_page >> q, bits = bits_of(blk.pages, q);
+  // A block find() returned passes; anything else would write out of place.
+  const bool fits = blk.pages != 0 && blk.first_page < cfg_.pages &&
+                    (blk.first_page & ((std::uint64_t{1} << q) - 1)) == 0 && bits <= bitmap_.size() - b;
+  NUMACMA_CORE_REQUIRE(fits && bitmap_.range_is_clear(static_cast<std::size_t>(b), static_cast<std::size_t>(bits)));
+  if (!fits) return;
+  take(b, bits, blk.first_page, blk.pages);
+  counters_->alloc_pages_success += blk.pages;
 }
 
 Status Area::release(std::uint64_t first_page, std::uint64_t count) {
@@ -166,6 +278,21 @@ Status Area::release(std::uint64_t first_page, std::uint64_t count) {
                                           std::to_string(first_page) +
                                           " (double free or foreign address)");
   const std::uint64_t bits = bits_of(count, q);
+  if (external()) {
+    // No exact page counts here (their keeper checks them): the run must be
+    // exactly the bits count rounds up to (0 bits, or more than the area,
+    // never is).
+    if (!bitmap_.is_marked_run(static_cast<std::size_t>(b), static_cast<std::size_t>(bits)))
+      return make_error(Errc::bad_free, "area '" + cfg_.name + "': size mismatch at page " +
+                                            std::to_string(first_page) + ": the allocation there is a run of " +
+                                            std::to_string(run_bits(b)) + " bits of " + fmt_pages(per_bit) +
+                                            ", freed " + fmt_pages(count));
+    bitmap_.clear_run(static_cast<std::size_t>(b), static_cast<std::size_t>(bits));
+    --counters_->live;
+    counters_->used_pages -= bits << q;
+    counters_->release_pages_success += count;
+    return {};
+  }
   // The allocation's page count: recorded in odd_ when not whole bits, else
   // its run of bits. The common case checks exactly the words the `bits` bits
   // cover and the bit after them (bits and marks side by side: one pair).
@@ -183,9 +310,9 @@ Status Area::release(std::uint64_t first_page, std::uint64_t count) {
                                           fmt_pages(allocated) + ", freed " + fmt_pages(count));
   bitmap_.clear_run(static_cast<std::size_t>(b), static_cast<std::size_t>(bits));
   if (odd != odd_.end()) odd_.erase(odd);
-  --live_count_;
-  used_pages_ -= bits << q;
-  release_pages_success_ += count;
+  --counters_->live;
+  counters_->used_pages -= bits << q;
+  counters_->release_pages_success += count;
   return {};
 }
 
@@ -205,7 +332,8 @@ Status Area::restore(std::uint64_t first_page, std::uint64_t count) {
   const std::uint64_t span = bits_of(count, opb) << opb;  // <= pages - first_page
   const Segment& s = cfg_.segments[segment_of_page(first_page)];
   if (first_page + span > s.first_page + s.pages) return bad("crosses a segment boundary");
-  // The bits must be fine enough for both the start and the length.
+  // The bits must be fine enough for both the start and the length (an
+  // external area's are: q_ is order_per_bit).
   const std::uint64_t any = first_page | count;
   if ((any & ((std::uint64_t{1} << q_) - 1)) != 0)
     refine(std::max(opb, static_cast<unsigned>(std::countr_zero(any))));
@@ -217,24 +345,23 @@ Status Area::restore(std::uint64_t first_page, std::uint64_t count) {
   return {};
 }
 
-void Area::take(std::uint64_t b, std::uint64_t bits, std::uint64_t first_page, std::uint64_t count) {
-  bitmap_.set_run(static_cast<std::size_t>(b), static_cast<std::size_t>(bits));
-  if (count != (bits << q_)) odd_.emplace(first_page, count);
-  ++live_count_;
-  used_pages_ += bits << q_;
-}
-
 void Area::clear_allocations() {
-  q_ = initial_q(cfg_);
-  bitmap_ = Bitmap(static_cast<std::size_t>(cfg_.pages >> q_),
-                   std::min(cfg_.max_align_order > q_ ? cfg_.max_align_order - q_ : 0u, 40u));
-  odd_.clear();
-  live_count_ = 0;
-  used_pages_ = 0;
+  if (external()) {
+    bitmap_.clear_all();  // in place: the storage is the caller's, its size fixed
+  } else {
+    q_ = initial_q(cfg_);
+    bitmap_ = Bitmap(static_cast<std::size_t>(cfg_.pages >> q_),
+                     std::min(cfg_.max_align_order > q_ ? cfg_.max_align_order - q_ : 0u, 40u));
+    odd_.clear();
+  }
+  counters_->live = 0;
+  counters_->used_pages = 0;
 }
 
 void Area::refine(unsigned q) {
   if (q >= q_) return;
+  NUMACMA_CORE_REQUIRE(!external());
+  if (external()) return;  // never reached: q_ is order_per_bit, the finest
   bitmap_.expand(q_ - q);
   q_ = q;
 }
@@ -259,16 +386,17 @@ AreaStats Area::stats() const {
   s.base_dma = cfg_.segments.front().dma_base;
   s.pages = cfg_.pages;
   s.order_per_bit = cfg_.order_per_bit;
-  s.used = used_pages_;
+  s.used = counters_->used_pages;
   const unsigned q = q_;
   std::uint64_t best = 0;
   for (const Segment& seg : cfg_.segments)
     best = std::max<std::uint64_t>(best, bitmap_.largest_clear_run(seg.first_page >> q,
                                                                    (seg.first_page + seg.pages) >> q));
   s.maxchunk = best << q;
-  s.alloc_pages_success = alloc_pages_success_;
-  s.alloc_pages_fail = alloc_pages_fail_;
-  s.release_pages_success = release_pages_success_;
+  const AreaCounters c = *counters_;
+  s.alloc_pages_success = c.alloc_pages_success;
+  s.alloc_pages_fail = c.alloc_pages_fail;
+  s.release_pages_success = c.release_pages_success;
   s.segments = cfg_.segments.size();
   return s;
 }
@@ -279,7 +407,9 @@ bool Area::invariant(std::string* why) const {
     return false;
   };
   const unsigned q = q_;
-  // The live allocations as the marks and odd_ describe them.
+  if (std::string w; !bitmap_.consistent(&w)) return fail(w);
+  const AreaCounters ctr = *counters_;
+  // The live allocations as the marks and odd_ (owned areas) describe them.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> live;
   constexpr std::size_t kNone = static_cast<std::size_t>(-1);
   for (std::size_t b = bitmap_.next_mark(0, bitmap_.size()); b != kNone;
@@ -292,7 +422,7 @@ bool Area::invariant(std::string* why) const {
       return fail("recorded size differs from the run at page " + std::to_string(first));
     live.emplace_back(first, count);
   }
-  if (live.size() != live_count_) return fail("live count differs from the allocation starts");
+  if (live.size() != ctr.live) return fail("live count differs from the allocation starts");
   for (const auto& [first, count] : odd_)
     if (!bitmap_.test_mark(static_cast<std::size_t>(first >> q))) return fail("a size recorded for no allocation");
   Bitmap expect(bitmap_.size());
@@ -314,9 +444,9 @@ bool Area::invariant(std::string* why) const {
   }
   for (std::size_t w = 0; w < bitmap_.word_count(); ++w)
     if (expect.word(w) != bitmap_.word(w)) return fail("bitmap differs from the live allocations");
-  if (used != used_pages_) return fail("used counter differs from the bitmap");
-  if ((bitmap_.count_set() << q) != used_pages_) return fail("popcount differs from used");
-  if (alloc_pages_success_ < release_pages_success_) return fail("more pages released than allocated");
+  if (used != ctr.used_pages) return fail("used counter differs from the bitmap");
+  if ((bitmap_.count_set() << q) != ctr.used_pages) return fail("popcount differs from used");
+  if (ctr.alloc_pages_success < ctr.release_pages_success) return fail("more pages released than allocated");
   return true;
 }
 

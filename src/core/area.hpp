@@ -14,13 +14,31 @@
 // alloc() is cma_alloc(): count pages, first fit from the start of the area,
 // the start aligned to P << align_order in DMA-address space (SEMANTICS A6),
 // the whole buffer at or below dma_limit (A8). release() is cma_release() but
-// strict: it must name a live allocation exactly (F2).
+// strict: it must name a live allocation exactly (F2). alloc() = find(), the
+// search and its failure accounting, then commit(), the marking: a caller
+// that must record an allocation elsewhere before it is live (a shared
+// pool's journal) does so in between.
 //
-// Not thread-safe: the Pool holds one lock per Area.
+// The allocation state (bitmap, AreaCounters) lives in one of two places:
+//  - owned (create()): this object's heap and members, the bits as coarse as
+//    the allocations allow (q_ below). A private pool's area.
+//  - external (create_over()): caller memory, storage_words(config) words of
+//    bitmap and one AreaCounters, at order_per_bit for ever: a shared pool's
+//    area, allocated on directly by several processes. That memory may be
+//    written by anyone (another process, a hostile one): no method reads or
+//    writes outside it, hits UB or loops forever whatever it holds; garbage
+//    only gives wrong answers, and invariant() says so. Exact page counts of
+//    allocations that are not whole bits are the caller's to keep (there is
+//    no odd_ map; release() checks the run's length in bits).
+// The configuration (segments, DMA bases) is this object's in both modes.
+//
+// Not thread-safe: the Pool holds one lock per Area (a shared area's lock is
+// in the shared mapping).
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -62,6 +80,25 @@ struct AreaStats {
   std::uint64_t segments = 0;
 };
 
+/** The counters of an area, where an external area's live in shared memory:
+ *  used_pages and live follow from the bitmap (derived state); the other
+ *  three are the kernel's (mm/cma.c) and only ever grow. */
+struct AreaCounters {
+  std::uint64_t used_pages;            ///< pages of the live allocations' bits
+  std::uint64_t live;                  ///< live allocations
+  std::uint64_t alloc_pages_success;
+  std::uint64_t alloc_pages_fail;
+  std::uint64_t release_pages_success;
+};
+static_assert(std::is_trivially_copyable_v<AreaCounters> && std::is_standard_layout_v<AreaCounters>);
+static_assert(sizeof(AreaCounters) == 5 * sizeof(std::uint64_t));
+
+/** Where an external area's state lives (Area::create_over). */
+struct AreaStorage {
+  std::uint64_t* bitmap = nullptr;    ///< Area::storage_words(config) words
+  AreaCounters* counters = nullptr;
+};
+
 /** A live allocation handed out by Area::alloc. */
 struct Block {
   std::uint64_t first_page = 0;
@@ -72,34 +109,67 @@ struct Block {
 
 class Area {
  public:
-  /** Validates the config (sizes, power-of-two page, segment partition). */
+  /** Validates the config (sizes, power-of-two page, segment partition).
+   *  Owned storage, all free, counters zero. */
   static Result<Area> create(AreaConfig config);
 
+  /** Words of bitmap storage an external area of this config needs. */
+  static std::size_t storage_words(const AreaConfig& config);
   /**
-   * cma_alloc(count, align_order). align_order is clamped to
-   * max_align_order. dma_limit is the highest DMA address the last byte may
-   * have. Fails with Errc::no_memory when no fitting run exists (counted in
-   * alloc_pages_fail), Errc::unreachable when no page of the area is at or
-   * below dma_limit (not counted: the area was skipped, as A8 says). Not
-   * counted either, as the kernel returns before its accounting: count == 0
-   * (Errc::invalid_argument) and a count of more bitmap bits than the whole
+   * An area over caller storage (see the top of this file), validated as
+   * create() validates; bits of 2^order_per_bit pages for ever. init: clear
+   * the bitmap and the counters (a fresh area); else adopt what is there
+   * (another process's live state, or garbage: invariant() tells which).
+   * invalid_argument for a null pointer.
+   */
+  static Result<Area> create_over(AreaConfig config, AreaStorage storage, bool init);
+
+  Area(const Area& o);
+  Area(Area&& o) noexcept;
+  Area& operator=(const Area& o);
+  Area& operator=(Area&& o) noexcept;
+  ~Area() = default;
+
+  /** True for an area over caller storage (create_over). */
+  bool external() const noexcept { return bitmap_.external(); }
+
+  /**
+   * cma_alloc(count, align_order) = find() then commit(). align_order is
+   * clamped to max_align_order. dma_limit is the highest DMA address the last
+   * byte may have. Fails with Errc::no_memory when no fitting run exists
+   * (counted in alloc_pages_fail), Errc::unreachable when no page of the area
+   * is at or below dma_limit (not counted: the area was skipped, as A8 says).
+   * Not counted either, as the kernel returns before its accounting: count ==
+   * 0 (Errc::invalid_argument) and a count of more bitmap bits than the whole
    * area (Errc::no_memory).
    */
   Result<Block> alloc(std::uint64_t count, unsigned align_order,
                       std::uint64_t dma_limit = UINT64_MAX);
+  /** alloc()'s search and its failure accounting (alloc_pages_fail, the same
+   *  errors): the block alloc() would return, not yet marked. Changes nothing
+   *  else, but for an owned area's bits getting finer (which decides nothing). */
+  Result<Block> find(std::uint64_t count, unsigned align_order,
+                     std::uint64_t dma_limit = UINT64_MAX);
+  /** Marks b live and counts it (alloc_pages_success, used_pages, live).
+   *  REQUIRES: b came from find() with nothing changed in between. */
+  void commit(const Block& b);
 
-  /** cma_release: (first_page, count) must be a live allocation exactly. */
+  /** cma_release: (first_page, count) must be a live allocation exactly. An
+   *  external area, which keeps no exact counts, checks that a marked run
+   *  starts at first_page and is ceil(count / 2^order_per_bit) bits long. */
   Status release(std::uint64_t first_page, std::uint64_t count);
 
   /** Marks a known allocation of `count` pages at `first_page` as live, as
-   *  alloc() would have left it, without counting it: rebuilding an area from
-   *  the allocation records of a shared pool. corrupt (and nothing changed)
-   *  when it is off a bit, beyond the area, across a segment boundary or over
-   *  another allocation. */
+   *  alloc() would have left it, without counting it in the kernel's
+   *  counters: rebuilding an area from the allocation records of a shared
+   *  pool. corrupt (and nothing changed) when it is off a bit, beyond the
+   *  area, across a segment boundary or over another allocation, whatever
+   *  the count (no overflow for a count from a hostile record). */
   Status restore(std::uint64_t first_page, std::uint64_t count);
-  std::uint64_t alloc_pages_fail() const noexcept { return alloc_pages_fail_; }
-  /** Forgets every allocation (the counters stay); the configuration, and so
-   *  contains_cpu / dma_of_page, never change. */
+  std::uint64_t alloc_pages_fail() const noexcept { return counters_->alloc_pages_fail; }
+  /** Forgets every allocation (used_pages and live become 0, the kernel's
+   *  counters stay); the configuration, and so contains_cpu / dma_of_page,
+   *  never change. An external area is cleared in place. */
   void clear_allocations();
 
   /** CPU-address lookup used by the pool's free path. */
@@ -115,7 +185,7 @@ class Area {
   std::uint64_t lowest_dma() const noexcept { return lowest_dma_; }
 
   AreaStats stats() const;
-  std::uint64_t live_allocations() const noexcept { return live_count_; }
+  std::uint64_t live_allocations() const noexcept { return counters_->live; }
   /** The bitmap at order_per_bit granularity (Bitmap::dump's format). */
   std::string dump_bitmap() const;
   /** log2 of the pages one bitmap bit covers now (>= order_per_bit). */
@@ -128,13 +198,23 @@ class Area {
 
   /**
    * Recomputes used pages and the live-allocation map from the bitmap and
-   * checks they agree with the counters; false (with the reason in *why) if
-   * not. Used by tests and debug builds.
+   * checks they agree with the counters and that the bitmap's summary and
+   * hint agree with its words; false (with the reason in *why) if not. Used
+   * by tests and debug builds, and to vet an external area's adopted state.
    */
   bool invariant(std::string* why = nullptr) const;
 
  private:
+  /** Owned storage, bits as coarse as the segments allow. */
   explicit Area(AreaConfig config);
+  /** Over storage, bits of 2^order_per_bit pages. */
+  Area(AreaConfig config, AreaStorage storage);
+  /** find() (kCommit false) or alloc() (true: find, then commit the run
+   *  found, which is known to fit). */
+  template <bool kCommit>
+  Result<Block> search(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit);
+  /** create()'s checks; fills in the one default segment. */
+  static Status validate(AreaConfig& c);
 
   /** Bits [b, end) of the live allocation starting at bit b: up to the next
    *  clear bit or the next allocation start. REQUIRES: bitmap_.test_mark(b). */
@@ -144,9 +224,10 @@ class Area {
   /** The coarsest q the segments allow (see q_), at most order_per_bit + 8. */
   static unsigned initial_q(const AreaConfig& c) noexcept;
   /** Records a live allocation of `count` pages at first_page: bits [b, b + bits)
-   *  of the current grid (alloc, restore). */
+   *  of the current grid (commit, restore). */
   void take(std::uint64_t b, std::uint64_t bits, std::uint64_t first_page, std::uint64_t count);
-  /** Makes each bit cover 2^q pages (q < q_): every bit becomes 2^(q_ - q). */
+  /** Makes each bit cover 2^q pages (q < q_): every bit becomes 2^(q_ - q).
+   *  Owned areas only (an external one is at order_per_bit already). */
   void refine(unsigned q);
 
   AreaConfig cfg_;
@@ -158,7 +239,9 @@ class Area {
   // starts and ends on a bit boundary), so the coarse bitmap is exact. An
   // area that only hands out 64 KiB multiples keeps a bit per 16 pages: its
   // metadata is 1/16 of a page-granular bitmap's. q_ >= order_per_bit, whose
-  // rounding of sizes (R6) is unchanged.
+  // rounding of sizes (R6) is unchanged. An external area's q_ is
+  // order_per_bit for ever: its storage is sized for that, and other
+  // processes read the same bits.
   unsigned q_ = 0;
   // The used bits and the live allocations, with no per-allocation heap node
   // (a hash map of every live allocation made the free path of a large area a
@@ -168,15 +251,15 @@ class Area {
   //            starts allow, see bitmap.hpp); an allocation runs over the set
   //            bits up to the next clear bit or mark
   //   odd_     first_page -> pages, only for an allocation whose page count is
-  //            not a whole number of bits (order_per_bit > 0); empty otherwise
+  //            not a whole number of bits (order_per_bit > 0); empty otherwise,
+  //            and always in an external area (its owner keeps exact counts)
   Bitmap bitmap_;
   std::unordered_map<std::uint64_t, std::uint64_t> odd_;
   std::uint64_t lowest_dma_ = UINT64_MAX;
-  std::uint64_t live_count_ = 0;
-  std::uint64_t used_pages_ = 0;
-  std::uint64_t alloc_pages_success_ = 0;
-  std::uint64_t alloc_pages_fail_ = 0;
-  std::uint64_t release_pages_success_ = 0;
+  // The counters: own_counters_ for an owned area (copies and moves point
+  // counters_ at their own), the caller's for an external one.
+  AreaCounters own_counters_{};
+  AreaCounters* counters_ = &own_counters_;
 };
 
 }  // namespace numacma::core
