@@ -409,39 +409,36 @@ bool Area::invariant(std::string* why) const {
   const unsigned q = q_;
   if (std::string w; !bitmap_.consistent(&w)) return fail(w);
   const AreaCounters ctr = *counters_;
-  // The live allocations as the marks and odd_ (owned areas) describe them.
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> live;
+  // The live allocations as the marks and odd_ (owned areas) describe them,
+  // checked one by one as the marks are walked: nothing is kept per
+  // allocation, so that an adopted state with a mark on every bit costs no
+  // more memory than its bitmap.
   constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  Bitmap expect(bitmap_.size());
+  std::uint64_t used = 0, live = 0;
   for (std::size_t b = bitmap_.next_mark(0, bitmap_.size()); b != kNone;
        b = bitmap_.next_mark(b + 1, bitmap_.size())) {
     if (!bitmap_.test(b)) return fail("an allocation start on a free bit");
     const std::uint64_t first = static_cast<std::uint64_t>(b) << q;
+    const std::uint64_t run = run_bits(b);
     auto odd = odd_.find(first);
-    const std::uint64_t count = odd != odd_.end() ? odd->second : run_bits(b) << q;
-    if (odd != odd_.end() && ((count + (std::uint64_t{1} << q) - 1) >> q) != run_bits(b))
+    const std::uint64_t count = odd != odd_.end() ? odd->second : run << q;
+    if (odd != odd_.end() && ((count + (std::uint64_t{1} << q) - 1) >> q) != run)
       return fail("recorded size differs from the run at page " + std::to_string(first));
-    live.emplace_back(first, count);
-  }
-  if (live.size() != ctr.live) return fail("live count differs from the allocation starts");
-  for (const auto& [first, count] : odd_)
-    if (!bitmap_.test_mark(static_cast<std::size_t>(first >> q))) return fail("a size recorded for no allocation");
-  Bitmap expect(bitmap_.size());
-  std::uint64_t used = 0;
-  for (const auto& [first, count] : live) {
     const std::uint64_t bits = (count + (std::uint64_t{1} << q) - 1) >> q;
-    const std::uint64_t b0 = first >> q;
-    if ((first & ((std::uint64_t{1} << q) - 1)) != 0) return fail("allocation not bit aligned");
-    if (b0 + bits > expect.size()) return fail("allocation beyond the area");
-    if (!expect.range_is_clear(static_cast<std::size_t>(b0), static_cast<std::size_t>(bits)))
+    if (b + bits > expect.size()) return fail("allocation beyond the area");
+    if (!expect.range_is_clear(b, static_cast<std::size_t>(bits)))
       return fail("two live allocations overlap at page " + std::to_string(first));
     // No allocation spans two segments.
-    const auto seg = std::prev(std::upper_bound(
-        cfg_.segments.begin(), cfg_.segments.end(), first,
-        [](std::uint64_t p, const Segment& s) { return p < s.first_page; }));
-    if (first + count > seg->first_page + seg->pages) return fail("an allocation spans two segments");
-    expect.set_range(static_cast<std::size_t>(b0), static_cast<std::size_t>(bits));
+    const Segment& seg = cfg_.segments[segment_of_page(first)];
+    if (first + count > seg.first_page + seg.pages) return fail("an allocation spans two segments");
+    expect.set_range(b, static_cast<std::size_t>(bits));
     used += bits << q;
+    ++live;
   }
+  if (live != ctr.live) return fail("live count differs from the allocation starts");
+  for (const auto& [first, count] : odd_)
+    if (!bitmap_.test_mark(static_cast<std::size_t>(first >> q))) return fail("a size recorded for no allocation");
   for (std::size_t w = 0; w < bitmap_.word_count(); ++w)
     if (expect.word(w) != bitmap_.word(w)) return fail("bitmap differs from the live allocations");
   if (used != ctr.used_pages) return fail("used counter differs from the bitmap");

@@ -224,7 +224,7 @@ class Area {
   /** The coarsest q the segments allow (see q_), at most order_per_bit + 8. */
   static unsigned initial_q(const AreaConfig& c) noexcept;
   /** Records a live allocation of `count` pages at first_page: bits [b, b + bits)
-   *  of the current grid (commit, restore). */
+   *  of the current grid (alloc, commit, restore). */
   void take(std::uint64_t b, std::uint64_t bits, std::uint64_t first_page, std::uint64_t count);
   /** Makes each bit cover 2^q pages (q < q_): every bit becomes 2^(q_ - q).
    *  Owned areas only (an external one is at order_per_bit already). */

@@ -236,3 +236,45 @@ TEST(AreaStorageModes, CopiesAndMovesCountInTheirOwnCounters) {
   ASSERT_TRUE(g.release(0, 3).ok());
   EXPECT_EQ(e.stats().used, 0u);
 }
+
+// invariant() vets an adopted state: each kind of damage another process
+// could leave is named.
+TEST(AreaExternal, InvariantNamesWhatIsWrongWithAnAdoptedState) {
+  AreaConfig c = cfg(64 * 8, {{0, 256, 0}, {256, 256, 0x1000000}});
+  Storage s(c);
+  Area a = make_over(c, s, true);
+  ASSERT_TRUE(a.alloc(5, 0).ok());   // bits 0..4
+  ASSERT_TRUE(a.alloc(70, 0).ok());  // bits 5..74
+  std::uint64_t* st = s.at().bitmap;
+  numacma::core::AreaCounters* ctr = s.at().counters;
+  const std::vector<std::uint64_t> good(st, st + s.words);
+  const numacma::core::AreaCounters good_ctr = *ctr;
+  const std::size_t words = 8, marks = 1 + words;  // hint, words, then marks, then the summary
+  const auto damaged = [&](const char* what, auto&& damage) {
+    std::copy(good.begin(), good.end(), st);
+    *ctr = good_ctr;
+    damage();
+    Area other = make_over(c, s, false);
+    std::string why;
+    EXPECT_FALSE(other.invariant(&why)) << what;
+    EXPECT_NE(why.find(what), std::string::npos) << what << " / " << why;
+  };
+  damaged("start on a free bit", [&] { st[marks + 2] |= 1; });              // mark at bit 128
+  damaged("live count", [&] { ctr->live = 3; });
+  damaged("used counter", [&] { ctr->used_pages = 74; });
+  damaged("summary", [&] { st[marks + words] |= 4; });                       // word 2 "full"
+  damaged("hint", [&] { st[0] = 2; });                                       // words 0, 1 "full"
+  damaged("spans two segments", [&] {  // bits 192..256 and a mark at 192; 256 is segment 1's first
+    st[1 + 3] = ~std::uint64_t{0};
+    st[1 + 4] = 1;
+    st[marks + 3] = 1;
+    st[marks + words] |= 8;  // word 3 full: the summary agrees
+  });
+  damaged("bitmap differs", [&] { st[1 + 6] = 1; });                         // a set bit, no mark
+  damaged("released than allocated", [&] { ctr->release_pages_success = 1000; });
+  std::copy(good.begin(), good.end(), st);
+  *ctr = good_ctr;
+  std::string why;
+  EXPECT_TRUE(make_over(c, s, false).invariant(&why)) << why;
+  EXPECT_TRUE(s.guards_intact());
+}
