@@ -371,3 +371,24 @@ TEST(BitmapStorage, CopiesAndMovesOfOwnedBitmapsKeepTheirOwnWords) {
   EXPECT_TRUE(v.is_marked_run(5, 5));
   EXPECT_TRUE(w.external());
 }
+
+// A view's size and mark grid are its storage's: expand() is for owned
+// bitmaps only (checked in debug builds, a no-op otherwise), and a run off
+// any grid never needs refining at grid 1.
+TEST(BitmapStorage, AViewIsNeverExpandedNorRefined) {
+  Guarded g(100, 0);
+  Bitmap v = Bitmap::view(g.storage(), 100);
+  v.clear_all();
+  v.set_run(37, 3);  // an odd start: grid 1 already
+  EXPECT_EQ(v.mark_shift(), 0u);
+  EXPECT_TRUE(v.is_marked_run(37, 3));
+#if defined(NUMACMA_DEBUG_CHECKS) && NUMACMA_DEBUG_CHECKS
+  EXPECT_DEATH(v.expand(1), "REQUIRES failed");
+#else
+  v.expand(1);
+#endif
+  EXPECT_EQ(v.size(), 100u);
+  EXPECT_EQ(v.count_set(), 3u);
+  EXPECT_TRUE(v.is_marked_run(37, 3));
+  EXPECT_TRUE(g.guards_intact());
+}
