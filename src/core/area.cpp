@@ -104,10 +104,10 @@ Area& Area::operator=(Area&& o) noexcept {
 }
 
 std::uint64_t Area::run_bits(std::uint64_t b) const noexcept {
-  std::uint64_t e = b + 1;
-  while (e < bitmap_.size() && bitmap_.test(static_cast<std::size_t>(e)) &&
-         !bitmap_.test_mark(static_cast<std::size_t>(e)))
-    ++e;
+  // Word at a time: a run another process marked over a whole area must not
+  // cost a bit-by-bit walk on every refused release.
+  const std::size_t n = bitmap_.size(), from = static_cast<std::size_t>(b) + 1;
+  const std::size_t e = std::min({bitmap_.next_clear(from, n), bitmap_.next_mark(from, n), n});
   return e - b;
 }
 
