@@ -186,6 +186,10 @@ class Area {
 
   AreaStats stats() const;
   std::uint64_t live_allocations() const noexcept { return counters_->live; }
+  /** The counters (an external area's are the caller's memory): the journal
+   *  of a recorded area (core/records.hpp) sets the kernel's ones. */
+  AreaCounters& counters() noexcept { return *counters_; }
+  const AreaCounters& counters() const noexcept { return *counters_; }
   /** The bitmap at order_per_bit granularity (Bitmap::dump's format). */
   std::string dump_bitmap() const;
   /** log2 of the pages one bitmap bit covers now (>= order_per_bit). */
