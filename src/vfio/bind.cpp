@@ -9,6 +9,7 @@
 #include <cctype>
 
 #include "numacma/numacma.hpp"
+#include "os/dirs.hpp"
 #include "os/os.hpp"
 #include "topology/topology.hpp"
 
@@ -44,14 +45,42 @@ struct Ctx {
   std::string drivers;      // <root>/bus/pci/drivers
   std::string probe;        // <root>/bus/pci/drivers_probe
   std::string override_;    // <dev_dir>/driver_override
-  std::string memo;         // <run>/vfio/<bdf>.driver
+  std::string run;          // the run directory
+  std::string memo;         // <run>/vfio/<bdf>.driver, as shown in messages
 
   Ctx(const BindOptions& opts, std::string b) : o(opts), bdf(std::move(b)) {
     dev_dir = o.sysfs_root + "/bus/pci/devices/" + bdf;
     drivers = o.sysfs_root + "/bus/pci/drivers";
     probe = o.sysfs_root + "/bus/pci/drivers_probe";
     override_ = dev_dir + "/driver_override";
-    memo = (o.run_dir.empty() ? default_run_dir() : o.run_dir) + "/vfio/" + bdf + ".driver";
+    run = o.run_dir.empty() ? default_run_dir() : o.run_dir;
+    memo = run + "/vfio/" + bdf + ".driver";
+  }
+
+  /** <run>/vfio, checked: owned by this user or root, writable by nobody
+   *  else, no symbolic link followed (the memo is written as root). */
+  Result<os::Fd> memo_dir(bool create) const {
+    Result<os::Fd> r = os::open_trusted_dir(run, create);
+    if (!r) return r;
+    return os::open_dir_at(r->get(), "vfio", create, 0755);
+  }
+  Status write_memo(const std::string& driver) const {
+    Result<os::Fd> d = memo_dir(true);
+    if (!d) return std::move(d).error();
+    return os::write_file_at(d->get(), bdf + ".driver", driver + "\n");
+  }
+  /** The memo's text; "" when there is none. */
+  Result<std::string> read_memo() const {
+    Result<os::Fd> d = memo_dir(false);
+    if (!d) return d.error().code == Errc::not_found ? Result<std::string>(std::string()) : d.error();
+    Result<std::string> t = os::read_file_at(d->get(), bdf + ".driver");
+    if (!t && t.error().code == Errc::not_found) return std::string();
+    return t;
+  }
+  Status remove_memo() const {
+    Result<os::Fd> d = memo_dir(false);
+    if (!d) return d.error().code == Errc::not_found ? Status() : std::move(d).error();
+    return os::unlink_at(d->get(), bdf + ".driver");
   }
 
   Status write(const std::string& path, const std::string& text) const {
@@ -178,9 +207,7 @@ Result<BindReport> bind(std::string_view bdf_text, const BindOptions& o) {
   // driver now keeps an earlier memo: it is what a failed bind left behind.
   bool wrote_memo = false;
   if (!r.from.empty()) {
-    const std::string dir = c.memo.substr(0, c.memo.rfind('/'));
-    Status s = os::make_dirs(dir);
-    if (s) s = os::write_new_file(c.memo, r.from + "\n");
+    Status s = c.write_memo(r.from);
     if (!s)
       return make_error(s.error().code,
                         std::string(s.error().code == Errc::permission ? "needs root: " : "") +
@@ -190,7 +217,7 @@ Result<BindReport> bind(std::string_view bdf_text, const BindOptions& o) {
     wrote_memo = true;
   }
   auto forget = [&] {
-    if (wrote_memo) (void)os::remove_file(c.memo);
+    if (wrote_memo) (void)c.remove_memo();
   };
 
   if (Status s = c.write(c.override_, kVfioPci); !s) {
@@ -255,9 +282,9 @@ Result<BindReport> unbind(std::string_view bdf_text, const BindOptions& o) {
 
   // The remembered driver, checked before anything is written.
   std::string remembered;
-  if (os::exists(c.memo)) {
-    Result<std::string> text = os::read_file(c.memo);
-    if (!text) return text.error();
+  {
+    Result<std::string> text = c.read_memo();
+    if (!text) return make_error(text.error().code, c.memo + ": " + text.error().message);
     if (!trimmed(*text).empty()) {
       Result<std::string> name = topo::parse_link_name(trimmed(*text));
       if (!name || *name != trimmed(*text))  // one name, no path
@@ -286,7 +313,7 @@ Result<BindReport> unbind(std::string_view bdf_text, const BindOptions& o) {
   r.changed = r.to != r.from;
   if (!remembered.empty()) {
     if (r.to == remembered) {
-      if (Status s = os::remove_file(c.memo); !s)
+      if (Status s = c.remove_memo(); !s)
         r.note = "could not remove " + c.memo + ": " + s.error().message;
     } else {
       r.note = remembered + " did not take " + r.bdf + " back (is it loaded? modprobe " +

@@ -407,6 +407,34 @@ TEST(VfioBind, UnwritableRunDirSaysSoBeforeTouchingSysfs) {
   EXPECT_TRUE(k.log.empty());
 }
 
+// The memo is written as root: a symbolic link where it goes (or where its
+// directory goes) is refused, and what it points to stays untouched.
+TEST(VfioBind, AMemoThatIsASymbolicLinkIsRefusedAndItsTargetUntouched) {
+  FakeSysfs sys;
+  sys.driver("nvme");
+  sys.driver("vfio-pci");
+  sys.device(kX, 7, "nvme");
+  const fs::path victim = sys.top / "victim";
+  put(victim, "root's own file\n");
+  fs::create_directories(sys.run / "vfio");
+  fs::create_symlink(victim, sys.memo(kX));
+  Kernel k(sys);
+  auto r = vfio::bind(kX, k.options());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("symbolic link"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(k.log.empty()) << "nothing written to sysfs";
+  EXPECT_EQ(slurp(victim), "root's own file\n");
+  // The directory itself a link: refused too.
+  fs::remove(sys.memo(kX));
+  fs::remove(sys.run / "vfio");
+  fs::create_directory_symlink(sys.top, sys.run / "vfio");
+  r = vfio::bind(kX, k.options());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("symbolic link"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(fs::exists(sys.top / (kX + ".driver")));
+  EXPECT_EQ(vfio::unbind(kX, k.options()).error().code, Errc::permission);
+}
+
 TEST(VfioBind, GroupMembersOnOtherDriversAreNamed) {
   FakeSysfs sys;
   for (const char* d : {"nvme", "vfio-pci", "ice", "pcieport", "pci-stub"}) sys.driver(d);
