@@ -5,15 +5,17 @@
 //   a kill (a new child each time):
 //     child   Pool::attach; buffers - 1 buffers of 2 pages (8 KiB, from the
 //             area); the update hook armed; one more alloc_coherent: inside
-//             commit_alloc, its record written (point 2), the area lock held,
+//             record_alloc, its record written (point 2), the area lock held,
 //             the hook writes "P" on the pipe and pauses for good
-//     parent  reads "P", SIGKILL, waitpid
-//   the cases, timed in the parent after the kill (steady clock around the call):
-//     reap            numacma::reap: the lock repaired from the journal, then
-//                     every buffer of the full area (8192) given back
+//     parent  reads "P", then the timing starts: SIGKILL, waitpid, and
+//             numacma::reap, which the keeper answers only after it has
+//             handled the death it saw first (the lock taken over, the
+//             update completed from the journal, every buffer given back)
+//   the cases:
+//     reap            the full area (8192 buffers) and the lock to repair
 //     reap-lock-only  the same, the child holding nothing but the buffer in flight
-//     attach-reap     Pool::attach finding the full area's dead holder (it reaps)
-//     attach-clean    Pool::attach with nobody dead: what an attach costs anyway
+//     attach-clean    Pool::attach with nobody dead: what an attach costs
+//   inner: the keeper's own time for the give-back (PoolStatus::last_reap_ns).
 //   after each (untimed): numacma::status says the area is empty and no dead
 //   holder is left; a failure there fails the run (a recovery that lost track).
 //   One round is one kill of each case in turn, so drift hits them alike.
@@ -23,7 +25,7 @@
 
 #include "numacma/numacma.hpp"
 #include "numacma/shared.hpp"
-#include "shared/state.hpp"
+#include "core/records.hpp"
 #include "shared_bench.hpp"
 
 namespace numacma::bench::shared_bench {
@@ -68,23 +70,18 @@ void parked_child(std::uint64_t buffers, int report) {
     held.push_back(std::move(*b));
   }
   g_park_report = report;
-  shared::set_update_hook_for_testing(park_at_record);
+  core::set_update_hook_for_testing(park_at_record);
   (void)p->alloc_coherent(dev, kBuffer);
   send_report(report, "the child's last allocation did not stop inside an update of the area");
   child_leave(4);
 }
 
-/** Leaves a dead holder of `buffers` buffers whose update is half done, its lock held. */
-bool park_and_kill(std::uint64_t buffers, std::string* why) {
-  Child c;
+/** Parks a holder of `buffers` buffers inside an update, its lock held. */
+bool park(Child& c, std::uint64_t buffers, std::string* why) {
   if (!c.start([&](int report, int) { parked_child(buffers, report); }, why)) return false;
   const std::string said = c.await(60000, why);
   if (said != "P") {
     if (!said.empty()) *why = said;
-    return false;
-  }
-  if (!c.kill_and_wait()) {
-    *why = "the child was gone before the kill";
     return false;
   }
   return true;
@@ -124,30 +121,29 @@ bool one(Case& c, bool* broken) {
   std::string why;
   const std::string& w = c.r.what;
   const std::uint64_t buffers = w == "reap-lock-only" ? 1 : kFull;
-  // The counters before the kill (numacma::status takes the area lock: after
-  // the kill it would do the repair the timed call is to do).
   Result<PoolStatus> before = numacma::status(kPoolName);
   if (!before || before->areas.empty()) {
     c.r.reason = "numacma::status: " + (before ? std::string("no area") : before.error().message);
     return false;
   }
-  if (w != "attach-clean" && !park_and_kill(buffers, &why)) {
-    c.r.reason = "parking a child inside an update: " + why;
-    return false;
-  }
-  if (w == "reap" || w == "reap-lock-only") {
+  if (w != "attach-clean") {
+    Child child;
+    if (!park(child, buffers, &why)) {
+      c.r.reason = "parking a child inside an update: " + why;
+      return false;
+    }
     const auto t0 = clock::now();
-    Result<ReapReport> rr = numacma::reap(kPoolName);
+    if (!child.kill_and_wait()) {
+      c.r.reason = "the child was gone before the kill";
+      return false;
+    }
+    Result<ReapReport> rr = numacma::reap(kPoolName);  // answered after the keeper handled the death
     const double ns = since(t0);
     if (!rr) {
       c.r.reason = "numacma::reap: " + rr.error().message;
       return false;
     }
     c.ns.push_back(ns);
-    c.inner.push_back(static_cast<double>(rr->ns));
-    c.r.buffers = rr->buffers;
-    c.r.pages = rr->pages;
-    c.r.report_locks = rr->recovered_locks;
     why = check_whole(0);
   } else {
     const auto t0 = clock::now();
@@ -159,13 +155,13 @@ bool one(Case& c, bool* broken) {
     }
     c.ns.push_back(ns);
     why = check_whole(1);
-    // The area is empty now (checked): every buffer the child held went back.
-    c.r.buffers = w == "attach-reap" ? kFull : 0;
   }  // the attached pool detaches here, outside the timing
   if (Result<PoolStatus> after = numacma::status(kPoolName); why.empty() && after && !after->areas.empty()) {
     const SharedAreaStatus &a = after->areas.front(), &b = before->areas.front();
-    if (w != "reap" && w != "reap-lock-only") c.r.pages = a.reaped_pages - b.reaped_pages;
+    c.r.pages = a.reaped_pages - b.reaped_pages;
+    c.r.buffers = w == "attach-clean" ? 0 : buffers;
     c.r.recovered_locks = a.recoveries - b.recoveries;
+    if (w != "attach-clean") c.inner.push_back(static_cast<double>(after->last_reap_ns));
   }
   if (!why.empty()) {
     c.r.reason = why;
@@ -179,16 +175,14 @@ bool one(Case& c, bool* broken) {
 
 std::vector<SharedRecoveryResult> run_recovery(const SharedOptions& o, RunDir& dir, std::string* error) {
   const unsigned kills = o.kills != 0 ? o.kills : (o.quick ? 3u : 31u);
-  std::vector<Case> cases(4);
-  const char* whats[] = {"reap", "reap-lock-only", "attach-reap", "attach-clean"};
+  std::vector<Case> cases(3);
+  const char* whats[] = {"reap", "reap-lock-only", "attach-clean"};
   const char* words[] = {
-      "numacma::reap(NAME) after SIGKILL of a holder of 8192 buffers of 8 KiB (the area full) killed inside "
-      "an allocation, its area lock held: lock repaired from the journal, every buffer given back",
-      "numacma::reap(NAME) after SIGKILL of a holder killed inside an allocation, its area lock held, holding "
-      "nothing else: lock repair (a scan of the area's records) and the one buffer in flight",
-      "Pool::attach(NAME) finding the dead holder of 8192 buffers (the area full), killed inside an allocation "
-      "with its area lock held: attach, then its reap",
-      "Pool::attach(NAME) with no dead holder: topology, state file, area mapped (what any attach costs)"};
+      "SIGKILL of a holder of 8192 buffers of 8 KiB (the area full) killed inside an allocation, its area lock "
+      "held, until numacma::reap(NAME) returns: the keeper sees the process gone, takes the lock over, completes "
+      "the update from the journal, gives every buffer back",
+      "the same for a holder holding nothing but the buffer in flight: the lock taken over, the update completed",
+      "Pool::attach(NAME): the keeper's answer, the layout validated, state and area mapped (what any attach costs)"};
   std::string why;
   const std::string skip = o.backing == "hugetlb" ? hugetlb_missing(kAreaBytes) : "";
   const bool reserved = skip.empty() && dir.reserve(kPoolName, "cma=64M", o.backing, &why);

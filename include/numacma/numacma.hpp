@@ -71,6 +71,19 @@ struct PoolOptions {
    *  mapped when allocated and unmapped when freed. */
   std::vector<VfioDeviceSpec> vfio;
   std::string vfio_dev_root = "/dev/vfio";   ///< where /dev/vfio/vfio and the groups are
+  /** Buffers are zeroed, as the kernel's dma_alloc_coherent zeroes them.
+   *  false: not zeroed (for a caller that overwrites every byte anyway); an
+   *  attached pool zeroes whatever this says, so that no process ever reads
+   *  what another wrote. */
+  bool zero = true;
+};
+
+/** How Pool::attach talks to a reservation. */
+struct AttachOptions {
+  /** How long an area's lock (and an answer of the pool's keeper) is waited
+   *  for before the call fails with busy, naming who holds it; -1: the
+   *  default, $NUMACMA_TIMEOUT_MS or 2000 ms. */
+  int timeout_ms = -1;
 };
 
 class Pool;
@@ -269,12 +282,15 @@ class Pool {
  public:
   static Result<Pool> create(const PoolOptions& options);
   /** Attaches to the areas reserved under NAME (numacma reserve, numacma::reserve;
-   *  numacma/shared.hpp): maps them and allocates from them with the same rules,
+   *  numacma/shared.hpp): the pool's keeper hands over its memory, and this
+   *  pool allocates from it with the same rules, on the same bitmaps,
    *  concurrently with every other attached process. Buffers still held when
-   *  the Pool goes are given back; the reservation stays. not_found when there
-   *  is no such reservation, permission without access to its files, corrupt
-   *  when its state file does not validate. */
-  static Result<Pool> attach(std::string_view name);
+   *  the Pool goes (or the process dies) are given back; the reservation
+   *  stays. not_found when there is no such reservation (or its keeper is not
+   *  running), permission when its keeper does not admit this user, busy when
+   *  the keeper does not answer in time, corrupt when what it hands over
+   *  does not validate. */
+  static Result<Pool> attach(std::string_view name, const AttachOptions& options = {});
 
   Pool(Pool&&) noexcept;
   Pool& operator=(Pool&&) noexcept;
@@ -305,8 +321,6 @@ class Pool {
   Policy policy() const noexcept;
   /** Device-area names declared in the options, with their nodes. */
   std::vector<DeviceAreaSpec> device_areas() const;
-  /** The topology the pool was built on (opaque outside the library). */
-  const void* topology_handle() const noexcept;
 
  private:
   friend struct Device;

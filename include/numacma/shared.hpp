@@ -1,15 +1,15 @@
 // numacma/shared.hpp — system-wide areas: reserve once, attach from any process.
 //
 //   numacma reserve NAME "cma=64M cma_pernuma=16M"     (or numacma::reserve)
-//     <run dir>/pools/NAME/state       allocation records, counters, locks
-//     /dev/shm/numacma.NAME.<area>.<pid>     anon areas (tmpfs, bound to the node)
-//     <hugetlbfs>/numacma.NAME.<area>.<pid>  hugetlb areas, mapped in physical order
-//     <run dir>/pools/NAME/<area>.mem        sim areas
-//   Pool::attach("NAME")                 any process with access: same rules
+//     a keeper process (numacma-keep) holds the pool's memory: sealed memory
+//     files with no name in the file system, handed to each process it admits
+//     <run dir>/pools/NAME/sock        where the keeper listens
+//   Pool::attach("NAME")                 the owner, root, or a member of the
+//                                        pool's group: same rules, same bitmaps
 //   numacma status NAME / reap NAME / release NAME [--force]
 //
 // The run directory is $NUMACMA_RUN_DIR, default /run/numacma. See
-// docs/shared.md for the file layout, crash recovery and permissions.
+// docs/shared.md for the trust model, crash recovery and permissions.
 #pragma once
 
 #include <cstdint>
@@ -29,8 +29,8 @@ struct ReserveOptions {
   std::string sysfs_root = "/sys";
   unsigned order_per_bit = 0;
   std::vector<DeviceAreaSpec> device_areas;
-  /** "" : files 0600, owned by the reserving user. A group name or number:
-   *  files 0660 with that group (its members may attach). */
+  /** "": only the reserving user (and root) may attach. A group name or
+   *  number: its members may attach too. */
   std::string group;
   /** Write 1 to /sys/devices/system/node/nodeN/compact before taking a
    *  node's hugepages. */
@@ -53,10 +53,11 @@ struct SharedAreaStatus {
 };
 
 struct HolderStatus {
-  int pid = 0;
-  std::uint64_t start_time = 0;       ///< /proc/PID/stat field 22 (clock ticks after boot)
+  int pid = 0;                        ///< as the keeper's PID namespace sees it (0: not visible there)
+  std::uint64_t start_time = 0;       ///< kept for compatibility: always 0 (liveness is the keeper's connection)
+  std::uint64_t attached_ns = 0;      ///< CLOCK_REALTIME when it attached
   std::string comm;
-  bool alive = false;                 ///< the same process (pid and start time) still runs
+  bool alive = false;                 ///< attached; false: gone, its buffers not yet given back
   std::uint64_t buffers = 0;
   /** Pages held, per area (area name, pages); areas with none are left out. */
   std::vector<std::pair<std::string, std::uint64_t>> pages;
@@ -77,10 +78,16 @@ struct PoolStatus {
   std::string params;
   std::string backing;
   std::string policy;                 ///< kernel | nearest
-  std::uint32_t uid = 0, gid = 0, mode = 0;  ///< of the state file
+  /** Who reserved it, the group whose members may attach, and the mode
+   *  that says so in file terms (0600: the owner only; 0660: the group too). */
+  std::uint32_t uid = 0, gid = 0, mode = 0;
   std::vector<SharedAreaStatus> areas;
   std::vector<HolderStatus> holders;
   std::vector<SharedNodeStatus> nodes;
+  int keeper_pid = 0;                 ///< the keeper, as it sees itself
+  std::uint64_t attaches = 0;         ///< attachments it admitted
+  std::uint64_t reaped_holders = 0;   ///< processes that went holding buffers, given back
+  std::uint64_t last_reap_ns = 0;     ///< how long the last of those give-backs took
 };
 
 /** What reap (or an attach) gave back. */
@@ -101,14 +108,19 @@ std::string run_dir();
 Result<std::vector<ReservationNote>> reserve(std::string_view name, const ReserveOptions& options);
 
 /** Frees the reservation. busy (naming every live holder) while a live
- *  process holds buffers, unless force. */
+ *  process holds buffers, unless force. Only its owner or root may. With
+ *  force a reservation whose keeper is gone or does not answer is removed
+ *  too (its directory, nothing else). */
 Status release(std::string_view name, bool force = false);
 
-/** Gives back the buffers of every dead holder, repairing any lock whose
- *  owner died. */
+/** Asks the keeper to give back now what it could not yet (the buffers of a
+ *  process that is gone, when an area's lock was held by another) and to
+ *  repair any lock whose owner died. The keeper gives a process's buffers
+ *  back as soon as the process is gone, so this usually finds nothing. */
 Result<ReapReport> reap(std::string_view name);
 
-/** What the reservation holds now. */
+/** What the reservation holds now: read from a copy, without locks; any
+ *  user who can reach the pool's directory may ask. */
 Result<PoolStatus> status(std::string_view name);
 
 /** Names of the reservations under the run directory, sorted. */

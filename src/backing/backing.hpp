@@ -64,6 +64,7 @@ struct PagesBlock {
   std::uint64_t dma_addr = 0;
   bool contiguous = false;     ///< dma_addr .. dma_addr + bytes is physically contiguous
   AddrKind addr_kind = AddrKind::physical;
+  bool fresh = true;           ///< mapped for this block just now: reads as zeros
 };
 
 struct SimOptions {
@@ -104,6 +105,13 @@ class Backing {
    */
   virtual Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical) = 0;
   virtual void free_pages(const PagesBlock& b) noexcept = 0;
+
+  /** Makes a new buffer read as zeros (dma_alloc_coherent's memory is
+   *  zeroed): a plain memset, except where pages may be handed back instead
+   *  (the sim backing's large ranges: MADV_DONTNEED, or MADV_REMOVE for a
+   *  memory file other processes map, `shared`). Never hands back the pages
+   *  of a real area: they are pinned for DMA. */
+  virtual void zero(void* cpu, std::size_t bytes, bool shared) noexcept;
 
   /** The CPU the calling thread runs on (os::current_cpu), -1 when unknown:
    *  the pool's stand-in for the kernel's numa_mem_id() when a device has

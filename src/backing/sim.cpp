@@ -14,12 +14,14 @@
 // CPU memory is MAP_NORESERVE and untouched until used, so a 64 GiB sim area
 // costs nothing on a small machine. The Nth reserve() can be made to fail.
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
 
 #include "backing/sim.hpp"
 #include "config/memblock.hpp"
+#include "os/memfd.hpp"
 #include "os/os.hpp"
 
 namespace numacma::backing {
@@ -134,6 +136,16 @@ class SimBacking final : public Backing {
     b.contiguous = true;  // simulates alloc_pages_node(order): contiguous
     b.addr_kind = AddrKind::physical;
     return b;
+  }
+
+  /** Large ranges are handed back to the kernel, which gives zero pages on
+   *  the next touch: a simulated 1 GiB buffer costs no gigabyte of writes
+   *  (nor of memory). */
+  void zero(void* cpu, std::size_t bytes, bool shared) noexcept override {
+    constexpr std::size_t kDiscardFrom = 64 << 10;
+    const auto a = reinterpret_cast<std::uintptr_t>(cpu);
+    if (bytes >= kDiscardFrom && a % kPage == 0 && bytes % kPage == 0 && os::discard(cpu, bytes, shared)) return;
+    std::memset(cpu, 0, bytes);
   }
 
   void free_pages(const PagesBlock& b) noexcept override {

@@ -138,6 +138,10 @@ void* ncma_alloc_coherent(ncma_pool* pool, const ncma_device* dev, size_t size,
     return nullptr;
   }
   numacma::detail::PoolImpl* impl = numacma::detail::impl_of(pool->pool);
+  if (impl == nullptr) {
+    set_error(NCMA_EINVAL, "ncma_alloc_coherent: an empty pool");
+    return nullptr;
+  }
   // The calling CPU: a device with no node gets pages on its node (A3, A7).
   const int cpu = dev->dev.node == numacma::kNoNode ? impl->backing->calling_cpu() : -1;
   numacma::Result<numacma::detail::RawBuffer> r = impl->alloc(dev->dev, size, cpu);
@@ -371,7 +375,7 @@ int ncma_last_error(void) { return g_code; }
 const char* ncma_last_error_message(void) { return g_message.c_str(); }
 
 const char* ncma_strerror(int code) {
-  if (code > 0) return "not an ncma error code";
+  if (code > 0 || code < NCMA_ECORRUPT) return "not an ncma error code";
   return numacma::errc_name(static_cast<numacma::Errc>(-code));
 }
 

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "os/errno_error.hpp"
 
@@ -27,10 +28,6 @@ Error err(const std::string& what) {
   if (e == EEXIST) return make_error(Errc::busy, what + ": " + std::strerror(e));
   return errno_error(what, e);
 }
-
-static_assert(sizeof(pthread_mutex_t) <= 64 && alignof(pthread_mutex_t) <= 8);
-
-pthread_mutex_t* mx(void* mem) { return static_cast<pthread_mutex_t*>(mem); }
 
 std::string octal(unsigned mode) {
   char b[8];
@@ -133,32 +130,6 @@ Result<Fd> lock_path(const std::string& path, bool exclusive) {
   return f;
 }
 
-Status robust_init(void* mem) {
-  pthread_mutexattr_t a;
-  if (int e = pthread_mutexattr_init(&a); e != 0) return errno_error("pthread_mutexattr_init", e);
-  int e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-  if (e == 0) e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-  if (e == 0) e = pthread_mutex_init(mx(mem), &a);
-  pthread_mutexattr_destroy(&a);
-  if (e != 0) return errno_error("pthread_mutex_init(process-shared, robust)", e);
-  return {};
-}
-
-int robust_lock(void* mem) noexcept {
-  const int e = pthread_mutex_lock(mx(mem));
-  return e == 0 ? 0 : e == EOWNERDEAD ? 1 : e;
-}
-
-Error robust_error(int e) {
-  if (e == ENOTRECOVERABLE)
-    return make_error(Errc::corrupt, "a lock of the shared pool is unrecoverable (a repair was "
-                                     "abandoned); release the pool with --force and reserve it again");
-  return errno_error("pthread_mutex_lock(shared pool)", e);
-}
-
-void robust_consistent(void* mem) noexcept { (void)pthread_mutex_consistent(mx(mem)); }
-void robust_unlock(void* mem) noexcept { (void)pthread_mutex_unlock(mx(mem)); }
-
 int self_pid() noexcept { return static_cast<int>(::getpid()); }
 std::uint32_t self_uid() noexcept { return static_cast<std::uint32_t>(::getuid()); }
 
@@ -218,15 +189,35 @@ Result<std::uint32_t> group_id(const std::string& group) {
 
 namespace {
 std::atomic<unsigned> g_forks{0};
-void forked_child() { g_forks.fetch_add(1, std::memory_order_relaxed); }
+std::mutex g_fork_mu;           // held across fork(): the list is whole in the child
+std::vector<int> g_close_at_fork;
+void before_fork() { g_fork_mu.lock(); }
+void after_fork_parent() { g_fork_mu.unlock(); }
+void after_fork_child() {
+  g_forks.fetch_add(1, std::memory_order_relaxed);
+  for (int fd : g_close_at_fork) ::close(fd);
+  g_close_at_fork.clear();
+  g_fork_mu.unlock();
+}
 }  // namespace
 
 void watch_forks() {
   static std::once_flag once;
-  std::call_once(once, [] { (void)pthread_atfork(nullptr, nullptr, forked_child); });
+  std::call_once(once, [] { (void)pthread_atfork(before_fork, after_fork_parent, after_fork_child); });
 }
 
 unsigned fork_generation() noexcept { return g_forks.load(std::memory_order_relaxed); }
+
+void close_at_fork(int fd) {
+  watch_forks();
+  std::lock_guard<std::mutex> lock(g_fork_mu);
+  g_close_at_fork.push_back(fd);
+}
+
+void keep_at_fork(int fd) {
+  std::lock_guard<std::mutex> lock(g_fork_mu);
+  std::erase(g_close_at_fork, fd);
+}
 
 std::uint64_t realtime_ns() noexcept {
   timespec t{};

@@ -1,6 +1,6 @@
 // src/os/shared.hpp — the system calls of shared pools (src/shared): files
-// with owners and modes, whole-file locks, shared mappings, process-shared
-// robust mutexes, and who a process is (pid, start time, command name).
+// with owners and modes, whole-file locks, and who a process is (pid, start
+// time, command name), what happens to it at fork.
 // Same conventions as os.hpp: Result<> errors naming the call, its argument
 // and strerror(errno); EACCES/EPERM -> Errc::permission, ENOENT ->
 // Errc::not_found, EEXIST -> Errc::busy.
@@ -46,22 +46,6 @@ Status sync_fd(int fd);
  *  until the Fd is closed. */
 Result<Fd> lock_path(const std::string& path, bool exclusive);
 
-// ---- process-shared robust mutexes (64 bytes of shared memory each) ---------
-
-/** pthread_mutex_init with PTHREAD_PROCESS_SHARED and PTHREAD_MUTEX_ROBUST.
- *  REQUIRES: `mem` 64 bytes, 8-aligned, not in use. */
-Status robust_init(void* mem);
-/** Locks: 0 locked; 1 locked, but the previous owner died holding it
- *  (EOWNERDEAD): the caller must repair what it protects and call
- *  robust_consistent before unlocking; else an errno (no lock held), which
- *  robust_error explains (ENOTRECOVERABLE: a previous repairer unlocked
- *  without marking it consistent, Errc::corrupt). No allocation: this is on
- *  the allocation path. */
-int robust_lock(void* mem) noexcept;
-Error robust_error(int e);
-void robust_consistent(void* mem) noexcept;
-void robust_unlock(void* mem) noexcept;
-
 // ---- processes ----------------------------------------------------------------
 
 int self_pid() noexcept;
@@ -85,6 +69,11 @@ std::uint64_t monotonic_ns() noexcept;
  *  slot) is not the child's. */
 void watch_forks();
 unsigned fork_generation() noexcept;
+/** A descriptor that a child made by fork() must not keep: the child closes
+ *  it at once (a pool's connection to its keeper, whose closing tells the
+ *  keeper that its process is gone). keep_at_fork takes it off the list. */
+void close_at_fork(int fd);
+void keep_at_fork(int fd);
 
 /** The mount point of a hugetlbfs with pages of `huge_page_bytes` (its
  *  pagesize= option, or the default hugepage size when none is given) from

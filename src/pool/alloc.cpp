@@ -16,11 +16,17 @@
 //     A8  every candidate is searched only below the device's mask; an area
 //         entirely above it is skipped
 //     A9  the outcome is counted for the requesting node (-1 has its own slot)
+//   then the buffer is zeroed, outside every lock, as the kernel's is.
+//
+// An area allocation is core::Area::find then commit under the area's lock;
+// in an attached pool the commit is recorded (core/records.hpp) so that every
+// process sees who holds the buffer.
 #include <algorithm>
 #include <bit>
 #include <mutex>
 
 #include "pool/pool_impl.hpp"
+#include "sync/word_lock.hpp"
 
 namespace numacma::detail {
 
@@ -35,23 +41,42 @@ unsigned order_of(std::uint64_t count) noexcept {
  *  GFP_DMA/GFP_DMA32, i.e. a low-zone request that skips per-node areas (A4). */
 constexpr std::uint64_t kLowZoneMask = 0xffffffffULL;
 
-constexpr std::uint64_t kMaxRequest = std::uint64_t{1} << 46;  // 64 TiB: beyond any area
-
 }  // namespace
 
-NodeCounters& PoolImpl::counters_for(int node) noexcept {
-  const std::size_t i = static_cast<std::size_t>(node + 1);
-  return i < counters.size() ? counters[i] : counters[0];
+bool PoolImpl::lock_area(const AreaSlot& slot) const noexcept {
+  if (!sync::lock(slot.lock, holder, sync::deadline_after_ms(lock_timeout_ms), slot.shared)) return false;
+  // A journal left pending under a free lock is no update in flight (the
+  // keeper completes those of owners that died): complete it before use.
+  if (slot.records && slot.records->st->journal.pending != 0)
+    core::repair(*slot.records, const_cast<core::Area&>(slot.area));
+  return true;
 }
 
-Result<RawBuffer> PoolImpl::from_area(int idx, std::uint64_t count, std::uint64_t limit,
-                                      Served served) {
-  AreaSlot& slot = *areas[static_cast<std::size_t>(idx)];
+void PoolImpl::unlock_area(const AreaSlot& slot) const noexcept { sync::unlock(slot.lock, slot.shared); }
+
+Error PoolImpl::lock_error(const AreaSlot& slot) const {
+  const std::uint32_t o = sync::owner(slot.lock);
+  const std::string who = attachment && o != 0 ? attachment->describe(o) : "another thread";
+  return make_error(Errc::busy, "area " + slot.area.name() + " of pool '" + shared_name + "': its lock is held by " +
+                                    who + " for more than " + std::to_string(lock_timeout_ms) +
+                                    " ms (a stopped process?); $NUMACMA_TIMEOUT_MS sets the wait");
+}
+
+Result<RawBuffer> PoolImpl::from_area(int idx, std::uint64_t count, std::uint64_t limit, Served served,
+                                      bool handle) {
+  AreaSlot& slot = areas.at(idx);
   const unsigned align = std::min(order_of(count), kCmaAlignment);
-  Result<core::Block> b = slot.shared ? slot.shared->alloc(slot.area, count, align, limit) : [&] {
-    std::lock_guard<std::mutex> lock(slot.mu);
-    return slot.area.alloc(count, align, limit);
-  }();
+  if (slot.records && count > 0xffffffffULL)
+    return make_error(Errc::no_memory, slot.area.name() + ": " + std::to_string(count) +
+                                           " pages is more than a shared area records for one buffer");
+  if (!lock_area(slot)) return lock_error(slot);
+  Result<core::Block> b = slot.area.find(count, align, limit);
+  if (b) {
+    if (slot.records) core::record_alloc(*slot.records, slot.area, *b, holder);
+    else slot.area.commit(*b);
+    if (handle) slot.handles.set(slot.bit_of(b->first_page));
+  }
+  unlock_area(slot);
   if (!b) return std::move(b).error();
   RawBuffer r;
   r.cpu = reinterpret_cast<void*>(b->cpu);
@@ -64,29 +89,7 @@ Result<RawBuffer> PoolImpl::from_area(int idx, std::uint64_t count, std::uint64_
   return r;
 }
 
-PageShelf& PoolImpl::shelf_for(int node) noexcept {
-  const std::size_t i = static_cast<std::size_t>(node + 1);
-  return i < shelves.size() ? shelves[i] : shelves[0];
-}
-
-std::uint32_t PageShelf::store(backing::PagesBlock&& pb) {
-  if (vacant.empty()) {
-    slots.push_back(std::move(pb));
-    return static_cast<std::uint32_t>(slots.size() - 1);
-  }
-  const std::uint32_t s = vacant.back();
-  vacant.pop_back();
-  slots[s] = std::move(pb);
-  return s;
-}
-
-backing::PagesBlock PageShelf::take(std::uint32_t s) {
-  backing::PagesBlock pb = std::move(slots[s]);
-  vacant.push_back(s);
-  return pb;
-}
-
-Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_t bytes) {
+Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_t bytes, bool handle) {
   const auto to_raw = [](const backing::PagesBlock& pb) {
     RawBuffer r;
     r.cpu = reinterpret_cast<void*>(pb.cpu);
@@ -101,15 +104,16 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_
   // A3's common case: reuse a page this node freed before (not in vfio mode:
   // a freed page is unmapped at once, so the device can no longer reach it).
   if (bytes == kPageSize && !vfio) {
-    PageShelf& sh = shelf_for(node);
+    PageShelf& sh = pages.of(node);
     std::lock_guard<std::mutex> lock(sh.mu);  // one lock: cache pop + live insert
     if (!sh.cached.empty()) {
       const std::uint32_t slot = sh.cached.back();
       const backing::PagesBlock& pb = sh.slots[slot];
       if (pb.dma_addr + (kPageSize - 1) <= dev.coherent_dma_mask) {
         sh.live.emplace(pb.cpu, slot);
+        sh.owned[slot] = handle ? 1 : 0;
         sh.cached.pop_back();
-        return to_raw(pb);
+        return to_raw(pb);  // used before: zero() zeroes it
       }
     }
   }
@@ -128,31 +132,49 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_
                                              fmt_hex(pb->dma_addr) + " are above the DMA mask " +
                                              fmt_hex(dev.coherent_dma_mask));
   }
-  const RawBuffer r = to_raw(*pb);
-  PageShelf& sh = shelf_for(pb->node);
+  RawBuffer r = to_raw(*pb);
+  r.fresh = pb->fresh;
+  PageShelf& sh = pages.of(pb->node);
   std::lock_guard<std::mutex> lock(sh.mu);
   const std::uintptr_t cpu = pb->cpu;
-  sh.live.emplace(cpu, sh.store(std::move(*pb)));
+  const std::uint32_t slot = sh.store(std::move(*pb));
+  sh.owned[slot] = handle ? 1 : 0;
+  sh.live.emplace(cpu, slot);
   return r;
 }
 
-Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes, int cpu) {
-  if (!shared_pool) return alloc_once(dev, bytes, cpu, true);
-  if (shared_pool->forked()) return forked_error();
-  // An attached pool: when nothing could serve the request, the buffers of
-  // processes that died go back to their areas first, and it is tried again.
-  Result<RawBuffer> r = alloc_once(dev, bytes, cpu, false);
-  if (!r && (r.error().code == Errc::no_memory || r.error().code == Errc::not_contiguous) &&
-      shared_pool->reap_dead())
-    r = alloc_once(dev, bytes, cpu, false);
-  if (!r) this->count(dev.node, kFailed);
+void PoolImpl::zero(const RawBuffer& r, std::uint64_t bytes) noexcept {
+  if (!opts.zero && !attachment) return;  // opted out (never for memory other processes used)
+  if (r.area >= 0) {
+    const AreaSlot& slot = areas.at(r.area);
+    backing->zero(r.cpu, bytes, slot.shared);
+    return;
+  }
+  if (!r.fresh) backing->zero(r.cpu, bytes, false);  // new pages from the OS are zero already
+}
+
+Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes, int cpu, bool handle) {
+  Result<RawBuffer> r = make_error(Errc::invalid_argument, "");
+  if (!attachment) {
+    r = alloc_once(dev, bytes, cpu, true, handle);
+  } else {
+    if (attachment->forked()) return forked_error();
+    // An attached pool: when nothing could serve the request, the keeper is
+    // asked to give back the buffers of processes that are gone, and it is
+    // tried again.
+    r = alloc_once(dev, bytes, cpu, false, handle);
+    if (!r && (r.error().code == Errc::no_memory || r.error().code == Errc::not_contiguous) && attachment->reap())
+      r = alloc_once(dev, bytes, cpu, false, handle);
+    if (!r) counters.add(dev.node, kFailed);
+  }
+  if (r) zero(*r, pages_of(bytes) * kPageSize);
   return r;
 }
 
-Result<RawBuffer> PoolImpl::alloc_once(const Device& dev, std::size_t bytes, int cpu,
-                                       bool count_failure) {
+Result<RawBuffer> PoolImpl::alloc_once(const Device& dev, std::size_t bytes, int cpu, bool count_failure,
+                                       bool handle) {
   auto fail = [&](Errc code, std::string msg) -> Result<RawBuffer> {
-    if (count_failure) this->count(dev.node, kFailed);
+    if (count_failure) counters.add(dev.node, kFailed);
     return make_error(code, std::move(msg));
   };
   // Built only on an error path: the success path allocates no string.
@@ -168,40 +190,42 @@ Result<RawBuffer> PoolImpl::alloc_once(const Device& dev, std::size_t bytes, int
   if (dev.coherent_dma_mask == 0)
     return fail(Errc::invalid_argument, "device " + who() + " has a coherent DMA mask of 0");
 
-  const std::uint64_t count = (bytes + kPageSize - 1) / kPageSize;
+  const std::uint64_t count = pages_of(bytes);
   const std::uint64_t limit = dev.coherent_dma_mask;
 
   // A2: a device area is exclusive.
   if (!dev.area.empty()) {
-    auto it = device_.find(dev.area);
-    if (it == device_.end())
+    const int idx = areas.device(dev.area);
+    if (idx < 0)
       return fail(Errc::not_found, "device " + who() + " names area '" + dev.area +
                                        "', which this pool does not have");
-    Result<RawBuffer> r = from_area(it->second, count, limit, Served::local);
+    Result<RawBuffer> r = from_area(idx, count, limit, Served::local, handle);
     if (!r) return fail(r.error().code, r.error().message + " (device area is exclusive, A2)");
-    this->count(dev.node, kLocal);
+    counters.add(dev.node, kLocal);
     return r;
   }
 
   std::string tried;
   bool any_reachable = false;
+  std::string busy;  // an area whose lock could not be had in time: the request fails with busy
   auto note = [&](const Error& e) {
     if (e.code != Errc::unreachable) any_reachable = true;
+    if (e.code == Errc::busy && busy.empty()) busy = e.message;
     tried += (tried.empty() ? "" : "; ") + e.message;
   };
   auto attempt = [&](int idx, Served served) -> Result<RawBuffer> {
-    if (idx < 0) return make_error(Errc::not_found, "");
-    const AreaSlot& slot = *areas[static_cast<std::size_t>(idx)];
+    if (idx < 0 || !busy.empty()) return make_error(Errc::not_found, "");
+    const AreaSlot& slot = areas.at(idx);
     if (slot.iova() && !iova_mode) {
       note(make_error(Errc::not_contiguous, slot.area.name() + ": IOVA-only area in phys mode"));
       return make_error(Errc::not_contiguous, "");
     }
-    Result<RawBuffer> r = from_area(idx, count, limit, served);
+    Result<RawBuffer> r = from_area(idx, count, limit, served, handle);
     if (!r) note(r.error());
     return r;
   };
   auto done = [&](Result<RawBuffer> r, Bucket bucket) {
-    this->count(dev.node, bucket);
+    counters.add(dev.node, bucket);
     return r;
   };
 
@@ -210,47 +234,37 @@ Result<RawBuffer> PoolImpl::alloc_once(const Device& dev, std::size_t bytes, int
     // dma-iommu path asks for no low zone, so per-node areas stay in play
     // (vfio mode: A4 regardless of the mask; A8 holds in IOVA space).
     const bool low_zone = !vfio && limit <= kLowZoneMask;
-    const auto node_slot = [](const std::vector<int>& v, int n) {
-      return n >= 0 && static_cast<std::size_t>(n) < v.size() ? v[static_cast<std::size_t>(n)] : -1;
-    };
     if (dev.node != kNoNode && !low_zone) {  // A4
-      for (int idx : {node_slot(pernuma_, dev.node), node_slot(numa_, dev.node)}) {
+      for (int idx : {areas.pernuma(dev.node), areas.numa(dev.node)}) {
         if (auto r = attempt(idx, Served::local)) return done(std::move(r), kLocal);
       }
       if (opts.policy == Policy::nearest) {  // A5, policy=nearest
         for (int other : topology.nodes_by_distance(dev.node)) {
-          for (int idx : {node_slot(pernuma_, other), node_slot(numa_, other)}) {
+          for (int idx : {areas.pernuma(other), areas.numa(other)}) {
             if (auto r = attempt(idx, Served::other_node)) return done(std::move(r), kOtherNode);
           }
         }
       }
     }
-    if (auto r = attempt(default_, Served::default_area)) return done(std::move(r), kDefault);
+    if (auto r = attempt(areas.default_area(), Served::default_area)) return done(std::move(r), kDefault);
   }
+  // A lock held past the timeout (a stopped process): what the rules would
+  // decide cannot be known, so nothing further down the order is tried.
+  if (!busy.empty()) return fail(Errc::busy, "busy: " + fmt_bytes(bytes) + " for " + who() + ": " + busy);
 
   // A7 (and A3): ordinary pages on the device's node; for a device with no
   // node, on the calling CPU's (the kernel's alloc_pages_node(NUMA_NO_NODE)
   // takes numa_mem_id()).
   const int page_node = dev.node != kNoNode ? dev.node : node_of_cpu(cpu);
-  Result<RawBuffer> p = from_pages(dev, page_node, count * kPageSize);
+  Result<RawBuffer> p = from_pages(dev, page_node, count * kPageSize, handle);
   if (p) return done(std::move(p), kPages);
   note(p.error());
   Errc code = p.error().code;
   if (code == Errc::unreachable && any_reachable) code = Errc::no_memory;
   std::string what = errc_name(code);
   std::replace(what.begin(), what.end(), '_', ' ');
-  return fail(code, what + ": " + fmt_bytes(bytes) + " for " + who() + " on node " +
-                        std::to_string(dev.node) + ": " + tried);
-}
-
-int PoolImpl::area_by_cpu(std::uintptr_t cpu) const noexcept {
-  // by_cpu_ is sorted by cpu_base: the candidate is the last area starting at or below cpu.
-  auto it = std::upper_bound(by_cpu_.begin(), by_cpu_.end(), cpu, [&](std::uintptr_t c, int idx) {
-    return c < areas[static_cast<std::size_t>(idx)]->area.config().cpu_base;
-  });
-  if (it == by_cpu_.begin()) return -1;
-  const int idx = *std::prev(it);
-  return areas[static_cast<std::size_t>(idx)]->area.contains_cpu(cpu) ? idx : -1;
+  return fail(code, what + ": " + fmt_bytes(bytes) + " for " + who() + " on node " + std::to_string(dev.node) +
+                        ": " + tried);
 }
 
 Status PoolImpl::reject_free(std::string msg) {  // F2: counted, never fatal
@@ -265,45 +279,68 @@ Error PoolImpl::forked_error() const {
                         "(Pool::attach)");
 }
 
-Status PoolImpl::free(std::size_t bytes, void* cpu_ptr, std::uint64_t dma, int area_hint,
-                      int node_hint) {
-  if (shared_pool && shared_pool->forked()) return forked_error();
-  const auto bad = [this](std::string msg) { return reject_free(std::move(msg)); };
+Status PoolImpl::free(std::size_t bytes, void* cpu_ptr, std::uint64_t dma, int area_hint, int node_hint) {
+  if (attachment && attachment->forked()) return forked_error();
   const auto cpu = reinterpret_cast<std::uintptr_t>(cpu_ptr);
-  if (cpu_ptr == nullptr) return bad("free of a NULL address");
-  if (bytes == 0) return bad("free with size 0");
-  const std::uint64_t count = (bytes + kPageSize - 1) / kPageSize;
-
+  if (cpu_ptr == nullptr) return reject_free("free of a NULL address");
+  if (bytes == 0) return reject_free("free with size 0");
+  if (bytes > kMaxRequest)
+    return reject_free("free with size " + std::to_string(bytes) + ", larger than any buffer can be");
+  const std::uint64_t count = pages_of(bytes);
+  const bool by_handle = area_hint != kUnknownArea;
   // A DmaBuffer knows its area, or that it came from pages; an address from
   // the caller is looked up (F1).
-  if (area_hint == kPagesBuffer) return free_pages(bytes, cpu, dma, node_hint);
-  const int idx = area_hint >= 0 ? area_hint : area_by_cpu(cpu);
-  if (idx >= 0) {  // F1: the area whose span contains the address
-    AreaSlot& slot = *areas[static_cast<std::size_t>(idx)];
-    const core::Area& a = slot.area;
-    if ((cpu - a.config().cpu_base) % kPageSize != 0)
-      return bad("free of an address inside area " + a.name() + " that is not a buffer start");
-    const std::uint64_t page = a.page_of_cpu(cpu);
-    if (a.dma_of_page(page) != dma)
-      return bad("free in area " + a.name() + ": DMA address does not match the CPU address");
-    Status s = slot.shared ? slot.shared->release(slot.area, page, count) : [&] {
-      std::lock_guard<std::mutex> lock(slot.mu);
-      return slot.area.release(page, count);
-    }();
-    if (!s) return bad(s.error().message);
-    return {};
-  }
-
-  return free_pages(bytes, cpu, dma, node_hint);
+  if (area_hint == kPagesBuffer) return free_pages(bytes, cpu, dma, node_hint, true);
+  const int idx = area_hint >= 0 ? area_hint : areas.by_cpu(cpu);
+  if (idx >= 0) return free_area(idx, count, cpu, dma, by_handle);
+  return free_pages(bytes, cpu, dma, node_hint, false);
 }
 
-Status PoolImpl::free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t dma, int node_hint) {
-  const auto bad = [this](std::string msg) { return reject_free(std::move(msg)); };
-  const std::uint64_t count = (bytes + kPageSize - 1) / kPageSize;
+Status PoolImpl::free_area(int idx, std::uint64_t count, std::uintptr_t cpu, std::uint64_t dma, bool by_handle) {
+  AreaSlot& slot = areas.at(idx);
+  const core::Area& a = slot.area;
+  if ((cpu - a.config().cpu_base) % kPageSize != 0)
+    return reject_free("free of an address inside area " + a.name() + " that is not a buffer start");
+  const std::uint64_t page = a.page_of_cpu(cpu);
+  if (a.dma_of_page(page) != dma)
+    return reject_free("free in area " + a.name() + ": DMA address does not match the CPU address");
+  const std::uint64_t bit = slot.bit_of(page);
+  if (!lock_area(slot)) return lock_error(slot);
+  if (!by_handle && slot.handles.test(bit)) {
+    unlock_area(slot);
+    return reject_free("free by address of a buffer in area " + a.name() +
+                       " that a DmaBuffer owns: release() the DmaBuffer (or detach() it first)");
+  }
+  Status s;
+  if (slot.records) {
+    std::uint32_t owner = 0;
+    s = core::check_release(*slot.records, page, count, holder, &owner);
+    if (s) {
+      core::record_release(*slot.records, slot.area, page, count, false);
+      slot.handles.clear(bit);
+    }
+    unlock_area(slot);
+    if (!s && owner != 0 && attachment)
+      s = make_error(Errc::bad_free, "area '" + a.name() + "': page " + std::to_string(page) +
+                                         ": the buffer is held by " + attachment->describe(owner) +
+                                         ", not by this attachment; only its holder frees it");
+  } else {
+    s = slot.area.release(page, count);
+    if (s) slot.handles.clear(bit);
+    unlock_area(slot);
+  }
+  if (!s) return reject_free(s.error().message);
+  return {};
+}
+
+Status PoolImpl::free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t dma, int node_hint,
+                            bool by_handle) {
+  const std::uint64_t count = pages_of(bytes);
   // The block is in the shelf of its node: the hinted one first, then the rest.
-  PageShelf* first = &shelf_for(node_hint);
-  for (std::size_t i = 0; i <= shelves.size(); ++i) {
-    PageShelf& sh = i == 0 ? *first : shelves[i - 1];
+  PageShelf* first = &pages.of(node_hint);
+  std::vector<PageShelf>& all = pages.all();
+  for (std::size_t i = 0; i <= all.size(); ++i) {
+    PageShelf& sh = i == 0 ? *first : all[i - 1];
     if (i > 0 && &sh == first) continue;
     backing::PagesBlock block;
     {
@@ -312,11 +349,15 @@ Status PoolImpl::free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t
       if (it == sh.live.end()) continue;
       const std::uint32_t slot = it->second;
       const backing::PagesBlock& b = sh.slots[slot];
-      if ((b.bytes + kPageSize - 1) / kPageSize != count)
-        return bad("free of a pages buffer with the wrong size: allocated " + fmt_bytes(b.bytes) +
-                   ", freed " + fmt_bytes(bytes));
-      if (b.dma_addr != dma) return bad("free of a pages buffer with the wrong DMA address");
+      if (pages_of(b.bytes) != count)
+        return reject_free("free of a pages buffer with the wrong size: allocated " + fmt_bytes(b.bytes) +
+                           ", freed " + fmt_bytes(bytes));
+      if (b.dma_addr != dma) return reject_free("free of a pages buffer with the wrong DMA address");
+      if (!by_handle && sh.owned[slot] != 0)
+        return reject_free("free by address of a pages buffer that a DmaBuffer owns: release() the DmaBuffer "
+                           "(or detach() it first)");
       sh.live.erase(it);
+      sh.owned[slot] = 0;
       if (b.bytes == kPageSize && sh.cached.size() < PageShelf::kMax && !vfio) {  // same lock: kept
         sh.cached.push_back(slot);
         return {};
@@ -330,8 +371,22 @@ Status PoolImpl::free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t
     }
     return s;
   }
-  return bad("free of an address that is not a live buffer of this pool "
-             "(double free or foreign pointer)");
+  return reject_free("free of an address that is not a live buffer of this pool "
+                     "(double free or foreign pointer)");
+}
+
+void PoolImpl::forget_handle(int area, void* cpu_ptr, int node) noexcept {
+  const auto cpu = reinterpret_cast<std::uintptr_t>(cpu_ptr);
+  if (area >= 0) {
+    AreaSlot& slot = areas.at(area);
+    if (!lock_area(slot)) return;  // the mark stays: a free by address is refused, no harm done
+    slot.handles.clear(slot.bit_of(slot.area.page_of_cpu(cpu)));
+    unlock_area(slot);
+    return;
+  }
+  PageShelf& sh = pages.of(node);
+  std::lock_guard<std::mutex> lock(sh.mu);
+  if (auto it = sh.live.find(cpu); it != sh.live.end()) sh.owned[it->second] = 0;
 }
 
 }  // namespace numacma::detail

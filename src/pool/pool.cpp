@@ -36,61 +36,9 @@ std::string fmt_hex(std::uint64_t v) {
 
 PoolImpl* impl_of(const Pool& pool) noexcept { return pool.impl_.get(); }
 
-void PoolImpl::map_cpus() {
-  // The kernel's numa_mem_id(): a CPU's own node, or, on a memoryless node,
-  // the nearest node with memory (its zonelist's first). No memory anywhere:
-  // the CPU's own node, whose page requests then fail as they would.
-  const auto mem_node = [&](int node) {
-    const topo::NodeInfo* ni = topology.node(node);
-    if (ni != nullptr && ni->has_memory) return node;
-    const std::vector<int> near = topology.nodes_by_distance(node);
-    return near.empty() ? node : near.front();
-  };
-  int max_cpu = -1;
-  for (const topo::NodeInfo& n : topology.nodes())
-    for (int c : n.cpus) max_cpu = std::max(max_cpu, c);
-  cpu_mem_node_.assign(static_cast<std::size_t>(max_cpu + 1), kNoNode);
-  for (const topo::NodeInfo& n : topology.nodes()) {
-    const int m = mem_node(n.id);
-    for (int c : n.cpus) cpu_mem_node_[static_cast<std::size_t>(c)] = m;
-  }
-  unknown_cpu_node_ = knows_cpu(0) ? cpu_mem_node_[0] : topology.first_memory_node();
-  if (unknown_cpu_node_ == kNoNode && !topology.nodes().empty())
-    unknown_cpu_node_ = topology.nodes().front().id;
-}
-
-void PoolImpl::size_node_tables() {
-  const std::size_t max_node = static_cast<std::size_t>(std::max(topology.max_node_id(), 0));
-  pernuma_.assign(max_node + 1, -1);
-  numa_.assign(max_node + 1, -1);
-  counters = std::vector<NodeCounters>(max_node + 2);
-  shelves = std::vector<PageShelf>(max_node + 2);
-}
-
-AreaSlot& PoolImpl::add_area(std::unique_ptr<AreaSlot> slot) {
-  const int idx = static_cast<int>(areas.size());
-  const auto node = static_cast<std::size_t>(slot->area.node());
-  switch (slot->kind) {
-    case config::AreaKind::default_area: default_ = idx; break;
-    case config::AreaKind::pernuma: pernuma_[node] = idx; break;
-    case config::AreaKind::numa: numa_[node] = idx; break;
-    case config::AreaKind::device: device_[slot->area.name()] = idx; break;
-  }
-  areas.push_back(std::move(slot));
-  return *areas.back();
-}
-
-void PoolImpl::index_by_cpu() {
-  by_cpu_.clear();
-  for (std::size_t i = 0; i < areas.size(); ++i) by_cpu_.push_back(static_cast<int>(i));
-  std::sort(by_cpu_.begin(), by_cpu_.end(), [&](int a, int b) {
-    return areas[static_cast<std::size_t>(a)]->area.config().cpu_base <
-           areas[static_cast<std::size_t>(b)]->area.config().cpu_base;
-  });
-}
-
 Result<DmaBuffer> PoolImpl::alloc_buffer(const Device& dev, std::size_t bytes, int cpu) {
-  Result<RawBuffer> r = alloc(dev, bytes, cpu);
+  // The DmaBuffer owns it (marked as it is allocated): a free by address is refused.
+  Result<RawBuffer> r = alloc(dev, bytes, cpu, true);
   if (!r) return std::move(r).error();
   DmaBuffer b;
   b.pool_ = shared_from_this();
@@ -106,22 +54,24 @@ Result<DmaBuffer> PoolImpl::alloc_buffer(const Device& dev, std::size_t bytes, i
 }
 
 PoolImpl::~PoolImpl() {
-  if (shared_pool) shared_pool->detach();  // this process's shared buffers go back first
+  if (attachment) attachment->detach();  // this process's shared buffers go back first
   // Page blocks are unmapped from the IOMMU (vfio mode) before they are
   // freed; then the container goes (unmapping the areas) before the areas'
   // memory does.
-  for (PageShelf& sh : shelves) {
+  for (PageShelf& sh : pages.all()) {
     for (const auto& [cpu, slot] : sh.live) (void)release_block(sh.slots[slot]);
     for (std::uint32_t slot : sh.cached) (void)release_block(sh.slots[slot]);
   }
   vfio.reset();
   if (backing) {
-    for (const PageShelf& sh : shelves)  // blocks whose unmap failed: unmapped now, with the container
+    for (const PageShelf& sh : pages.all())  // blocks whose unmap failed: unmapped now, with the container
       for (const backing::PagesBlock& b : sh.stuck) backing->free_pages(b);
-    for (auto& slot : areas)
-      if (slot->shared) slot->shared.reset();  // unmaps this process's view; the memory stays
-      else backing->release(slot->res);
+    if (!attachment)  // an attached pool's mappings go with its attachment
+      for (const auto& slot : areas.slots()) backing->release(slot->res);
   }
+  // The areas (over the attachment's mappings) go before the attachment.
+  areas = AreaTable();
+  attachment.reset();
 }
 
 AreaReport area_report(const core::Area& area, const core::AreaStats& a, config::AreaKind kind,
@@ -149,40 +99,26 @@ AreaReport area_report(const core::Area& area, const core::AreaStats& a, config:
 
 Stats PoolImpl::stats() const {
   Stats st;
-  for (const auto& slot : areas) {
-    core::AreaStats a;
-    if (slot->shared) {
-      Result<core::AreaStats> sa = slot->shared->stats(slot->area);
-      if (!sa) continue;  // a lock that cannot be had: the area is left out
-      a = std::move(*sa);
-    } else {
-      std::lock_guard<std::mutex> lock(slot->mu);
-      a = slot->area.stats();
-    }
-    AreaReport r = area_report(slot->area, a, slot->kind, slot->res.kind, slot->iova(), slot->res.note);
-    st.areas.push_back(std::move(r));
+  for (const auto& slot : areas.slots()) {
+    if (!lock_area(*slot)) continue;  // a lock that cannot be had in time: the area is left out
+    const core::AreaStats a = slot->area.stats();
+    unlock_area(*slot);
+    st.areas.push_back(area_report(slot->area, a, slot->kind, slot->res.kind, slot->iova(), slot->res.note));
   }
   // An attached pool's counters are the reservation's, every process's together.
-  const std::size_t slots = shared_counts != nullptr ? shared_count_slots : counters.size();
-  for (std::size_t i = 0; i < slots; ++i) {
-    const auto get = [&](Bucket b) {
-      if (shared_counts != nullptr)
-        return std::atomic_ref<std::uint64_t>(shared_counts[i * 5 + b]).load(std::memory_order_relaxed);
-      return const_cast<NodeCounters&>(counters[i]).at(b).load(std::memory_order_relaxed);
-    };
+  for (std::size_t i = 0; i < counters.slots(); ++i) {
     NodeReport n;
     n.node = static_cast<int>(i) - 1;
-    n.local = get(kLocal);
-    n.other_node = get(kOtherNode);
-    n.default_area = get(kDefault);
-    n.pages = get(kPages);
-    n.failed = get(kFailed);
+    n.local = counters.get(i, kLocal);
+    n.other_node = counters.get(i, kOtherNode);
+    n.default_area = counters.get(i, kDefault);
+    n.pages = counters.get(i, kPages);
+    n.failed = counters.get(i, kFailed);
     // kNoNode and offline ids appear only once something was asked of them.
     const bool known = n.node >= 0 && topology.is_online(n.node);
-    if (known || n.local + n.other_node + n.default_area + n.pages + n.failed > 0)
-      st.nodes.push_back(n);
+    if (known || n.local + n.other_node + n.default_area + n.pages + n.failed > 0) st.nodes.push_back(n);
   }
-  for (const PageShelf& sh : shelves) {
+  for (const PageShelf& sh : pages.all()) {
     std::lock_guard<std::mutex> lock(sh.mu);
     st.pages_live += sh.live.size();
   }
@@ -264,145 +200,68 @@ Pool::Pool(Pool&&) noexcept = default;
 Pool& Pool::operator=(Pool&&) noexcept = default;
 Pool::~Pool() = default;
 
-Result<Pool> Pool::create(const PoolOptions& options) {
-  using detail::AreaSlot;
-  auto impl = std::make_shared<detail::PoolImpl>();
-  impl->opts = options;
-
-  Result<topo::Topology> topology = topo::Topology::from_sysfs(options.sysfs_root);
-  if (!topology) return std::move(topology).error();
-  impl->topology = std::move(*topology);
-  const topo::Topology& t = impl->topology;
-  impl->map_cpus();
-
-  Result<config::ReservationPlan> planned = detail::plan_areas(options, t, impl->notes);
-  if (!planned) return std::move(planned).error();
-  const config::ReservationPlan& plan = *planned;
-
-  backing::SimOptions sim;
-  sim.fail_nth_reservation = options.sim_fail_nth_reservation;
-  backing::BackingOptions bo;
-  bo.compact = options.compact;
-  Result<std::unique_ptr<backing::Backing>> b = backing::make_backing(options.backing, t, sim, bo);
-  if (!b) return std::move(b).error();
-  impl->backing = std::move(*b);
-
-  if (!options.vfio.empty()) {  // vfio mode: the container first, every area mapped into it
-    if (Status s = detail::open_vfio(*impl); !s) return std::move(s).error();
-  }
-
-  impl->size_node_tables();
-
-  for (const config::PlannedArea& pa : plan.areas) {
-    Result<backing::Reservation> r = impl->backing->reserve_at(pa.node, pa.bytes, pa.phys_base);
-    if (!r) {  // R4: the pool starts anyway; this node simply has no such area
-      impl->notes.push_back({pa.name, pa.node, "not reserved: " + r.error().message});
-      continue;
-    }
-    if (impl->vfio) {  // an area the devices cannot reach is an error, not a note
-      if (Status s = detail::map_area_vfio(*impl, pa.name, *r); !s) {
-        impl->backing->release(*r);
-        return make_error(s.error().code, "VFIO mapping of area " + pa.name + " (" +
-                                              detail::fmt_bytes(pa.bytes) + " on node " +
-                                              std::to_string(pa.node) + "): " + s.error().message);
-      }
-    }
-    core::AreaConfig cfg;
-    cfg.name = pa.name;
-    cfg.node = pa.node;
-    cfg.page_size = detail::kPageSize;
-    cfg.pages = pa.bytes / detail::kPageSize;
-    cfg.order_per_bit = options.order_per_bit;
-    cfg.max_align_order = detail::kCmaAlignment;
-    cfg.segments = r->segments;
-    cfg.cpu_base = r->cpu_base;
-    Result<core::Area> area = core::Area::create(std::move(cfg));
-    if (!area) {
-      if (impl->vfio) {  // never free memory the IOMMU still maps
-        const std::uint64_t mapped = (r->mapped_bytes + detail::kPageSize - 1) / detail::kPageSize * detail::kPageSize;
-        if (Status u = impl->vfio->unmap(r->segments.front().dma_base, mapped); !u)
-          return make_error(u.error().code, "area " + pa.name + " is unusable and could not be unmapped: " +
-                                                u.error().message);
-      }
-      impl->backing->release(*r);
-      impl->notes.push_back({pa.name, pa.node, "not usable: " + area.error().message});
-      continue;
-    }
-    if (!r->note.empty()) impl->notes.push_back({pa.name, pa.node, r->note});
-    impl->add_area(std::make_unique<AreaSlot>(std::move(*area), pa.kind, std::move(*r)));
-  }
-  impl->index_by_cpu();
-
-  const bool any_iova = std::any_of(impl->areas.begin(), impl->areas.end(),
-                                    [](const auto& s) { return s->iova(); });
-  switch (options.dma_mode) {
-    case DmaMode::automatic: impl->iova_mode = any_iova; break;
-    case DmaMode::phys: impl->iova_mode = false; break;
-    case DmaMode::iova: impl->iova_mode = true; break;
-  }
-  if (impl->vfio) impl->iova_mode = true;
-  if (!impl->iova_mode && any_iova) {
-    for (const auto& s : impl->areas)
-      if (s->iova())
-        impl->notes.push_back({s->area.name(), s->area.node(),
-                               "IOVA-only area in phys mode: it serves no multi-page buffer"});
-  }
-  return Pool(std::move(impl));
+namespace {
+Error empty_pool() {
+  return make_error(Errc::invalid_argument, "the Pool is empty (moved from, or never made)");
 }
+}  // namespace
 
 Result<DmaBuffer> Pool::alloc_coherent(const Device& dev, std::size_t bytes) {
+  if (!impl_) return empty_pool();
   // The calling CPU matters only to a device with no node (its pages come
   // from that CPU's node, A3/A7): the others do not ask for it.
   const int cpu = dev.node == kNoNode ? impl_->backing->calling_cpu() : -1;
   return impl_->alloc_buffer(dev, bytes, cpu);
 }
 
-Status Pool::free_coherent(const Device& dev, std::size_t bytes, void* cpu,
-                           std::uint64_t dma_addr) {
+Status Pool::free_coherent(const Device& dev, std::size_t bytes, void* cpu, std::uint64_t dma_addr) {
+  if (!impl_) return make_error(Errc::bad_free, empty_pool().message);
   return impl_->free(bytes, cpu, dma_addr, detail::kUnknownArea, dev.node);
 }
 
 Status Pool::free_coherent(DmaBuffer&& buf) {
   if (!buf) return make_error(Errc::bad_free, "free of an empty DmaBuffer");
-  if (buf.pool_ != impl_)
+  if (!impl_ || buf.pool_ != impl_)
     return make_error(Errc::bad_free, "free of a DmaBuffer that belongs to another pool");
   return buf.release();
 }
 
-Stats Pool::stats() const { return impl_->stats(); }
+Stats Pool::stats() const { return impl_ ? impl_->stats() : Stats{}; }
 
 Result<std::string> Pool::dump_bitmap(std::string_view area) const {
-  for (const auto& slot : impl_->areas) {
-    if (slot->area.name() == area) {
-      if (slot->shared) return slot->shared->dump_bitmap(slot->area);
-      std::lock_guard<std::mutex> lock(slot->mu);
-      return slot->area.dump_bitmap();
-    }
+  if (!impl_) return empty_pool();
+  for (const auto& slot : impl_->areas.slots()) {
+    if (slot->area.name() != area) continue;
+    if (!impl_->lock_area(*slot)) return impl_->lock_error(*slot);
+    std::string d = slot->area.dump_bitmap();
+    impl_->unlock_area(*slot);
+    return d;
   }
   return make_error(Errc::not_found, "no area named '" + std::string(area) + "'");
 }
 
 const std::vector<ReservationNote>& Pool::reservation_notes() const noexcept {
-  return impl_->notes;
+  static const std::vector<ReservationNote> none;
+  return impl_ ? impl_->notes : none;
 }
 
 std::string Pool::dma_mode() const {
+  if (!impl_) return "";
   return impl_->vfio ? "vfio" : impl_->iova_mode ? "iova" : "phys";
 }
-Policy Pool::policy() const noexcept { return impl_->opts.policy; }
+Policy Pool::policy() const noexcept { return impl_ ? impl_->opts.policy : Policy::kernel; }
 
 std::vector<DeviceAreaSpec> Pool::device_areas() const {
   std::vector<DeviceAreaSpec> out;
-  for (const auto& [name, idx] : impl_->device_) {
-    const auto& a = impl_->areas[static_cast<std::size_t>(idx)]->area;
+  if (!impl_) return out;
+  for (const auto& [name, idx] : impl_->areas.devices()) {
+    const core::Area& a = impl_->areas.at(idx).area;
     out.push_back({name, a.node(), a.config().pages * a.config().page_size});
   }
   std::sort(out.begin(), out.end(),
             [](const DeviceAreaSpec& a, const DeviceAreaSpec& b) { return a.device < b.device; });
   return out;
 }
-
-const void* Pool::topology_handle() const noexcept { return &impl_->topology; }
 
 // ---- DmaBuffer -----------------------------------------------------------------
 
@@ -446,6 +305,7 @@ Status DmaBuffer::release() {
 }
 
 void DmaBuffer::detach() noexcept {
+  if (cpu_ != nullptr && pool_) pool_->forget_handle(area_, cpu_, node_);
   cpu_ = nullptr;
   pool_.reset();
 }
@@ -455,12 +315,13 @@ const std::string& DmaBuffer::area_name() const noexcept {
   static const std::string none;
   if (!pool_) return none;
   if (area_ < 0) return pages;
-  return pool_->areas[static_cast<std::size_t>(area_)]->area.name();
+  return pool_->areas.at(area_).area.name();
 }
 
 // ---- Device ------------------------------------------------------------------
 
 Result<Device> Device::from_pci(std::string_view bdf, const Pool& pool) {
+  if (!pool.impl_) return empty_pool();
   const detail::PoolImpl& p = *pool.impl_;
   const topo::PciDevice* pci = p.topology.pci(bdf);
   if (pci == nullptr)
@@ -469,7 +330,7 @@ Result<Device> Device::from_pci(std::string_view bdf, const Pool& pool) {
   Device d;
   d.name = pci->bdf;
   d.node = pci->numa_node;
-  if (p.device_.count(d.name) != 0) d.area = d.name;
+  if (p.areas.device(d.name) >= 0) d.area = d.name;
   return d;
 }
 

@@ -113,7 +113,7 @@ Status map_pages_vfio(PoolImpl& impl, backing::PagesBlock& b, std::uint64_t limi
 
 Status PoolImpl::release_block(const backing::PagesBlock& b) {
   if (vfio) {
-    const std::uint64_t bytes = (b.mapped_bytes + kPageSize - 1) / kPageSize * kPageSize;
+    const std::uint64_t bytes = pages_of(b.mapped_bytes) * kPageSize;
     if (Status s = vfio->unmap(b.dma_addr, bytes); !s)
       return make_error(s.error().code, "pages at IOVA " + fmt_hex(b.dma_addr) +
                                             " could not be unmapped, so they are kept (never freed "
@@ -173,7 +173,7 @@ Result<Device> device_of(const detail::PoolImpl& p, std::string_view bdf) {
   d.name = info.bdf;
   d.node = info.node >= 0 && p.topology.is_online(info.node) ? info.node : kNoNode;
   d.coherent_dma_mask = info.dma_mask;
-  if (p.device_.count(d.name) != 0) d.area = d.name;
+  if (p.areas.device(d.name) >= 0) d.area = d.name;
   return d;
 }
 

@@ -1,138 +1,199 @@
-// src/shared/attach.cpp — Pool::attach: a Pool over a reservation's areas.
+// src/shared/attach.cpp — Pool::attach: a Pool over a reservation's memory.
 //
-//   state file --validate--> holder slot (pid, start time) --> each area:
-//     map its file (hugetlb: in the reservation's physical order)
-//     core::Area over this mapping = the mirror; SharedArea routes alloc and
-//     release through the area's robust lock and the records
-//   page fallback (A3, A7) stays this process's own, as in a private pool.
+//   connect to the keeper (client.hpp) -> Request{attach} -> layout, state and
+//   one memory file per area, each checked for its seals and size
+//   layout: copied into this process and validated (the only geometry used)
+//   state: mapped read-write; each area's core::Area runs over its bitmap and
+//          counters there, its lock is the word there, its records are there
+//   areas' memory: mapped (hugetlb: in the reservation's physical order)
+//   the PoolImpl is built as Pool::create builds one (builder.cpp)
+//
+// The connection stays open for the Pool's life: when this process goes,
+// however it goes, the kernel closes it and the keeper gives its buffers back.
+// A child forked afterwards gets its copy of the descriptor closed at once
+// (os::close_at_fork), so a child that lives on never keeps a dead parent's
+// buffers held.
 #include <algorithm>
-#include <atomic>
+#include <cstring>
 
-#include "backing/sim.hpp"
+#include "numacma/shared.hpp"
+#include "os/memfd.hpp"
 #include "os/os.hpp"
 #include "os/shared.hpp"
 #include "pool/pool_impl.hpp"
+#include "shared/client.hpp"
+#include "shared/layout.hpp"
 #include "shared/memory.hpp"
-#include "shared/state.hpp"
+#include "shared/testing.hpp"
 
 namespace numacma {
 
 namespace shared {
 namespace {
 
-class SharedArea final : public detail::SharedAreaOps {
+class SharedAttachment final : public detail::Attachment {
  public:
-  SharedArea(std::shared_ptr<StateFile> f, std::uint32_t i, std::uint32_t holder, std::uintptr_t cpu)
-      : f_(std::move(f)), i_(i), holder_(holder), cpu_(cpu) {}
-  ~SharedArea() override { unmap_area_memory(f_->desc(i_), cpu_); }
-
-  Result<core::Block> alloc(core::Area& mirror, std::uint64_t count, unsigned align,
-                            std::uint64_t limit) override {
-    AreaLock lk(*f_, i_);
-    if (!lk) return lk.error();
-    if (Status s = sync(*f_, i_, m_, mirror); !s) return std::move(s).error();
-    const std::uint64_t failed = mirror.alloc_pages_fail();
-    Result<core::Block> b = mirror.alloc(count, align, limit);
-    if (!b) {
-      if (mirror.alloc_pages_fail() != failed) f_->state(i_).alloc_pages_fail += count;
-      return b;
-    }
-    commit_alloc(*f_, i_, m_, b->first_page, count, holder_);
-    return b;
+  SharedAttachment(std::string name, KeeperLink link, Layout layout, int timeout)
+      : name_(std::move(name)), link_(std::move(link)), layout_(std::move(layout)), timeout_(timeout),
+        forks_(os::fork_generation()) {
+    os::close_at_fork(link_.sock.get());
   }
 
-  Status release(core::Area& mirror, std::uint64_t first_page, std::uint64_t count) override {
-    AreaLock lk(*f_, i_);
-    if (!lk) return lk.error();
-    if (Status s = sync(*f_, i_, m_, mirror); !s) return s;
-    const AreaDesc& d = f_->desc(i_);
-    // Built only on an error path: the success path allocates no string.
-    const auto where = [&] { return "area '" + mirror.name() + "': page " + std::to_string(first_page); };
-    const unsigned opb = d.order_per_bit;
-    const std::uint64_t bit = first_page >> opb;
-    const Rec r = (bit << opb) == first_page && first_page < d.pages ? rec_of(f_->recs(i_)[bit]) : Rec{0, 0};
-    if (r.holder == 0)
-      return make_error(Errc::bad_free, where() + ": no live buffer starts there (double free or foreign address)");
-    if (r.holder != holder_) {
-      const Holder& h = f_->holders()[r.holder - 1];
-      return make_error(Errc::bad_free, where() + ": the buffer is held by pid " + std::to_string(h.pid) + " (" +
-                                            field(h.comm, sizeof h.comm) +
-                                            "), not by this attachment; only its holder frees it");
-    }
-    if (r.pages != count)
-      return make_error(Errc::bad_free, where() + ": size mismatch: allocated " + std::to_string(r.pages) +
-                                            " pages, freed " + std::to_string(count));
-    if (Status s = mirror.release(first_page, count); !s) return s;
-    commit_release(*f_, i_, &m_, bit, false);
-    return {};
-  }
-
-  Result<core::AreaStats> stats(core::Area& mirror) override {
-    AreaLock lk(*f_, i_);
-    if (!lk) return lk.error();
-    if (Status s = sync(*f_, i_, m_, mirror); !s) return std::move(s).error();
-    return shared_stats(*f_, i_, mirror);
-  }
-
-  Result<std::string> dump_bitmap(core::Area& mirror) override {
-    AreaLock lk(*f_, i_);
-    if (!lk) return lk.error();
-    if (Status s = sync(*f_, i_, m_, mirror); !s) return std::move(s).error();
-    return mirror.dump_bitmap();
-  }
-
- private:
-  std::shared_ptr<StateFile> f_;
-  std::uint32_t i_;
-  std::uint32_t holder_;  ///< slot + 1, as records name it
-  std::uintptr_t cpu_;
-  Mirror m_;
-};
-
-class SharedPool final : public detail::SharedPoolOps {
- public:
-  SharedPool(std::shared_ptr<StateFile> f, std::uint32_t slot)
-      : f_(std::move(f)), slot_(slot), forks_(os::fork_generation()) {}
-
-  bool reap_dead() noexcept override {
-    Result<ReapReport> r = shared::reap_dead(*f_);
-    return r && r->buffers > 0;
+  ~SharedAttachment() override {
+    for (std::size_t i = 0; i < cpu_.size(); ++i) unmap_area_memory(layout_.desc(static_cast<std::uint32_t>(i)), cpu_[i]);
+    if (state_ != nullptr) (void)os::unmap(state_, layout_.hdr().state_bytes);
+    if (forked()) (void)link_.sock.release();  // closed in the child at fork: the number may be another file's now
+    else os::keep_at_fork(link_.sock.get());
   }
 
   bool forked() const noexcept override { return os::fork_generation() != forks_; }
 
-  /** In a forked child the slot is the parent's: left alone. */
-  void detach() noexcept override {
-    if (!forked()) (void)unregister_holder(*f_, slot_);
+  bool reap() noexcept override {
+    Result<KeeperLink> k = connect_keeper(name_, timeout_);
+    if (!k) return false;
+    // The keeper answers once it has handled every process it saw go before
+    // this request (whose buffers may be what was missing): worth a retry
+    // whatever this reap itself found.
+    return ask(*k, name_, ReqOp::reap, false, timeout_).ok();
   }
 
+  std::string describe(std::uint32_t id) const override {
+    if (id == kKeeperOwner) return "the pool's keeper";
+    if (id == 0 || id > layout_.hdr().holder_capacity) return "an unknown owner (id " + std::to_string(id) + ")";
+    Holder h;  // a copy: another process may be writing it
+    std::memcpy(&h, state_ + layout_.hdr().holders_offset + (id - 1) * sizeof(Holder), sizeof h);
+    return "pid " + std::to_string(h.pid) + " (" + field(h.comm, sizeof h.comm) + ")";
+  }
+
+  void detach() noexcept override {
+    if (forked()) return;  // the parent's attachment: left alone
+    (void)ask(link_, name_, ReqOp::detach, false, timeout_);
+  }
+
+  /** Maps the state and the areas' memory handed over with the reply. */
+  Status map(std::vector<os::Fd>& fds) {
+    const LayoutHeader& h = layout_.hdr();
+    if (fds.size() != 2 + std::size_t{h.area_count})
+      return make_error(Errc::corrupt, "the keeper sent " + std::to_string(fds.size()) + " memory files for " +
+                                           std::to_string(h.area_count) + " areas");
+    if (Status s = check_sealed(fds[1].get(), h.state_bytes, false, "the pool's state"); !s) return s;
+    Result<void*> st = os::map_shared(fds[1].get(), h.state_bytes, true);
+    if (!st) return std::move(st).error();
+    state_ = static_cast<unsigned char*>(*st);
+    for (std::uint32_t i = 0; i < h.area_count; ++i) {
+      const AreaDesc& d = layout_.desc(i);
+      const std::string what = "area " + field(d.name, sizeof d.name) + "'s memory";
+      if (Status s = check_sealed(fds[2 + i].get(), d.mapped_bytes, false, what); !s) return s;
+      Result<std::uintptr_t> cpu = map_area_memory(fds[2 + i].get(), d, layout_.hpmap(i));
+      if (!cpu) return make_error(cpu.error().code, what + ": " + cpu.error().message);
+      cpu_.push_back(*cpu);
+    }
+    return {};
+  }
+
+  const Layout& layout() const noexcept { return layout_; }
+  unsigned char* state() const noexcept { return state_; }
+  std::uintptr_t cpu(std::uint32_t i) const noexcept { return cpu_[i]; }
+  std::uint32_t holder_id() const noexcept { return slot_ + 1; }
+  void set_slot(std::uint32_t s) noexcept { slot_ = s; }
+
  private:
-  std::shared_ptr<StateFile> f_;
-  std::uint32_t slot_;
+  std::string name_;
+  KeeperLink link_;
+  Layout layout_;
+  int timeout_;
   unsigned forks_;
+  std::uint32_t slot_ = 0;
+  unsigned char* state_ = nullptr;
+  std::vector<std::uintptr_t> cpu_;
 };
 
-}  // namespace
+/** The layout the keeper handed over: sealed against writes, copied, validated. */
+Result<Layout> read_layout(int fd) {
+  if (Status s = check_sealed(fd, sizeof(LayoutHeader), true, "the pool's layout"); !s) return std::move(s).error();
+  Result<std::uint64_t> size = os::fd_size(fd);
+  if (!size) return std::move(size).error();
+  if (*size > (64ULL << 20)) return make_error(Errc::corrupt, "the pool's layout is larger than 64 MiB");
+  Result<void*> m = os::map_shared(fd, static_cast<std::size_t>(*size), false);
+  if (!m) return std::move(m).error();
+  Result<Layout> l = Layout::from(static_cast<const unsigned char*>(*m), static_cast<std::size_t>(*size));
+  (void)os::unmap(*m, static_cast<std::size_t>(*size));
+  return l;
+}
 
-Result<std::shared_ptr<StateFile>> open_reservation(std::string_view name) {
-  if (Status s = check_pool_name(name); !s) return std::move(s).error();
-  Result<std::shared_ptr<StateFile>> f = StateFile::open(state_path(name));
-  if (!f && f.error().code == Errc::not_found)
-    return make_error(Errc::not_found, "no reservation named '" + std::string(name) + "' under " + run_dir() +
-                                           "/pools (numacma reserve " + std::string(name) + " PARAMS...)");
-  return f;
+}  // namespace
+const SharedAttachment* attachment_of(const Pool& p) {
+  const detail::PoolImpl* impl = detail::impl_of(p);
+  return impl == nullptr ? nullptr : dynamic_cast<const SharedAttachment*>(impl->attachment.get());
+}
+
+std::pair<unsigned char*, std::size_t> state_for_testing(const Pool& p) {
+  const SharedAttachment* a = attachment_of(p);
+  if (a == nullptr) return {nullptr, 0};
+  return {a->state(), static_cast<std::size_t>(a->layout().hdr().state_bytes)};
+}
+
+std::uint32_t* lock_word_for_testing(const Pool& p, std::uint32_t area) {
+  const SharedAttachment* a = attachment_of(p);
+  if (a == nullptr || area >= a->layout().areas()) return nullptr;
+  return &area_parts(a->layout(), a->state(), area).st->lock;
+}
+
+core::Records records_for_testing(const Pool& p, std::uint32_t area) {
+  const SharedAttachment* a = attachment_of(p);
+  if (a == nullptr || area >= a->layout().areas()) return {};
+  return area_parts(a->layout(), a->state(), area).rec;
+}
+
+int keeper_pid_for_testing(const Pool& p) {
+  const SharedAttachment* a = attachment_of(p);
+  if (a == nullptr) return 0;
+  return static_cast<int>(reinterpret_cast<const PoolState*>(a->state() + a->layout().hdr().pool_offset)->keeper_pid);
+}
+
+Status verify_for_testing(const Pool& p) {
+  const SharedAttachment* a = attachment_of(p);
+  detail::PoolImpl* impl = detail::impl_of(p);
+  if (a == nullptr) return make_error(Errc::invalid_argument, "not an attached pool");
+  const LayoutHeader& h = a->layout().hdr();
+  std::vector<bool> attached(h.holder_capacity);
+  for (std::uint32_t s = 0; s < h.holder_capacity; ++s) {
+    const auto* hd = reinterpret_cast<const Holder*>(a->state() + h.holders_offset) + s;
+    attached[s] = hd->state == static_cast<std::uint32_t>(HolderState::attached) ||
+                  hd->state == static_cast<std::uint32_t>(HolderState::dead);
+  }
+  for (const auto& slot : impl->areas.slots()) {
+    if (!impl->lock_area(*slot)) return impl->lock_error(*slot);
+    Status s = core::verify(*slot->records, slot->area, attached);
+    impl->unlock_area(*slot);
+    if (!s) return s;
+  }
+  return {};
 }
 
 }  // namespace shared
 
-Result<Pool> Pool::attach(std::string_view name) {
+Result<Pool> Pool::attach(std::string_view name, const AttachOptions& options) {
   using namespace shared;
-  Result<std::shared_ptr<StateFile>> opened = open_reservation(name);
-  if (!opened) return std::move(opened).error();
-  std::shared_ptr<StateFile> f = std::move(*opened);
-  const FileHeader& h = f->hdr();
+  const int timeout = options.timeout_ms >= 0 ? options.timeout_ms : timeout_ms();
+  os::watch_forks();
+  Result<KeeperLink> link = connect_keeper(name, timeout);
+  if (!link) return std::move(link).error();
+  Result<Answer> a = ask(*link, name, ReqOp::attach, false, timeout);
+  if (!a) return std::move(a).error();
+  if (a->fds.size() < 2) return make_error(Errc::corrupt, "the pool's keeper sent no memory files");
+  Result<Layout> layout = read_layout(a->fds[0].get());
+  if (!layout) return make_error(layout.error().code, "pool '" + std::string(name) + "': " + layout.error().message);
+  auto att = std::make_unique<SharedAttachment>(std::string(name), std::move(*link), std::move(*layout), timeout);
+  att->set_slot(a->reply.slot);
+  if (Status s = att->map(a->fds); !s) return make_error(s.error().code, "pool '" + std::string(name) + "': " + s.error().message);
+  a->fds.clear();  // mapped: the mappings keep the files
 
+  SharedAttachment& at = *att;
+  const Layout& l = at.layout();
+  const LayoutHeader& h = l.hdr();
   auto impl = std::make_shared<detail::PoolImpl>();
+  impl->attachment = std::move(att);  // from here on, ~PoolImpl detaches and unmaps
   impl->opts.params = field(h.params, sizeof h.params);
   impl->opts.backing = field(h.backing, sizeof h.backing);
   impl->opts.policy = h.policy == 1 ? Policy::nearest : Policy::kernel;
@@ -141,63 +202,45 @@ Result<Pool> Pool::attach(std::string_view name) {
   impl->opts.order_per_bit = h.order_per_bit;
   Result<topo::Topology> topology = topo::Topology::from_sysfs(impl->opts.sysfs_root);
   if (!topology) return std::move(topology).error();
-  impl->topology = std::move(*topology);
+  impl->set_topology(std::move(*topology));
   const topo::Topology& t = impl->topology;
-  impl->map_cpus();
   // A3/A7 pages: this process's own, from the backing the pool was reserved with.
-  const std::string& kind = impl->opts.backing;
-  Result<std::unique_ptr<backing::Backing>> b = backing::make_backing(kind == "sim" ? "sim" : kind, t);
+  Result<std::unique_ptr<backing::Backing>> b = backing::make_backing(impl->opts.backing, t);
   if (!b) return std::move(b).error();
   impl->backing = std::move(*b);
-
-  impl->size_node_tables();
-
-  os::watch_forks();
-  Result<std::uint32_t> slot = register_holder(*f);
-  if (!slot) return std::move(slot).error();
+  unsigned char* state = at.state();
+  impl->counters.over(reinterpret_cast<std::uint64_t*>(state + h.nodes_offset), h.node_slots);
+  impl->holder = at.holder_id();
+  impl->lock_timeout_ms = timeout;
   impl->shared_name = std::string(name);
-  impl->shared_pool = std::make_unique<SharedPool>(f, *slot);  // from here, ~PoolImpl detaches
-  static_assert(sizeof(NodeCtr) == 5 * sizeof(std::uint64_t));
-  impl->shared_counts = reinterpret_cast<std::uint64_t*>(f->nodes());
-  impl->shared_count_slots = h.node_slots;
+  impl->iova_mode = h.iova_mode != 0;
 
-  for (std::uint32_t i = 0; i < f->areas(); ++i) {
-    const AreaDesc& d = f->desc(i);
+  for (std::uint32_t i = 0; i < h.area_count; ++i) {
+    const AreaDesc& d = l.desc(i);
     const std::string an = field(d.name, sizeof d.name);
-    if (d.node < 0 || d.node > t.max_node_id() || !t.is_online(d.node))
-      return make_error(Errc::corrupt, f->path() + ": area " + an + " is on node " + std::to_string(d.node) +
-                                           ", which this machine does not have online");
-    const auto* map = at<std::uint32_t>(f->base(), d.hpmap_offset);
-    Result<std::uintptr_t> cpu =
-        map_area_memory(d, std::vector<std::uint32_t>(map, map + d.hpmap_count));
-    if (!cpu) return make_error(cpu.error().code, "area " + an + ": " + cpu.error().message);
-    core::AreaConfig cfg = area_config(f->base(), i);
-    cfg.cpu_base = *cpu;
-    cfg.max_align_order = detail::kCmaAlignment;
-    Result<core::Area> area = core::Area::create(cfg);
-    if (!area) {
-      unmap_area_memory(d, *cpu);
-      return make_error(Errc::corrupt, f->path() + ": " + area.error().message);
-    }
+    if (d.node > t.max_node_id() || !t.is_online(d.node))
+      return make_error(Errc::corrupt, "pool '" + std::string(name) + "': area " + an + " is on node " +
+                                           std::to_string(d.node) + ", which this machine does not have online");
+    const AreaParts parts = area_parts(l, state, i);
+    Result<core::Area> area = area_over(l, parts, i, at.cpu(i), false);
+    if (!area) return make_error(Errc::corrupt, "pool '" + std::string(name) + "': " + area.error().message);
     backing::Reservation res;
     res.kind = field(d.kind_name, sizeof d.kind_name);
     res.node = d.node;
-    res.cpu_base = *cpu;
+    res.cpu_base = at.cpu(i);
     res.bytes = d.pages * d.page_size;
     res.mapped_bytes = d.mapped_bytes;
     res.addr_kind = d.addr_iova ? backing::AddrKind::iova : backing::AddrKind::physical;
-    res.segments = cfg.segments;
+    res.segments = area->config().segments;
     res.note = field(d.note, sizeof d.note);
     if (!res.note.empty()) impl->notes.push_back({an, d.node, res.note});
-    detail::AreaSlot& added = impl->add_area(
+    detail::AreaSlot& slot = impl->add_area(
         std::make_unique<detail::AreaSlot>(std::move(*area), static_cast<config::AreaKind>(d.kind), std::move(res)));
-    added.shared = std::make_unique<SharedArea>(f, i, *slot + 1, *cpu);
+    slot.lock = &parts.st->lock;
+    slot.shared = true;
+    slot.records = parts.rec;
   }
-  impl->index_by_cpu();
-  impl->iova_mode = h.iova_mode != 0;
-
-  // Buffers of processes that died go back now (an attach is one of the times).
-  if (Result<ReapReport> r = reap_dead(*f); !r) return std::move(r).error();
+  impl->finish();
   return Pool(std::move(impl));
 }
 

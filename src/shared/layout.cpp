@@ -1,4 +1,4 @@
-// src/shared/layout.cpp — building and validating the state file (layout.hpp).
+// src/shared/layout.cpp — building and validating a pool's layout file (layout.hpp).
 #include "shared/layout.hpp"
 
 #include <algorithm>
@@ -9,14 +9,12 @@ namespace numacma::shared {
 
 namespace {
 
-static_assert(std::is_trivially_copyable_v<FileHeader> && std::is_trivially_copyable_v<AreaDesc>);
-static_assert(sizeof(AreaState) % 64 == 0 && sizeof(PoolState) % 64 == 0);
+static_assert(std::is_trivially_copyable_v<LayoutHeader> && std::is_trivially_copyable_v<AreaDesc>);
+static_assert(std::is_trivially_copyable_v<AreaState> && std::is_standard_layout_v<AreaState>);
 
 std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 
-Error corrupt(const std::string& what) {
-  return make_error(Errc::corrupt, "state file: " + what);
-}
+Error corrupt(const std::string& what) { return make_error(Errc::corrupt, "pool layout: " + what); }
 
 bool put(char* dst, std::size_t n, const std::string& s) {
   if (s.size() >= n) return false;
@@ -26,6 +24,12 @@ bool put(char* dst, std::size_t n, const std::string& s) {
 }
 
 bool terminated(const char* f, std::size_t n) { return std::memchr(f, '\0', n) != nullptr; }
+
+/** [off, off + count * elem) inside [0, size) and off aligned; no overflow. */
+bool fits(std::uint64_t off, std::uint64_t count, std::uint64_t elem, std::uint64_t align, std::uint64_t size) {
+  if (off % align != 0 || off > size) return false;
+  return elem == 0 || count <= (size - off) / elem;
+}
 
 }  // namespace
 
@@ -47,24 +51,24 @@ Status check_pool_name(std::string_view name) {
   return {};
 }
 
-std::uint64_t fixed_checksum(const unsigned char* data, std::size_t fixed_bytes) noexcept {
-  constexpr std::size_t kField = offsetof(FileHeader, checksum);
+std::uint64_t layout_checksum(const unsigned char* data, std::size_t size) noexcept {
+  constexpr std::size_t kField = offsetof(LayoutHeader, checksum);
   std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (std::size_t i = 0; i < fixed_bytes; ++i) {
+  for (std::size_t i = 0; i < size; ++i) {
     const unsigned char c = i >= kField && i < kField + sizeof(std::uint64_t) ? 0 : data[i];
     h = (h ^ c) * 0x100000001b3ULL;
   }
   return h;
 }
 
-Result<std::vector<unsigned char>> make_image(const PoolSpec& spec) {
+Result<std::vector<unsigned char>> make_layout(const PoolSpec& spec) {
   const auto bad = [](const std::string& why) { return make_error(Errc::invalid_argument, why); };
   if (spec.areas.size() > kMaxAreas) return bad("more than " + std::to_string(kMaxAreas) + " areas");
   if (spec.holder_capacity == 0 || spec.holder_capacity > kMaxHolders) return bad("bad holder capacity");
   if (spec.node_slots == 0 || spec.node_slots > kMaxNodeSlots) return bad("bad node count");
 
-  // Offsets: the fixed part first, then the mutable one.
-  std::uint64_t off = sizeof(FileHeader);
+  // The layout file: header, descriptors, segments, hugepage maps.
+  std::uint64_t off = sizeof(LayoutHeader);
   const std::uint64_t areas_offset = off;
   off += sizeof(AreaDesc) * spec.areas.size();
   std::vector<std::uint64_t> seg_off, map_off;
@@ -74,37 +78,43 @@ Result<std::vector<unsigned char>> make_image(const PoolSpec& spec) {
     map_off.push_back(off);
     off = align_up(off + sizeof(std::uint32_t) * a.hpmap.size(), 8);
   }
-  const std::uint64_t fixed_bytes = off;
-  off = align_up(off, 64);
-  const std::uint64_t pool_offset = off;
-  off += sizeof(PoolState);
-  const std::uint64_t holders_offset = off;
-  off += sizeof(Holder) * spec.holder_capacity;
-  const std::uint64_t nodes_offset = off;
-  off += sizeof(NodeCtr) * spec.node_slots;
-  std::vector<std::uint64_t> state_off, rec_off, bm_off, rec_n;
+  const std::uint64_t layout_bytes = off;
+
+  // The state file: the pool's part, then each area's.
+  std::uint64_t st = 0;
+  const std::uint64_t pool_offset = st;
+  st += sizeof(PoolState);
+  const std::uint64_t holders_offset = st;
+  st += sizeof(Holder) * spec.holder_capacity;
+  const std::uint64_t nodes_offset = st;
+  st += sizeof(NodeCtr) * spec.node_slots;
+  std::vector<std::uint64_t> state_off, rec_off, bm_off, rec_n, bm_words;
   for (const AreaSpec& a : spec.areas) {
     if (a.pages == 0 || a.pages % (std::uint64_t{1} << spec.order_per_bit) != 0)
       return bad("area " + a.name + ": bad page count");
     if (a.pages > (std::uint64_t{1} << 40)) return bad("area " + a.name + " is too large");
-    off = align_up(off, 64);
-    state_off.push_back(off);
-    off += sizeof(AreaState);
-    rec_off.push_back(off);
+    core::AreaConfig c;
+    c.pages = a.pages;
+    c.order_per_bit = spec.order_per_bit;
+    st = align_up(st, 64);
+    state_off.push_back(st);
+    st += sizeof(AreaState);
+    rec_off.push_back(st);
     rec_n.push_back(a.pages >> spec.order_per_bit);
-    off += sizeof(Rec) * rec_n.back();
-    bm_off.push_back(off);
-    off += sizeof(std::uint64_t) * ((rec_n.back() + 63) / 64);
+    st += sizeof(Rec) * rec_n.back();
+    bm_off.push_back(st);
+    bm_words.push_back(core::Area::storage_words(c));
+    st += sizeof(std::uint64_t) * bm_words.back();
   }
-  const std::uint64_t file_bytes = align_up(off, 4096);
+  const std::uint64_t state_bytes = align_up(st, 4096);
 
-  std::vector<unsigned char> img(file_bytes, 0);
-  FileHeader h{};
+  std::vector<unsigned char> img(layout_bytes, 0);
+  LayoutHeader h{};
   std::memcpy(h.magic, kMagic, sizeof kMagic);
   h.version = kVersion;
-  h.header_bytes = sizeof(FileHeader);
-  h.file_bytes = file_bytes;
-  h.fixed_bytes = fixed_bytes;
+  h.header_bytes = sizeof(LayoutHeader);
+  h.layout_bytes = layout_bytes;
+  h.state_bytes = state_bytes;
   h.area_desc_bytes = sizeof(AreaDesc);
   h.area_count = static_cast<std::uint32_t>(spec.areas.size());
   h.areas_offset = areas_offset;
@@ -118,23 +128,24 @@ Result<std::vector<unsigned char>> make_image(const PoolSpec& spec) {
   h.iova_mode = spec.iova_mode ? 1 : 0;
   h.order_per_bit = spec.order_per_bit;
   h.created_ns = spec.created_ns;
+  h.owner_uid = spec.owner_uid;
+  h.group_gid = spec.group_gid;
   if (!put(h.name, sizeof h.name, spec.name) || !put(h.params, sizeof h.params, spec.params) ||
       !put(h.backing, sizeof h.backing, spec.backing) ||
       !put(h.sysfs_root, sizeof h.sysfs_root, spec.sysfs_root))
-    return bad("name, params, backing or sysfs root too long for the state file");
+    return bad("name, params, backing or sysfs root too long for the pool's layout");
 
   for (std::size_t i = 0; i < spec.areas.size(); ++i) {
     const AreaSpec& a = spec.areas[i];
     AreaDesc d{};
-    if (!put(d.name, sizeof d.name, a.name) || !put(d.kind_name, sizeof d.kind_name, a.kind_name) ||
-        !put(d.path, sizeof d.path, a.path))
-      return bad("area " + a.name + ": name or path too long for the state file");
+    if (!put(d.name, sizeof d.name, a.name) || !put(d.kind_name, sizeof d.kind_name, a.kind_name))
+      return bad("area " + a.name + ": name or kind too long for the pool's layout");
     put(d.note, sizeof d.note, a.note.substr(0, sizeof d.note - 1));
     d.node = a.node;
     d.kind = a.kind;
     d.addr_iova = a.iova ? 1 : 0;
     d.order_per_bit = spec.order_per_bit;
-    d.page_size = 4096;
+    d.page_size = kPageBytes;
     d.pages = a.pages;
     d.mapped_bytes = a.mapped_bytes;
     d.huge_page_bytes = a.huge_page_bytes;
@@ -146,7 +157,7 @@ Result<std::vector<unsigned char>> make_image(const PoolSpec& spec) {
     d.recs_offset = rec_off[i];
     d.rec_count = rec_n[i];
     d.bitmap_offset = bm_off[i];
-    d.bitmap_words = (rec_n[i] + 63) / 64;
+    d.bitmap_words = bm_words[i];
     std::memcpy(img.data() + areas_offset + i * sizeof(AreaDesc), &d, sizeof d);
     for (std::size_t s = 0; s < a.segments.size(); ++s) {
       const Seg sg{a.segments[s].first_page, a.segments[s].pages, a.segments[s].dma_base};
@@ -156,128 +167,126 @@ Result<std::vector<unsigned char>> make_image(const PoolSpec& spec) {
       std::memcpy(img.data() + map_off[i], a.hpmap.data(), a.hpmap.size() * sizeof(std::uint32_t));
   }
   std::memcpy(img.data(), &h, sizeof h);
-  const std::uint64_t sum = fixed_checksum(img.data(), fixed_bytes);
-  std::memcpy(img.data() + offsetof(FileHeader, checksum), &sum, sizeof sum);
-  if (Status v = validate(img.data(), img.size()); !v) return bad("internal: " + v.error().message);
+  const std::uint64_t sum = layout_checksum(img.data(), img.size());
+  std::memcpy(img.data() + offsetof(LayoutHeader, checksum), &sum, sizeof sum);
+  if (Status v = validate_layout(img.data(), img.size()); !v) return bad("internal: " + v.error().message);
   return img;
 }
 
-Status validate(const unsigned char* data, std::size_t size) {
-  if (size < sizeof(FileHeader))
+namespace {
+
+Status validate_area(const unsigned char* data, const LayoutHeader& h, std::uint32_t i) {
+  AreaDesc d;
+  std::memcpy(&d, data + h.areas_offset + i * sizeof(AreaDesc), sizeof d);
+  const std::string an = "area " + std::to_string(i);
+  const auto range_err = [&](const std::string& what) {
+    return corrupt(an + "'s " + what + " lies outside its file or is misaligned");
+  };
+  if (!terminated(d.name, sizeof d.name) || !terminated(d.kind_name, sizeof d.kind_name) ||
+      !terminated(d.note, sizeof d.note))
+    return corrupt(an + ": an unterminated string");
+  if (d.page_size != kPageBytes) return corrupt(an + ": page size " + std::to_string(d.page_size) + ", not 4096");
+  if (d.order_per_bit != h.order_per_bit) return corrupt(an + ": order_per_bit differs from the pool's");
+  if (d.pages == 0 || d.pages > (std::uint64_t{1} << 40) || d.pages % (std::uint64_t{1} << d.order_per_bit) != 0)
+    return corrupt(an + ": page count " + std::to_string(d.pages) + " out of range");
+  core::AreaConfig c;
+  c.pages = d.pages;
+  c.order_per_bit = d.order_per_bit;
+  if (d.rec_count != d.pages >> d.order_per_bit || d.bitmap_words != core::Area::storage_words(c))
+    return corrupt(an + ": record or bitmap size does not match its page count");
+  if (d.kind > 3 || d.addr_iova > 1) return corrupt(an + ": kind out of range");
+  if (d.node < 0 || d.node >= static_cast<std::int32_t>(kMaxNodeSlots)) return corrupt(an + ": node out of range");
+  if (d.mapped_bytes < d.pages * kPageBytes || d.mapped_bytes % kPageBytes != 0)
+    return corrupt(an + ": mapped size " + std::to_string(d.mapped_bytes) + " smaller than the area");
+  if (!fits(d.segments_offset, d.segment_count, sizeof(Seg), 8, h.layout_bytes)) return range_err("segments");
+  if (!fits(d.hpmap_offset, d.hpmap_count, sizeof(std::uint32_t), 4, h.layout_bytes))
+    return range_err("hugepage map");
+  if (!fits(d.state_offset, 1, sizeof(AreaState), 64, h.state_bytes)) return range_err("state");
+  if (!fits(d.recs_offset, d.rec_count, sizeof(Rec), 8, h.state_bytes)) return range_err("records");
+  if (!fits(d.bitmap_offset, d.bitmap_words, sizeof(std::uint64_t), 8, h.state_bytes)) return range_err("bitmap");
+  // Segments partition [0, pages) in order, whole bits each.
+  if (d.segment_count == 0 || d.segment_count > d.pages) return corrupt(an + ": bad segment count");
+  std::uint64_t next = 0;
+  for (std::uint64_t s = 0; s < d.segment_count; ++s) {
+    Seg sg;
+    std::memcpy(&sg, data + d.segments_offset + s * sizeof(Seg), sizeof sg);
+    if (sg.first_page != next || sg.pages == 0 || sg.pages > d.pages - next ||
+        sg.pages % (std::uint64_t{1} << d.order_per_bit) != 0 || sg.dma_base % kPageBytes != 0 ||
+        sg.dma_base + (sg.pages * kPageBytes - 1) < sg.dma_base)
+      return corrupt(an + ": segment " + std::to_string(s) + " does not fit the area");
+    next += sg.pages;
+  }
+  if (next != d.pages) return corrupt(an + ": segments do not cover the area");
+  // Hugetlb: a map of every file hugepage, a permutation.
+  if (d.huge_page_bytes != 0) {
+    if ((d.huge_page_bytes != (2ULL << 20) && d.huge_page_bytes != (1ULL << 30)) ||
+        d.mapped_bytes % d.huge_page_bytes != 0 || d.hpmap_count != d.mapped_bytes / d.huge_page_bytes)
+      return corrupt(an + ": hugepage size or map does not match its size");
+    std::vector<bool> seen(d.hpmap_count, false);
+    for (std::uint64_t k = 0; k < d.hpmap_count; ++k) {
+      std::uint32_t idx;
+      std::memcpy(&idx, data + d.hpmap_offset + k * 4, 4);
+      if (idx >= d.hpmap_count || seen[idx])
+        return corrupt(an + ": the hugepage map is not a permutation (slot " + std::to_string(k) + ")");
+      seen[idx] = true;
+    }
+  } else if (d.hpmap_count != 0) {
+    return corrupt(an + ": a hugepage map without hugepages");
+  }
+  return {};
+}
+
+}  // namespace
+
+Status validate_layout(const unsigned char* data, std::size_t size) {
+  if (size < sizeof(LayoutHeader))
     return corrupt("truncated: " + std::to_string(size) + " bytes, less than its " +
-                   std::to_string(sizeof(FileHeader)) + "-byte header");
-  FileHeader h;
+                   std::to_string(sizeof(LayoutHeader)) + "-byte header");
+  LayoutHeader h;
   std::memcpy(&h, data, sizeof h);
-  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return corrupt("bad magic: not a numacma state file");
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return corrupt("bad magic: not a numacma pool layout");
   if (h.version != kVersion)
     return corrupt("version " + std::to_string(h.version) + ", this numacma reads version " +
                    std::to_string(kVersion));
-  if (h.header_bytes != sizeof(FileHeader) || h.area_desc_bytes != sizeof(AreaDesc))
+  if (h.header_bytes != sizeof(LayoutHeader) || h.area_desc_bytes != sizeof(AreaDesc))
     return corrupt("header or area record size differs from this numacma's (another build?)");
-  if (h.file_bytes != size)
+  if (h.layout_bytes != size)
     return corrupt("truncated or extended: " + std::to_string(size) + " bytes, the header says " +
-                   std::to_string(h.file_bytes));
-  // Every range [off, off + len) inside the file, and aligned.
-  const auto in_file = [&](std::uint64_t off, std::uint64_t count, std::uint64_t elem,
-                           std::uint64_t align) {
-    if (off % align != 0 || off > size) return false;
-    if (elem != 0 && count > (size - off) / elem) return false;
-    return true;
-  };
-  const auto range_err = [&](const std::string& what, std::uint64_t off, std::uint64_t len) {
-    return corrupt(what + " at offset " + std::to_string(off) + " (+" + std::to_string(len) +
-                   ") lies outside the file (" + std::to_string(size) + " bytes) or is misaligned");
-  };
-  if (h.fixed_bytes < sizeof(FileHeader) || h.fixed_bytes > size)
-    return range_err("the fixed part", 0, h.fixed_bytes);
+                   std::to_string(h.layout_bytes));
+  if (h.state_bytes == 0 || h.state_bytes % 4096 != 0 || h.state_bytes > (std::uint64_t{1} << 46))
+    return corrupt("state size " + std::to_string(h.state_bytes) + " out of range");
   if (h.area_count > kMaxAreas) return corrupt("area count " + std::to_string(h.area_count) + " is too large");
   if (h.holder_capacity == 0 || h.holder_capacity > kMaxHolders)
     return corrupt("holder capacity " + std::to_string(h.holder_capacity) + " out of range");
   if (h.node_slots == 0 || h.node_slots > kMaxNodeSlots)
     return corrupt("node count " + std::to_string(h.node_slots) + " out of range");
-  if (!in_file(h.areas_offset, h.area_count, sizeof(AreaDesc), 8) ||
-      h.areas_offset + h.area_count * sizeof(AreaDesc) > h.fixed_bytes)
-    return range_err("the area table", h.areas_offset, h.area_count * sizeof(AreaDesc));
-  if (!in_file(h.pool_offset, 1, sizeof(PoolState), 64) || h.pool_offset < h.fixed_bytes)
-    return range_err("the pool state", h.pool_offset, sizeof(PoolState));
-  if (!in_file(h.holders_offset, h.holder_capacity, sizeof(Holder), 8) || h.holders_offset < h.fixed_bytes)
-    return range_err("the holder table", h.holders_offset, h.holder_capacity * sizeof(Holder));
-  if (!in_file(h.nodes_offset, h.node_slots, sizeof(NodeCtr), 8) || h.nodes_offset < h.fixed_bytes)
-    return range_err("the node counters", h.nodes_offset, h.node_slots * sizeof(NodeCtr));
+  if (!fits(h.areas_offset, h.area_count, sizeof(AreaDesc), 8, size)) return corrupt("the area table lies outside the file");
+  if (!fits(h.pool_offset, 1, sizeof(PoolState), 64, h.state_bytes) ||
+      !fits(h.holders_offset, h.holder_capacity, sizeof(Holder), 8, h.state_bytes) ||
+      !fits(h.nodes_offset, h.node_slots, sizeof(NodeCtr), 8, h.state_bytes))
+    return corrupt("the pool state, holder table or node counters lie outside the state file");
   if (h.policy > 1 || h.arch > 2 || h.iova_mode > 1 || h.order_per_bit > 9)
     return corrupt("policy, arch, mode or order_per_bit out of range");
   if (!terminated(h.name, sizeof h.name) || !terminated(h.params, sizeof h.params) ||
       !terminated(h.backing, sizeof h.backing) || !terminated(h.sysfs_root, sizeof h.sysfs_root))
     return corrupt("an unterminated string in the header");
-
-  for (std::uint32_t i = 0; i < h.area_count; ++i) {
-    AreaDesc d;
-    std::memcpy(&d, data + h.areas_offset + i * sizeof(AreaDesc), sizeof d);
-    const std::string an = "area " + std::to_string(i);
-    if (!terminated(d.name, sizeof d.name) || !terminated(d.kind_name, sizeof d.kind_name) ||
-        !terminated(d.path, sizeof d.path) || !terminated(d.note, sizeof d.note))
-      return corrupt(an + ": an unterminated string");
-    if (d.page_size != 4096) return corrupt(an + ": page size " + std::to_string(d.page_size) + ", not 4096");
-    if (d.order_per_bit != h.order_per_bit) return corrupt(an + ": order_per_bit differs from the pool's");
-    if (d.pages == 0 || d.pages > (std::uint64_t{1} << 40) ||
-        d.pages % (std::uint64_t{1} << d.order_per_bit) != 0)
-      return corrupt(an + ": page count " + std::to_string(d.pages) + " out of range");
-    if (d.rec_count != d.pages >> d.order_per_bit || d.bitmap_words != (d.rec_count + 63) / 64)
-      return corrupt(an + ": record or bitmap size does not match its page count");
-    if (d.kind > 3 || d.addr_iova > 1) return corrupt(an + ": kind out of range");
-    if (d.mapped_bytes < d.pages * 4096 || d.mapped_bytes % 4096 != 0)
-      return corrupt(an + ": mapped size " + std::to_string(d.mapped_bytes) + " smaller than the area");
-    if (!in_file(d.segments_offset, d.segment_count, sizeof(Seg), 8) ||
-        d.segments_offset + d.segment_count * sizeof(Seg) > h.fixed_bytes)
-      return range_err(an + "'s segments", d.segments_offset, d.segment_count * sizeof(Seg));
-    if (!in_file(d.hpmap_offset, d.hpmap_count, sizeof(std::uint32_t), 4) ||
-        d.hpmap_offset + d.hpmap_count * sizeof(std::uint32_t) > h.fixed_bytes)
-      return range_err(an + "'s hugepage map", d.hpmap_offset, d.hpmap_count * 4);
-    if (!in_file(d.state_offset, 1, sizeof(AreaState), 64) || d.state_offset < h.fixed_bytes)
-      return range_err(an + "'s state", d.state_offset, sizeof(AreaState));
-    if (!in_file(d.recs_offset, d.rec_count, sizeof(Rec), 8) || d.recs_offset < h.fixed_bytes)
-      return range_err(an + "'s records", d.recs_offset, d.rec_count * sizeof(Rec));
-    if (!in_file(d.bitmap_offset, d.bitmap_words, sizeof(std::uint64_t), 8) || d.bitmap_offset < h.fixed_bytes)
-      return range_err(an + "'s bitmap", d.bitmap_offset, d.bitmap_words * 8);
-    // Segments partition [0, pages) in order, whole bits each.
-    if (d.segment_count == 0 || d.segment_count > d.pages) return corrupt(an + ": bad segment count");
-    std::uint64_t next = 0;
-    for (std::uint64_t s = 0; s < d.segment_count; ++s) {
-      Seg sg;
-      std::memcpy(&sg, data + d.segments_offset + s * sizeof(Seg), sizeof sg);
-      if (sg.first_page != next || sg.pages == 0 || sg.pages > d.pages - next ||
-          sg.pages % (std::uint64_t{1} << d.order_per_bit) != 0 || sg.dma_base % 4096 != 0 ||
-          sg.dma_base + (sg.pages * 4096 - 1) < sg.dma_base)
-        return corrupt(an + ": segment " + std::to_string(s) + " does not fit the area");
-      next += sg.pages;
-    }
-    if (next != d.pages) return corrupt(an + ": segments do not cover the area");
-    // Hugetlb: a map of every file hugepage, a permutation.
-    if (d.huge_page_bytes != 0) {
-      if ((d.huge_page_bytes != (2ULL << 20) && d.huge_page_bytes != (1ULL << 30)) ||
-          d.mapped_bytes % d.huge_page_bytes != 0 || d.hpmap_count != d.mapped_bytes / d.huge_page_bytes)
-        return corrupt(an + ": hugepage size or map does not match its size");
-      std::vector<bool> seen(d.hpmap_count, false);
-      for (std::uint64_t k = 0; k < d.hpmap_count; ++k) {
-        std::uint32_t idx;
-        std::memcpy(&idx, data + d.hpmap_offset + k * 4, 4);
-        if (idx >= d.hpmap_count || seen[idx])
-          return corrupt(an + ": the hugepage map is not a permutation (slot " + std::to_string(k) + ")");
-        seen[idx] = true;
-      }
-    } else if (d.hpmap_count != 0) {
-      return corrupt(an + ": a hugepage map without hugepages");
-    }
-  }
+  for (std::uint32_t i = 0; i < h.area_count; ++i)
+    if (Status s = validate_area(data, h, i); !s) return s;
   std::uint64_t want;
-  std::memcpy(&want, data + offsetof(FileHeader, checksum), sizeof want);
-  if (fixed_checksum(data, h.fixed_bytes) != want)
-    return corrupt("checksum of the fixed part does not match (damaged file)");
+  std::memcpy(&want, data + offsetof(LayoutHeader, checksum), sizeof want);
+  if (layout_checksum(data, size) != want) return corrupt("checksum does not match (damaged file)");
   return {};
 }
 
-core::AreaConfig area_config(const unsigned char* base, std::uint32_t i) {
-  const AreaDesc& d = area_desc(base, i);
+Result<Layout> Layout::from(const unsigned char* data, std::size_t size) {
+  if (Status v = validate_layout(data, size); !v) return std::move(v).error();
+  Layout l;
+  l.bytes_.assign(data, data + size);
+  return l;
+}
+
+core::AreaConfig Layout::area_config(std::uint32_t i) const {
+  const AreaDesc& d = desc(i);
   core::AreaConfig c;
   c.name = field(d.name, sizeof d.name);
   c.node = d.node;
@@ -285,26 +294,36 @@ core::AreaConfig area_config(const unsigned char* base, std::uint32_t i) {
   c.pages = d.pages;
   c.order_per_bit = d.order_per_bit;
   c.max_align_order = 8;
-  const Seg* segs = at<Seg>(base, d.segments_offset);
+  const auto* segs = reinterpret_cast<const Seg*>(bytes_.data() + d.segments_offset);
   for (std::uint64_t s = 0; s < d.segment_count; ++s)
     c.segments.push_back({segs[s].first_page, segs[s].pages, segs[s].dma_base});
   return c;
 }
 
-Status restore_records(const unsigned char* base, std::uint32_t i, core::Area& area) {
-  const AreaDesc& d = area_desc(base, i);
-  const std::uint32_t holders = header(base).holder_capacity;
-  area.clear_allocations();
-  const std::uint64_t* recs = at<std::uint64_t>(base, d.recs_offset);
-  for (std::uint64_t b = 0; b < d.rec_count; ++b) {
-    const Rec r = rec_of(recs[b]);
-    if (r.holder == 0) continue;
-    if (r.holder > holders || r.pages == 0)
-      return corrupt("area " + area.name() + ": record " + std::to_string(b) + " names holder " +
-                     std::to_string(r.holder) + " of " + std::to_string(r.pages) + " pages");
-    if (Status s = area.restore(b << d.order_per_bit, r.pages); !s) return corrupt(s.error().message);
-  }
-  return {};
+std::vector<std::uint32_t> Layout::hpmap(std::uint32_t i) const {
+  const AreaDesc& d = desc(i);
+  const auto* m = reinterpret_cast<const std::uint32_t*>(bytes_.data() + d.hpmap_offset);
+  return std::vector<std::uint32_t>(m, m + d.hpmap_count);
+}
+
+AreaParts area_parts(const Layout& l, unsigned char* state, std::uint32_t i) noexcept {
+  const AreaDesc& d = l.desc(i);
+  AreaParts p;
+  p.st = reinterpret_cast<AreaState*>(state + d.state_offset);
+  p.rec.words = reinterpret_cast<std::uint64_t*>(state + d.recs_offset);
+  p.rec.count = d.rec_count;
+  p.rec.opb = d.order_per_bit;
+  p.rec.holders = l.hdr().holder_capacity;
+  p.rec.st = &p.st->rs;
+  p.bitmap = reinterpret_cast<std::uint64_t*>(state + d.bitmap_offset);
+  return p;
+}
+
+Result<core::Area> area_over(const Layout& l, const AreaParts& p, std::uint32_t i, std::uintptr_t cpu_base,
+                             bool init) {
+  core::AreaConfig cfg = l.area_config(i);
+  cfg.cpu_base = cpu_base;
+  return core::Area::create_over(std::move(cfg), core::AreaStorage{p.bitmap, &p.st->ctr}, init);
 }
 
 }  // namespace numacma::shared

@@ -1,26 +1,27 @@
-// src/shared/layout.hpp — the state file of a reserved pool (pure logic: no OS).
+// src/shared/layout.hpp — the two memory files of a reserved pool (pure
+// logic: no OS). Both are memfds that the pool's keeper holds and hands to
+// every process it admits (src/shared/keeper.hpp).
 //
-//   offset 0                                              fixed_bytes           file_bytes
-//   | FileHeader | AreaDesc[n] | segments | hugepage maps | PoolState | Holder[] | NodeCtr[] |
-//   |<------------- immutable, checksummed --------------->|<----------- mutable ---------->
-//                                                           | per area: AreaState | Rec[bits] | bitmap |
+//   layout (sealed: nobody can write, shrink or grow it; each process copies
+//   it, checks the seals and validates the copy before using it)
+//   | LayoutHeader | AreaDesc[n] | segments | hugepage maps |
 //
-// Everything is an offset from the start of the file, never a pointer: each
-// process maps the file where it likes. The fixed part is written once by
-// `reserve` and never changes; its checksum (FNV-1a 64, the checksum field
-// read as zero) catches a damaged or foreign file. validate() checks a whole
-// image before anything is read from it: magic, version, sizes, every offset
-// and length within the file and aligned, the areas' shapes, the segments and
-// hugepage maps, the checksum. Mutable parts (records) are checked when an
-// area is rebuilt from them (core::Area::restore refuses overlaps).
+//   state (sealed against shrinking and growing only: every admitted process
+//   writes it, so every byte of it is hostile input)
+//   | PoolState | Holder[capacity] | NodeCtr[node_slots] |
+//   | per area: AreaState | Rec[rec_count] | bitmap (core::Area::storage_words) |
 //
-// Records: one Rec per bitmap bit of an area (bit = 2^order_per_bit pages);
-// rec[b].holder != 0 iff a live buffer starts at bit b, of rec[b].pages pages,
-// held by holder slot rec[b].holder - 1. Writing a Rec is one 8-byte store, so
-// a process killed at any instruction leaves each Rec whole.
+// Every offset into the state file is in the layout, never in the state
+// file itself: what another process can write holds data only (records,
+// bitmap words, counters, a lock word), no offset, size, path or name that
+// could steer a process outside the pool. Code that reads the state checks
+// every value it uses as an index (a record's page count and holder, the
+// journal's bit) against the layout.
 //
-// Locks are 64 opaque bytes here (a process-shared robust mutex, set up and
-// used by src/os/shared.hpp).
+// Records: one 8-byte word per bitmap bit (2^order_per_bit pages): holder 0
+// means no buffer starts at that bit, else a buffer of `pages` pages held by
+// holder slot holder - 1. Records are the truth; the bitmap, used pages and
+// live count are derived from them (repair rebuilds them).
 #pragma once
 
 #include <cstddef>
@@ -30,52 +31,57 @@
 #include <vector>
 
 #include "core/area.hpp"
+#include "core/records.hpp"
 #include "numacma/result.hpp"
 
 namespace numacma::shared {
 
 inline constexpr char kMagic[8] = {'N', 'C', 'M', 'A', 'P', 'O', 'O', 'L'};
-inline constexpr std::uint32_t kVersion = 1;
+inline constexpr std::uint32_t kVersion = 2;
 inline constexpr std::uint32_t kMaxAreas = 256;
 inline constexpr std::uint32_t kMaxHolders = 4096;
+inline constexpr std::uint32_t kDefaultHolders = 1024;
 inline constexpr std::uint32_t kMaxNodeSlots = 1025;  // MAX_NUMNODES 1024 + the no-node slot
-inline constexpr std::uint32_t kLogEntries = 4096;
-inline constexpr std::size_t kLockBytes = 64;
+inline constexpr std::uint64_t kPageBytes = 4096;
 
-struct alignas(8) FileHeader {
+struct alignas(8) LayoutHeader {
   char magic[8];
   std::uint32_t version;
-  std::uint32_t header_bytes;     ///< sizeof(FileHeader)
-  std::uint64_t file_bytes;       ///< the whole file
-  std::uint64_t fixed_bytes;      ///< [0, fixed_bytes) immutable and checksummed
+  std::uint32_t header_bytes;     ///< sizeof(LayoutHeader)
+  std::uint64_t layout_bytes;     ///< this file
+  std::uint64_t state_bytes;      ///< the state file
   std::uint32_t area_desc_bytes;  ///< sizeof(AreaDesc)
   std::uint32_t area_count;
-  std::uint64_t areas_offset;     ///< AreaDesc[area_count]
-  std::uint64_t pool_offset;      ///< PoolState
-  std::uint64_t holders_offset;   ///< Holder[holder_capacity]
+  std::uint64_t areas_offset;     ///< AreaDesc[area_count], in this file
+  std::uint64_t pool_offset;      ///< PoolState, in the state file
+  std::uint64_t holders_offset;   ///< Holder[holder_capacity], in the state file
   std::uint32_t holder_capacity;
   std::uint32_t node_slots;       ///< NodeCtr per node id + 1 (slot 0: no node)
-  std::uint64_t nodes_offset;     ///< NodeCtr[node_slots]
+  std::uint64_t nodes_offset;     ///< NodeCtr[node_slots], in the state file
   std::uint32_t policy;           ///< 0 kernel, 1 nearest
   std::uint32_t arch;             ///< numacma::Arch
   std::uint32_t iova_mode;        ///< 1: the pool hands out IOVAs (anon areas)
   std::uint32_t order_per_bit;
   std::uint64_t created_ns;       ///< CLOCK_REALTIME at reserve
+  std::uint32_t owner_uid;        ///< who reserved it
+  std::int32_t group_gid;         ///< whose members may attach (-1: none)
   char name[64];
   char params[256];
   char backing[32];
   char sysfs_root[256];
-  std::uint64_t checksum;         ///< FNV-1a 64 of [0, fixed_bytes), this field as 0
+  std::uint64_t checksum;         ///< FNV-1a 64 of the whole file, this field as 0
 };
+static_assert(sizeof(LayoutHeader) == 728 && offsetof(LayoutHeader, areas_offset) == 40 &&
+              offsetof(LayoutHeader, name) == 112 && offsetof(LayoutHeader, checksum) == 720);
 
 struct Seg {
   std::uint64_t first_page, pages, dma_base;
 };
+static_assert(sizeof(Seg) == 24);
 
 struct alignas(8) AreaDesc {
   char name[48];
   char kind_name[32];             ///< the reservation's kind: "hugetlb-2M", "anon", "sim"
-  char path[256];                 ///< the file holding the area's memory
   char note[256];
   std::int32_t node;
   std::uint32_t kind;             ///< config::AreaKind
@@ -83,92 +89,69 @@ struct alignas(8) AreaDesc {
   std::uint32_t order_per_bit;
   std::uint64_t page_size;        ///< 4096
   std::uint64_t pages;            ///< area pages (bytes / page_size)
-  std::uint64_t mapped_bytes;     ///< the file's size (a multiple of huge_page_bytes)
+  std::uint64_t mapped_bytes;     ///< the memory file's size (a multiple of huge_page_bytes)
   std::uint64_t huge_page_bytes;  ///< 0: not hugetlb
-  std::uint64_t segments_offset;  ///< Seg[segment_count]
+  std::uint64_t segments_offset;  ///< Seg[segment_count], in the layout
   std::uint64_t segment_count;
-  std::uint64_t hpmap_offset;     ///< uint32 file hugepage index per slot (hugetlb)
+  std::uint64_t hpmap_offset;     ///< uint32 file hugepage index per slot (hugetlb), in the layout
   std::uint64_t hpmap_count;      ///< mapped_bytes / huge_page_bytes, 0 when not hugetlb
-  std::uint64_t state_offset;     ///< AreaState
-  std::uint64_t recs_offset;      ///< Rec[rec_count]
+  std::uint64_t state_offset;     ///< AreaState, in the state file
+  std::uint64_t recs_offset;      ///< Rec[rec_count], in the state file
   std::uint64_t rec_count;        ///< pages >> order_per_bit
-  std::uint64_t bitmap_offset;    ///< uint64 words: bit b set iff bit b is allocated
-  std::uint64_t bitmap_words;     ///< ceil(rec_count / 64)
+  std::uint64_t bitmap_offset;    ///< core::Area storage, in the state file
+  std::uint64_t bitmap_words;     ///< core::Area::storage_words
 };
+static_assert(sizeof(AreaDesc) == 456 && offsetof(AreaDesc, node) == 336 &&
+              offsetof(AreaDesc, state_offset) == 416 && offsetof(AreaDesc, bitmap_words) == 448);
 
-/** An allocation record (see the file comment). */
-struct Rec {
-  std::uint32_t pages;
-  std::uint32_t holder;           ///< holder slot + 1; 0 = no buffer starts here
-};
-static_assert(sizeof(Rec) == 8);
+using core::Rec;
+using core::rec_of;
+using core::rec_word;
 
-inline std::uint64_t rec_word(Rec r) noexcept {
-  return static_cast<std::uint64_t>(r.pages) | static_cast<std::uint64_t>(r.holder) << 32;
-}
-inline Rec rec_of(std::uint64_t w) noexcept {
-  return Rec{static_cast<std::uint32_t>(w), static_cast<std::uint32_t>(w >> 32)};
-}
-
-enum class Op : std::uint32_t { none = 0, alloc = 1, release = 2 };
-
-struct LogEntry {
-  std::uint64_t seq;
-  std::uint64_t bit;
-  std::uint32_t pages;
-  std::uint32_t op;               ///< Op
-};
-
-/** The update in flight: written before an update starts, cleared when it
- *  is whole. A lock whose owner died with `pending` set is repaired by
- *  completing the update from here (each field is the value AFTER it). */
-struct Journal {
-  std::uint32_t pending;
-  std::uint32_t op;               ///< Op
-  std::uint64_t bit;
-  std::uint64_t rec;              ///< rec_word after (0 for a release)
-  std::uint64_t alloc_pages_success, release_pages_success, live_buffers, reaped_pages;
-};
+/** The lock word's owner id for the keeper (holders are slot + 1). */
+inline constexpr std::uint32_t kKeeperOwner = 0x7ffffffe;
 
 struct alignas(64) AreaState {
-  unsigned char lock[kLockBytes];  ///< robust, process-shared mutex
-  std::uint64_t seq;               ///< updates made (log sequence)
-  std::uint64_t epoch;             ///< bumped by each repair: mirrors rebuild
-  std::uint64_t used_pages;        ///< derived from the records (repair recomputes)
-  std::uint64_t live_buffers;
-  std::uint64_t alloc_pages_success, alloc_pages_fail, release_pages_success;
-  std::uint64_t recoveries;        ///< locks found with a dead owner
-  std::uint64_t reaped_pages;      ///< pages given back from dead holders
-  Journal journal;
-  LogEntry log[kLogEntries];       ///< the last updates, for mirrors a few behind
+  std::uint32_t lock;              ///< sync/word_lock.hpp: 0, holder slot + 1, or kKeeperOwner
+  std::uint32_t pad0;
+  std::uint64_t pad1[7];           ///< the lock alone on its cache line
+  core::AreaCounters ctr;          ///< core::Area's counters, in place
+  core::RecordState rs;            ///< journal and recovery counts (core/records.hpp)
 };
+static_assert(sizeof(AreaState) == 192 && offsetof(AreaState, ctr) == 64 && offsetof(AreaState, rs) == 104);
 
 struct alignas(64) PoolState {
-  unsigned char lock[kLockBytes];  ///< the holders' table (attach, detach, reap)
-  std::uint64_t attaches;
-  std::uint64_t recoveries;
+  std::uint64_t attaches;          ///< attachments the keeper admitted
+  std::uint64_t reaped_holders;    ///< holders whose process died, given back
+  std::uint64_t keeper_pid;        ///< as the keeper sees itself
+  std::uint64_t keeper_started_ns;
+  std::uint64_t last_reap_ns;      ///< how long the last give-back of a gone holder took
 };
+static_assert(sizeof(PoolState) == 64);
 
-enum class HolderState : std::uint32_t { free = 0, attached = 1 };
+/** Written by the keeper only (holders read it to name one another). */
+enum class HolderState : std::uint32_t { free = 0, attached = 1, dead = 2 /* gone, reap pending */ };
 
 struct Holder {
   std::uint32_t state;             ///< HolderState
-  std::int32_t pid;
-  std::uint64_t start_time;        ///< /proc/PID/stat starttime
+  std::int32_t pid;                ///< as the keeper's PID namespace sees it (0: not visible)
+  std::uint32_t uid;
+  std::uint32_t pad;
   char comm[16];
   std::uint64_t attached_ns;
 };
+static_assert(sizeof(Holder) == 40);
 
 struct NodeCtr {
   std::uint64_t local, other_node, default_area, pages, failed;
 };
+static_assert(sizeof(NodeCtr) == 40);
 
-// ---- building an image ---------------------------------------------------------
+// ---- building a layout -----------------------------------------------------------
 
 struct AreaSpec {
   std::string name;
   std::string kind_name;
-  std::string path;
   std::string note;
   int node = -1;
   std::uint32_t kind = 0;
@@ -185,49 +168,61 @@ struct PoolSpec {
   std::uint32_t policy = 0, arch = 0, order_per_bit = 0;
   bool iova_mode = false;
   std::uint64_t created_ns = 0;
-  std::uint32_t holder_capacity = 1024;
+  std::uint32_t owner_uid = 0;
+  std::int32_t group_gid = -1;
+  std::uint32_t holder_capacity = kDefaultHolders;
   std::uint32_t node_slots = 2;
   std::vector<AreaSpec> areas;
 };
 
-/** The initial state file: fixed part filled and checksummed, mutable part
- *  zero (locks are set up after mapping). invalid_argument for a spec that
- *  does not fit the format (a name too long, too many areas...). */
-Result<std::vector<unsigned char>> make_image(const PoolSpec& spec);
+/** The layout file of `spec` (validated), the state file's size in it.
+ *  invalid_argument for a spec that does not fit the format. */
+Result<std::vector<unsigned char>> make_layout(const PoolSpec& spec);
 
-/** FNV-1a 64 of the fixed part with the checksum field as zero. REQUIRES: a
- *  size of at least sizeof(FileHeader) and fixed_bytes <= size. */
-std::uint64_t fixed_checksum(const unsigned char* data, std::size_t fixed_bytes) noexcept;
+/** FNV-1a 64 of the image with its checksum field as zero. REQUIRES: at
+ *  least a LayoutHeader. */
+std::uint64_t layout_checksum(const unsigned char* data, std::size_t size) noexcept;
 
-/** Checks a whole image (see the file comment); Errc::corrupt naming the
- *  first thing wrong. Never reads outside [data, data + size). */
-Status validate(const unsigned char* data, std::size_t size);
+/** Checks a whole layout image: magic, version, sizes, every offset and
+ *  length within its file and aligned (state offsets within state_bytes),
+ *  the areas' shapes, segments, hugepage maps, the checksum. Errc::corrupt
+ *  naming the first thing wrong. Never reads outside [data, data + size). */
+Status validate_layout(const unsigned char* data, std::size_t size);
 
-// Accessors. REQUIRES: a validated image.
-inline const FileHeader& header(const unsigned char* base) {
-  return *reinterpret_cast<const FileHeader*>(base);
-}
-inline const AreaDesc& area_desc(const unsigned char* base, std::uint32_t i) {
-  return reinterpret_cast<const AreaDesc*>(base + header(base).areas_offset)[i];
-}
-template <typename T>
-T* at(unsigned char* base, std::uint64_t offset) {
-  return reinterpret_cast<T*>(base + offset);
-}
-template <typename T>
-const T* at(const unsigned char* base, std::uint64_t offset) {
-  return reinterpret_cast<const T*>(base + offset);
-}
+/** A validated layout, in this process's own memory. */
+class Layout {
+ public:
+  /** Copies and validates. */
+  static Result<Layout> from(const unsigned char* data, std::size_t size);
+  const LayoutHeader& hdr() const noexcept { return *reinterpret_cast<const LayoutHeader*>(bytes_.data()); }
+  std::uint32_t areas() const noexcept { return hdr().area_count; }
+  const AreaDesc& desc(std::uint32_t i) const noexcept {
+    return reinterpret_cast<const AreaDesc*>(bytes_.data() + hdr().areas_offset)[i];
+  }
+  /** Area i's geometry (cpu_base 0, CMA_ALIGNMENT 8). */
+  core::AreaConfig area_config(std::uint32_t i) const;
+  std::vector<std::uint32_t> hpmap(std::uint32_t i) const;
+  const std::vector<unsigned char>& bytes() const noexcept { return bytes_; }
+
+ private:
+  std::vector<unsigned char> bytes_;
+};
+
+/** Where area i's parts are in a mapping of the state file (from the layout). */
+struct AreaParts {
+  AreaState* st = nullptr;
+  core::Records rec;                ///< the records, with st->rs
+  std::uint64_t* bitmap = nullptr;  ///< core::Area::storage_words words
+};
+AreaParts area_parts(const Layout& l, unsigned char* state, std::uint32_t i) noexcept;
+
+/** The core::Area of area i over its state (cpu_base as given). init: a
+ *  fresh area (reserve) rather than the live state other processes left. */
+Result<core::Area> area_over(const Layout& l, const AreaParts& p, std::uint32_t i, std::uintptr_t cpu_base,
+                             bool init);
+
 /** The NUL-terminated string of a fixed field. */
 std::string field(const char* f, std::size_t n);
-
-/** The area's geometry as a core::AreaConfig (cpu_base left 0). */
-core::AreaConfig area_config(const unsigned char* base, std::uint32_t i);
-
-/** Makes `area` (over area i's geometry) hold exactly the allocations its
- *  records list. corrupt naming the record when one names no holder slot of
- *  the file, has no pages, runs past the area or overlaps another. */
-Status restore_records(const unsigned char* base, std::uint32_t i, core::Area& area);
 
 /** A pool NAME: [A-Za-z0-9_.-], 1 to 48 characters, not starting with '.'. */
 Status check_pool_name(std::string_view name);

@@ -1,15 +1,17 @@
-// src/shared/memory.hpp — the memory of a reserved area: a file that outlives
-// the process that reserved it.
+// src/shared/memory.hpp — the memory of a reserved area: a memfd that the
+// pool's keeper holds, sealed so that no process it is handed to can shrink
+// or grow it (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL: nobody can truncate
+// it under another's mapping), and that has no name anywhere in the file
+// system (nothing to squat, replace or unlink).
 //
-//   hugetlb  <hugetlbfs mount>/numacma.NAME.<area>.<pid>: the node's hugepages,
-//            faulted in under a strict binding, mapped in physical-address
-//            order; the order is kept (hpmap) so that every process maps them
-//            the same way
-//   anon     /dev/shm/numacma.NAME.<area>.<pid> (tmpfs), bound to the node
-//            (the binding is the file's shared policy), faulted in and
-//            checked; its DMA addresses are IOVAs at a fixed base per area
-//   sim      <pool dir>/<area>.mem, sparse; DMA addresses laid out by the sim
-//            backing as Pool::create's would be
+//   hugetlb  memfd of 2 MiB or 1 GiB pages, faulted in on the node under a
+//            strict binding, its pages' order by physical address kept
+//            (hpmap) so that every process maps them the same way
+//   anon     memfd of 4 KiB shmem pages bound to the node (the binding is the
+//            file's shared policy), faulted in and checked; its DMA
+//            addresses are IOVAs at a fixed base per area
+//   sim      a sparse memfd; DMA addresses laid out by the sim backing as
+//            Pool::create's would be
 #pragma once
 
 #include <cstdint>
@@ -18,13 +20,10 @@
 
 #include "backing/backing.hpp"
 #include "numacma/result.hpp"
+#include "os/fd.hpp"
 #include "shared/layout.hpp"
-#include "topology/topology.hpp"
 
 namespace numacma::shared {
-
-/** Where anon areas live: POSIX shared memory's tmpfs. */
-inline constexpr const char* kShmDir = "/dev/shm";
 
 struct NewArea {
   std::string name;
@@ -34,24 +33,22 @@ struct NewArea {
   std::uint32_t index = 0;      ///< its place in the pool (anon IOVA base)
 };
 
-struct FileAccess {
-  unsigned mode = 0600;
-  long gid = -1;               ///< -1: the reserving user's group
+struct AreaMemory {
+  AreaSpec spec;
+  os::Fd fd;                    ///< sealed
 };
 
-/** Creates the area's file and memory. `kind`: hugetlb-2M, hugetlb-1G, anon
- *  or sim (auto is decided by the caller). The AreaSpec is ready for the
- *  state file. On failure nothing is left behind. */
-Result<AreaSpec> create_area_memory(const std::string& kind, const NewArea& a, const std::string& pool_name,
-                                    const std::string& dir, const FileAccess& access,
-                                    backing::Backing* sim);
+/** Creates and fills the area's memory. `kind`: hugetlb-2M, hugetlb-1G,
+ *  anon or sim (auto is decided by the caller). */
+Result<AreaMemory> create_area_memory(const std::string& kind, const NewArea& a, backing::Backing* sim);
 
-/** Maps an area of a validated state file into this process (hugetlb: its
- *  file's pages in the order of hpmap): its CPU base. */
-Result<std::uintptr_t> map_area_memory(const AreaDesc& d, const std::vector<std::uint32_t>& hpmap);
+/** Checks that `fd` is a memfd sealed against shrinking and growing (and,
+ *  with write_sealed, against writes) of at least `bytes`. */
+Status check_sealed(int fd, std::uint64_t bytes, bool write_sealed, const std::string& what);
+
+/** Maps an area's memory handed over by the keeper (hugetlb: its pages in
+ *  the order of hpmap): the CPU base. */
+Result<std::uintptr_t> map_area_memory(int fd, const AreaDesc& d, const std::vector<std::uint32_t>& hpmap);
 void unmap_area_memory(const AreaDesc& d, std::uintptr_t cpu_base) noexcept;
-
-/** Removes the area's file. */
-Status remove_area_memory(const AreaDesc& d);
 
 }  // namespace numacma::shared

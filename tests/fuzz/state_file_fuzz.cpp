@@ -1,113 +1,157 @@
-// Fuzz: mutated state files of a reserved pool (src/shared/layout.hpp).
-// Two ways in: the input as a whole file, and a valid file (two areas, one of
-// them hugetlb, with live records) damaged by the input read as
-// (offset, xor byte) pairs, so that most of the format is reached. Either is
-// validated; an accepted file has every area rebuilt from its records, as
-// Pool::attach and each process's mirror do. Nothing may crash, read out of
-// bounds or hang; damage in the fixed part must be refused.
+// Fuzz: a reserved pool's state damaged by a hostile process, then everything
+// the library does with it. A valid pool (two areas, one of them hugetlb-like
+// with several segments, order_per_bit 1, three holders with live buffers) is
+// built in memory; the input is read as (offset, xor byte) pairs applied to
+// its state file, a few more bytes as operations. Then, on the damaged state:
+//   attach   a new core::Area over each area's shared bitmap, allocations and
+//            frees through the records (as an attached process makes them)
+//   reap     the keeper's decisions: a holder gone, reap, verify, release's check
+//   status   read_status on a copy
+// and the layout, damaged the same way, is validated. Nothing may crash, read
+// or write out of bounds (ASan) or hang; the layout must refuse any damage.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "core/records.hpp"
+#include "shared/keeper_core.hpp"
 #include "shared/layout.hpp"
+#include "shared/status.hpp"
+#include "sync/word_lock.hpp"
 
 namespace {
 
 using namespace numacma;
 
-const std::vector<unsigned char>& valid_image() {
-  static const std::vector<unsigned char> img = [] {
-    shared::PoolSpec s;
-    s.name = "fuzz";
-    s.params = "cma=8M cma_pernuma=4M";
-    s.backing = "auto";
-    s.sysfs_root = "/sys";
-    s.node_slots = 3;
-    s.holder_capacity = 8;
-    shared::AreaSpec a;
-    a.name = "reserved";
-    a.kind_name = "anon";
-    a.path = "/run/numacma/pools/fuzz/reserved.mem";
-    a.pages = 2048;
-    a.mapped_bytes = 2048 * 4096;
-    a.iova = true;
-    a.segments = {{0, 2048, 1ULL << 40}};
-    s.areas.push_back(a);
-    shared::AreaSpec h;
-    h.name = "pernuma1";
-    h.kind_name = "hugetlb-2M";
-    h.path = "/dev/hugepages/numacma.fuzz.pernuma1";
-    h.node = 1;
-    h.pages = 1024;
-    h.mapped_bytes = 1024 * 4096;
-    h.huge_page_bytes = 2 << 20;
-    h.hpmap = {1, 0};
-    h.segments = {{0, 512, 0x40000000}, {512, 512, 0x80000000}};
-    s.areas.push_back(h);
-    auto r = shared::make_image(s);
-    if (!r) std::abort();
-    std::vector<unsigned char> img = *r;
-    // Live records: three buffers in each area.
-    for (std::uint32_t i = 0; i < 2; ++i) {
-      const shared::AreaDesc& d = shared::area_desc(img.data(), i);
-      auto* recs = shared::at<std::uint64_t>(img.data(), d.recs_offset);
-      recs[0] = shared::rec_word({4, 1});
-      recs[16] = shared::rec_word({16, 2});
-      recs[100] = shared::rec_word({2, 1});
-    }
-    return img;
-  }();
-  return img;
+shared::PoolSpec spec() {
+  shared::PoolSpec s;
+  s.name = "fuzz";
+  s.params = "cma=8M cma_pernuma=4M";
+  s.backing = "sim";
+  s.sysfs_root = "/nonexistent";
+  s.node_slots = 3;
+  s.holder_capacity = 8;
+  s.order_per_bit = 1;
+  shared::AreaSpec a;
+  a.name = "reserved";
+  a.kind_name = "anon";
+  a.node = 0;
+  a.pages = 2048;
+  a.mapped_bytes = 2048 * 4096;
+  a.iova = true;
+  a.segments = {{0, 2048, 1ULL << 40}};
+  s.areas.push_back(a);
+  shared::AreaSpec h;
+  h.name = "pernuma1";
+  h.kind_name = "hugetlb-2M";
+  h.node = 1;
+  h.kind = 1;
+  h.pages = 1024;
+  h.mapped_bytes = 1024 * 4096;
+  h.huge_page_bytes = 2 << 20;
+  h.hpmap = {1, 0};
+  h.segments = {{0, 512, 0x40000000}, {512, 512, 0x80000000}};
+  s.areas.push_back(h);
+  return s;
 }
 
-void check(const std::vector<unsigned char>& img, bool fixed_damaged) {
-  const Status v = shared::validate(img.data(), img.size());
-  if (!v) {
-    if (v.error().code != Errc::corrupt || v.error().message.empty()) std::abort();
-    return;
-  }
-  if (fixed_damaged) std::abort();  // the checksum must have caught it
-  const shared::FileHeader& h = shared::header(img.data());
-  for (std::uint32_t i = 0; i < h.area_count; ++i) {
-    Result<core::Area> area = core::Area::create(shared::area_config(img.data(), i));
-    if (!area) continue;  // validate accepts only what Area::create does; still, never crash
-    const Status s = shared::restore_records(img.data(), i, *area);
-    if (s) {
-      std::string why;
-      if (!area->invariant(&why)) std::abort();
-    } else if (s.error().code != Errc::corrupt) {
-      std::abort();
+struct Fixture {
+  std::vector<unsigned char> layout_img;
+  shared::Layout layout;
+  std::vector<unsigned char> state;
+};
+
+const Fixture& fixture() {
+  static const Fixture f = [] {
+    Result<std::vector<unsigned char>> img = shared::make_layout(spec());
+    if (!img) std::abort();
+    Result<shared::Layout> l = shared::Layout::from(img->data(), img->size());
+    if (!l) std::abort();
+    std::vector<unsigned char> state(l->hdr().state_bytes, 0);
+    Result<shared::KeeperCore> k = shared::KeeperCore::create(*l, state.data());
+    if (!k) std::abort();
+    for (int h = 0; h < 3; ++h)
+      if (!k->admit(100 + h, 0, "fuzz", 0)) std::abort();
+    // Live buffers of holders 1 and 2 in both areas, as attached processes make them.
+    for (std::uint32_t i = 0; i < 2; ++i) {
+      shared::AreaParts p = shared::area_parts(*l, state.data(), i);
+      Result<core::Area> a = shared::area_over(*l, p, i, 0x10000000, false);
+      if (!a) std::abort();
+      for (std::uint64_t n : {4u, 16u, 3u, 2u, 64u}) {
+        Result<core::Block> b = a->find(n, 2, UINT64_MAX);
+        if (!b) std::abort();
+        core::record_alloc(p.rec, *a, *b, 1 + static_cast<std::uint32_t>(n % 2));
+      }
     }
+    return Fixture{*img, std::move(*l), std::move(state)};
+  }();
+  return f;
+}
+
+void exercise(const shared::Layout& l, std::vector<unsigned char>& state, const std::uint8_t* ops, std::size_t n) {
+  // Attached processes: allocations and frees on the shared bitmaps.
+  for (std::uint32_t i = 0; i < l.areas(); ++i) {
+    shared::AreaParts p = shared::area_parts(l, state.data(), i);
+    Result<core::Area> a = shared::area_over(l, p, i, 0x10000000, false);
+    if (!a) continue;
+    if (!sync::lock(&p.st->lock, 3, sync::deadline_after_ms(0), false)) continue;  // a forged owner: busy
+    if (p.st->rs.journal.pending != 0) core::repair(p.rec, *a);
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::uint64_t count = 1 + ops[k] % 40;
+      if (ops[k] & 0x80) {
+        const std::uint64_t first = (static_cast<std::uint64_t>(ops[k]) * 37) % p.rec.count << p.rec.opb;
+        std::uint32_t owner = 0;
+        if (core::check_release(p.rec, first, count, 3, &owner)) core::record_release(p.rec, *a, first, count, false);
+      } else if (Result<core::Block> b = a->find(count, ops[k] % 9, UINT64_MAX)) {
+        core::record_alloc(p.rec, *a, *b, 3);
+      }
+    }
+    (void)a->stats();
+    sync::unlock(&p.st->lock, false);
   }
+  // The keeper.
+  Result<shared::KeeperCore> k = shared::KeeperCore::create(l, state.data());
+  if (!k) return;
+  for (int h = 0; h < 3; ++h) (void)k->admit(100 + h, 0, "again", 0);
+  (void)k->holders_with_buffers();
+  (void)k->gone(0, true, 0);
+  (void)k->reap(0);
+  (void)k->verify(0);
+  (void)k->gone(2, false, 0);
+  (void)k->holders_with_buffers();
+  // Status, on a copy.
+  (void)shared::read_status("fuzz", l, state);
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  // 1. The bytes as a state file.
-  std::vector<unsigned char> raw(data, data + size);
-  check(raw, false);
-  // 2. A valid file, damaged: (offset u32, xor u8) pairs; a last odd byte truncates.
-  std::vector<unsigned char> img = valid_image();
-  const std::uint64_t fixed = shared::header(img.data()).fixed_bytes;
-  bool fixed_damaged = false;
-  std::size_t i = 0;
-  for (; i + 5 <= size; i += 5) {
-    std::uint32_t off;
-    std::memcpy(&off, data + i, 4);
-    off %= static_cast<std::uint32_t>(img.size());
-    const unsigned char x = data[i + 4];
-    if (x == 0) continue;
-    img[off] ^= x;
-    if (off < fixed) fixed_damaged = true;
+  const Fixture& f = fixture();
+  const std::size_t nops = size > 0 ? data[0] % 16 : 0;
+  if (size < 1 + nops) return 0;
+  const std::uint8_t* ops = data + 1;
+  const std::uint8_t* dmg = data + 1 + nops;
+  const std::size_t ndmg = size - 1 - nops;
+
+  std::vector<unsigned char> state = f.state;
+  for (std::size_t i = 0; i + 3 <= ndmg; i += 3) {
+    const std::size_t off = (static_cast<std::size_t>(dmg[i]) << 8 | dmg[i + 1]) * 7919 % state.size();
+    state[off] ^= dmg[i + 2] == 0 ? 0xff : dmg[i + 2];
   }
-  // Two flips of the same byte undo each other: judge by content.
-  fixed_damaged = fixed_damaged && std::memcmp(img.data(), valid_image().data(), fixed) != 0;
-  if (i < size && data[i] % 4 == 0) {
-    img.resize(img.size() - 1 - data[i] % img.size() % 4096);
-    fixed_damaged = true;  // a truncated file is never accepted
+  exercise(f.layout, state, ops, nops);
+
+  // The layout damaged the same way: refused, never read out of bounds.
+  std::vector<unsigned char> img = f.layout_img;
+  bool changed = false;
+  for (std::size_t i = 0; i + 3 <= ndmg; i += 3) {
+    const std::size_t off = (static_cast<std::size_t>(dmg[i]) << 8 | dmg[i + 1]) % img.size();
+    img[off] ^= dmg[i + 2] == 0 ? 0xff : dmg[i + 2];
+    changed = true;
   }
-  check(img, fixed_damaged);
+  if (changed && img != f.layout_img && shared::validate_layout(img.data(), img.size()).ok()) std::abort();
+  // Truncated and raw inputs.
+  (void)shared::validate_layout(img.data(), img.size() / 2);
+  (void)shared::validate_layout(data, size);
   return 0;
 }

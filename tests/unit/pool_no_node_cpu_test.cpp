@@ -87,8 +87,8 @@ TEST(NoNodeCpu, TheBlockLivesOnTheRealNodesShelfNeverOnMinusOne) {
   ASSERT_TRUE(a.ok()) << a.error().message;
   EXPECT_EQ(a->node, 1);
   auto shelf_live = [&](int node) {
-    std::lock_guard<std::mutex> lock(p.shelves[static_cast<std::size_t>(node + 1)].mu);
-    return p.shelves[static_cast<std::size_t>(node + 1)].live.size();
+    std::lock_guard<std::mutex> lock(p.pages.of(node).mu);
+    return p.pages.of(node).live.size();
   };
   EXPECT_EQ(shelf_live(1), 1u);
   EXPECT_EQ(shelf_live(kNoNode), 0u);

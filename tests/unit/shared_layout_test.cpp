@@ -1,5 +1,6 @@
-// The state file of a reserved pool: built, validated, and every kind of
-// damage rejected with its own message (src/shared/layout.hpp).
+// The layout of a reserved pool: built, validated, every kind of damage
+// rejected with its own message; the structs pinned at compile time
+// (src/shared/layout.hpp); the state's offsets all in the layout.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -20,7 +21,6 @@ PoolSpec spec() {
   AreaSpec a;
   a.name = "reserved";
   a.kind_name = "sim";
-  a.path = "/run/numacma/pools/p/reserved.mem";
   a.node = 0;
   a.pages = 4096;
   a.mapped_bytes = 4096 * 4096;
@@ -40,13 +40,13 @@ PoolSpec spec() {
 }
 
 std::vector<unsigned char> image() {
-  Result<std::vector<unsigned char>> img = make_image(spec());
+  Result<std::vector<unsigned char>> img = make_layout(spec());
   EXPECT_TRUE(img.ok()) << (img ? "" : img.error().message);
   return img ? *img : std::vector<unsigned char>{};
 }
 
 std::string why(const std::vector<unsigned char>& img) {
-  Status s = validate(img.data(), img.size());
+  Status s = validate_layout(img.data(), img.size());
   EXPECT_FALSE(s.ok());
   if (s) return "";
   EXPECT_EQ(s.error().code, Errc::corrupt);
@@ -54,103 +54,121 @@ std::string why(const std::vector<unsigned char>& img) {
 }
 
 void reseal(std::vector<unsigned char>& img) {  // a consistent checksum after an edit
-  const std::uint64_t sum = fixed_checksum(img.data(), header(img.data()).fixed_bytes);
-  std::memcpy(img.data() + offsetof(FileHeader, checksum), &sum, sizeof sum);
+  const std::uint64_t sum = layout_checksum(img.data(), img.size());
+  std::memcpy(img.data() + offsetof(LayoutHeader, checksum), &sum, sizeof sum);
 }
 
-TEST(SharedLayout, ImageValidatesAndReadsBack) {
+AreaDesc* descs(std::vector<unsigned char>& img) {
+  return reinterpret_cast<AreaDesc*>(img.data() + reinterpret_cast<LayoutHeader*>(img.data())->areas_offset);
+}
+
+TEST(SharedLayout, LayoutValidatesAndReadsBack) {
   std::vector<unsigned char> img = image();
   ASSERT_FALSE(img.empty());
-  EXPECT_TRUE(validate(img.data(), img.size()).ok());
-  EXPECT_EQ(img.size() % 4096, 0u);
-  const FileHeader& h = header(img.data());
-  EXPECT_EQ(h.area_count, 2u);
-  EXPECT_EQ(field(h.name, sizeof h.name), "p");
-  const core::AreaConfig c = area_config(img.data(), 0);
+  Result<Layout> l = Layout::from(img.data(), img.size());
+  ASSERT_TRUE(l.ok()) << l.error().message;
+  EXPECT_EQ(l->areas(), 2u);
+  EXPECT_EQ(field(l->hdr().name, sizeof l->hdr().name), "p");
+  EXPECT_EQ(l->hdr().state_bytes % 4096, 0u);
+  const core::AreaConfig c = l->area_config(0);
   EXPECT_EQ(c.name, "reserved");
   ASSERT_EQ(c.segments.size(), 2u);
   EXPECT_EQ(c.segments[1].dma_base, 0x200000000u);
-  EXPECT_EQ(area_desc(img.data(), 1).hpmap_count, 4u);
-  EXPECT_EQ(area_desc(img.data(), 0).rec_count, 4096u);
-  // The mutable part starts zero: no holder, no record.
-  const AreaDesc& d = area_desc(img.data(), 0);
-  for (std::uint64_t b = 0; b < d.rec_count; ++b)
-    ASSERT_EQ(at<Rec>(img.data(), d.recs_offset)[b].holder, 0u);
+  EXPECT_EQ(l->hpmap(1), (std::vector<std::uint32_t>{2, 0, 3, 1}));
+  EXPECT_EQ(l->desc(0).rec_count, 4096u);
+  // The state's parts lie inside it and apart from each other.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> parts = {
+      {l->hdr().pool_offset, sizeof(PoolState)},
+      {l->hdr().holders_offset, sizeof(Holder) * 16},
+      {l->hdr().nodes_offset, sizeof(NodeCtr) * 3}};
+  for (std::uint32_t i = 0; i < 2; ++i) {
+    const AreaDesc& d = l->desc(i);
+    parts.push_back({d.state_offset, sizeof(AreaState)});
+    parts.push_back({d.recs_offset, d.rec_count * 8});
+    parts.push_back({d.bitmap_offset, d.bitmap_words * 8});
+    EXPECT_EQ(d.state_offset % 64, 0u);
+  }
+  std::sort(parts.begin(), parts.end());
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    EXPECT_LE(parts[i].first + parts[i].second, l->hdr().state_bytes);
+    if (i > 0) EXPECT_LE(parts[i - 1].first + parts[i - 1].second, parts[i].first);
+  }
 }
 
 TEST(SharedLayout, TruncationIsRejected) {
   std::vector<unsigned char> img = image();
-  img.resize(img.size() - 4096);
+  img.resize(img.size() - 8);
   EXPECT_NE(why(img).find("truncated"), std::string::npos) << why(img);
   img.resize(10);
   EXPECT_NE(why(img).find("less than its"), std::string::npos) << why(img);
 }
 
-TEST(SharedLayout, BadMagicIsRejected) {
+TEST(SharedLayout, BadMagicAndVersionAreRejected) {
   std::vector<unsigned char> img = image();
   img[0] = 'X';
   EXPECT_NE(why(img).find("bad magic"), std::string::npos) << why(img);
-}
-
-TEST(SharedLayout, BadVersionIsRejected) {
-  std::vector<unsigned char> img = image();
-  reinterpret_cast<FileHeader*>(img.data())->version = 7;
+  img = image();
+  reinterpret_cast<LayoutHeader*>(img.data())->version = 7;
   EXPECT_NE(why(img).find("version 7"), std::string::npos) << why(img);
 }
 
-TEST(SharedLayout, OffsetOutOfRangeIsRejected) {
+TEST(SharedLayout, OffsetsOutOfRangeAreRejected) {
   std::vector<unsigned char> img = image();
-  AreaDesc* d = reinterpret_cast<AreaDesc*>(img.data() + header(img.data()).areas_offset);
-  d[1].recs_offset = img.size() - 8;  // the records would run past the end
+  const std::uint64_t state_bytes = reinterpret_cast<LayoutHeader*>(img.data())->state_bytes;
+  descs(img)[1].recs_offset = state_bytes - 8;  // the records would run past the state's end
   reseal(img);
-  EXPECT_NE(why(img).find("area 1's records at offset"), std::string::npos) << why(img);
+  EXPECT_NE(why(img).find("area 1's records lies outside"), std::string::npos) << why(img);
   img = image();
-  d = reinterpret_cast<AreaDesc*>(img.data() + header(img.data()).areas_offset);
-  d[0].segments_offset = ~std::uint64_t{0} - 7;  // wraps
+  descs(img)[0].segments_offset = ~std::uint64_t{0} - 7;  // wraps
   reseal(img);
   EXPECT_NE(why(img).find("area 0's segments"), std::string::npos) << why(img);
+  img = image();
+  reinterpret_cast<LayoutHeader*>(img.data())->holders_offset = state_bytes;
+  reseal(img);
+  EXPECT_NE(why(img).find("holder table"), std::string::npos) << why(img);
 }
 
-TEST(SharedLayout, FlippedChecksumIsRejected) {
+TEST(SharedLayout, AnyDamageBreaksTheChecksum) {
   std::vector<unsigned char> img = image();
-  img[offsetof(FileHeader, checksum)] ^= 1;
+  img[offsetof(LayoutHeader, checksum)] ^= 1;
   EXPECT_NE(why(img).find("checksum"), std::string::npos) << why(img);
-  // Damage anywhere in the fixed part, the checksum left alone: caught too.
   img = image();
-  AreaDesc* d = reinterpret_cast<AreaDesc*>(img.data() + header(img.data()).areas_offset);
-  d[0].note[5] ^= 0x20;
+  descs(img)[0].note[5] ^= 0x20;
   EXPECT_NE(why(img).find("checksum"), std::string::npos) << why(img);
 }
 
 TEST(SharedLayout, ShapeErrorsAreRejected) {
   std::vector<unsigned char> img = image();
-  AreaDesc* d = reinterpret_cast<AreaDesc*>(img.data() + header(img.data()).areas_offset);
-  std::uint32_t* map = reinterpret_cast<std::uint32_t*>(img.data() + d[1].hpmap_offset);
+  auto* map = reinterpret_cast<std::uint32_t*>(img.data() + descs(img)[1].hpmap_offset);
   map[1] = 2;  // slot 1 repeats page 2: not a permutation
   reseal(img);
   EXPECT_NE(why(img).find("not a permutation"), std::string::npos) << why(img);
   img = image();
-  d = reinterpret_cast<AreaDesc*>(img.data() + header(img.data()).areas_offset);
-  Seg* seg = reinterpret_cast<Seg*>(img.data() + d[0].segments_offset);
+  auto* seg = reinterpret_cast<Seg*>(img.data() + descs(img)[0].segments_offset);
   seg[1].first_page = 1000;  // a gap
   reseal(img);
   EXPECT_NE(why(img).find("segment 1 does not fit"), std::string::npos) << why(img);
   img = image();
-  d = reinterpret_cast<AreaDesc*>(img.data() + header(img.data()).areas_offset);
-  d[0].name[sizeof d[0].name - 1] = 'x';
-  std::memset(d[0].name, 'a', sizeof d[0].name);
+  std::memset(descs(img)[0].name, 'a', sizeof descs(img)[0].name);
   reseal(img);
   EXPECT_NE(why(img).find("unterminated"), std::string::npos) << why(img);
+  img = image();
+  descs(img)[0].bitmap_words -= 1;
+  reseal(img);
+  EXPECT_NE(why(img).find("bitmap size"), std::string::npos) << why(img);
 }
 
 TEST(SharedLayout, SpecsThatDoNotFitAreRefused) {
   PoolSpec s = spec();
-  s.areas[0].path = std::string(300, 'x');
-  EXPECT_EQ(make_image(s).error().code, Errc::invalid_argument);
+  s.areas[0].name = std::string(60, 'x');
+  EXPECT_EQ(make_layout(s).error().code, Errc::invalid_argument);
   s = spec();
   s.areas[0].pages = 4095;
   s.order_per_bit = 1;
-  EXPECT_FALSE(make_image(s).ok());
+  EXPECT_FALSE(make_layout(s).ok());
+  s = spec();
+  s.holder_capacity = kMaxHolders + 1;
+  EXPECT_FALSE(make_layout(s).ok());
 }
 
 TEST(SharedLayout, PoolNames) {

@@ -1,89 +1,44 @@
-// Reservation files are 0600 for the reserving user, or 0660 for --group: a
-// second user (created here) without the group is refused with a clear
-// permission error; given the group, it attaches and allocates. Root only
-// (it creates a user and a group and switches to them in a child).
-#include <grp.h>
+// Who may do what with a reservation: its owner and root attach; a second
+// user (created here) attaches only when the reservation names a group it is
+// in, and is refused with a clear message otherwise; anyone who can reach the
+// pool's directory reads its status (read-only: no lock taken, nothing
+// written), but only the owner or root releases it. Root only (it creates a
+// user and a group and switches to them in a child).
 #include <gtest/gtest.h>
-#include <pwd.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <string>
 
 #include "numacma/numacma.hpp"
 #include "numacma/shared.hpp"
+#include "second_user.hpp"
 #include "shared_test_util.hpp"
 
 namespace numacma {
 namespace {
 
-constexpr const char* kUser = "numacma-t2";
-constexpr const char* kGroup = "numacma-tg";
+using testing::SecondUser;
 
-bool run(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
-
-struct SecondUser {
-  bool ok = false;
-  std::string why;
-  uid_t uid = 0;
-  gid_t own_gid = 0, group_gid = 0;
-  SecondUser() {
-    if (::geteuid() != 0) {
-      why = "needs root (creates a user)";
-      return;
-    }
-    if (!run("command -v useradd") || !run("command -v groupadd")) {
-      why = "useradd/groupadd not installed (passwd package)";
-      return;
-    }
-    if (::getgrnam(kGroup) == nullptr && !run(std::string("groupadd ") + kGroup)) {
-      why = "groupadd failed";
-      return;
-    }
-    if (::getpwnam(kUser) == nullptr && !run(std::string("useradd -M -N -s /usr/sbin/nologin ") + kUser)) {
-      why = "useradd failed";
-      return;
-    }
-    const passwd* pw = ::getpwnam(kUser);
-    const group* gr = ::getgrnam(kGroup);
-    if (pw == nullptr || gr == nullptr) {
-      why = "user or group not found after creating them";
-      return;
-    }
-    uid = pw->pw_uid;
-    own_gid = pw->pw_gid;
-    group_gid = gr->gr_gid;
-    ok = true;
-  }
-};
-
-/** In a child running as the second user (with the group when with_group):
- *  attach and allocate. Exit 0 ok, 3 permission error with a clear message,
- *  other codes otherwise. */
+/** As the second user: attach and allocate. 0 ok, 3 refused with a clear
+ *  permission error, other codes otherwise. */
 int attach_as(const SecondUser& u, const std::string& name, bool with_group) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const gid_t groups[1] = {u.group_gid};
-    if (::setgroups(with_group ? 1 : 0, groups) != 0 || ::setgid(u.own_gid) != 0 || ::setuid(u.uid) != 0)
-      ::_exit(20);
+  return testing::as_second_user(u, with_group, [&] {
     Result<Pool> p = Pool::attach(name);
     if (!p) {
       const bool clear = p.error().code == Errc::permission &&
-                         p.error().message.find("Permission denied") != std::string::npos &&
-                         p.error().message.find("it admits its owner") != std::string::npos;
-      std::fprintf(stderr, "attach as %s: %s\n", kUser, p.error().message.c_str());
-      ::_exit(clear ? 3 : 4);
+                         p.error().message.find("may not attach to pool '" + name + "'") != std::string::npos &&
+                         p.error().message.find("it admits uid") != std::string::npos;
+      std::fprintf(stderr, "attach as %s: %s\n", testing::kSecondUser, p.error().message.c_str());
+      return clear ? 3 : 4;
     }
     Result<DmaBuffer> b = p->alloc_coherent(Device::on_node(0), 65536);
-    if (!b) ::_exit(5);
+    if (!b) return 5;
     std::memset(b->cpu(), 1, 65536);
-    ::_exit(0);
-  }
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 100;
+    b->detach();  // held as the child exits: the keeper gives it back
+    return 0;
+  });
 }
 
 TEST(SharedPermissions, OwnerOnlyUnlessAGroupIsGiven) {
@@ -92,25 +47,49 @@ TEST(SharedPermissions, OwnerOnlyUnlessAGroupIsGiven) {
   testing::ScopedRunDir run;
   ASSERT_TRUE(reserve("private", testing::sim_options("cma=16M")).ok());
   struct stat st;
-  ASSERT_EQ(::stat((run.dir() + "/pools/private/state").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat((run.dir() + "/pools/private").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, ::getuid());
-  ASSERT_EQ(::stat((run.dir() + "/pools/private/reserved.mem").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0600u);
-  EXPECT_EQ(attach_as(u, "private", true), 3);  // the group does not help: 0600
+  EXPECT_EQ(st.st_mode & 0022, 0u) << "nobody else may write in it";
+  EXPECT_EQ(attach_as(u, "private", true), 3);  // the group does not help: none was given
 
   ReserveOptions o = testing::sim_options("cma=16M");
-  o.group = kGroup;
+  o.group = testing::kSecondGroup;
   ASSERT_TRUE(reserve("grouped", o).ok());
-  ASSERT_EQ(::stat((run.dir() + "/pools/grouped/state").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  ASSERT_EQ(::stat((run.dir() + "/pools/grouped").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0755u);  // status is anyone's; attaching, the group's
   EXPECT_EQ(st.st_gid, u.group_gid);
   EXPECT_EQ(attach_as(u, "grouped", false), 3);  // not in the group: refused
   EXPECT_EQ(attach_as(u, "grouped", true), 0);   // in it: allowed
-  // The second user's buffer died with it: reaped, the pool whole.
-  Result<ReapReport> r = reap("grouped");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->buffers, 1u);
+  // The second user's buffer went with it: the pool is whole.
+  ASSERT_TRUE(testing::eventually([] { return testing::holders_of("grouped") == 0; }));
+  Result<PoolStatus> s = status("grouped");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->areas[0].area.used, 0u);
+  EXPECT_EQ(s->areas[0].reaped_pages, 16u);
+}
+
+TEST(SharedPermissions, StatusNeedsNoWriteAccessReleaseIsTheOwners) {
+  SecondUser u;
+  if (!u.ok) GTEST_SKIP() << u.why;
+  testing::ScopedRunDir run;
+  ASSERT_TRUE(reserve("watched", testing::sim_options("cma=16M")).ok());
+  Result<Pool> p = Pool::attach("watched");
+  ASSERT_TRUE(p.ok());
+  Result<DmaBuffer> b = p->alloc_coherent(Device::on_node(0), 65536);
+  ASSERT_TRUE(b.ok());
+  const int rc = testing::as_second_user(u, false, [] {
+    Result<PoolStatus> st = status("watched");  // a monitoring user: no group, no write access
+    if (!st) {
+      std::fprintf(stderr, "status: %s\n", st.error().message.c_str());
+      return 2;
+    }
+    if (st->holders.size() != 1 || st->areas.at(0).area.used != 16) return 3;
+    if (Status r = release("watched", true); r || r.error().code != Errc::permission) return 4;
+    if (Result<ReapReport> r = reap("watched"); r || r.error().code != Errc::permission) return 5;
+    return 0;
+  });
+  EXPECT_EQ(rc, 0);
+  EXPECT_TRUE(status("watched").ok());  // still there
 }
 
 }  // namespace

@@ -29,6 +29,10 @@ class ScopedRunDir {
     ::setenv("NUMACMA_RUN_DIR", dir_.c_str(), 1);
   }
   ~ScopedRunDir() {
+    // Each reservation's keeper goes with its release (a keeper whose
+    // directory is removed by hand would leave within a second anyway).
+    if (Result<std::vector<std::string>> names = reserved_pools(); names)
+      for (const std::string& n : *names) (void)release(n, true);
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
     ::unsetenv("NUMACMA_RUN_DIR");
@@ -70,6 +74,22 @@ class HugetlbfsMount {
   bool ok_ = false;
   std::string dir_, why_;
 };
+
+/** Waits (at most `ms`) until `pred` holds; whether it did. */
+template <typename Pred>
+bool eventually(Pred pred, int ms = 3000) {
+  for (int waited = 0; waited < ms; waited += 5) {
+    if (pred()) return true;
+    ::usleep(5000);
+  }
+  return pred();
+}
+
+/** The holders status shows for a reservation (-1: status failed). */
+inline long holders_of(const std::string& name) {
+  Result<PoolStatus> st = status(name);
+  return st ? static_cast<long>(st->holders.size()) : -1;
+}
 
 inline ReserveOptions sim_options(const std::string& params, const char* topo = "x86-2s") {
   ReserveOptions o;

@@ -101,7 +101,7 @@ void register_shared(CLI::App& app) {
     sub->add_option("name", a->name, "the reservation's name")->required();
     sub->add_option("params", a->params, "kernel-style parameters, e.g. cma=64M cma_pernuma=16M");
     add_pool_options(sub, a->pool, "auto");
-    sub->add_option("--group", a->group, "files 0660 for this group (name or gid) instead of 0600");
+    sub->add_option("--group", a->group, "the members of this group (name or gid) may attach too");
     sub->add_option("--config", a->config,
                     "KEY=VALUE file (params, backing, group, policy, order_per_bit, compact, device_area); "
                     "options given here win over it");
@@ -129,7 +129,7 @@ void register_shared(CLI::App& app) {
   {
     auto name = std::make_shared<std::string>();
     auto json = std::make_shared<bool>(false);
-    CLI::App* sub = app.add_subcommand("reap", "give back the buffers of processes that died holding them");
+    CLI::App* sub = app.add_subcommand("reap", "give back now what the keeper could not yet (buffers of processes that are gone)");
     sub->add_option("name", *name, "the reservation's name")->required();
     sub->add_flag("--json", *json, "one JSON object");
     sub->callback([name, json] {
