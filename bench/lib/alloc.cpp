@@ -1,5 +1,7 @@
 // bench/lib/alloc.cpp — the alloc workload and the numacma, glibc and libnuma
-// peers (dpdk, dpdk-align64, dpdk-memzone: dpdk_peer.cpp).
+// peers (dpdk, dpdk-align64, dpdk-zmalloc, dpdk-memzone: dpdk_peer.cpp).
+// numacma's buffers are zeroed, as the kernel's dma_alloc_coherent's are;
+// numacma-nozero (PoolOptions::zero = false) shows what the zeroing costs.
 // Each peer aligns as A6 says unless its align_for() says otherwise (dpdk-align64:
 // 64 bytes; libnuma: at most a page); every row names its configuration.
 //
@@ -60,7 +62,7 @@ std::vector<std::uint32_t> slot_order(std::size_t live, unsigned rounds, std::ui
 
 bool make_bench_pool(const std::string& backing, const std::string& sysfs_root,
                      const std::vector<std::string>& vfio, BenchPool* out, std::string* why,
-                     const std::string& attach) {
+                     const std::string& attach, bool zero) {
   // A shared pool (numacma reserve), or the pool's own "cma=1G": room for
   // 1024 x 256 KiB (256 MiB, aligned) several times over.
   const std::string made = attach.empty() ? "Pool::create(cma=1G, backing " + backing + ")"
@@ -73,6 +75,7 @@ bool make_bench_pool(const std::string& backing, const std::string& sysfs_root,
     po.params = "cma=1G";
     po.backing = backing;
     po.sysfs_root = sysfs_root;
+    po.zero = zero;
     for (const std::string& bdf : vfio) po.vfio.push_back(VfioDeviceSpec{bdf, ~std::uint64_t{0}});
     p = Pool::create(po);
   }
@@ -92,7 +95,8 @@ bool make_bench_pool(const std::string& backing, const std::string& sysfs_root,
                    ? "Pool::attach(" + attach + "), a shared pool reserved with numacma reserve, backing " + out->backing
                    : "Pool::create(cma=1G, backing " + out->backing +
                          (backing != out->backing ? " (asked: " + backing + ")" : "") +
-                         (!vfio.empty() ? ", vfio mode" : "") + ", reserved at create)";
+                         (!vfio.empty() ? ", vfio mode" : "") + ", reserved at create" +
+                         (zero ? "" : ", zero = false") + ")";
   return true;
 }
 
@@ -103,14 +107,18 @@ namespace {
 // (bench shared: a private pool and an attached one, through make_numacma_peer).
 class NumacmaPeer final : public AllocPeer {
  public:
-  NumacmaPeer() = default;
+  explicit NumacmaPeer(bool zero = true) : zero_(zero) {}
   NumacmaPeer(Pool& pool, int node, std::string pool_words)
       : pool_(&pool), node_(node), dev_(Device::on_node(node, "bench-dev")), words_(std::move(pool_words)) {}
-  const char* name() const override { return "numacma"; }
+  const char* name() const override { return zero_ ? "numacma" : "numacma-nozero"; }
   bool init(const AllocOptions& o, std::string* why) override {
     if (pool_ != nullptr) return true;  // a pool made elsewhere
+    if (!zero_ && !o.attach.empty()) {
+      *why = "an attached pool always zeroes (memory another process used): --pool has no unzeroed row";
+      return false;
+    }
     BenchPool bp;
-    if (!make_bench_pool(o.backing, o.sysfs_root, o.vfio, &bp, why, o.attach)) return false;
+    if (!make_bench_pool(o.backing, o.sysfs_root, o.vfio, &bp, why, o.attach, zero_)) return false;
     owned_ = std::move(bp.pool);
     pool_ = owned_.get();
     backing_ = bp.backing;
@@ -144,13 +152,14 @@ class NumacmaPeer final : public AllocPeer {
   void drain() override { slots_.clear(); }
   std::string config(std::size_t size, std::size_t align) const override {
     return words_ + " + Device::on_node(" + std::to_string(node_) + "); alloc_coherent(dev, " +
-           std::to_string(size) + ") + DmaBuffer::release; align " + std::to_string(align) +
-           " (A6), physically contiguous; 1024 live" +
+           std::to_string(size) + ") + DmaBuffer::release; " + (zero_ ? "zeroed" : "NOT zeroed") + "; align " +
+           std::to_string(align) + " (A6), physically contiguous; 1024 live" +
            (size <= 4096 ? "; one page: from the node's pages (A3)" : "; from the area");
   }
   const std::string& backing() const { return backing_; }
 
  private:
+  bool zero_ = true;
   std::unique_ptr<Pool> owned_;  ///< the alloc peer's own pool
   Pool* pool_ = nullptr;
   int node_ = 0;
@@ -239,6 +248,7 @@ class LibnumaPeer final : public AllocPeer {
 
 std::unique_ptr<AllocPeer> make_peer(const std::string& name) {
   if (name == "numacma") return std::make_unique<NumacmaPeer>();
+  if (name == "numacma-nozero") return std::make_unique<NumacmaPeer>(false);
   if (name == "glibc") return std::make_unique<GlibcPeer>();
   if (name == "libnuma") return std::make_unique<LibnumaPeer>();
   if (name.rfind("dpdk", 0) == 0) return make_dpdk_peer(name);

@@ -50,7 +50,7 @@ struct BenchPool {
 /** False (with why) when the pool cannot be made or reserved no area. */
 bool make_bench_pool(const std::string& backing, const std::string& sysfs_root,
                      const std::vector<std::string>& vfio, BenchPool* out, std::string* why,
-                     const std::string& attach = "");
+                     const std::string& attach = "", bool zero = true);
 
 /** Median and 99th percentile of samples (ns); the vector is sorted in place. */
 struct Summary {
@@ -69,7 +69,8 @@ struct AllocOptions {
   unsigned repetitions = 0;      ///< 0: 101 (quick: 9)
   std::string backing = "sim";   ///< numacma's backing: sim | anon | hugetlb | auto
   std::string sysfs_root = "/sys";
-  std::vector<std::string> peers = {"numacma", "dpdk", "dpdk-align64", "dpdk-memzone", "glibc", "libnuma"};
+  std::vector<std::string> peers = {"numacma",      "numacma-nozero", "dpdk", "dpdk-align64", "dpdk-zmalloc",
+                                    "dpdk-memzone", "glibc",          "libnuma"};
   std::vector<std::string> vfio;  ///< BDFs bound to vfio-pci: numacma's pool in vfio mode
   std::string attach;             ///< a shared pool's name: numacma's rows on Pool::attach(attach)
 };
@@ -305,19 +306,16 @@ struct SharedAllocResult {
 };
 
 struct SharedRecoveryResult {
-  /** "reap" (a full area and a lock to repair) | "reap-lock-only" | "attach-reap"
-   *  (Pool::attach finding the full area's dead holder) | "attach-clean" (none dead) */
+  /** "reap" (a full area and a lock to repair) | "reap-lock-only" | "attach-clean" (none dead) */
   std::string what;
   std::string config;
   std::uint64_t area_bytes = 0;
   std::uint64_t buffers = 0, pages = 0;  ///< given back per kill
   /** Locks repaired per kill: the area's recoveries counter (numacma::status). */
   std::uint64_t recovered_locks = 0;
-  /** reap: ReapReport::recovered_locks as the call returned it. */
-  std::uint64_t report_locks = 0;
   unsigned samples = 0;
-  double median_ns = 0, p99_ns = 0;  ///< the call, as its caller sees it
-  double inner_median_ns = 0;        ///< reap: ReapReport::ns (0: not reported)
+  double median_ns = 0, p99_ns = 0;  ///< from the kill until reap returns (attach-clean: the call)
+  double inner_median_ns = 0;        ///< the keeper's own time for the give-back (0: not reported)
   bool skipped = false;
   bool unavailable = false;          ///< skipped: the host lacks what --backing needs (hugetlb)
   std::string reason;

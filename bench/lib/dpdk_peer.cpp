@@ -3,6 +3,7 @@
 //
 //   alloc  dpdk          rte_malloc_socket(size, A6 alignment, socket) / rte_free
 //          dpdk-align64  rte_malloc_socket(size, 64, socket) / rte_free
+//          dpdk-zmalloc  rte_zmalloc_socket(size, 64, socket) / rte_free (zeroed)
 //          dpdk-memzone  rte_memzone_reserve_aligned(name, size, socket,
 //                        RTE_MEMZONE_IOVA_CONTIG, A6 alignment) / rte_memzone_free:
 //                        DPDK's allocation that is IOVA-contiguous beyond a page
@@ -120,13 +121,16 @@ int pick_socket() {
 
 std::string socket_name(int s) { return s == SOCKET_ID_ANY ? "any socket" : "socket " + std::to_string(s); }
 
-enum class Kind { malloc_a6, malloc_align64, memzone };
+enum class Kind { malloc_a6, malloc_align64, zmalloc_align64, memzone };
 
 class DpdkPeer final : public AllocPeer {
  public:
   explicit DpdkPeer(Kind k) : kind_(k) {}
   const char* name() const override {
-    return kind_ == Kind::malloc_a6 ? "dpdk" : kind_ == Kind::malloc_align64 ? "dpdk-align64" : "dpdk-memzone";
+    return kind_ == Kind::malloc_a6         ? "dpdk"
+           : kind_ == Kind::malloc_align64  ? "dpdk-align64"
+           : kind_ == Kind::zmalloc_align64 ? "dpdk-zmalloc"
+                                            : "dpdk-memzone";
   }
   bool init(const AllocOptions&, std::string* why) override {
     if (!eal_up(why)) return false;
@@ -138,7 +142,9 @@ class DpdkPeer final : public AllocPeer {
     }
     return true;
   }
-  std::size_t align_for(std::size_t a6) const override { return kind_ == Kind::malloc_align64 ? 64 : a6; }
+  std::size_t align_for(std::size_t a6) const override {
+    return kind_ == Kind::malloc_align64 || kind_ == Kind::zmalloc_align64 ? 64 : a6;
+  }
   bool fill(std::size_t live, std::size_t size, std::size_t align, std::string* why) override {
     size_ = size;
     align_ = static_cast<unsigned>(align);
@@ -170,10 +176,13 @@ class DpdkPeer final : public AllocPeer {
   }
   std::string config(std::size_t size, std::size_t align) const override {
     std::string s;
-    const std::string a = std::to_string(align) + (kind_ == Kind::malloc_align64 ? "" : " (A6)");
+    const std::string a = std::to_string(align) + (align_for(align) == 64 ? "" : " (A6)");
     if (kind_ == Kind::memzone)
       s = "rte_memzone_reserve_aligned(name, " + std::to_string(size) + ", " + socket_name(socket_) +
           ", RTE_MEMZONE_IOVA_CONTIG, align " + a + ") + rte_memzone_free";
+    else if (kind_ == Kind::zmalloc_align64)
+      s = "rte_zmalloc_socket(NULL, " + std::to_string(size) + ", align " + a + ", " + socket_name(socket_) +
+          ") + rte_free (zeroed: DPDK's zeroing allocator)";
     else
       s = "rte_malloc_socket(NULL, " + std::to_string(size) + ", align " + a + ", " + socket_name(socket_) +
           ") + rte_free";
@@ -188,6 +197,8 @@ class DpdkPeer final : public AllocPeer {
       zones_.resize(slots_.size());
       zones_[i] = mz;
       slots_[i] = mz != nullptr ? mz->addr : nullptr;
+    } else if (kind_ == Kind::zmalloc_align64) {
+      slots_[i] = rte_zmalloc_socket(nullptr, size_, align_, socket_);
     } else {
       slots_[i] = rte_malloc_socket(nullptr, size_, align_, socket_);
     }
@@ -352,10 +363,12 @@ std::unique_ptr<AllocPeer> make_dpdk_peer(const std::string& name) {
   if (name == "dpdk") return std::make_unique<DpdkPeer>(Kind::malloc_a6);
   if (name == "dpdk-align64") return std::make_unique<DpdkPeer>(Kind::malloc_align64);
   if (name == "dpdk-memzone") return std::make_unique<DpdkPeer>(Kind::memzone);
+  if (name == "dpdk-zmalloc") return std::make_unique<DpdkPeer>(Kind::zmalloc_align64);
 #else
   if (name == "dpdk") return std::make_unique<DpdkPeer>("dpdk");
   if (name == "dpdk-align64") return std::make_unique<DpdkPeer>("dpdk-align64");
   if (name == "dpdk-memzone") return std::make_unique<DpdkPeer>("dpdk-memzone");
+  if (name == "dpdk-zmalloc") return std::make_unique<DpdkPeer>("dpdk-zmalloc");
 #endif
   return nullptr;
 }

@@ -349,7 +349,8 @@ TEST(CliBench, AllocRowsNameAlignmentAndConfiguration) {
   if (built_without_bench(r)) GTEST_SKIP() << "built without bench/";
   ASSERT_EQ(r.rc, 0) << r.err;
   const std::vector<json> rows = json_lines(r.out);
-  const std::vector<std::string> peers = {"numacma", "dpdk", "dpdk-align64", "dpdk-memzone", "glibc", "libnuma"};
+  const std::vector<std::string> peers = {"numacma",      "numacma-nozero", "dpdk",  "dpdk-align64", "dpdk-zmalloc",
+                                          "dpdk-memzone", "glibc",          "libnuma"};
   const std::vector<std::size_t> sizes = {4096, 16384, 65536, 262144};
   ASSERT_EQ(rows.size(), peers.size() * sizes.size()) << r.out;
   std::map<std::pair<std::string, std::size_t>, json> by;
@@ -366,7 +367,7 @@ TEST(CliBench, AllocRowsNameAlignmentAndConfiguration) {
       ASSERT_TRUE(by.count({p, size})) << p << " " << size << "\n" << r.out;
       const json& j = by[{p, size}];
       const std::size_t align = j["align"];
-      const std::size_t want = p == "dpdk-align64" ? 64u : p == "libnuma" ? 4096u : a6;
+      const std::size_t want = p == "dpdk-align64" || p == "dpdk-zmalloc" ? 64u : p == "libnuma" ? 4096u : a6;
       EXPECT_EQ(align, want) << j;
       if (j["skipped"] == true) {
         EXPECT_TRUE(p.rfind("dpdk", 0) == 0 || p == "libnuma") << "only DPDK and libnuma may be skipped: " << j;
@@ -384,6 +385,14 @@ TEST(CliBench, AllocRowsNameAlignmentAndConfiguration) {
     }
     const json& own = by[{"numacma", size}];
     EXPECT_EQ(own["ratio"], 1.0) << own;
+    // The zeroing's cost shows beside it; DPDK's zeroing allocator is the peer for it.
+    EXPECT_NE(own["config"].get<std::string>().find("zeroed"), std::string::npos) << own;
+    const json& nozero = by[std::make_pair(std::string("numacma-nozero"), size)];
+    EXPECT_NE(nozero["config"].get<std::string>().find("NOT zeroed"), std::string::npos) << nozero;
+    const json& z = by[std::make_pair(std::string("dpdk-zmalloc"), size)];
+    if (z["skipped"] != true) {
+      EXPECT_NE(z["config"].get<std::string>().find("rte_zmalloc_socket"), std::string::npos) << z;
+    }
   }
 }
 

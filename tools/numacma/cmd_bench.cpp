@@ -415,7 +415,6 @@ void run_shared(const BenchArgs& a) {
       j["buffers"] = x.buffers;
       j["pages"] = x.pages;
       j["recovered_locks"] = x.recovered_locks;
-      if (x.what.rfind("reap", 0) == 0) j["reap_report_locks"] = x.report_locks;
       j["kills"] = x.samples;
       if (x.skipped) {
         j["median_ns"] = nullptr;
@@ -423,7 +422,7 @@ void run_shared(const BenchArgs& a) {
       } else {
         j["median_ns"] = round_to(x.median_ns, 1);
         j["p99_ns"] = round_to(x.p99_ns, 1);
-        if (x.inner_median_ns > 0) j["reap_report_median_ns"] = round_to(x.inner_median_ns, 1);
+        if (x.inner_median_ns > 0) j["keeper_median_ns"] = round_to(x.inner_median_ns, 1);
       }
       j["skipped"] = x.skipped;
       if (x.skipped) j["reason"] = x.reason;
@@ -435,7 +434,8 @@ void run_shared(const BenchArgs& a) {
     std::printf("numacma bench shared: bench alloc's numacma loop (1024 live buffers, free + re-allocate in\n"
                 "random order, seed 42, ns per alloc+free pair, %u rounds) on a private pool and on a reserved\n"
                 "pool attached; run directory %s (removed at the end);\n"
-                "ratio = median / private median (same size); target: attached <= 1.5x private\n\n",
+                "ratio = median / private median (same size); targets: attached <= 1.1x private, with a\n"
+                "second process allocating flat out <= 1.5x\n\n",
                 rounds, r.run_dir.empty() ? "-" : r.run_dir.c_str());
     const bool alloc_out = !r.alloc.empty() && std::all_of(r.alloc.begin(), r.alloc.end(), [](const auto& x) {
       return x.unavailable;
@@ -454,17 +454,18 @@ void run_shared(const BenchArgs& a) {
           continue;
         }
         std::string note;
-        if (x.setup == "attached") note = x.ratio <= 1.5 ? "target met" : "target MISSED";
-        if (x.setup == "attached+busy") note = "the other: " + num(x.other_pairs_per_s / 1e6, "%.2f") + " M pairs/s";
+        if (x.setup == "attached") note = x.ratio <= 1.1 ? "target met" : "target MISSED";
+        if (x.setup == "attached+busy") note = x.ratio <= 1.5 ? "target met; " : "target MISSED; ";
+        if (x.setup == "attached+busy") note += "the other: " + num(x.other_pairs_per_s / 1e6, "%.2f") + " M pairs/s";
         t.add({x.setup, human_size(x.size), human_size(x.align), num(x.median_ns), num(x.p99_ns),
                num(x.ratio, "%.2fx"), note});
       }
       t.print();
     }
     std::printf("\nrecovery: a reserved 64 MiB area; a child SIGKILLed while parked inside an allocation, holding\n"
-                "the area lock; a new child per kill; the call timed in the parent (inner: ReapReport::ns, the\n"
-                "reap once the state file is open); locks repaired: the area's recoveries counter; target:\n"
-                "reap under 1 ms\n\n");
+                "the area lock; a new child per kill; timed in the parent from the kill until numacma::reap\n"
+                "returns (the keeper answers after it has given the dead child's buffers back; inner: the\n"
+                "keeper's own time for that); locks repaired: the area's recoveries counter; target: under 1 ms\n\n");
     const bool rec_out = !r.recovery.empty() && std::all_of(r.recovery.begin(), r.recovery.end(), [](const auto& x) {
       return x.unavailable;
     });
@@ -533,8 +534,10 @@ void register_bench(CLI::App& app) {
       ->check(CLI::IsMember({"sim", "anon", "hugetlb", "auto"}));
   alloc->add_option("--sysfs-root", a->sysfs_root, "topology for the numacma pool (default /sys)");
   alloc->add_option("--peer", a->peers,
-                    "only these peers (numacma, dpdk, dpdk-align64, dpdk-memzone, glibc, libnuma); repeatable")
-      ->check(CLI::IsMember({"numacma", "dpdk", "dpdk-align64", "dpdk-memzone", "glibc", "libnuma"}));
+                    "only these peers (numacma, numacma-nozero, dpdk, dpdk-align64, dpdk-zmalloc, dpdk-memzone, "
+                    "glibc, libnuma); repeatable")
+      ->check(CLI::IsMember({"numacma", "numacma-nozero", "dpdk", "dpdk-align64", "dpdk-zmalloc", "dpdk-memzone",
+                             "glibc", "libnuma"}));
   alloc->add_option("--reps", a->reps, "rounds of 1024 pairs (default 101, --quick 9)");
   alloc->add_option("--pool", a->pool_name,
                     "numacma's rows on the shared pool NAME (Pool::attach; numacma reserve) instead of its own");
