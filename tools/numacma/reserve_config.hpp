@@ -5,7 +5,7 @@
 //   # a comment: '#' to the end of the line
 //   params=cma=64M cma_pernuma=16M        required by reserve; the kernel's syntax
 //   backing=hugetlb                       auto | hugetlb | hugetlb-1G | anon | sim
-//   group=dpdk                            files 0660 with this group (name or number)
+//   group=dpdk                            its members may attach (name or number)
 //   policy=nearest                        kernel | nearest
 //   order_per_bit=0                       0..9
 //   compact=yes                           yes|no, true|false, on|off, 1|0
