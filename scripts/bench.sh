@@ -6,6 +6,7 @@
 #   numacma bench alloc --backing auto --plot build/bench/alloc.svg
 #   numacma bench pool --backing auto --plot build/bench/pool.svg
 #   numacma bench scaling / reserve / cmdq
+#   numacma bench shared   (sim backing; only when BENCHES names it)
 # Extra arguments go to every `numacma bench` command (e.g. --json, --quick).
 # BENCHES="alloc pool" (the environment) runs only those benchmarks.
 set -euo pipefail
@@ -40,6 +41,7 @@ for b in $benches; do
   case "$b" in
     alloc | pool) "$cli" bench "$b" --backing auto --plot "build/bench/$b.svg" "$@" ;;
     scaling | reserve | cmdq) "$cli" bench "$b" "$@" ;;
+    shared) "$cli" bench shared "$@" ;;
     *) echo "bench.sh: unknown benchmark '$b' in BENCHES" >&2; exit 2 ;;
   esac
 done

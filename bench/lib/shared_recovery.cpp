@@ -7,10 +7,10 @@
 //             area); the update hook armed; one more alloc_coherent: inside
 //             record_alloc, its record written (point 2), the area lock held,
 //             the hook writes "P" on the pipe and pauses for good
-//     parent  reads "P", then the timing starts: SIGKILL, waitpid, and
-//             numacma::reap, which the keeper answers only after it has
-//             handled the death it saw first (the lock taken over, the
-//             update completed from the journal, every buffer given back)
+//     parent  reads "P", SIGKILL, waitpid; then the timing: numacma::reap,
+//             which the keeper answers only after it has handled the death it
+//             saw first (the lock taken over, the update completed from the
+//             journal, every buffer given back)
 //   the cases:
 //     reap            the full area (8192 buffers) and the lock to repair
 //     reap-lock-only  the same, the child holding nothing but the buffer in flight
@@ -132,11 +132,13 @@ bool one(Case& c, bool* broken) {
       c.r.reason = "parking a child inside an update: " + why;
       return false;
     }
-    const auto t0 = clock::now();
     if (!child.kill_and_wait()) {
       c.r.reason = "the child was gone before the kill";
       return false;
     }
+    // From the moment the process is gone (waitpid returned: the kernel has
+    // closed its connection) until the pool is whole.
+    const auto t0 = clock::now();
     Result<ReapReport> rr = numacma::reap(kPoolName);  // answered after the keeper handled the death
     const double ns = since(t0);
     if (!rr) {
@@ -178,9 +180,9 @@ std::vector<SharedRecoveryResult> run_recovery(const SharedOptions& o, RunDir& d
   std::vector<Case> cases(3);
   const char* whats[] = {"reap", "reap-lock-only", "attach-clean"};
   const char* words[] = {
-      "SIGKILL of a holder of 8192 buffers of 8 KiB (the area full) killed inside an allocation, its area lock "
-      "held, until numacma::reap(NAME) returns: the keeper sees the process gone, takes the lock over, completes "
-      "the update from the journal, gives every buffer back",
+      "from the death (waitpid) of a holder of 8192 buffers of 8 KiB (the area full), SIGKILLed inside an "
+      "allocation with its area lock held, until numacma::reap(NAME) returns: the keeper sees the process gone, "
+      "takes the lock over, completes the update from the journal, gives every buffer back",
       "the same for a holder holding nothing but the buffer in flight: the lock taken over, the update completed",
       "Pool::attach(NAME): the keeper's answer, the layout validated, state and area mapped (what any attach costs)"};
   std::string why;

@@ -56,7 +56,7 @@ struct Reservation {
 };
 
 struct PagesBlock {
-  std::string kind;            ///< "pages-4K", "pages-2M", "sim-pages"
+  std::string_view kind;       ///< "pages-4K", "pages-2M", "sim-pages" (a literal: a block is moved about on the page path)
   int node = -1;
   std::uintptr_t cpu = 0;
   std::uint64_t bytes = 0;     ///< asked for, rounded up to 4 KiB

@@ -138,14 +138,17 @@ class SimBacking final : public Backing {
     return b;
   }
 
-  /** Large ranges are handed back to the kernel, which gives zero pages on
-   *  the next touch: a simulated 1 GiB buffer costs no gigabyte of writes
-   *  (nor of memory). */
+  /** Large ranges (2 MiB and more) are handed back to the kernel, which
+   *  gives zero pages on the next touch: a simulated 1 GiB buffer costs no
+   *  gigabyte of writes (nor of memory). Smaller ones are written, as a real
+   *  backing's are, so that the cost of zeroing is the same in a private
+   *  pool (private memory) and an attached one (a memory file, whose pages
+   *  are dearer to hand back). */
   void zero(void* cpu, std::size_t bytes, bool shared) noexcept override {
-    constexpr std::size_t kDiscardFrom = 64 << 10;
+    constexpr std::size_t kDiscardFrom = 2 << 20;
     const auto a = reinterpret_cast<std::uintptr_t>(cpu);
     if (bytes >= kDiscardFrom && a % kPage == 0 && bytes % kPage == 0 && os::discard(cpu, bytes, shared)) return;
-    std::memset(cpu, 0, bytes);
+    Backing::zero(cpu, bytes, shared);
   }
 
   void free_pages(const PagesBlock& b) noexcept override {

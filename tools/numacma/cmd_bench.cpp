@@ -463,9 +463,10 @@ void run_shared(const BenchArgs& a) {
       t.print();
     }
     std::printf("\nrecovery: a reserved 64 MiB area; a child SIGKILLed while parked inside an allocation, holding\n"
-                "the area lock; a new child per kill; timed in the parent from the kill until numacma::reap\n"
-                "returns (the keeper answers after it has given the dead child's buffers back; inner: the\n"
-                "keeper's own time for that); locks repaired: the area's recoveries counter; target: under 1 ms\n\n");
+                "the area lock; a new child per kill; timed in the parent from the child's death (waitpid) until\n"
+                "numacma::reap returns (the keeper answers after it has given the dead child's buffers back;\n"
+                "inner: the keeper's own time for that); locks repaired: the area's recoveries counter; target:\n"
+                "under 1 ms\n\n");
     const bool rec_out = !r.recovery.empty() && std::all_of(r.recovery.begin(), r.recovery.end(), [](const auto& x) {
       return x.unavailable;
     });
