@@ -26,6 +26,10 @@ Status spawn_daemon(const std::vector<int>& keep, const std::string& name, const
 void catch_stop_signals();
 bool stop_requested() noexcept;
 
+/** Raises RLIMIT_NOFILE's soft limit to its hard limit (a daemon that holds
+ *  a descriptor per client). */
+void raise_fd_limit() noexcept;
+
 /** Links of an open directory (0: it was removed). */
 std::uint64_t link_count(int fd) noexcept;
 

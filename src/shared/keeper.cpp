@@ -58,9 +58,12 @@ class Keeper {
     sock_ino_ = sock_ino;
     std::uint64_t last_check = now_ms();
     while (!done_) {
-      std::vector<os::PollItem> items{{listener_.get(), 0}};
+      // The listener is left out for a moment after accept failed for want
+      // of descriptors: it would stay readable and the loop would spin.
+      const bool listen = now_ms() >= accept_paused_until_;
+      std::vector<os::PollItem> items{{listen ? listener_.get() : -1, 0}};
       for (const Client& c : clients_) items.push_back({c.fd.get(), 0});
-      if (!os::poll_in(items, core_.pending() ? 20 : 1000)) return 1;
+      if (!os::poll_in(items, core_.pending() || !listen ? 20 : 1000)) return 1;
       // Hang-ups and requests first, so a reap request sees every process that is gone.
       for (std::size_t i = items.size(); i-- > 1;)
         if (items[i].revents != 0) serve(i - 1);
@@ -86,7 +89,10 @@ class Keeper {
   void accept_all() {
     for (int k = 0; k < 64; ++k) {
       Result<os::Fd> c = os::accept_peer(listener_.get());
-      if (!c) return;
+      if (!c) {
+        if (c.error().code != Errc::not_found) accept_paused_until_ = now_ms() + 100;  // EMFILE and the like
+        return;
+      }
       if (std::count_if(clients_.begin(), clients_.end(), [](const Client& x) { return !x.attached; }) >=
           static_cast<long>(kMaxWaiting))
         continue;  // dropped: too many connections that have not asked yet
@@ -247,6 +253,7 @@ class Keeper {
   KeeperCore core_;
   os::Fd listener_;
   std::uint64_t sock_ino_ = 0;
+  std::uint64_t accept_paused_until_ = 0;
   std::vector<Client> clients_;
   bool done_ = false;
 };
@@ -258,6 +265,7 @@ int keeper_main(KeeperFiles& f, int ready) {
     return 1;
   };
   os::catch_stop_signals();
+  os::raise_fd_limit();  // a descriptor per attached process, 1,024 of them and more
   const LayoutHeader& h = f.layout.hdr();
   Result<void*> m = os::map_shared(f.state_fd.get(), h.state_bytes, true);
   if (!m) return fail("the keeper could not map the state: " + m.error().message);
