@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "os/dir_names.hpp"
 #include "os/errno_error.hpp"
 #include "os/os.hpp"
 
@@ -145,14 +146,7 @@ Result<std::vector<std::string>> list_at(int dir, const std::string& name) {
     ::close(fd);
     return errno_error("fdopendir(" + name + ")", e);
   }
-  std::vector<std::string> names;
-  while (const dirent* e = ::readdir(d)) {
-    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
-    names.emplace_back(e->d_name);
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
+  return read_names(d);
 }
 
 Status write_file_at(int dir, const std::string& name, const std::string& text) {

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "os/dir_names.hpp"
 #include "os/errno_error.hpp"
 #include "os/os.hpp"
 
@@ -41,14 +42,7 @@ Result<std::string> read_file(const std::string& path) {
 Result<std::vector<std::string>> list_dir(const std::string& path) {
   DIR* d = ::opendir(path.c_str());
   if (d == nullptr) return errno_error("opendir(" + path + ")", errno);
-  std::vector<std::string> names;
-  while (const dirent* e = ::readdir(d)) {
-    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
-    names.emplace_back(e->d_name);
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
+  return read_names(d);
 }
 
 bool exists(const std::string& path) noexcept {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/area.hpp"
+#include "core_area_util.hpp"
 #include "core/bitmap.hpp"
 
 using numacma::Errc;
@@ -16,22 +17,8 @@ using numacma::core::Segment;
 
 namespace {
 
-AreaConfig cfg(std::uint64_t pages, std::vector<Segment> segs = {}, unsigned opb = 0) {
-  AreaConfig c;
-  c.name = "t";
-  c.node = 1;
-  c.pages = pages;
-  c.segments = std::move(segs);
-  c.order_per_bit = opb;
-  c.cpu_base = 0x7f0000000000ULL;
-  return c;
-}
-
-Area make(AreaConfig c) {
-  auto a = Area::create(std::move(c));
-  EXPECT_TRUE(a.ok()) << (a.ok() ? "" : a.error().message);
-  return std::move(a).value();
-}
+using numacma::testing::cfg;
+using numacma::testing::make;
 
 }  // namespace
 

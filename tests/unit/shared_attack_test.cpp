@@ -41,18 +41,8 @@ namespace {
 using testing::ScopedRunDir;
 using testing::sim_options;
 
-template <typename Fn>
-pid_t spawn(Fn fn) {
-  const pid_t pid = ::fork();
-  if (pid == 0) ::_exit(fn());
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
+using testing::spawn;
+using testing::wait_exit;
 
 /** Kills a child when the test leaves, whichever way (a stopped child would
  *  otherwise keep ctest's output pipe open for ever). */
@@ -342,6 +332,13 @@ TEST(SharedAttack, AStoppedHolderMakesOthersWaitBoundedAndIsNamed) {
 
 // ---- 5. zeroed memory -------------------------------------------------------------------
 
+/** A private sim pool through the C API (cma=16M on the x86-2s fixture). */
+ncma_pool* c_pool() {
+  const std::string root = testing::fixture();
+  ncma_pool_options co = {"sim", "kernel", root.c_str(), nullptr, 0};
+  return ncma_pool_create("cma=16M", &co);
+}
+
 bool all_zero(const void* p, std::size_t n) {
   const auto* c = static_cast<const unsigned char*>(p);
   for (std::size_t i = 0; i < n; ++i)
@@ -370,9 +367,7 @@ TEST(SharedAttack, MemoryIsZeroedInEveryMode) {
     EXPECT_TRUE(all_zero(again->cpu(), size)) << size << " bytes, " << again->area_name();
   }
   // The C API too.
-  const std::string root = testing::fixture();
-  ncma_pool_options co = {"sim", "kernel", root.c_str(), nullptr, 0};
-  ncma_pool* cp = ncma_pool_create("cma=16M", &co);
+  ncma_pool* cp = c_pool();
   ASSERT_NE(cp, nullptr);
   ncma_device* d = ncma_device_node(0, "d");
   uint64_t dma = 0;
@@ -566,9 +561,7 @@ TEST(SharedAttack, ApiCornersAreRefusedAndCounted) {
   EXPECT_EQ(p->dump_bitmap("reserved").error().code, Errc::invalid_argument);
   EXPECT_EQ(Device::from_pci("0000:00:00.0", *p).error().code, Errc::invalid_argument);
   // The C API: a dma_pool block is not a coherent buffer of the pool.
-  const std::string root = testing::fixture();
-  ncma_pool_options co = {"sim", "kernel", root.c_str(), nullptr, 0};
-  ncma_pool* cp = ncma_pool_create("cma=16M", &co);
+  ncma_pool* cp = c_pool();
   ASSERT_NE(cp, nullptr);
   ncma_device* d = ncma_device_node(0, "d");
   ncma_dma_pool* dp = ncma_dma_pool_create(cp, "blocks", d, 4096, 4096, 0);

@@ -27,20 +27,8 @@ namespace {
 using testing::ScopedRunDir;
 using testing::sim_options;
 
-/** Runs fn in a child process; returns its pid. The child _exits with fn's
- *  value (no destructors: as a crash would leave things). */
-template <typename Fn>
-pid_t spawn(Fn fn) {
-  const pid_t pid = ::fork();
-  if (pid == 0) ::_exit(fn());
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
+using testing::spawn;
+using testing::wait_exit;
 
 TEST(SharedPool, AttachedPoolDecidesExactlyAsAPrivateOne) {
   ScopedRunDir run;

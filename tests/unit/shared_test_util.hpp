@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -89,6 +90,22 @@ bool eventually(Pred pred, int ms = 3000) {
 inline long holders_of(const std::string& name) {
   Result<PoolStatus> st = status(name);
   return st ? static_cast<long>(st->holders.size()) : -1;
+}
+
+/** Runs fn in a child process; returns its pid. The child _exits with fn's
+ *  value (no destructors: as a crash would leave things). */
+template <typename Fn>
+pid_t spawn(Fn fn) {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(fn());
+  return pid;
+}
+
+/** The child's exit code (128 + the signal that ended it). */
+inline int wait_exit(pid_t pid) {
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 inline ReserveOptions sim_options(const std::string& params, const char* topo = "x86-2s") {
