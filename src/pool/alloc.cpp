@@ -13,8 +13,9 @@
 //     A7  -> pages on dev.node, or on the calling CPU's node as in A3
 //            (physical mode: a multi-page block that is not physically
 //            contiguous is refused; IOVA mode: returned, marked)
-//     A8  every candidate is searched only below the device's mask; an area
-//         entirely above it is skipped
+//     A8  every area's first fit at or below the device's mask is taken; a
+//         first fit above it is counted as taken and released (the kernel
+//         allocates, checks dma_coherent_ok, releases)
 //     A9  the outcome is counted for the requesting node (-1 has its own slot)
 //   then the buffer is zeroed, outside every lock, as the kernel's is.
 //
@@ -70,11 +71,15 @@ Result<RawBuffer> PoolImpl::from_area(int idx, std::uint64_t count, std::uint64_
     return make_error(Errc::no_memory, slot.area.name() + ": " + std::to_string(count) +
                                            " pages is more than a shared area records for one buffer");
   if (!lock_area(slot)) return lock_error(slot);
-  Result<core::Block> b = slot.area.find(count, align, limit);
+  core::Block above{0, 0, 0, 0};
+  Result<core::Block> b = slot.area.find(count, align, limit, &above);
   if (b) {
     if (slot.records) core::record_alloc(*slot.records, slot.area, *b, holder);
     else slot.area.commit(*b);
     if (handle) slot.handles.set(slot.bit_of(b->first_page));
+  } else if (above.pages != 0) {  // the first fit is above the mask: taken, checked, released (A8)
+    if (slot.records) core::record_taken_and_released(*slot.records, slot.area, above.pages);
+    else slot.area.count_taken_and_released(above.pages);
   }
   unlock_area(slot);
   if (!b) return std::move(b).error();
