@@ -146,6 +146,14 @@ struct PoolBenchOptions {
   std::string sysfs_root = "/sys";
   std::string attach;            ///< a shared pool's name: numacma's rows on Pool::attach(attach)
   std::vector<std::string> peers = {"numacma", "dpdk-mempool", "glibc"};
+  /** A case's time budget in ms: once used, the case stops after min rounds
+   *  (1001, quick: 2) measured rounds. 0: 1000 (quick: 200). */
+  unsigned budget_ms = 0;
+  /** Tests only (bench_pool_stop_test): called by every worker thread between
+   *  each round's barrier and its reading of whether that round runs, with
+   *  (thread, round); a test delays workers there (sched_yield, sleeps) so
+   *  that every interleaving of the stop decision is tried. */
+  std::function<void(unsigned thread, unsigned round)> after_barrier;
 };
 
 struct PoolBenchResult {

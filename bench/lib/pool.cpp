@@ -25,6 +25,8 @@
 #include <barrier>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -189,10 +191,12 @@ struct CaseOut {
   std::vector<double> samples;  ///< every thread's, pooled
 };
 
-/** One case: `threads` workers (pinned to cpus[t] when cpus has one per thread). */
+/** One case: `threads` workers (pinned to cpus[t] when cpus has one per thread).
+ *  after_barrier: PoolBenchOptions::after_barrier (tests). */
 CaseOut run_case(PoolPeer& peer, unsigned threads, bool cross, std::size_t live, unsigned warmup, unsigned rounds,
                  std::size_t min_rounds, std::chrono::milliseconds budget,
-                 const std::vector<std::vector<std::uint32_t>>& orders, const std::vector<int>& cpus) {
+                 const std::vector<std::vector<std::uint32_t>>& orders, const std::vector<int>& cpus,
+                 const std::function<void(unsigned, unsigned)>& after_barrier) {
   using clock = std::chrono::steady_clock;
   CaseOut out;
   std::vector<std::unique_ptr<PoolPeer::Slots>> slots;
@@ -205,9 +209,17 @@ CaseOut run_case(PoolPeer& peer, unsigned threads, bool cross, std::size_t live,
     if (!failed.exchange(true)) out.why = why;
   };
   std::vector<std::vector<double>> samples(threads);
-  // Thread 0 decides, before a barrier, whether the rounds after it run: all
-  // threads read the decision after that barrier, so all stop at the same round.
-  std::atomic<bool> stop{false};
+  // The round at which every thread stops: thread 0 publishes it (once)
+  // before the barrier that opens that round, and every thread, after that
+  // barrier, stops when its own round has reached it. A thread descheduled
+  // after barrier r may read it only after thread 0 has published r + 1 (it
+  // cannot have passed barrier r + 1, which waits for this thread): r < r + 1,
+  // so it runs round r as thread 0 did and stops with it at r + 1. The
+  // decision is a round number, not a flag: a flag set for round r + 1 and
+  // read late in round r made such a thread leave a round early, and thread 0
+  // then waited for it at the last barrier for ever (`bench pool` hung).
+  constexpr unsigned kNever = std::numeric_limits<unsigned>::max();
+  std::atomic<unsigned> stop_at{kNever};
   const auto start = clock::now();
   auto body = [&](unsigned t) {
     if (cpus.size() >= threads) pin_self(cpus[t]);
@@ -219,9 +231,10 @@ CaseOut run_case(PoolPeer& peer, unsigned threads, bool cross, std::size_t live,
     if (!failed.load() && !slots[t]->fill(&why)) fail(why);
     const std::size_t perms = orders[t].size() / live;
     for (unsigned r = 0; r < warmup + rounds; ++r) {  // the first `warmup` rounds are not sampled
-      if (t == 0 && samples[0].size() >= min_rounds && clock::now() - start > budget) stop.store(true);
+      if (t == 0 && samples[0].size() >= min_rounds && clock::now() - start > budget) stop_at.store(r);
       sync.arrive_and_wait();  // not timed; every thread passes every barrier
-      if (stop.load()) break;
+      if (after_barrier) after_barrier(t, r);
+      if (r >= stop_at.load()) break;
       if (failed.load()) continue;
       PoolPeer::Slots& s = *slots[cross ? (t + r) % threads : t];
       const std::uint32_t* idx = orders[t].data() + (r % perms) * live;
@@ -260,7 +273,7 @@ PoolBenchReport run_pool(const PoolBenchOptions& o) {
   const unsigned warmup = o.quick ? 1u : 101u;
   // A case that has used its time budget stops after at least min_rounds measured rounds.
   const std::size_t min_rounds = o.quick ? 2 : 1001;
-  const auto budget = std::chrono::milliseconds(o.quick ? 200 : 1000);
+  const auto budget = std::chrono::milliseconds(o.budget_ms != 0 ? o.budget_ms : o.quick ? 200u : 1000u);
   constexpr unsigned kMaxThreads = 2;
   constexpr unsigned kPermutations = 64;  // used in turn: 256 KiB of indexes per thread
   std::vector<std::vector<std::uint32_t>> orders;
@@ -315,7 +328,8 @@ PoolBenchReport run_pool(const PoolBenchOptions& o) {
           r.skipped = true;
           r.reason = why;
         } else {
-          CaseOut out = run_case(*l.peer, c.threads, c.cross, o.live, warmup, rounds, min_rounds, budget, orders, cpus);
+          CaseOut out = run_case(*l.peer, c.threads, c.cross, o.live, warmup, rounds, min_rounds, budget, orders, cpus,
+                                 o.after_barrier);
           l.peer->teardown();
           if (!out.ok) {
             r.skipped = true;

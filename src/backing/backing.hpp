@@ -101,10 +101,20 @@ class Backing {
    * SEMANTICS A7: ordinary pages bound to `node` (-1: anywhere), taken now.
    * A multi-page request that cannot be physically contiguous fails with
    * Errc::not_contiguous when need_physical, else is returned with
-   * contiguous = false and addr_kind = iova.
+   * contiguous = false and addr_kind = iova. `below`: the pages must lie
+   * under this physical address (the end of the zone dma-direct asks for,
+   * config/zones.hpp; kAnywhere: any); only a backing that takes_zones()
+   * honours it, the others ignore it.
    */
-  virtual Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical) = 0;
+  virtual Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical,
+                                         std::uint64_t below = kAnywhere) = 0;
   virtual void free_pages(const PagesBlock& b) noexcept = 0;
+  /** True when alloc_pages can put pages below a physical address (the sim,
+   *  which lays out physical memory itself). Pages of the OS bound to a node
+   *  (mbind) cannot choose a zone: the real backings answer false, and the
+   *  pool does not retry in a lower zone there (SEMANTICS A7, A8). */
+  virtual bool takes_zones() const noexcept { return false; }
+  static constexpr std::uint64_t kAnywhere = ~std::uint64_t{0};
 
   /** Makes a new buffer read as zeros (dma_alloc_coherent's memory is
    *  zeroed): a plain memset, except where pages may be handed back instead

@@ -90,7 +90,8 @@ class AnonBacking : public Backing {
 
   void release(const Reservation& r) noexcept override { unmap_locked(r.cpu_base, r.mapped_bytes); }
 
-  Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical) override {
+  Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical,
+                                 std::uint64_t /*below: no zones here*/) override {
     bytes = round_up(bytes, kPage);
     if (bytes > kPage && need_physical)
       return make_error(Errc::not_contiguous,
@@ -176,7 +177,8 @@ class HugetlbBacking : public AnonBacking {
 
   void release(const Reservation& r) noexcept override { unmap_huge(r.cpu_base, r.mapped_bytes); }
 
-  Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical) override {
+  Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical,
+                                 std::uint64_t /*below: no zones here*/) override {
     bytes = round_up(bytes, kPage);
     if (bytes > kPage && bytes <= k2M && node >= 0 && free_hugepages_now(root_, node, k2M) > 0) {
       Result<void*> m = map_on_node(k2M, k2M, node, mlock_);
@@ -196,7 +198,7 @@ class HugetlbBacking : public AnonBacking {
         unmap_locked(b.cpu, b.mapped_bytes);
       }
     }
-    return AnonBacking::alloc_pages(node, bytes, need_physical);
+    return AnonBacking::alloc_pages(node, bytes, need_physical, kAnywhere);
   }
 
  private:

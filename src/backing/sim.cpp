@@ -3,17 +3,23 @@
 //
 //   simulated physical memory = config::physical_layout(topology): each node's
 //   memory blocks when the sysfs tree has them, else a window per node (node i
-//   at the next 1 GiB boundary, MemTotal long); the first 16 MiB taken out.
+//   at the next 1 GiB boundary, MemTotal long); the first 1 MiB taken out (the
+//   kernel keeps it), areas never below 16 MiB (config::Memblock's model).
 //   reserve_at(node, bytes, base)   exactly where the plan put the area
 //                                   (config::make_plan, the kernel's placement)
 //   reserve(node, bytes)            the same rule, placed here
-//   alloc_pages (A7)                top-down from the node's free memory, at most
-//                                   one order-10 block (4 MiB), as the kernel's
-//                                   page allocator; freed ranges are reused
+//   alloc_pages (A7)                a block of 2^order pages, naturally aligned,
+//                                   top-down from the node's free memory below
+//                                   `below` (the zone dma-direct asks for: on
+//                                   x86-64 ZONE_DMA is [1 MiB, 16 MiB) here), at
+//                                   most order 10 (4 MiB), as the kernel's page
+//                                   allocator; freed blocks are reused
 //
 // CPU memory is MAP_NORESERVE and untouched until used, so a 64 GiB sim area
 // costs nothing on a small machine. The Nth reserve() can be made to fail.
 #include <algorithm>
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -31,12 +37,30 @@ namespace {
 constexpr std::uint64_t kPage = 4096;
 /** The page allocator's largest block: MAX_PAGE_ORDER 10, 4 MiB with 4 KiB pages. */
 constexpr std::uint64_t kMaxPagesBlock = kPage << 10;
+/** x86 keeps the first 1 MiB for itself; pages may come from above it. */
+constexpr std::uint64_t kPagesFrom = 1ULL << 20;
+/** No area is placed below this (what config::Memblock leaves out by default). */
+constexpr std::uint64_t kAreasFrom = 16ULL << 20;
 
 std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 
+std::string hex(std::uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%" PRIx64, v);
+  return b;
+}
+
+/** The bytes of the buddy block that serves `bytes`: 2^order pages
+ *  (get_order), which dma-direct takes and frees whole. */
+std::uint64_t block_of(std::uint64_t bytes) {
+  std::uint64_t b = kPage;
+  while (b < bytes) b <<= 1;
+  return b;
+}
+
 class SimBacking final : public Backing {
  public:
-  SimBacking(const topo::Topology& t, SimOptions o) : opts_(o), mem_(config::physical_layout(t)) {
+  SimBacking(const topo::Topology& t, SimOptions o) : opts_(o), mem_(config::physical_layout(t), kPagesFrom) {
     for (const topo::NodeInfo& n : t.nodes()) {
       Node& w = nodes_[n.id];
       w.has_memory = n.has_memory && mem_.free_bytes(n.id) > 0;
@@ -71,7 +95,7 @@ class SimBacking final : public Backing {
       if (Status s = mem_.take(*at, bytes, node); !s) base = std::move(s).error();
       else base = *at;
     } else {
-      base = mem_.alloc_top_down(round_up(bytes, config::kCmaMinAlignment), config::kCmaMinAlignment, 0,
+      base = mem_.alloc_top_down(round_up(bytes, config::kCmaMinAlignment), config::kCmaMinAlignment, kAreasFrom,
                                  mem_.end(), node);
       if (base && round_up(bytes, config::kCmaMinAlignment) != bytes)  // keep only what was asked
         mem_.give_back(*base + bytes, round_up(bytes, config::kCmaMinAlignment) - bytes, node);
@@ -100,7 +124,8 @@ class SimBacking final : public Backing {
     if (!r.segments.empty()) mem_.give_back(r.segments.front().dma_base, r.bytes, r.node);
   }
 
-  Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool /*need_physical*/) override {
+  Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool /*need_physical*/,
+                                 std::uint64_t below) override {
     if (node == -1) node = first_memory_node_;
     bytes = round_up(bytes, kPage);
     if (bytes > kMaxPagesBlock)
@@ -108,25 +133,28 @@ class SimBacking final : public Backing {
                         "sim pages: " + std::to_string(bytes / kPage) +
                             " pages is beyond the page allocator's largest block (order 10: 4 MiB), "
                             "which the kernel's alloc_pages_node refuses");
+    // An order-n block, naturally aligned and taken whole, as the buddy
+    // allocator's are (dma-direct frees it whole too).
+    const std::uint64_t block = block_of(bytes);
     std::lock_guard<std::mutex> lock(mu_);
     auto it = nodes_.find(node);
     if (it == nodes_.end() || !it->second.has_memory)
       return make_error(Errc::no_memory, "sim pages: node " + std::to_string(node) + " has no memory");
     Node& w = it->second;
-    if (w.live + bytes > w.limit || w.live + bytes < w.live)
+    if (w.live + block > w.limit || w.live + block < w.live)
       return make_error(Errc::no_memory, "sim pages: node " + std::to_string(node) + " is out of memory");
-    // An order-n block is naturally aligned, as the buddy allocator's are.
-    std::uint64_t align = kPage;
-    while (align < bytes) align <<= 1;
-    Result<std::uint64_t> dma = mem_.alloc_top_down(bytes, align, 0, mem_.end(), node);
+    // Top-down: the highest zone the request allows first, as the zonelist
+    // tries them (ZONE_DMA32 before ZONE_DMA).
+    Result<std::uint64_t> dma = mem_.alloc_top_down(block, block, 0, std::min(below, mem_.end()), node);
     if (!dma)
-      return make_error(Errc::no_memory, "sim pages: node " + std::to_string(node) + " is out of memory");
+      return make_error(Errc::no_memory, "sim pages: node " + std::to_string(node) + " is out of memory" +
+                                             (below < mem_.end() ? " below " + hex(below) : std::string()));
     Result<void*> cpu = os::map_anonymous(bytes, /*noreserve=*/true);
     if (!cpu) {
-      mem_.give_back(*dma, bytes, node);
+      mem_.give_back(*dma, block, node);
       return std::move(cpu).error();
     }
-    w.live += bytes;
+    w.live += block;
     PagesBlock b;
     b.kind = "sim-pages";
     b.node = node;
@@ -137,6 +165,8 @@ class SimBacking final : public Backing {
     b.addr_kind = AddrKind::physical;
     return b;
   }
+
+  bool takes_zones() const noexcept override { return true; }
 
   /** Large ranges (2 MiB and more) are handed back to the kernel, which
    *  gives zero pages on the next touch: a simulated 1 GiB buffer costs no
@@ -156,8 +186,8 @@ class SimBacking final : public Backing {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = nodes_.find(b.node);
     if (it == nodes_.end()) return;
-    it->second.live -= b.bytes;
-    mem_.give_back(b.dma_addr, b.bytes, b.node);
+    it->second.live -= block_of(b.bytes);
+    mem_.give_back(b.dma_addr, block_of(b.bytes), b.node);
   }
 
  private:

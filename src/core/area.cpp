@@ -177,29 +177,9 @@ std::uint64_t Area::dma_of_page(std::uint64_t page) const noexcept {
   counters_->used_pages += bits << q_;
 }
 
-// alloc() is find() then commit(); it is written as one pass (kCommit) so
-// that the hot path marks the run it has just found without commit()'s
-// re-checks of a block that came from elsewhere.
-template <bool kCommit>
-[[gnu::always_inline]] inline Result<Block> Area::search(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit) {
-  // Two requests return before cma_alloc's accounting in the kernel
-  // (__cma_alloc: `if (!count)` and `if (bitmap_count > bitmap_maxno)`), so
-  // neither is counted in alloc_pages_fail: no pages, and more bitmap bits
-  // than the whole area has (cma_bitmap_pages_to_bits, without ALIGN's
-  // overflow for a huge count).
-  if (count == 0) return make_error(Errc::invalid_argument, "area '" + cfg_.name + "': 0 pages");
-  const unsigned opb = cfg_.order_per_bit;
-  if (bits_of(count, opb) > (cfg_.pages >> opb))
-    return make_error(Errc::no_memory, cfg_.name + ": " + fmt_pages(count) +
-                                           " is more than the whole area (" +
-                                           fmt_pages(cfg_.pages) + ")");
-  align_order = std::min(align_order, cfg_.max_align_order);
-  if (lowest_dma_ > dma_limit) return make_error(Errc::unreachable, cfg_.name + ": above the DMA mask");
-  // A count that is not a whole number of the current bits needs finer ones
-  // (never finer than order_per_bit: below it, sizes round up, R6; an
-  // external area's bits are order_per_bit already).
-  if ((count & ((std::uint64_t{1} << q_) - 1)) != 0)
-    refine(std::max(cfg_.order_per_bit, static_cast<unsigned>(std::countr_zero(count))));
+// The segment loop of search(): cma_alloc's bitmap search, no counting, no
+// marking.
+[[gnu::always_inline]] inline bool Area::first_fit(std::uint64_t count, unsigned align_order, Block* out) {
   const unsigned q = q_;
   const std::uint64_t granule = cfg_.page_size << q;
   const unsigned granule_shift = static_cast<unsigned>(std::countr_zero(granule));  // a power of two
@@ -221,40 +201,74 @@ template <bool kCommit>
       si = segment_of_page(static_cast<std::uint64_t>(next_free) << q) - 1;
       continue;
     }
-    if (s.dma_base > dma_limit) continue;
-    // Whole bits of this segment whose last byte is at or below dma_limit.
-    const std::uint64_t reach_bytes = dma_limit - s.dma_base;  // last reachable offset
-    // (reach_bytes + 1) / granule without overflowing when the mask is all ones.
-    const std::uint64_t whole =
-        (reach_bytes >> granule_shift) + ((reach_bytes & (granule - 1)) == granule - 1 ? 1 : 0);
-    const std::uint64_t reach_bits = std::min<std::uint64_t>(s.pages >> q, whole);
     const std::uint64_t offset = ((s.dma_base >> granule_shift) - sb) & mask;
     const auto found = bitmap_.find_clear_run(static_cast<std::size_t>(bits), static_cast<std::size_t>(mask),
                                               static_cast<std::size_t>(offset),
                                               std::max(static_cast<std::size_t>(sb), next_free),
-                                              static_cast<std::size_t>(sb + reach_bits));
+                                              static_cast<std::size_t>(se));
     if (!found) continue;
     const std::uint64_t first_page = static_cast<std::uint64_t>(*found) << q;
     const std::uint64_t dma = s.dma_base + (first_page - s.first_page) * cfg_.page_size;
-    if (dma + (count * cfg_.page_size - 1) > dma_limit) continue;  // exactness guard
-    if constexpr (kCommit) {
-      take(static_cast<std::uint64_t>(*found), bits, first_page, count);
-      counters_->alloc_pages_success += count;
-    }
-    return Block{first_page, count, dma, cfg_.cpu_base + first_page * cfg_.page_size};
+    *out = Block{first_page, count, dma, cfg_.cpu_base + first_page * cfg_.page_size};
+    return true;
   }
-  counters_->alloc_pages_fail += count;
-  return make_error(Errc::no_memory, cfg_.name + ": no free run of " + fmt_pages(count) +
-                                         " aligned to " + std::to_string(cfg_.page_size << align_order) +
-                                         " bytes");
+  return false;
+}
+
+// alloc() is find() then commit(); it is written as one pass (kCommit) so
+// that the hot path marks the run it has just found without commit()'s
+// re-checks of a block that came from elsewhere.
+template <bool kCommit>
+[[gnu::always_inline]] inline Result<Block> Area::search(std::uint64_t count, unsigned align_order,
+                                                         std::uint64_t dma_limit, Block* above) {
+  // Two requests return before cma_alloc's accounting in the kernel
+  // (__cma_alloc: `if (!count)` and `if (bitmap_count > bitmap_maxno)`), so
+  // neither is counted in alloc_pages_fail: no pages, and more bitmap bits
+  // than the whole area has (cma_bitmap_pages_to_bits, without ALIGN's
+  // overflow for a huge count).
+  if (count == 0) return make_error(Errc::invalid_argument, "area '" + cfg_.name + "': 0 pages");
+  const unsigned opb = cfg_.order_per_bit;
+  if (bits_of(count, opb) > (cfg_.pages >> opb))
+    return make_error(Errc::no_memory, cfg_.name + ": " + fmt_pages(count) +
+                                           " is more than the whole area (" +
+                                           fmt_pages(cfg_.pages) + ")");
+  align_order = std::min(align_order, cfg_.max_align_order);
+  // A count that is not a whole number of the current bits needs finer ones
+  // (never finer than order_per_bit: below it, sizes round up, R6; an
+  // external area's bits are order_per_bit already).
+  if ((count & ((std::uint64_t{1} << q_) - 1)) != 0)
+    refine(std::max(cfg_.order_per_bit, static_cast<unsigned>(std::countr_zero(count))));
+
+  Block b;
+  if (!first_fit(count, align_order, &b)) {
+    counters_->alloc_pages_fail += count;
+    if (lowest_dma_ > dma_limit) return make_error(Errc::unreachable, cfg_.name + ": above the DMA mask");
+    return make_error(Errc::no_memory, cfg_.name + ": no free run of " + fmt_pages(count) + " aligned to " +
+                                           std::to_string(cfg_.page_size << align_order) + " bytes");
+  }
+  // The mask is looked at after the search, as dma-direct looks at what
+  // cma_alloc returned (dma_coherent_ok): a run above it is taken, found
+  // unreachable and released at once, both counted.
+  if (b.dma_addr > dma_limit || count * cfg_.page_size - 1 > dma_limit - b.dma_addr) {
+    if constexpr (kCommit) count_taken_and_released(count);
+    else if (above != nullptr) *above = b;
+    return make_error(Errc::unreachable, cfg_.name + ": its first free run of " + fmt_pages(count) +
+                                             " is above the DMA mask (taken, checked and released, as "
+                                             "dma-direct does)");
+  }
+  if constexpr (kCommit) {
+    take(b.first_page >> q_, bits_of(count, q_), b.first_page, count);
+    counters_->alloc_pages_success += count;
+  }
+  return b;
 }
 
 Result<Block> Area::alloc(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit) {
-  return search<true>(count, align_order, dma_limit);
+  return search<true>(count, align_order, dma_limit, nullptr);
 }
 
-Result<Block> Area::find(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit) {
-  return search<false>(count, align_order, dma_limit);
+Result<Block> Area::find(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit, Block* above) {
+  return search<false>(count, align_order, dma_limit, above);
 }
 
 void Area::commit(const Block& blk) {

@@ -12,8 +12,9 @@
 // so a buffer's DMA addresses are always contiguous.
 //
 // alloc() is cma_alloc(): count pages, first fit from the start of the area,
-// the start aligned to P << align_order in DMA-address space (SEMANTICS A6),
-// the whole buffer at or below dma_limit (A8). release() is cma_release() but
+// the start aligned to P << align_order in DMA-address space (SEMANTICS A6);
+// a first fit whose end lies above dma_limit is refused (A8) and counted as
+// the kernel's allocate, check, release. release() is cma_release() but
 // strict: it must name a live allocation exactly (F2). alloc() = find(), the
 // search and its failure accounting, then commit(), the marking: a caller
 // that must record an allocation elsewhere before it is live (a shared
@@ -134,22 +135,36 @@ class Area {
   bool external() const noexcept { return bitmap_.external(); }
 
   /**
-   * cma_alloc(count, align_order) = find() then commit(). align_order is
-   * clamped to max_align_order. dma_limit is the highest DMA address the last
-   * byte may have. Fails with Errc::no_memory when no fitting run exists
-   * (counted in alloc_pages_fail), Errc::unreachable when no page of the area
-   * is at or below dma_limit (not counted: the area was skipped, as A8 says).
-   * Not counted either, as the kernel returns before its accounting: count ==
-   * 0 (Errc::invalid_argument) and a count of more bitmap bits than the whole
-   * area (Errc::no_memory).
+   * cma_alloc(count, align_order) = find() then commit(), and dma-direct's
+   * look at what it returns. align_order is clamped to max_align_order. The
+   * search is cma_alloc's, first fit over the whole area; dma_limit (the
+   * device's mask: the highest DMA address the last byte may have) is looked
+   * at after it, as dma_coherent_ok is: a first fit above it is taken, found
+   * unreachable and released by the kernel (dma_free_contiguous), so it is
+   * counted in alloc_pages_success and release_pages_success, nothing stays
+   * marked, and the answer is Errc::unreachable (SEMANTICS A8: an area whose
+   * addresses the device cannot reach serves nothing). No fit at all:
+   * counted in alloc_pages_fail, Errc::no_memory (Errc::unreachable when no
+   * page of the area is at or below dma_limit). Not counted, as the kernel
+   * returns before its accounting: count == 0 (Errc::invalid_argument) and a
+   * count of more bitmap bits than the whole area (Errc::no_memory).
    */
   Result<Block> alloc(std::uint64_t count, unsigned align_order,
                       std::uint64_t dma_limit = UINT64_MAX);
   /** alloc()'s search and its failure accounting (alloc_pages_fail, the same
-   *  errors): the block alloc() would return, not yet marked. Changes nothing
-   *  else, but for an owned area's bits getting finer (which decides nothing). */
+   *  errors): the block alloc() would return, not yet marked. A first fit
+   *  above dma_limit is not counted here: it goes to *above (when given) and
+   *  the caller counts it with count_taken_and_released() (a recorded area:
+   *  core::record_taken_and_released). Changes nothing else, but for an
+   *  owned area's bits getting finer (which decides nothing). */
   Result<Block> find(std::uint64_t count, unsigned align_order,
-                     std::uint64_t dma_limit = UINT64_MAX);
+                     std::uint64_t dma_limit = UINT64_MAX, Block* above = nullptr);
+  /** Counts `pages` allocated and released at once: cma_alloc's success
+   *  and the cma_release that dma-direct makes of a buffer above the mask. */
+  void count_taken_and_released(std::uint64_t pages) noexcept {
+    counters_->alloc_pages_success += pages;
+    counters_->release_pages_success += pages;
+  }
   /** Marks b live and counts it (alloc_pages_success, used_pages, live).
    *  REQUIRES: b came from find() with nothing changed in between. */
   void commit(const Block& b);
@@ -216,7 +231,10 @@ class Area {
   /** find() (kCommit false) or alloc() (true: find, then commit the run
    *  found, which is known to fit). */
   template <bool kCommit>
-  Result<Block> search(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit);
+  Result<Block> search(std::uint64_t count, unsigned align_order, std::uint64_t dma_limit, Block* above);
+  /** cma_alloc's search: the first free run of `count` pages (whole bits of
+   *  the current q_) aligned to align_order in DMA space, in area order. */
+  bool first_fit(std::uint64_t count, unsigned align_order, Block* out);
   /** create()'s checks; fills in the one default segment. */
   static Status validate(AreaConfig& c);
 

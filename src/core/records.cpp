@@ -100,6 +100,27 @@ void record_alloc(const Records& v, Area& area, const Block& b, std::uint32_t ho
   j.pending = 0;
 }
 
+void record_taken_and_released(const Records& v, Area& area, std::uint64_t pages) noexcept {
+  RecordState& st = *v.st;
+  Journal& j = st.journal;
+  j.op = 3u;
+  j.bit = v.count;  // no record: repair writes none
+  j.rec = 0;
+  j.alloc_pages_success = area.counters().alloc_pages_success + pages;
+  j.release_pages_success = area.counters().release_pages_success + pages;
+  j.reaped_pages = st.reaped_pages;
+  step();
+  j.pending = 1;
+  step();
+  hook(1);
+  area.counters().alloc_pages_success = j.alloc_pages_success;
+  hook(2);
+  area.counters().release_pages_success = j.release_pages_success;
+  hook(3);
+  step();
+  j.pending = 0;
+}
+
 Status check_release(const Records& v, std::uint64_t first_page, std::uint64_t count, std::uint32_t holder,
                      std::uint32_t* owner) noexcept {
   const std::uint64_t bit = first_page >> v.opb;

@@ -33,7 +33,7 @@ namespace numacma::core {
 /** The update in flight (each value is the one AFTER it). */
 struct Journal {
   std::uint32_t pending;
-  std::uint32_t op;               ///< 1 alloc, 2 release
+  std::uint32_t op;               ///< 1 alloc, 2 release, 3 taken and released (counters only)
   std::uint64_t bit;
   std::uint64_t rec;              ///< the record after (0 for a release)
   std::uint64_t alloc_pages_success, release_pages_success, reaped_pages;
@@ -73,6 +73,12 @@ struct Records {
 /** Records a block that `area.find` just returned, for `holder`. REQUIRES:
  *  b.pages < 2^32. */
 void record_alloc(const Records& r, Area& area, const Block& b, std::uint32_t holder) noexcept;
+
+/** Counts `pages` allocated and released at once (Area::count_taken_and_released:
+ *  a first fit above the device's mask that dma-direct takes and gives back),
+ *  journaled like an update so that the counters stay balanced whenever the
+ *  process is killed. */
+void record_taken_and_released(const Records& r, Area& area, std::uint64_t pages) noexcept;
 
 /** Why a release by `holder` of (first_page, count) is refused: ok, or
  *  bad_free naming the page; *owner is set to the record's holder when the

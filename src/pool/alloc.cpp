@@ -5,16 +5,22 @@
 //     A2  dev.area set -> that area only (exclusive): success or the error
 //     A3  count == 1 -> pages on dev.node (node -1: the calling CPU's node,
 //         numa_mem_id(); an unknown CPU: CPU 0's node, else the first with memory)
-//     A4  node != -1 and mask > 32 bits (not a low-zone request; in vfio mode
-//         the mask never makes one: it limits IOVAs, not memory)
+//     A4  node != -1 and the mask asks for no low zone (more than 32 bits:
+//         dma_direct_optimal_gfp_mask; in vfio mode the mask never makes
+//         one: it limits IOVAs, not memory)
 //             -> pernuma<N>, numa<N>
 //         policy=nearest: the other nodes' pernuma/numa by distance
 //     A5  -> reserved
-//     A7  -> pages on dev.node, or on the calling CPU's node as in A3
+//     A7  -> pages on dev.node, or on the calling CPU's node as in A3, in the
+//            zone the mask asks for (ZONE_DMA32, ZONE_DMA or none); pages
+//            above the mask are given back and asked again a zone lower
+//            (ZONE_DMA32, then ZONE_DMA), from the zone's node when the
+//            device's node has no memory in it: __dma_direct_alloc_pages
 //            (physical mode: a multi-page block that is not physically
 //            contiguous is refused; IOVA mode: returned, marked)
-//     A8  every candidate is searched only below the device's mask; an area
-//         entirely above it is skipped
+//     A8  every area's first fit at or below the device's mask is taken; a
+//         first fit above it is counted as taken and released (the kernel
+//         allocates, checks dma_coherent_ok, releases)
 //     A9  the outcome is counted for the requesting node (-1 has its own slot)
 //   then the buffer is zeroed, outside every lock, as the kernel's is.
 //
@@ -24,6 +30,7 @@
 #include <algorithm>
 #include <bit>
 #include <mutex>
+#include <optional>
 
 #include "pool/pool_impl.hpp"
 #include "sync/word_lock.hpp"
@@ -36,10 +43,6 @@ namespace {
 unsigned order_of(std::uint64_t count) noexcept {
   return count <= 1 ? 0u : static_cast<unsigned>(std::bit_width(count - 1));
 }
-
-/** DMA_BIT_MASK(32): a mask at or below it makes the kernel ask for
- *  GFP_DMA/GFP_DMA32, i.e. a low-zone request that skips per-node areas (A4). */
-constexpr std::uint64_t kLowZoneMask = 0xffffffffULL;
 
 }  // namespace
 
@@ -70,11 +73,15 @@ Result<RawBuffer> PoolImpl::from_area(int idx, std::uint64_t count, std::uint64_
     return make_error(Errc::no_memory, slot.area.name() + ": " + std::to_string(count) +
                                            " pages is more than a shared area records for one buffer");
   if (!lock_area(slot)) return lock_error(slot);
-  Result<core::Block> b = slot.area.find(count, align, limit);
+  core::Block above{0, 0, 0, 0};
+  Result<core::Block> b = slot.area.find(count, align, limit, &above);
   if (b) {
     if (slot.records) core::record_alloc(*slot.records, slot.area, *b, holder);
     else slot.area.commit(*b);
     if (handle) slot.handles.set(slot.bit_of(b->first_page));
+  } else if (above.pages != 0) {  // the first fit is above the mask: taken, checked, released (A8)
+    if (slot.records) core::record_taken_and_released(*slot.records, slot.area, above.pages);
+    else slot.area.count_taken_and_released(above.pages);
   }
   unlock_area(slot);
   if (!b) return std::move(b).error();
@@ -89,7 +96,8 @@ Result<RawBuffer> PoolImpl::from_area(int idx, std::uint64_t count, std::uint64_
   return r;
 }
 
-Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_t bytes, bool handle) {
+Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_t bytes, bool handle,
+                                       std::uint64_t from, std::uint64_t below) {
   const auto to_raw = [](const backing::PagesBlock& pb) {
     RawBuffer r;
     r.cpu = reinterpret_cast<void*>(pb.cpu);
@@ -102,14 +110,16 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_
     return r;
   };
   // A3's common case: reuse a page this node freed before (not in vfio mode:
-  // a freed page is unmapped at once, so the device can no longer reach it).
+  // a freed page is unmapped at once, so the device can no longer reach it),
+  // when it lies in the zone the request takes its pages from first.
   if (bytes == kPageSize && !vfio) {
     PageShelf& sh = pages.of(node);
     std::lock_guard<std::mutex> lock(sh.mu);  // one lock: cache pop + live insert
     if (!sh.cached.empty()) {
       const std::uint32_t slot = sh.cached.back();
       const backing::PagesBlock& pb = sh.slots[slot];
-      if (pb.dma_addr + (kPageSize - 1) <= dev.coherent_dma_mask) {
+      if (pb.dma_addr + (kPageSize - 1) <= dev.coherent_dma_mask && pb.dma_addr >= from &&
+          pb.dma_addr + (kPageSize - 1) < below) {
         sh.live.emplace(pb.cpu, slot);
         sh.owned[slot] = handle ? 1 : 0;
         sh.cached.pop_back();
@@ -117,7 +127,7 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_
       }
     }
   }
-  Result<backing::PagesBlock> pb = backing->alloc_pages(node, bytes, !iova_mode);
+  Result<backing::PagesBlock> pb = backing->alloc_pages(node, bytes, !iova_mode, below);
   if (!pb) return std::move(pb).error();
   if (vfio) {  // A8 in IOVA space: mapped below the device's own mask
     if (Status s = map_pages_vfio(*this, *pb, dev.coherent_dma_mask); !s) {
@@ -141,6 +151,31 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_
   sh.owned[slot] = handle ? 1 : 0;
   sh.live.emplace(cpu, slot);
   return r;
+}
+
+Result<RawBuffer> PoolImpl::page_fallback(const Device& dev, int node, std::uint64_t bytes, bool handle) {
+  // A backing that cannot choose where its pages lie (pages of the OS bound
+  // to a node), and vfio mode (dma-iommu: the mask limits the IOVA, no zone
+  // is asked for), take the node's pages and stop at the mask check.
+  if (vfio || !backing->takes_zones()) return from_pages(dev, node, bytes, handle, 0, backing::Backing::kAnywhere);
+  const std::uint64_t mask = dev.coherent_dma_mask;
+  config::Zone zone = zones.for_mask(mask);
+  std::string tried;
+  for (;;) {
+    // The zone's node: the asked node when it has memory in the zone (or
+    // below it), else the nearest that has (the zonelist's fallback).
+    const int at = node_for_zone(node, zone);
+    Result<RawBuffer> r = at < 0 ? Result<RawBuffer>(make_error(Errc::no_memory, std::string("no node has memory in ") +
+                                                                                     config::zone_name(zone)))
+                                 : from_pages(dev, at, bytes, handle, zone_floor(at, zone), zones.end(zone));
+    if (r) return r;
+    const std::optional<config::Zone> lower = zones.retry(zone, mask);
+    const bool again = r.error().code == Errc::unreachable && lower;
+    if (!again && tried.empty() && zone == config::Zone::normal) return r;
+    tried += (tried.empty() ? "" : "; then ") + r.error().message + " (" + config::zone_name(zone) + ")";
+    if (!again) return make_error(r.error().code, tried);
+    zone = *lower;
+  }
 }
 
 void PoolImpl::zero(const RawBuffer& r, std::uint64_t bytes) noexcept {
@@ -233,7 +268,7 @@ Result<RawBuffer> PoolImpl::alloc_once(const Device& dev, std::size_t bytes, int
     // With an IOMMU the mask limits the IOVA, not the memory: the kernel's
     // dma-iommu path asks for no low zone, so per-node areas stay in play
     // (vfio mode: A4 regardless of the mask; A8 holds in IOVA space).
-    const bool low_zone = !vfio && limit <= kLowZoneMask;
+    const bool low_zone = !vfio && zones.for_mask(limit) != config::Zone::normal;
     if (dev.node != kNoNode && !low_zone) {  // A4
       for (int idx : {areas.pernuma(dev.node), areas.numa(dev.node)}) {
         if (auto r = attempt(idx, Served::local)) return done(std::move(r), kLocal);
@@ -254,9 +289,9 @@ Result<RawBuffer> PoolImpl::alloc_once(const Device& dev, std::size_t bytes, int
 
   // A7 (and A3): ordinary pages on the device's node; for a device with no
   // node, on the calling CPU's (the kernel's alloc_pages_node(NUMA_NO_NODE)
-  // takes numa_mem_id()).
+  // takes numa_mem_id()); in the zones the mask asks for.
   const int page_node = dev.node != kNoNode ? dev.node : node_of_cpu(cpu);
-  Result<RawBuffer> p = from_pages(dev, page_node, count * kPageSize, handle);
+  Result<RawBuffer> p = page_fallback(dev, page_node, count * kPageSize, handle);
   if (p) return done(std::move(p), kPages);
   note(p.error());
   Errc code = p.error().code;

@@ -41,6 +41,17 @@ void PoolImpl::map_cpus() {
 void PoolImpl::set_topology(topo::Topology t) {
   topology = std::move(t);
   map_cpus();
+  layout = config::physical_layout(topology);
+  zones = config::zones_of(config_arch(opts.arch), layout);
+  node_zones_.assign(static_cast<std::size_t>(std::max(topology.max_node_id() + 1, 0)), NodeZones{});
+  for (const topo::NodeInfo& n : topology.nodes()) {
+    const std::vector<int> near = topology.nodes_by_distance(n.id);
+    NodeZones& z = node_zones_[static_cast<std::size_t>(n.id)];
+    z.node = {config::zone_node(zones, config::Zone::dma, n.id, layout, near),
+              config::zone_node(zones, config::Zone::dma32, n.id, layout, near)};
+    for (config::Zone zone : {config::Zone::dma, config::Zone::dma32, config::Zone::normal})
+      z.floor[static_cast<std::size_t>(zone)] = config::zone_floor(zones, zone, n.id, layout);
+  }
   const int max_node = std::max(topology.max_node_id(), 0);
   areas.size_nodes(max_node);
   pages.size_nodes(max_node);

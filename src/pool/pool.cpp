@@ -151,10 +151,7 @@ Result<config::ReservationPlan> plan_areas(const PoolOptions& options, const top
   Result<config::Params> params = config::parse_params(options.params);
   if (!params) return std::move(params).error();
   config::ReservationPlan plan =
-      config::make_plan(*params, t, kPageSize, options.order_per_bit,
-                        options.arch == Arch::host     ? config::host_arch()
-                        : options.arch == Arch::arm64 ? config::Arch::arm64
-                                                      : config::Arch::x86_64);
+      config::make_plan(*params, t, kPageSize, options.order_per_bit, config_arch(options.arch));
 
   // Device areas (dev->cma_area): validated here, reserved with the rest.
   std::set<std::string> names;

@@ -22,6 +22,7 @@
 // lock_timeout_ms and then fails with busy, naming the holder.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -30,6 +31,7 @@
 
 #include "backing/backing.hpp"
 #include "config/params.hpp"
+#include "config/zones.hpp"
 #include "core/area.hpp"
 #include "numacma/numacma.hpp"
 #include "pool/areas.hpp"
@@ -103,6 +105,32 @@ struct PoolImpl : std::enable_shared_from_this<PoolImpl> {
   /** The node for a CPU that is unknown (-1, or not in the topology): CPU 0's,
    *  else the first node with memory. */
   int unknown_cpu_node_ = kNoNode;
+  /** The memory layout (config::physical_layout) and the zones of the
+   *  options' architecture over it: where dma-direct looks for a page
+   *  buffer (A7, A8), set with the topology. */
+  std::vector<config::PhysRange> layout;
+  config::Zones zones;
+  /** Per node id: the node ZONE_DMA and ZONE_DMA32 pages for it come from
+   *  (config::zone_node; -1: none has such memory), and where the node's own
+   *  pages of a request in ZONE_DMA, ZONE_DMA32, ZONE_NORMAL begin
+   *  (config::zone_floor). */
+  struct NodeZones {
+    std::array<int, 2> node{kNoNode, kNoNode};
+    std::array<std::uint64_t, 3> floor{0, 0, 0};
+  };
+  std::vector<NodeZones> node_zones_;
+  /** Where pages for `node` in `zone` come from: the zone's node for the low
+   *  zones, the node itself for ZONE_NORMAL (a full or memoryless node is
+   *  not left for another there: semantics.md, known differences). */
+  int node_for_zone(int node, config::Zone zone) const noexcept {
+    if (zone == config::Zone::normal || node < 0 || static_cast<std::size_t>(node) >= node_zones_.size()) return node;
+    return node_zones_[static_cast<std::size_t>(node)].node[zone == config::Zone::dma ? 0 : 1];
+  }
+  /** config::zone_floor of `node` (0 for a node the table lacks). */
+  std::uint64_t zone_floor(int node, config::Zone zone) const noexcept {
+    if (node < 0 || static_cast<std::size_t>(node) >= node_zones_.size()) return 0;
+    return node_zones_[static_cast<std::size_t>(node)].floor[static_cast<std::size_t>(zone)];
+  }
 
   ~PoolImpl();
 
@@ -154,9 +182,15 @@ struct PoolImpl : std::enable_shared_from_this<PoolImpl> {
    *  handle: a DmaBuffer will own it (marked under the lock that allocates it). */
   Result<RawBuffer> alloc_once(const Device& dev, std::size_t bytes, int cpu, bool count_failure, bool handle);
   Result<RawBuffer> from_area(int idx, std::uint64_t count, std::uint64_t limit, Served served, bool handle);
-  /** A3/A7: pages on `node` (never kNoNode where a node has memory: a
-   *  no-node device's request comes with its CPU's node). */
-  Result<RawBuffer> from_pages(const Device& dev, int node, std::uint64_t bytes, bool handle);
+  /** A3/A7 as dma-direct does it: pages for `node` (never kNoNode where a
+   *  node has memory: a no-node device's request comes with its CPU's node)
+   *  in the zone the device's mask asks for, and, while they come back above
+   *  the mask, in the lower zones (config/zones.hpp). */
+  Result<RawBuffer> page_fallback(const Device& dev, int node, std::uint64_t bytes, bool handle);
+  /** Pages on `node` below `below` (the end of a zone), reachable by the
+   *  device's mask; a kept single page (A3) only from [from, below). */
+  Result<RawBuffer> from_pages(const Device& dev, int node, std::uint64_t bytes, bool handle,
+                               std::uint64_t from, std::uint64_t below);
   /** Zeroes a new buffer (the kernel's dma_alloc_coherent always does). */
   void zero(const RawBuffer& r, std::uint64_t bytes) noexcept;
   Status reject_free(std::string msg);
@@ -195,6 +229,11 @@ AreaReport area_report(const core::Area& area, const core::AreaStats& a, config:
  *  bad options (params, order_per_bit, device areas). */
 Result<config::ReservationPlan> plan_areas(const PoolOptions& options, const topo::Topology& t,
                                            std::vector<ReservationNote>& notes);
+
+/** The placement rules' architecture of the options (Arch::host: this machine's). */
+inline config::Arch config_arch(Arch a) noexcept {
+  return a == Arch::host ? config::host_arch() : a == Arch::arm64 ? config::Arch::arm64 : config::Arch::x86_64;
+}
 
 /** "64 KiB", "2 MiB", "4097 B". */
 std::string fmt_bytes(std::uint64_t bytes);

@@ -1,6 +1,9 @@
 // src/pool/replay.cpp — the replay engine: trace lines in, decisions out.
 // An alloc goes through the pool as Pool::alloc_coherent would, but on the
-// trace's CPU (cpu=<N>) rather than the one asking.
+// trace's CPU (cpu=<N>, else the trace's `cpu` line, else CPU 0) rather than
+// the one asking: a replay decides the same on every run and every host,
+// whatever CPU the scheduler runs it on (a fixture's CPU numbers are not the
+// host's). The live pool asks which CPU it runs on (Pool::alloc_coherent).
 #include "pool/replay.hpp"
 
 #include "pool/pool_impl.hpp"
@@ -24,7 +27,20 @@ json Replayer::feed(std::string_view line, std::size_t line_no) {
   };
   switch (t.op) {
     case trace::TraceOp::none: return json();
+    case trace::TraceOp::cpu: {
+      const auto refuse = [&](const std::string& why) {
+        return json{{"op", "error"}, {"line", line_no}, {"ok", false},
+                    {"error", "line " + std::to_string(line_no) + ": cpu: " + why}};
+      };
+      if (cpu_line_ != 0)
+        return refuse("the trace states its default CPU once (at line " + std::to_string(cpu_line_) + ")");
+      if (requests_ != 0) return refuse("the default CPU must be stated before the first request");
+      cpu_line_ = line_no;
+      default_cpu_ = t.cpu;
+      return json{{"op", "cpu"}, {"ok", true}, {"cpu", t.cpu}};
+    }
     case trace::TraceOp::alloc: {
+      ++requests_;
       if (live_.count(t.id) != 0)
         return failure("alloc", make_error(Errc::invalid_argument,
                                            "line " + std::to_string(line_no) + ": id '" + t.id +
@@ -32,16 +48,11 @@ json Replayer::feed(std::string_view line, std::size_t line_no) {
       Device dev = Device::on_node(t.node, t.device.empty() ? "trace" : t.device, t.dma_mask);
       if (auto it = device_area_.find(t.device); !t.device.empty() && it != device_area_.end())
         dev.area = it->second;
-      // The CPU the request is made on (cpu=<N>; A3/A7 for a device with no
-      // node): by default the CPU this replay runs on, or CPU 0 where the
-      // topology (a fixture, say) does not list that one.
-      detail::PoolImpl& impl = *detail::impl_of(pool_);
-      int cpu = t.cpu;
-      if (cpu < 0 && t.node == kNoNode) {
-        cpu = impl.backing->calling_cpu();
-        if (!impl.knows_cpu(cpu)) cpu = 0;
-      }
-      Result<DmaBuffer> b = impl.alloc_buffer(dev, t.size, cpu);
+      // The CPU the request is made on (A3/A7 for a device with no node): the
+      // line's cpu=<N>, else the trace's default. A CPU the topology does not
+      // list is CPU 0's node's (PoolImpl::node_of_cpu).
+      const int cpu = t.cpu >= 0 ? t.cpu : default_cpu_;
+      Result<DmaBuffer> b = detail::impl_of(pool_)->alloc_buffer(dev, t.size, cpu);
       if (!b) return failure("alloc", b.error());
       json out{{"op", "alloc"},
                {"id", t.id},
@@ -57,6 +68,7 @@ json Replayer::feed(std::string_view line, std::size_t line_no) {
       return out;
     }
     case trace::TraceOp::free: {
+      ++requests_;
       auto it = live_.find(t.id);
       if (it == live_.end())
         return failure("free", make_error(Errc::bad_free, "line " + std::to_string(line_no) +

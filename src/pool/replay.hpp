@@ -24,7 +24,10 @@ class Replayer {
 
   /** One trace line (without newline). Returns the decision object, or a
    *  null json for blank and comment lines. A bad line yields
-   *  {"op":"error","line":N,"ok":false,"error":...} and the replay goes on. */
+   *  {"op":"error","line":N,"ok":false,"error":...} and the replay goes on.
+   *  A `cpu <N>` line yields {"op":"cpu","ok":true,"cpu":N}: from there on an
+   *  alloc without cpu= is made on CPU N (before it, and without one, CPU 0);
+   *  a second one, or one after a request, is an error line. */
   nlohmann::json feed(std::string_view line, std::size_t line_no);
 
   /** {"op":"stats","dma_mode":..,"areas":[...],"nodes":[...],"live":N,...} */
@@ -36,6 +39,9 @@ class Replayer {
   Pool& pool_;
   std::unordered_map<std::string, DmaBuffer> live_;
   std::unordered_map<std::string, std::string> device_area_;  // device name -> area
+  int default_cpu_ = 0;         // the CPU of an alloc without cpu= (never the host's)
+  std::size_t cpu_line_ = 0;    // the line of the trace's `cpu` line (0: none yet)
+  std::size_t requests_ = 0;    // alloc and free lines seen
 };
 
 /** Stats of a pool as the JSON of the replay's stats line (also used by demo). */

@@ -1,5 +1,6 @@
 // src/pool/trace.cpp — one line of a replay trace into a TraceLine.
 //
+//   "cpu 3"   the CPU of the alloc lines that name none (else CPU 0)
 //   "alloc q0 2 64K dma_mask=0xffffffff device=nvme0 cpu=5   # comment"
 //    |     |  | |   '------------ options, any order, each once -'
 //    |     |  | '-- size: parse_size (memparse: K/M/G/T/P/E, 0x hex, 0 octal)
@@ -109,8 +110,16 @@ Result<TraceLine> parse_trace_line(std::string_view line, std::size_t line_no) {
     out.id = std::string(tok[1]);
     return out;
   }
+  if (tok[0] == "cpu") {
+    if (tok.size() < 2) return fail("cpu: missing <N> (cpu <N>: the CPU of the alloc lines without cpu=)");
+    if (tok.size() > 2) return fail("cpu: unexpected token '" + std::string(tok[2]) + "'");
+    const std::string why = parse_cpu(tok[1], out.cpu);
+    if (!why.empty()) return fail("cpu: '" + std::string(tok[1]) + "' " + why);
+    out.op = TraceOp::cpu;
+    return out;
+  }
   if (tok[0] != "alloc")
-    return fail("unknown op '" + std::string(tok[0]) + "' (expected alloc or free)");
+    return fail("unknown op '" + std::string(tok[0]) + "' (expected alloc, free or cpu)");
 
   static constexpr const char* kFields[] = {"<id>", "<node|-1>", "<size>"};
   if (tok.size() < 4)

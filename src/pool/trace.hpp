@@ -1,6 +1,7 @@
 // src/pool/trace.hpp — the replay trace format (DESIGN.md) and its reader.
 //
 //   # comment                                   (also after a request)
+//   cpu <N>                                     the default of cpu=<N> (once, before any request)
 //   alloc <id> <node|-1> <size>[K|M|G] [dma_mask=0x<hex>] [device=<name>] [cpu=<N>]
 //   free <id>
 //
@@ -18,7 +19,9 @@
 
 namespace numacma::trace {
 
-enum class TraceOp { none, alloc, free };
+/** cpu: the trace states the CPU of its alloc lines that name none
+ *  (TraceLine::cpu); the replay checks that it does so once, first. */
+enum class TraceOp { none, alloc, free, cpu };
 
 struct TraceLine {
   TraceOp op = TraceOp::none;
@@ -28,8 +31,9 @@ struct TraceLine {
   std::uint64_t dma_mask = ~std::uint64_t{0};
   std::string device;                ///< "" when not given
   /** cpu=<N>: the CPU the request is made on (0..kMaxCpu), -1 when not
-   *  given. It matters to a device with no node, whose pages come from the
-   *  CPU's node (SEMANTICS A3, A7). */
+   *  given (the trace's `cpu` line, else CPU 0: never the replaying host's).
+   *  It matters to a device with no node, whose pages come from the CPU's
+   *  node (SEMANTICS A3, A7). For TraceOp::cpu: the CPU the line states. */
   int cpu = -1;
 };
 

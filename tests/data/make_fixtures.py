@@ -42,9 +42,11 @@ def link(path, target):
     os.symlink(target, path)
 
 
-def tree(name, about, nodes, dist, pci):
-    """nodes: list of dicts id, cpus, mem (bytes), free (bytes), huge {kB: (total, free)}.
-    pci: tuples (bdf, node, vendor, device, class[, iommu group or None[, driver or None]])."""
+def tree(name, about, nodes, dist, pci, block_size=None):
+    """nodes: list of dicts id, cpus, mem (bytes), free (bytes), huge {kB: (total, free)}[, blocks:
+    the indices of the node's memory blocks]. pci: tuples (bdf, node, vendor, device, class[, iommu
+    group or None[, driver or None]]). block_size: the memory block size (bytes) when the tree has
+    devices/system/memory (block_size_bytes, memory<M>/, node<N>/memory<M> links)."""
     root = os.path.join(HERE, name)
     shutil.rmtree(root, ignore_errors=True)
     nroot = os.path.join(root, "devices/system/node")
@@ -62,11 +64,16 @@ def tree(name, about, nodes, dist, pci):
               f"Node {nid} MemTotal:       {n['mem'] // 1024} kB\n"
               f"Node {nid} MemFree:        {n['free'] // 1024} kB\n"
               f"Node {nid} MemUsed:        {(n['mem'] - n['free']) // 1024} kB\n")
+        for b in n.get("blocks", []):
+            write(os.path.join(root, "devices/system/memory", f"memory{b}", "phys_index"), f"{b:08x}\n")
+            link(os.path.join(d, f"memory{b}"), f"../../memory/memory{b}")
         for kb, (total, free) in n.get("huge", {}).items():
             h = os.path.join(d, "hugepages", f"hugepages-{kb}kB")
             write(os.path.join(h, "nr_hugepages"), f"{total}\n")
             write(os.path.join(h, "free_hugepages"), f"{free}\n")
             write(os.path.join(h, "surplus_hugepages"), "0\n")
+    if block_size is not None:
+        write(os.path.join(root, "devices/system/memory/block_size_bytes"), f"{block_size:x}\n")
     for bdf, node, vendor, device, cls, *rest in pci:
         group, driver = (list(rest) + [None, None])[:2]
         d = os.path.join(root, "bus/pci/devices", bdf)
@@ -162,3 +169,14 @@ tree("memless-3n", "3 nodes; node 2 has CPUs but no memory (has_memory 0-1, MemT
      [[10, 20, 20], [20, 10, 20], [20, 20, 10]],
      [("0000:00:00.0", 0, 0x8086, 0x09a2, 0x060000),
       ("0000:40:00.0", 2, 0x8086, 0x159b, 0x020000)])
+
+# The 4-node QEMU guest of tests/kernel (k4): 4 x 256 MiB from address 0, one CPU a node, memory
+# blocks of 128 MiB, so the memory layout (and so the zones: ZONE_DMA the first 16 MiB of node 0,
+# ZONE_DMA32 the rest) is the guest's: a 28-bit mask reaches node 0 only, a 30-bit one every node.
+MiB = 1 << 20
+tree("k4-guest", "The 4-node x86-64 QEMU guest of tests/kernel (topology k4): 4 x 256 MiB from "
+     "physical address 0, one CPU a node, 128 MiB memory blocks (node N holds blocks 2N and 2N+1), "
+     "the arm64 server's distances, no hugepages, no PCI devices.",
+     [dict(node(i, [i], 256 * MiB, 240 * MiB, {2048: (0, 0)}), blocks=[2 * i, 2 * i + 1]) for i in range(4)],
+     [[10, 12, 20, 22], [12, 10, 22, 24], [20, 22, 10, 12], [22, 24, 12, 10]],
+     [], block_size=128 * MiB)

@@ -142,8 +142,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::uint64_t count = (op & 0x40) ? std::uint64_t{arg} << 8 : 1 + arg % 40;
         const unsigned align = (op >> 3) % 10;
         const std::uint64_t limit = (op & 0x80) ? dma1 + (1 + arg % 16) * granule - 1 : UINT64_MAX;
-        Result<core::Block> got = (op & 0x20) ? a.find(count, align, limit) : a.alloc(count, align, limit);
+        core::Block above;
+        Result<core::Block> got = (op & 0x20) ? a.find(count, align, limit, &above) : a.alloc(count, align, limit);
         if ((op & 0x20) && got.ok()) a.commit(*got);
+        if ((op & 0x20) && !got.ok() && above.pages != 0) a.count_taken_and_released(above.pages);  // as the pool
         if (trusted) {
           const auto want = model.alloc(count, align, limit);
           if (got.ok() != want.has_value()) std::abort();

@@ -35,6 +35,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_CHECK(r.error().message.rfind("line " + std::to_string(line_no) + ": ", 0) == 0);
     } else if (r->op == TraceOp::none) {
       FUZZ_CHECK(r->id.empty());
+    } else if (r->op == TraceOp::cpu) {  // `cpu <N>`: a CPU, no id
+      FUZZ_CHECK(r->id.empty());
+      FUZZ_CHECK(r->cpu >= 0 && r->cpu <= kMaxCpu);
     } else {
       FUZZ_CHECK(!r->id.empty() && !has_space(r->id) && r->id.find('#') == std::string::npos);
       if (r->op == TraceOp::alloc) {

@@ -62,23 +62,27 @@ KiB, MiB = 1 << 10, 1 << 20
 CHECKPOINT = "# kdiff-counters"
 COUNTERS = ("alloc_pages_success", "alloc_pages_fail", "release_pages_success")
 PAGE = 4096
-MASK64, MASK32, MASK30 = (1 << 64) - 1, (1 << 32) - 1, (1 << 30) - 1
+MASK64, MASK32, MASK30, MASK28 = (1 << 64) - 1, (1 << 32) - 1, (1 << 30) - 1, (1 << 28) - 1
 
 # Each topology: node memory (MiB), 1 CPU per node, distances; the parameter
 # strings of its differential runs (one boot each) and the number of trace
-# operations per run; mask30: the share of allocations with a 30-bit mask
-# (0 in the suite: the masks the issue names are 64- and 32-bit; a mask below
-# some of the memory shows the known divergences recorded in
-# docs/semantics.md — the kernel's lower-zone page retry and its
-# allocate-then-check of CMA areas. See them with `diff k8 --mask30 0.03`).
+# operations per run; mask28, mask30: the shares of allocations with a 28-bit
+# and a 30-bit mask, drawn for devices of every node (and -1). In the x86-64
+# guests (nodes of 256 MiB from address 0) a 28-bit mask reaches node 0 only
+# and a 30-bit one the first four nodes: a device on a node above its mask
+# gets its pages from the lower zones — ZONE_DMA32, then ZONE_DMA, the first
+# 16 MiB of node 0 — and the default area at the top of memory is allocated,
+# found above the mask and released (its counters count it). The arm64
+# guests' memory starts at 1 GiB, above both masks (their kernel refuses
+# them: dma_direct_supported), so they draw none.
 TOPOLOGIES = {
-    "k2": dict(mem=[256, 256], dist=[[10, 21], [21, 10]], ops=1500, mask30=0.0,
+    "k2": dict(mem=[256, 256], dist=[[10, 21], [21, 10]], ops=1500, mask28=0.06, mask30=0.04,
                params=["cma=16M cma_pernuma=8M numa_cma=1:12M",
                        "cma=6M cma_pernuma=5M numa_cma=0:3M"]),
-    "k4": dict(mem=[256] * 4, dist=vm.arm64_4n(), ops=1500, mask30=0.0,
+    "k4": dict(mem=[256] * 4, dist=vm.arm64_4n(), ops=1500, mask28=0.06, mask30=0.06,
                params=["cma=24M cma_pernuma=6M numa_cma=2:8M,3:4M",
                        "cma_pernuma=10M numa_cma=1:7M"]),
-    "k8": dict(mem=[256] * 8, dist=vm.epyc_8n(), ops=1500, mask30=0.0,
+    "k8": dict(mem=[256] * 8, dist=vm.epyc_8n(), ops=1500, mask28=0.06, mask30=0.06,
                params=["cma=32M cma_pernuma=4M numa_cma=5:8M",
                        "cma=9M numa_cma=0:4M,3:6M,7:10M"]),
     # arm64 (issue 10): Debian's own arm64 kernel (6.1: cma_pernuma=, no
@@ -89,11 +93,10 @@ TOPOLOGIES = {
     "a4": dict(arch="arm64", mem=[256] * 4, dist=vm.arm64_4n(), ops=1500, mask30=0.0,
                params=["cma=24M cma_pernuma=6M", "cma=0 cma_pernuma=10M"]),
     # memory up to 5 GiB (node 0: 1-4 GiB, node 1: 4-5 GiB): the default area
-    # stays below the 4 GiB DMA-zone limit, on node 0. 64-bit masks only
-    # (mask32 0): a 32-bit mask is GFP_DMA on arm64, and node 1's page buffers
-    # then come from node 0's DMA zone, a known divergence (docs/semantics.md;
-    # `diff a2hi --mask32 0.27` shows it).
-    "a2hi": dict(arch="arm64", mem=[3072, 1024], dist=[[10, 21], [21, 10]], ops=1500, mask30=0.0, mask32=0.0,
+    # stays below the 4 GiB DMA-zone limit, on node 0. A 32-bit mask is
+    # GFP_DMA on arm64, and node 1 has no ZONE_DMA: its page buffers come from
+    # node 0's (A7, dma-direct's zones).
+    "a2hi": dict(arch="arm64", mem=[3072, 1024], dist=[[10, 21], [21, 10]], ops=1500, mask30=0.0,
                  params=["cma=32M cma_pernuma=16M"]),
 }
 
@@ -194,10 +197,12 @@ def fmt_size(b):
     return str(b)
 
 
-def gen_trace(topo_name, params, seed, ops=None, mask30=None, mask32=None):
+def gen_trace(topo_name, params, seed, ops=None, mask30=None, mask32=None, mask28=None):
     """[(line text, epoch start index)] — seeded; every epoch ends with all of
     its buffers freed, in random order, then a CHECKPOINT line."""
     t = dict(TOPOLOGIES[topo_name])
+    if mask28 is not None:
+        t["mask28"] = mask28
     if mask30 is not None:
         t["mask30"] = mask30
     if mask32 is not None:
@@ -234,8 +239,13 @@ def gen_trace(topo_name, params, seed, ops=None, mask30=None, mask32=None):
             kind = rng.choices(["page", "small", "medium", "large", "near", "beyond"],
                                [12, 28, 30, 18, 7, 5])[0]
         size = size_of(kind)
+        # cumulative shares: 28 bits, then 30, then 32 up to mask32 (which
+        # includes the lower ones), then 64 bits, then none (all ones)
         r = rng.random()
-        if r < t["mask30"]:
+        m28 = t.get("mask28", 0.0)
+        if r < m28:
+            mask = " dma_mask=0x%x" % MASK28
+        elif r < m28 + t.get("mask30", 0.0):
             mask = " dma_mask=0x%x" % MASK30
         elif r < t.get("mask32", 0.27):
             mask = " dma_mask=0x%x" % MASK32
@@ -964,7 +974,7 @@ def run_diff(args):
             trace = [(x.strip(), 0) for x in open(args.trace) if x.strip() and not x.startswith("#")]
             trace.append((CHECKPOINT, 0))
         else:
-            trace = gen_trace(args.topology, params, args.seed, args.ops, args.mask30, args.mask32)
+            trace = gen_trace(args.topology, params, args.seed, args.ops, args.mask30, args.mask32, args.mask28)
         trace_text = "\n".join(x for x, _ in trace) + "\n"
         say("=== %s: %d nodes x %d MiB, params %r, seed %d: %d trace lines (%d allocs, %d epochs)" % (
             label, len(t["mem"]), t["mem"][0], params, args.seed, len(trace),
@@ -1141,11 +1151,13 @@ def main():
     d.add_argument("--seed", type=int, default=int(os.environ.get("NUMACMA_KERNEL_SEED", "1")),
                    help="trace seed (default $NUMACMA_KERNEL_SEED or 1)")
     d.add_argument("--ops", type=int, default=None, help="trace lines per run (default: the topology's)")
+    d.add_argument("--mask28", type=float, default=None,
+                   help="share of allocations with a 28-bit mask (default: the topology's)")
     d.add_argument("--mask30", type=float, default=None,
-                   help="share of allocations with a 30-bit mask (default: the topology's, 0)")
+                   help="share of allocations with a 30-bit mask (default: the topology's)")
     d.add_argument("--mask32", type=float, default=None,
                    help="allocations with a mask of 32 bits or less: the share below which a draw gets a "
-                        "32-bit mask (default: the topology's, 0.27; includes the 30-bit share)")
+                        "32-bit mask (default: the topology's, 0.27; includes the 28- and 30-bit shares)")
     d.add_argument("--params", help="run only these parameters (default: the topology's strings)")
     d.add_argument("--trace", help="run this trace instead of generated ones (one epoch; e.g. a divergence's "
                                     "prefix, to check it against the kernel again)")

@@ -272,7 +272,9 @@ TEST(BackingSim, PagesLimitPerNode) {
 
 TEST(BackingSim, PagesAndReservationsNeverOverlap) {
   // vm1: one node of 6121684 kB. Reserve all of it but two pages at the top
-  // and the first 16 MiB; the pages then fit exactly once, above the area.
+  // and the first 16 MiB; the pages then fit twice above the area, then only
+  // below it, in [1 MiB, 16 MiB) (x86-64's ZONE_DMA: no area is placed
+  // there, the kernel keeps the first MiB), never inside it.
   Topology t = load("vm1");
   auto b = sim(t);
   const std::uint64_t total = t.node(0)->mem.total_bytes;
@@ -286,9 +288,60 @@ TEST(BackingSim, PagesAndReservationsNeverOverlap) {
   EXPECT_EQ(p2->dma_addr, total - 8192);
   EXPECT_EQ(r->segments[0].dma_base + r->bytes, p2->dma_addr);
   auto q = b->alloc_pages(0, 4096, true);
-  ASSERT_FALSE(q.ok());
-  EXPECT_EQ(q.error().code, Errc::no_memory);
+  ASSERT_TRUE(q.ok()) << q.error().message;
+  EXPECT_EQ(q->dma_addr, 16 * M - 4096);
+  // An area may not go below 16 MiB: nothing is left for one.
+  EXPECT_FALSE(b->reserve(0, 2 * M).ok());
   b->free_pages(*p);
   b->free_pages(*p2);
+  b->free_pages(*q);
   b->release(*r);
+}
+
+TEST(BackingSim, PagesBelowAnAddressComeFromThereOnly) {
+  // alloc_pages(..., below): the pool asks for ZONE_DMA (below 16 MiB) or
+  // ZONE_DMA32 (below 4 GiB) so. vm1's ZONE_DMA is [1 MiB, 16 MiB): three
+  // order-10 blocks (4, 8, 12 MiB), then only smaller ones.
+  Topology t = load("vm1");
+  auto b = sim(t);
+  EXPECT_TRUE(b->takes_zones());
+  std::vector<PagesBlock> held;
+  for (std::uint64_t at : {12 * M, 8 * M, 4 * M}) {
+    auto blk = b->alloc_pages(0, 4 * M, true, 16 * M);
+    ASSERT_TRUE(blk.ok()) << blk.error().message;
+    EXPECT_EQ(blk->dma_addr, at);
+    held.push_back(*blk);
+  }
+  auto none = b->alloc_pages(0, 4 * M, true, 16 * M);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, Errc::no_memory);
+  EXPECT_NE(none.error().message.find("below 0x1000000"), std::string::npos) << none.error().message;
+  for (std::uint64_t at : {2 * M, 1 * M}) {  // [2, 4) MiB, then [1, 2) MiB: never the first MiB
+    auto blk = b->alloc_pages(0, at, true, 16 * M);
+    ASSERT_TRUE(blk.ok()) << blk.error().message;
+    EXPECT_EQ(blk->dma_addr, at);
+    held.push_back(*blk);
+  }
+  EXPECT_FALSE(b->alloc_pages(0, 4096, true, 16 * M).ok());
+  for (PagesBlock& h : held) b->free_pages(h);
+  held.clear();
+  // A block of 2^order pages is taken whole, as dma-direct takes and frees
+  // it: 12 KiB holds 16 KiB, the next page lies below the block.
+  auto three = b->alloc_pages(0, 12 * K, true, 16 * M);
+  auto next = b->alloc_pages(0, 4096, true, 16 * M);
+  ASSERT_TRUE(three.ok() && next.ok());
+  EXPECT_EQ(three->bytes, 12 * K);
+  EXPECT_EQ(three->dma_addr, 16 * M - 16 * K);
+  EXPECT_EQ(next->dma_addr, 16 * M - 20 * K);
+  held.push_back(*three);
+  held.push_back(*next);
+  auto high = b->alloc_pages(0, 4096, true);  // no limit: the top of the node
+  ASSERT_TRUE(high.ok());
+  EXPECT_EQ(high->dma_addr, t.node(0)->mem.total_bytes / 4096 * 4096 - 4096);
+  auto dma32 = b->alloc_pages(0, 8192, true, 4ULL << 30);  // below 4 GiB: its top first
+  ASSERT_TRUE(dma32.ok());
+  EXPECT_EQ(dma32->dma_addr, (4ULL << 30) - 8192);
+  held.push_back(*high);
+  held.push_back(*dma32);
+  for (const PagesBlock& h : held) b->free_pages(h);
 }

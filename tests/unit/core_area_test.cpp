@@ -52,23 +52,61 @@ TEST(Area, NeverSpansTwoSegments) {
   EXPECT_EQ(a.lowest_dma(), 0x10000u);
 }
 
-TEST(Area, DmaLimitSkipsOrTrimsTheArea) {
+// A8 as dma-direct meets it: cma_alloc searches the whole area, the mask is
+// looked at afterwards (dma_coherent_ok), and a first fit above it is taken
+// and released at once, both counted; no fit at all is a failure.
+TEST(Area, DmaLimitIsHeldAgainstCmaAllocsFirstFit) {
   Area a = make(cfg(16, {{0, 16, 0x10000000}}));  // 256 MiB .. +64 KiB
-  auto un = a.alloc(2, 0, 0x0fffffff);
+  auto un = a.alloc(2, 0, 0x0fffffff);  // the whole area is above the mask
   ASSERT_FALSE(un.ok());
   EXPECT_EQ(un.error().code, Errc::unreachable);
-  EXPECT_EQ(a.stats().alloc_pages_fail, 0u);  // skipped, not a failure
+  EXPECT_EQ(a.stats().alloc_pages_fail, 0u);
+  EXPECT_EQ(a.stats().alloc_pages_success, 2u);  // taken, checked ...
+  EXPECT_EQ(a.stats().release_pages_success, 2u);  // ... and released
+  EXPECT_EQ(a.stats().used, 0u);
   // Only the first 4 pages lie below the limit.
   const std::uint64_t limit = 0x10000000 + 4 * 4096 - 1;
   auto b = a.alloc(4, 0, limit);
   ASSERT_TRUE(b.ok());
   EXPECT_LE(b->dma_addr + 4 * 4096 - 1, limit);
-  auto c = a.alloc(1, 0, limit);
+  auto c = a.alloc(1, 0, limit);  // the first fit, page 4, is above it
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.error().code, Errc::no_memory);
+  EXPECT_EQ(c.error().code, Errc::unreachable);
+  EXPECT_EQ(a.stats().alloc_pages_success, 7u);
+  EXPECT_EQ(a.stats().release_pages_success, 3u);
   auto full = a.alloc(1, 0);
   ASSERT_TRUE(full.ok());
   EXPECT_EQ(full->first_page, 4u);
+  auto rest = a.alloc(11, 0);
+  ASSERT_TRUE(rest.ok());
+  auto none = a.alloc(1, 0, 0x0fffffff);  // nothing free: a failure, the area above the mask
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, Errc::unreachable);
+  EXPECT_EQ(a.stats().alloc_pages_fail, 1u);
+  auto none_below = a.alloc(1, 0, limit);  // nothing free, part of the area below the mask
+  EXPECT_EQ(none_below.error().code, Errc::no_memory);
+  EXPECT_EQ(a.stats().alloc_pages_fail, 2u);
+  std::string why;
+  EXPECT_TRUE(a.invariant(&why)) << why;
+}
+
+// find() leaves the above-the-mask fit to its caller to count (a shared
+// area counts it through its journal): it says where that fit is.
+TEST(Area, FindReportsTheFitAboveTheMaskWithoutCountingIt) {
+  Area a = make(cfg(16, {{0, 16, 0x10000000}}));
+  numacma::core::Block above;
+  auto f = a.find(4, 2, 0x0fffffff, &above);
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.error().code, Errc::unreachable);
+  EXPECT_EQ(above.first_page, 0u);
+  EXPECT_EQ(above.pages, 4u);
+  EXPECT_EQ(above.dma_addr, 0x10000000u);
+  EXPECT_EQ(a.stats().alloc_pages_success, 0u);
+  EXPECT_EQ(a.stats().release_pages_success, 0u);
+  a.count_taken_and_released(above.pages);
+  EXPECT_EQ(a.stats().alloc_pages_success, 4u);
+  EXPECT_EQ(a.stats().release_pages_success, 4u);
+  EXPECT_EQ(a.stats().used, 0u);
 }
 
 TEST(Area, CountersFollowTheKernel) {
@@ -275,13 +313,19 @@ TEST(Area, CoarseBitsFollowTheSegments) {
   EXPECT_TRUE(a.invariant(&why)) << why;
 }
 
-// A request the area cannot reach is refused before anything else: the bits
-// stay as coarse as they were.
-TEST(Area, UnreachableRequestLeavesTheBitsAlone) {
+// A request the area cannot reach is still searched, as cma_alloc searches
+// it (the kernel counts what it finds): the bits may get finer, which
+// decides nothing; nothing stays marked.
+TEST(Area, UnreachableRequestIsSearchedAndLeavesNothingMarked) {
   Area a = make(cfg(4096, {{0, 4096, 0x100000000ULL}}));
   EXPECT_EQ(a.pages_per_bit_order(), 8u);
   EXPECT_EQ(a.alloc(3, 2, 0xffffffffULL).error().code, Errc::unreachable);
-  EXPECT_EQ(a.pages_per_bit_order(), 8u);
+  EXPECT_EQ(a.stats().used, 0u);
+  EXPECT_EQ(a.stats().alloc_pages_success, 3u);
+  EXPECT_EQ(a.stats().release_pages_success, 3u);
+  EXPECT_EQ(a.stats().maxchunk, 4096u);
+  std::string why;
+  EXPECT_TRUE(a.invariant(&why)) << why;
 }
 
 // restore() takes counts from allocation records another process wrote: a

@@ -8,7 +8,8 @@
 // C API and the replayer call with the CPU they found). The calling-thread
 // tests pin themselves to one CPU and build a copy of the arm64-4n fixture
 // whose node 2 holds exactly that CPU, so that the answer "node 2" can only
-// come from asking which CPU the thread is on.
+// come from asking which CPU the thread is on (the live pool does; a replay
+// never does: it takes the trace's CPU).
 #include <gtest/gtest.h>
 #include <sched.h>
 
@@ -237,35 +238,25 @@ TEST(NoNodeCpu, TheCApiAsksWhichCpuTheThreadIsOn) {
   ncma_pool_destroy(pool);
 }
 
-TEST(NoNodeCpu, ReplayDefaultsToItsOwnCpuElseCpu0) {
-  {
-    PinnedFixture fx("nonode_replay_own", 2);
-    if (!fx.ok()) GTEST_SKIP() << "cannot pin this thread to one CPU";
-    Pool pool = make_pool(fx.root(), "cma_pernuma=2M");
-    numacma::replay::Replayer r(pool);
-    const auto own = r.feed("alloc a -1 4K", 1);
-    EXPECT_EQ(own["node"], 2) << own.dump();  // the CPU the replay runs on
-    const auto given = r.feed("alloc b -1 4K cpu=" + std::to_string(fx.cpu()), 2);
-    EXPECT_EQ(given["node"], 2) << given.dump();
-    // A CPU the topology does not list: CPU 0's node (3, or 2 when CPU 0 is
-    // the pinned one).
-    const auto unknown = r.feed("alloc u -1 4K cpu=100000", 4);
-    EXPECT_EQ(unknown["node"], fx.cpu() != 0 ? 3 : 2) << unknown.dump();
-    const auto bad = r.feed("alloc c -1 4K cpu=x", 3);
-    EXPECT_EQ(bad["op"], "error");
-    EXPECT_NE(bad["error"].get<std::string>().find("line 3: alloc: 'cpu=x'"), std::string::npos)
-        << bad.dump();
-  }
-  {
-    // The replay's CPU is not in the topology: CPU 0's node (3 here; when
-    // the only CPU is 0 itself, it is listed nowhere and node 0 serves).
-    PinnedFixture fx("nonode_replay_cpu0", -1);
-    if (!fx.ok()) GTEST_SKIP() << "cannot pin this thread to one CPU";
-    Pool pool = make_pool(fx.root(), "cma_pernuma=2M");
-    numacma::replay::Replayer r(pool);
-    const auto out = r.feed("alloc a -1 4K", 1);
-    EXPECT_EQ(out["node"], fx.cpu() != 0 ? 3 : 0) << out.dump();
-  }
+TEST(NoNodeCpu, ReplayTakesTheTracesCpuNeverItsOwn) {
+  // Pinned to a CPU of node 2: a replay does not ask which CPU it runs on
+  // (replay_cpu_test.cpp compares every host CPU); a line without cpu= is
+  // made on CPU 0 (node 3 here, or 2 when the pinned CPU is 0).
+  PinnedFixture fx("nonode_replay_own", 2);
+  if (!fx.ok()) GTEST_SKIP() << "cannot pin this thread to one CPU";
+  Pool pool = make_pool(fx.root(), "cma_pernuma=2M");
+  numacma::replay::Replayer r(pool);
+  const auto own = r.feed("alloc a -1 4K", 1);
+  EXPECT_EQ(own["node"], fx.cpu() != 0 ? 3 : 2) << own.dump();
+  const auto given = r.feed("alloc b -1 4K cpu=" + std::to_string(fx.cpu()), 2);
+  EXPECT_EQ(given["node"], 2) << given.dump();
+  // A CPU the topology does not list: CPU 0's node.
+  const auto unknown = r.feed("alloc u -1 4K cpu=100000", 4);
+  EXPECT_EQ(unknown["node"], fx.cpu() != 0 ? 3 : 2) << unknown.dump();
+  const auto bad = r.feed("alloc c -1 4K cpu=x", 3);
+  EXPECT_EQ(bad["op"], "error");
+  EXPECT_NE(bad["error"].get<std::string>().find("line 3: alloc: 'cpu=x'"), std::string::npos)
+      << bad.dump();
 }
 
 }  // namespace

@@ -46,7 +46,7 @@ TEST(TraceParse, MinimalAlloc) {
   EXPECT_EQ(t.size, 64u << 10);
   EXPECT_EQ(t.dma_mask, ~std::uint64_t{0});
   EXPECT_EQ(t.device, "");
-  EXPECT_EQ(t.cpu, -1);  // no cpu=: the replay's own CPU
+  EXPECT_EQ(t.cpu, -1);  // no cpu=: the trace's `cpu` line, else CPU 0 (the replay decides)
 }
 
 TEST(TraceParse, CpuOption) {
@@ -77,6 +77,21 @@ TEST(TraceParse, BadCpu) {
   bad("alloc q0 -1 4K cpu=1 cpu=2", "twice");
   bad("alloc q0 -1 4K CPU=1", "'CPU=1'");
   bad("free q0 cpu=1", "'cpu=1'");
+}
+
+TEST(TraceParse, CpuLine) {
+  // `cpu <N>`: the CPU of the trace's alloc lines without cpu= (the replay
+  // takes it once, before any request; without it, CPU 0).
+  TraceLine t = ok("cpu 3");
+  EXPECT_EQ(t.op, TraceOp::cpu);
+  EXPECT_EQ(t.cpu, 3);
+  EXPECT_EQ(ok("  cpu\t1048576   # the largest").cpu, kMaxCpu);
+  EXPECT_EQ(bad("cpu", "missing <N>"), "line 7: cpu: missing <N> (cpu <N>: the CPU of the alloc lines without cpu=)");
+  EXPECT_EQ(bad("cpu x", "'x'"), "line 7: cpu: 'x' must be a decimal number");
+  bad("cpu -1", "'-1'");
+  bad("cpu 1048577", "'1048577'");
+  bad("cpu 1 2", "unexpected token '2'");
+  bad("cpu=1", "unknown op 'cpu=1'");
 }
 
 TEST(TraceParse, AllocWithOptionsAnyOrderAndComment) {

@@ -30,6 +30,8 @@ void print_decision(const nlohmann::json& d, std::size_t line_no) {
   const std::string id = d.value("id", "");
   if (op == "error") {
     std::printf("%5zu  ERROR  %s\n", line_no, d.value("error", "").c_str());
+  } else if (op == "cpu") {
+    std::printf("%5zu  cpu    %d: the CPU of the alloc lines without cpu=\n", line_no, d.value("cpu", 0));
   } else if (!d.value("ok", false)) {
     // The message starts with what went wrong ("no memory: ..."); --json adds the code.
     std::printf("%5zu  %-5s  %-8s FAILED %s\n", line_no, op.c_str(), id.c_str(),
