@@ -9,7 +9,10 @@ set -euo pipefail
 what="${1:-all}"
 build_pkgs=(cmake ninja-build g++ pkg-config libnuma-dev libcli11-dev nlohmann-json3-dev
             libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev ccache robin-map-dev)
-test_pkgs=(clang libclang-rt-14-dev python3 qemu-system-x86 linux-image-amd64 busybox-static cpio
+# No kernel is installed on the host: the guests of tests/vm boot Debian's
+# linux-image-amd64 (and linux-image-arm64) unpacked from its .deb into
+# build/debs/ by scripts/debs.sh, whose depmod is kmod's.
+test_pkgs=(clang libclang-rt-14-dev python3 qemu-system-x86 busybox-static cpio kmod
            # tests/kernel: builds a minimal Linux 6.12 and an out-of-tree module from source
            linux-source-6.12 xz-utils make gcc bc flex bison libelf-dev libssl-dev)
 bench_pkgs=(libdpdk-dev)
