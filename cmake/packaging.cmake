@@ -116,7 +116,7 @@ install(CODE "
 
 # ---- documentation ---------------------------------------------------------------
 install(FILES packaging/systemd/example.conf docs/shared.md docs/api.md docs/cli.md docs/semantics.md
-              docs/params.md docs/backings.md docs/vfio.md README.md
+              docs/params.md docs/backings.md docs/vfio.md docs/design.md README.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR} RENAME copyright)
 

@@ -73,7 +73,7 @@ def epyc_8n():
 
 
 def nearest_order(dist, frm):
-    """Other nodes by increasing distance, ties by lower id (SEMANTICS A5)."""
+    """Other nodes by increasing distance, ties by lower id (docs/semantics.md A5)."""
     return [n for _, n in sorted((dist[frm][m], m) for m in range(len(dist)) if m != frm)]
 
 
