@@ -6,6 +6,10 @@
       repository cites (R1, A7, F2; a range such as A1-A9 or R1–R6 cites each
       id in it) is defined in docs/semantics.md, as a paragraph that opens
       with **<id>.**; and each id is defined once.
+  check_docs.py deps SRC
+      (ctest docs_readme_lists_deps) every package scripts/deps.sh may install
+      is named in README.md (as `pkg`), so the README says what the test
+      command installs.
   check_docs.py refs SRC
       (ctest docs_no_outside_refs) no file of the repository points at a
       document outside it: the project's origin documents (their names in
@@ -128,8 +132,27 @@ def refs(src):
     return bad
 
 
+def deps(src):
+    sh = open(os.path.join(src, "scripts", "deps.sh")).read()
+    pkgs = []
+    for m in re.finditer(r"^(\w+_pkgs)=\((.*?)\)", sh, re.M | re.S):
+        body = re.sub(r"#[^\n]*", " ", m.group(2))
+        pkgs += body.split()
+    readme = open(os.path.join(src, "README.md")).read()
+    bad = 0
+    if len(pkgs) < 10:
+        print("FAIL scripts/deps.sh: only %d packages parsed: the format changed?" % len(pkgs))
+        bad += 1
+    for p in sorted(set(pkgs)):
+        if "`%s`" % p not in readme:
+            print("FAIL README.md does not name `%s`, which scripts/deps.sh installs" % p)
+            bad += 1
+    print("deps: %d packages in scripts/deps.sh" % len(set(pkgs)))
+    return bad
+
+
 def main():
-    modes = {"rules": rules, "refs": refs}
+    modes = {"rules": rules, "refs": refs, "deps": deps}
     if len(sys.argv) != 3 or sys.argv[1] not in modes:
         print(__doc__)
         return 2
