@@ -9,11 +9,15 @@
 #                                                modules get their modules.dep: depmod -b)
 #
 # ARCH is a Debian architecture (amd64, arm64); PKG a package name without
-# ":ARCH". The meta package linux-image-ARCH stands for the kernel image it
-# depends on today (e.g. linux-image-6.1.0-57-amd64, linux-image-6.1.0-56-arm64).
-# Versions come from apt (the candidate), so a fresh machine at a later date
-# gets the current ones; a tree already unpacked for that version is reused
-# (nothing is downloaded twice). Prints one line per PKG: the unpacked tree.
+# ":ARCH", or PKG=VERSION for that version. The meta package linux-image-ARCH
+# stands for the kernel image it depends on today (e.g.
+# linux-image-6.1.0-57-amd64, linux-image-6.1.0-56-arm64). Versions not given
+# come from apt (the candidate), so a fresh machine at a later date gets the
+# current ones; a tree already unpacked for that version is reused (nothing is
+# downloaded twice). Prints one line per PKG: the unpacked tree. Users: the
+# guests of tests/vm (vm.py guest_trees()) and the arm64 kernel oracle
+# (tests/kernel/build_kernel_arm64.py: the image and headers of the version
+# of linux-source-6.1).
 # A foreign ARCH needs `dpkg --add-architecture ARCH` and an apt-get update
 # (scripts/deps.sh test does both for arm64).
 #   NUMACMA_DEBS_CACHE=DIR    cache folder (default: <repo>/build/debs)
@@ -34,15 +38,17 @@ candidate() {  # pkg -> version apt would install (empty if unknown)
 }
 
 for p in "$@"; do
+  want=""
+  case "$p" in *=*) want="${p#*=}"; p="${p%%=*}" ;; esac
   pkg="${p%:"$arch"}"
-  if [ "$pkg" = "linux-image-$arch" ]; then
+  if [ -z "$want" ] && [ "$pkg" = "linux-image-$arch" ]; then
     # The meta package's dependency is the versioned image (signed or not).
     dep="$(apt-cache depends "linux-image-$arch:$arch" 2>/dev/null |
            sed -n "s/^ *Depends: \(linux-image-[0-9][^:]*-$arch\)\(:$arch\)\?\$/\1/p" | head -1)"
     [ -n "$dep" ] || { echo "debs.sh: apt knows no linux-image-$arch:$arch $fix" >&2; exit 1; }
     pkg="$dep"
   fi
-  ver="$(candidate "$pkg")"
+  ver="${want:-$(candidate "$pkg")}"
   [ -n "$ver" ] || { echo "debs.sh: apt knows no $pkg:$arch $fix" >&2; exit 1; }
   fver="${ver//:/%3a}"  # apt-get download's file name spells the epoch colon so
   dir="$cache/root/${pkg}_${ver//:/_}"
