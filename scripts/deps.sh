@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # scripts/deps.sh — installs the Debian 12 packages numacma needs, when missing.
 #
-#   scripts/deps.sh [build|test|bench|all]     (default: all)
+#   scripts/deps.sh [build|package|test|bench|all]     (default: all)
 #
 # As root it runs apt-get; otherwise it prints the exact apt-get line and fails.
 set -euo pipefail
 
 what="${1:-all}"
+# python3: numacma(1) and the bash completion are generated from the CLI at
+# build time (packaging/gen_cli_docs.py).
 build_pkgs=(cmake ninja-build g++ pkg-config libnuma-dev libcli11-dev nlohmann-json3-dev
-            libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev ccache robin-map-dev)
-test_pkgs=(clang libclang-rt-14-dev python3 qemu-system-x86 linux-image-amd64 busybox-static cpio
+            libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev ccache robin-map-dev python3)
+# scripts/package.sh and the package test: cpack's DEB generator finds the ELF
+# files with file(1) and the Depends with dpkg-shlibdeps (dpkg-dev); groff
+# checks that the man pages render without a warning.
+package_pkgs=(dpkg-dev file groff-base binutils)
+# No kernel is installed on the host: the guests of tests/vm boot Debian's
+# linux-image-amd64 (and linux-image-arm64) unpacked from its .deb into
+# build/debs/ by scripts/debs.sh, whose depmod is kmod's.
+test_pkgs=(clang libclang-rt-14-dev python3 qemu-system-x86 busybox-static cpio kmod
            # tests/kernel: builds a minimal Linux 6.12 and an out-of-tree module from source
            linux-source-6.12 xz-utils make gcc bc flex bison libelf-dev libssl-dev)
 bench_pkgs=(libdpdk-dev)
@@ -21,12 +30,14 @@ arm64_pkgs=(g++-aarch64-linux-gnu libnuma-dev:arm64 qemu-system-arm kmod)
 arm64_kernel_pkgs=(linux-source-6.1 kmod)  # tests/kernel: the arm64 kernel oracle (build_kernel_arm64.py)
 
 case "$what" in
-  build) pkgs=("${build_pkgs[@]}") ;;
-  test)  pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${arm64_pkgs[@]}" "${arm64_kernel_pkgs[@]}") ;;
-  bench) pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  all)   pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${arm64_pkgs[@]}" "${arm64_kernel_pkgs[@]}"
-               "${bench_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
+  build)   pkgs=("${build_pkgs[@]}") ;;
+  package) pkgs=("${build_pkgs[@]}" "${package_pkgs[@]}") ;;
+  test)    pkgs=("${build_pkgs[@]}" "${package_pkgs[@]}" "${test_pkgs[@]}" "${arm64_pkgs[@]}"
+                 "${arm64_kernel_pkgs[@]}") ;;
+  bench)   pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  all)     pkgs=("${build_pkgs[@]}" "${package_pkgs[@]}" "${test_pkgs[@]}" "${arm64_pkgs[@]}"
+                 "${arm64_kernel_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|package|test|bench|all]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -1,6 +1,6 @@
 # Fails when a file of a no-OS layer (src/core, src/config, src/pool, src/dmapool, src/vfio/iova.*,
 # src/shared/layout.*) includes
-# an OS header or the os layer: every system call lives in src/os (DESIGN.md).
+# an OS header or the os layer: every system call lives in src/os (docs/design.md).
 set(_bad "")
 foreach(layer core config pool dmapool vfio/iova shared/layout)
   if(layer STREQUAL "vfio/iova" OR layer STREQUAL "shared/layout")  # pure logic beside OS code

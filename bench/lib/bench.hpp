@@ -7,7 +7,7 @@
 //            (rte_malloc_socket, 64-byte alignment) | dpdk-memzone
 //            (rte_memzone_reserve_aligned, IOVA-contiguous, aligned as A6) |
 //            glibc (posix_memalign) | libnuma (numa_alloc_onnode), sizes 4K 16K
-//            64K 256K, each aligned as SEMANTICS A6 says unless the peer's
+//            64K 256K, each aligned as rule A6 (docs/semantics.md) says unless the peer's
 //            configuration says otherwise
 //   pool     small fixed-size objects (64 B, 512 B, 4 KiB), 1024 live per thread:
 //            numacma's DmaPool vs rte_mempool (per-lcore cache) vs glibc malloc,
@@ -58,7 +58,7 @@ struct Summary {
 };
 Summary summarize(std::vector<double>& samples);
 
-/** SEMANTICS A6 for a request of `bytes`: P << min(ceil(log2(pages)), 8). */
+/** Rule A6 (docs/semantics.md) for a request of `bytes`: P << min(ceil(log2(pages)), 8). */
 std::size_t a6_alignment(std::size_t bytes);
 
 // ---- alloc -------------------------------------------------------------------

@@ -152,7 +152,7 @@ std::string alloc_svg(const AllocReport& r) {
       {"libnuma", "numa_alloc_onnode, page-aligned"},
   };
   return grouped_svg("numacma bench alloc: ns per alloc+free pair (median, 1024 live buffers, log scale)",
-                     "buffer size (aligned as SEMANTICS A6 unless the legend says otherwise)", bars, notes);
+                     "buffer size (aligned as rule A6 unless the legend says otherwise)", bars, notes);
 }
 
 std::string pool_svg(const PoolBenchReport& r) {

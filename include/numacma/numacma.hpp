@@ -5,7 +5,7 @@
 //   pool.alloc_coherent(dev on node N, size)
 //     device area (exclusive) | size <= P -> pages on N
 //     -> pernuma<N> -> numa<N> -> [policy=nearest: other nodes' areas by distance]
-//     -> reserved -> pages on N        (SEMANTICS.md A1-A9)
+//     -> reserved -> pages on N        (docs/semantics.md A1-A9)
 //   buffer destroyed / pool.free_coherent -> back to the area that owns it (F1)
 //
 // Errors are values (Result<T>, numacma/result.hpp); nothing here throws on
@@ -28,7 +28,7 @@ namespace numacma {
 inline constexpr int kNoNode = -1;
 
 enum class Policy { kernel, nearest };
-/** Whose placement rules the plan and the sim backing follow (SEMANTICS R5):
+/** Whose placement rules the plan and the sim backing follow (docs/semantics.md R5):
  *  where the default area goes, and the sim's physical layout. host: the
  *  architecture numacma was built for. */
 enum class Arch { host, x86_64, arm64 };

@@ -8,9 +8,11 @@ one a Debian arm64 server runs); only the test module is built here, for it:
   1. the version: that of the installed linux-source-6.1 (V); the arm64 image
      of the same version is what `linux-image-arm64:arm64=V` depends on
      (linux-image-6.1.0-N-arm64, uname -r 6.1.0-N-arm64);
-  2. `apt-get download` of linux-image-6.1.0-N-arm64:arm64=V,
-     linux-headers-6.1.0-N-arm64:arm64=V (its .config and Module.symvers) and
-     busybox-static:arm64, unpacked with dpkg-deb -x (nothing is installed);
+  2. linux-image-6.1.0-N-arm64:arm64=V, linux-headers-6.1.0-N-arm64:arm64=V
+     (its .config and Module.symvers) and busybox-static:arm64, fetched and
+     unpacked by scripts/debs.sh (apt-get download, dpkg-deb -x; nothing is
+     installed) into its cache, build/debs/arm64/root/, which the arm64
+     guests of tests/vm share;
   3. `make modules_prepare` (ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-) of
      /usr/src/linux-source-6.1.tar.xz with that .config, KERNELVERSION=6.1.0-N
      LOCALVERSION=-arm64 (include/config/kernel.release = uname -r), then the
@@ -22,8 +24,7 @@ one a Debian arm64 server runs); only the test module is built here, for it:
   5. kdiff_runner (guest/) statically linked with aarch64-linux-gnu-gcc.
 
 Cached under OUT/arm64/ (OUT is shared with build_kernel.py, which keeps out
-of this folder):
-  debs-<V>/                       the .debs and their unpacked tree (x/)
+of this folder; the packages are in scripts/debs.sh's cache):
   src-<source version>/           the unpacked linux-source-6.1
   obj-<key>/                      modules_prepare's output (O=); key: V, the
                                   recipe below and the cross compiler's version
@@ -34,7 +35,6 @@ A step whose output exists for its key is skipped; other versions are removed
 after a rebuild. Exit 0 when everything is there, 1 otherwise.
 """
 import glob
-import json
 import os
 import re
 import shutil
@@ -48,7 +48,7 @@ sys.path.insert(0, HERE)
 import build_kernel as bk  # noqa: E402  (say, sha, run, the dependency check)
 
 bk.NAME = "build_kernel_arm64"
-say, sha, run, safe = bk.say, bk.sha, bk.run, bk.safe
+say, sha, run = bk.say, bk.sha, bk.run
 TARBALL = "/usr/src/linux-source-6.1.tar.xz"
 SOURCE_PKG = "linux-source-6.1"
 MODULE_DIR = os.path.join(HERE, "module")
@@ -92,34 +92,26 @@ def image_package(ver, log):
     return m.group(1), m.group(2) + "-arm64"
 
 
-def ensure_debs(base, ver, log):
-    """Downloads and unpacks the image, headers and busybox of version ver."""
-    d = os.path.join(base, "debs-" + safe(ver))
-    stamp = os.path.join(d, ".numacma-unpacked")
-    if os.path.exists(stamp):
-        say("debs: cached %s" % d)
-        return d, json.load(open(stamp))
-    t0 = time.monotonic()
+def ensure_debs(ver, log):
+    """The image, headers and busybox of version ver, unpacked by scripts/debs.sh:
+    {image_package, release, version, image, headers, busybox} (the last three: trees)."""
     img, release = image_package(ver, log)
     hdr = img.replace("linux-image-", "linux-headers-")
-    shutil.rmtree(d, ignore_errors=True)
-    tmp = d + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(os.path.join(tmp, "x"))
-    say("debs: apt-get download %s %s busybox-static:arm64 (version %s)" % (img, hdr, ver))
-    run(["apt-get", "download", "%s:arm64=%s" % (img, ver), "%s:arm64=%s" % (hdr, ver), "busybox-static:arm64"],
-        log, cwd=tmp)
-    for deb in sorted(glob.glob(os.path.join(tmp, "*.deb"))):
-        run(["dpkg-deb", "-x", deb, os.path.join(tmp, "x")], log)
-    os.rename(tmp, d)
-    info = {"image_package": img, "release": release, "version": ver,
-            "debs": sorted(os.path.basename(x) for x in glob.glob(os.path.join(d, "*.deb")))}
-    json.dump(info, open(stamp, "w"))
-    say("debs: %s unpacked in %.1f s" % (", ".join(info["debs"]), time.monotonic() - t0))
-    for old in glob.glob(os.path.join(base, "debs-*")):
-        if old != d and not old.endswith(".tmp"):
-            shutil.rmtree(old, ignore_errors=True)
-    return d, info
+    cmd = ["bash", os.path.join(ROOT, "scripts", "debs.sh"), "arm64", "%s=%s" % (img, ver), "%s=%s" % (hdr, ver),
+           "busybox-static"]
+    say("debs: %s" % " ".join(cmd[1:]))
+    t0 = time.monotonic()
+    with open(log, "a") as f:
+        f.write("$ %s\n" % " ".join(cmd))
+        f.flush()
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True)
+    trees = p.stdout.split()
+    if p.returncode != 0 or len(trees) != 3:
+        say("FAILED: %s (exit %d; log: %s)" % (" ".join(cmd[1:]), p.returncode, log))
+        raise SystemExit(1)
+    say("debs: %s in %.1f s" % (" ".join(trees), time.monotonic() - t0))
+    return {"image_package": img, "release": release, "version": ver, "image": trees[0], "headers": trees[1],
+            "busybox": trees[2]}
 
 
 def read_config(path):
@@ -151,12 +143,11 @@ def build(args):
         return 1
     st = os.stat(TARBALL)
     srcver = "%s_%s_%d_%d" % (SOURCE_PKG, ver, st.st_size, int(st.st_mtime))
-    debs, info = ensure_debs(base, ver, log0)
+    info = ensure_debs(ver, log0)
     release = info["release"]
-    x = os.path.join(debs, "x")
-    hdrs = os.path.join(x, "usr", "src", "linux-headers-" + release)
-    vmlinuz = os.path.join(x, "boot", "vmlinuz-" + release)
-    busybox = os.path.join(x, "bin", "busybox")
+    hdrs = os.path.join(info["headers"], "usr", "src", "linux-headers-" + release)
+    vmlinuz = os.path.join(info["image"], "boot", "vmlinuz-" + release)
+    busybox = os.path.join(info["busybox"], "bin", "busybox")
     for p in (os.path.join(hdrs, ".config"), os.path.join(hdrs, "Module.symvers"), vmlinuz, busybox):
         if not os.path.exists(p):
             say("FAILED: %s missing from the unpacked packages" % p)
@@ -229,7 +220,8 @@ def build(args):
         log = os.path.join(mdir, "build.log")
         say("module: make -C %s M=%s modules" % (obj, msrc))
         run(["make", "-C", obj, "ARCH=arm64", "CROSS_COMPILE=" + CROSS, "M=" + msrc, "modules"], log, cwd=src)
-        theirs = sorted(glob.glob(os.path.join(x, "lib", "modules", release, "kernel", "drivers", "char", "*.ko")))
+        theirs = sorted(glob.glob(os.path.join(info["image"], "lib", "modules", release, "kernel", "drivers", "char",
+                                               "*.ko")))
         mine = vermagic(os.path.join(msrc, "numacma_dma_test.ko"))
         if theirs and vermagic(theirs[0]) != mine:
             say("FAILED: vermagic %r, Debian's modules have %r" % (mine, vermagic(theirs[0])))

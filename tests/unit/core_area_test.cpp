@@ -1,4 +1,4 @@
-// Area: SEMANTICS A6 (alignment in DMA space), A8 (mask), segments, counters,
+// Area: docs/semantics.md A6 (alignment in DMA space), A8 (mask), segments, counters,
 // F2 (bad frees leave the bitmap alone), F3, order_per_bit, config validation.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// SEMANTICS A3 and A7 for a device with no node (-1): its pages come from the
+// Rules A3 and A7 (docs/semantics.md) for a device with no node (-1): its pages come from the
 // calling CPU's node, as the kernel's alloc_pages_node(NUMA_NO_NODE) takes
 // numa_mem_id() — not from the first node with memory. A CPU the topology does
 // not list counts as CPU 0; a CPU on a memoryless node gets the nearest node

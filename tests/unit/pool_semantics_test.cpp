@@ -1,4 +1,4 @@
-// Pins every rule of SEMANTICS.md (A1-A9, F1-F3, R3-R4) on the Pool, using the
+// Pins every rule of docs/semantics.md (A1-A9, F1-F3, R3-R4) on the Pool, using the
 // sim backing over the 4-node ARM64 fixture (tests/data/arm64-4n):
 //   distances  10 12 20 22 / 12 10 22 24 / 20 22 10 12 / 22 24 12 10
 //   so from node 2 the nearest other node is 3 (12), then 0 (20), then 1 (22).

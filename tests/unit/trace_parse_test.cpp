@@ -51,7 +51,7 @@ TEST(TraceParse, MinimalAlloc) {
 
 TEST(TraceParse, CpuOption) {
   // cpu=<N>: the CPU a request is made on; a device with no node gets pages
-  // on that CPU's node (SEMANTICS A3, A7: the kernel's numa_mem_id()).
+  // on that CPU's node (docs/semantics.md A3, A7: the kernel's numa_mem_id()).
   TraceLine t = ok("alloc a -1 4K cpu=40");
   EXPECT_EQ(t.cpu, 40);
   EXPECT_EQ(t.node, -1);

@@ -8,7 +8,8 @@ node is full) are tested inside QEMU/TCG guests with the topologies below:
   vm.py list                                   "<topology> <check>" per line (for CMake)
   vm.py boot TOPO --cli BIN --vmcheck BIN --out DIR [--timeout S]
       packs busybox-static + the two static programs + /init into an initramfs,
-      boots Debian's kernel with the topology's NUMA nodes, distances, per-node
+      boots Debian's kernel (unpacked from its .deb by scripts/debs.sh, never
+      installed on the host) with the topology's NUMA nodes, distances, per-node
       hugepages and PCI devices (edu / nvme behind pxb bridges on chosen nodes),
       and splits the serial console into DIR/TOPO/<check>.txt (+ console.log)
   vm.py report TOPO CHECK --out DIR            prints the guest's output of one check;
@@ -17,12 +18,13 @@ node is full) are tested inside QEMU/TCG guests with the topologies below:
 
 vfio2 is a q35 guest with an emulated Intel IOMMU (machine="q35-iommu"): the
 devices sit behind pxb-pcie + pcie-root-port on their nodes, NVMe controllers
-are backed by sparse raw images in DIR/TOPO, and /init loads the host kernel's
-vfio modules (irqbypass ... vfio-pci) before the checks (VFIO_CHECKS).
+are backed by sparse raw images in DIR/TOPO, and /init loads the guest kernel's
+vfio modules (irqbypass ... vfio-pci, from the unpacked package's lib/modules)
+before the checks (VFIO_CHECKS).
 
 arm64_2n and arm64_4n are arm64 guests (machine="arm64-virt"):
 qemu-system-aarch64 -M virt,iommu=smmuv3 with Debian's arm64 kernel and
-busybox-static:arm64 (scripts/arm64-debs.sh, cached under build/arm64), the
+busybox-static:arm64 (scripts/debs.sh arm64, cached under build/debs/arm64), the
 programs cross-built for aarch64 (--cli/--vmcheck/--hello/--hello-c), every
 device on the PCIe host bridge, whose node vm.py writes into QEMU's own DTB
 (arm64_dtb()); the edu bound to pci-stub, VFIO for the NVMe (ARM64_VFIO_CHECKS).
@@ -71,7 +73,7 @@ def epyc_8n():
 
 
 def nearest_order(dist, frm):
-    """Other nodes by increasing distance, ties by lower id (SEMANTICS A5)."""
+    """Other nodes by increasing distance, ties by lower id (docs/semantics.md A5)."""
     return [n for _, n in sorted((dist[frm][m], m) for m in range(len(dist)) if m != frm)]
 
 
@@ -155,8 +157,9 @@ def arm64_bind_lines(topo):
 # areas (pernuma0..N-1 at the top of each node) and the default one.
 ARM64_KERNEL_CMA = "cma=64M cma_pernuma=16M"
 
-# Modules the q35-iommu guests load (with their dependencies, from the host's
-# /lib/modules/<version of kernel_image()>/modules.dep), in dependency order.
+# Modules the q35-iommu guests load (with their dependencies, from the unpacked
+# kernel package's lib/modules/<version>/modules.dep: guest_trees()), in
+# dependency order.
 VFIO_MODULES = ["irqbypass", "vfio", "vfio_iommu_type1", "vfio_virqfd", "vfio-pci-core", "vfio-pci"]
 
 # vfio2's checks after vfio_smoke and topo (name, guest shell command), run in
@@ -407,32 +410,38 @@ def expect_json(name):
             "hugepages": {str(i): h for i, h in enumerate(t["huge"])}, "devices": devices}
 
 
-def kernel_image():
-    imgs = sorted(glob.glob("/boot/vmlinuz-*-amd64"))
-    return imgs[-1] if imgs else None
-
-
-def arm64_trees(fetch):
-    """{"kernel": vmlinuz, "busybox": path} of the arm64 guests, from the
-    cache of scripts/arm64-debs.sh (fetch=True runs it: apt-get download of
-    the current linux-image-arm64 and busybox-static for arm64); missing
-    entries are None."""
-    out = {"kernel": None, "busybox": None}
-    cache = os.environ.get("NUMACMA_ARM64_CACHE", os.path.join(ROOT, "build", "arm64"))
+def guest_trees(arch, fetch):
+    """{"kernel": vmlinuz, "root": the unpacked kernel package, "busybox": path}
+    of the guests of Debian architecture `arch` (amd64, arm64). The kernel is
+    Debian's linux-image-<arch> unpacked by scripts/debs.sh into its cache
+    (build/debs/<arch>/root: apt-get download + dpkg-deb -x, never installed,
+    so the host's /boot and boot loader stay as they are); its modules are
+    under root/lib/modules/<version>. busybox: busybox-static:arm64 from the
+    same cache for arm64, the host's /bin/busybox (busybox-static) for amd64.
+    fetch=True runs debs.sh (downloads what the cache lacks); missing entries
+    are None."""
+    out = {"kernel": None, "root": None, "busybox": None}
+    cache = os.path.join(os.environ.get("NUMACMA_DEBS_CACHE", os.path.join(ROOT, "build", "debs")), arch)
+    pkgs = ["linux-image-" + arch] + (["busybox-static"] if arch == "arm64" else [])
     if fetch:
-        p = subprocess.run(["bash", os.path.join(ROOT, "scripts", "arm64-debs.sh"),
-                            "linux-image-arm64", "busybox-static"], stdout=subprocess.PIPE)
+        p = subprocess.run(["bash", os.path.join(ROOT, "scripts", "debs.sh"), arch] + pkgs,
+                           stdout=subprocess.PIPE)
         if p.returncode != 0:
             return out
-        kdir, bdir = p.stdout.decode().split()
+        dirs = p.stdout.decode().split()
+        kdir, bdir = dirs[0], (dirs[1] if len(dirs) > 1 else "")
     else:
-        k = sorted(glob.glob(os.path.join(cache, "root", "linux-image-*-arm64_*", ".done")))
+        k = sorted(glob.glob(os.path.join(cache, "root", "linux-image-*-%s_*" % arch, ".done")))
         b = sorted(glob.glob(os.path.join(cache, "root", "busybox-static_*", ".done")))
         kdir = os.path.dirname(k[-1]) if k else ""
         bdir = os.path.dirname(b[-1]) if b else ""
-    imgs = sorted(glob.glob(os.path.join(kdir, "boot", "vmlinuz-*-arm64"))) if kdir else []
+    imgs = sorted(glob.glob(os.path.join(kdir, "boot", "vmlinuz-*-" + arch))) if kdir else []
     out["kernel"] = imgs[-1] if imgs else None
-    bb = os.path.join(bdir, "bin", "busybox") if bdir else ""
+    out["root"] = kdir or None
+    if arch == "arm64":
+        bb = os.path.join(bdir, "bin", "busybox") if bdir else ""
+    else:
+        bb = "/bin/busybox"
     out["busybox"] = bb if bb and os.path.exists(bb) else None
     return out
 
@@ -589,12 +598,11 @@ def arm64_dtb(cmd, pci_node, path):
     return list(cmd) + ["-dtb", path]
 
 
-def guest_modules(kernel, names=VFIO_MODULES, root="/"):
+def guest_modules(kernel, root, names=VFIO_MODULES):
     """[(host path, path in the initramfs)] of the modules `names` and their
     dependencies in load order, for the kernel image `kernel` whose modules
-    are under root/lib/modules/<version> (root: "/" for the host's kernel,
-    the unpacked package for the arm64 one); raises RuntimeError saying
-    what is missing."""
+    are under root/lib/modules/<version> (root: the unpacked kernel package,
+    guest_trees()["root"]); raises RuntimeError saying what is missing."""
     ver = os.path.basename(kernel)[len("vmlinuz-"):]
     base = os.path.join(root, "lib/modules", ver)
     dep_file = os.path.join(base, "modules.dep")
@@ -675,15 +683,15 @@ def init_script(name, modules=(), pre=()):
 
 
 def need_tools(arm64=False):
+    arch = "arm64" if arm64 else "amd64"
+
     def missing_now():
-        if arm64:
-            tr = arm64_trees(fetch=shutil.which("apt-get") is not None)
-            return [w for w, ok in (("qemu-system-arm", shutil.which("qemu-system-aarch64")),
-                                    ("linux-image-arm64:arm64 (scripts/arm64-debs.sh)", tr["kernel"]),
-                                    ("busybox-static:arm64 (scripts/arm64-debs.sh)", tr["busybox"])) if not ok]
-        return [w for w, ok in (("qemu-system-x86", shutil.which("qemu-system-x86_64")),
-                                ("linux-image-amd64", kernel_image()),
-                                ("busybox-static", os.path.exists("/bin/busybox"))) if not ok]
+        tr = guest_trees(arch, fetch=shutil.which("apt-get") is not None)
+        qemu = ("qemu-system-arm", "qemu-system-aarch64") if arm64 else ("qemu-system-x86", "qemu-system-x86_64")
+        return [w for w, ok in ((qemu[0], shutil.which(qemu[1])),
+                                ("linux-image-%s:%s (scripts/debs.sh %s)" % (arch, arch, arch), tr["kernel"]),
+                                ("busybox-static" + (":arm64 (scripts/debs.sh arm64)" if arm64 else ""),
+                                 tr["busybox"])) if not ok]
     missing = missing_now()
     if missing and os.geteuid() == 0:
         print("vm.py: installing " + " ".join(missing), flush=True)
@@ -700,9 +708,9 @@ def boot(args):
               " (run scripts/deps.sh test as root)")
         return 1
     extra = []  # (path in the initramfs, host file)
+    trees = guest_trees("arm64" if arm64 else "amd64", fetch=False)
+    kernel, busybox = trees["kernel"], trees["busybox"]
     if arm64:
-        trees = arm64_trees(fetch=False)
-        kernel, busybox = trees["kernel"], trees["busybox"]
         for name, path in (("hello_cpp", args.hello), ("hello_c", args.hello_c)):
             if not path or not os.path.exists(path):
                 print("vm.py: cannot boot %s: --%s %s missing (the arm64 cross build)" % (
@@ -713,20 +721,18 @@ def boot(args):
             if not os.path.exists(path):
                 print("vm.py: cannot boot %s: %s missing (the arm64 cross build)" % (args.topology, path))
                 return 1
-    else:
-        kernel, busybox = kernel_image(), "/bin/busybox"
     if not os.access(kernel, os.R_OK):
-        print("vm.py: cannot read %s (needs root)" % kernel)
+        print("vm.py: cannot read %s" % kernel)
         return 1
     modules, pre = [], []
     try:
         if is_q35(TOPOLOGIES[args.topology]):
-            modules = guest_modules(kernel)
+            modules = guest_modules(kernel, trees["root"])
         elif arm64:
             # pci-stub for the edus: see arm64_bind_lines().
             names = ARM64_MODULES + (ARM64_VFIO_MODULES if any(
                 k == "nvme" for k, _, _ in TOPOLOGIES[args.topology]["devices"]) else [])
-            modules = guest_modules(kernel, names, os.path.dirname(os.path.dirname(kernel)))
+            modules = guest_modules(kernel, trees["root"], names)
             pre = arm64_bind_lines(TOPOLOGIES[args.topology])
     except RuntimeError as e:
         print("vm.py: cannot boot %s: %s" % (args.topology, e))
@@ -846,7 +852,7 @@ def main():
         return boot(a)
     if a.cmd == "report":
         return report(a)
-    kernel = arm64_trees(False)["kernel"] if is_arm64(TOPOLOGIES[a.topology]) else kernel_image()
+    kernel = guest_trees("arm64" if is_arm64(TOPOLOGIES[a.topology]) else "amd64", False)["kernel"]
     print(" ".join(qemu_args(a.topology, kernel or "KERNEL", "INITRD")))
     return 0
 

@@ -24,7 +24,7 @@
  *   {"t":"error","line":L,"msg":"..."}      (a line the runner or module refused)
  *   {"t":"done","decisions":N,"seconds":S}
  *
- * Trace lines (numacma's format, DESIGN.md):
+ * Trace lines (numacma's format, docs/design.md):
  *   alloc <id> <node|-1> <size>[K|M|G] [dma_mask=0x<hex>] [cpu=<N>]
  *   free <id>
  * Before an alloc with cpu=N the runner pins itself to CPU N
