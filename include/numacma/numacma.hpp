@@ -58,6 +58,9 @@ struct PoolOptions {
   Policy policy = Policy::kernel;
   DmaMode dma_mode = DmaMode::automatic;
   Arch arch = Arch::host;
+  /** Where the topology is read. "/sys" is this machine; any other tree is a
+   *  fixture (tests/data/...): backing "auto" then means "sim", and a real
+   *  backing (hugetlb, anon) is invalid_argument (backing::backing_for_root). */
   std::string sysfs_root = "/sys";
   unsigned order_per_bit = 0;       ///< R6
   /** hugetlb and auto backings: compact each node (sysfs nodeN/compact) before
@@ -308,6 +311,9 @@ class Pool {
   const std::vector<ReservationNote>& reservation_notes() const noexcept;
   /** "phys", "iova" or "vfio": the DMA mode in force. */
   std::string dma_mode() const;
+  /** The sysfs tree the pool's topology came from: PoolOptions::sysfs_root,
+   *  or for an attached pool the one its reservation was made with. */
+  const std::string& sysfs_root() const noexcept;
 
   /** Adds a VFIO device to the pool's container after creation (its group
    *  joins the container, so it reaches every area already mapped; areas

@@ -112,6 +112,14 @@ Result<bool> reserve_area(PoolImpl& impl, const config::PlannedArea& pa) {
 Result<Pool> Pool::create(const PoolOptions& options) {
   auto impl = std::make_shared<detail::PoolImpl>();
   impl->opts = options;
+  // A fixture is a fixture: over any tree but /sys, auto means sim and a real
+  // backing is refused. vfio_pool_test's fake VFIO kernel is the exception:
+  // its temporary tree stands for this host (one node, node 0, as here).
+  if (!detail::vfio_kernel_for_testing()) {
+    Result<std::string> kind = backing::backing_for_root(options.backing, options.sysfs_root);
+    if (!kind) return std::move(kind).error();
+    impl->opts.backing = *kind;
+  }
   Result<topo::Topology> topology = topo::Topology::from_sysfs(options.sysfs_root);
   if (!topology) return std::move(topology).error();
   impl->set_topology(std::move(*topology));
@@ -123,7 +131,7 @@ Result<Pool> Pool::create(const PoolOptions& options) {
   sim.fail_nth_reservation = options.sim_fail_nth_reservation;
   backing::BackingOptions bo;
   bo.compact = options.compact;
-  Result<std::unique_ptr<backing::Backing>> b = backing::make_backing(options.backing, impl->topology, sim, bo);
+  Result<std::unique_ptr<backing::Backing>> b = backing::make_backing(impl->opts.backing, impl->topology, sim, bo);
   if (!b) return std::move(b).error();
   impl->backing = std::move(*b);
 

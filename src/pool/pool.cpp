@@ -249,6 +249,10 @@ std::string Pool::dma_mode() const {
   if (!impl_) return "";
   return impl_->vfio ? "vfio" : impl_->iova_mode ? "iova" : "phys";
 }
+const std::string& Pool::sysfs_root() const noexcept {
+  static const std::string none;
+  return impl_ ? impl_->opts.sysfs_root : none;
+}
 Policy Pool::policy() const noexcept { return impl_ ? impl_->opts.policy : Policy::kernel; }
 
 std::vector<DeviceAreaSpec> Pool::device_areas() const {

@@ -68,6 +68,7 @@ Result<PoolStatus> read_status(std::string_view name, const Layout& l, std::vect
   ps.params = field(h.params, sizeof h.params);
   ps.backing = field(h.backing, sizeof h.backing);
   ps.policy = h.policy == 1 ? "nearest" : "kernel";
+  ps.sysfs_root = field(h.sysfs_root, sizeof h.sysfs_root);
   ps.uid = h.owner_uid;
   ps.gid = h.group_gid >= 0 ? static_cast<std::uint32_t>(h.group_gid) : 0;
   ps.mode = h.group_gid >= 0 ? 0660 : 0600;
@@ -125,7 +126,7 @@ Result<PoolStatus> read_status(std::string_view name, const Layout& l, std::vect
     }
     ps.areas.push_back(std::move(s));
   }
-  const std::string root = field(h.sysfs_root, sizeof h.sysfs_root);
+  const std::string& root = ps.sysfs_root;  // the reservation's tree, not the caller's
   for (std::uint32_t slot = 0; slot < h.node_slots; ++slot) {
     NodeCtr c;
     std::memcpy(&c, st + h.nodes_offset + slot * sizeof(NodeCtr), sizeof c);
