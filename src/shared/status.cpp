@@ -108,6 +108,7 @@ Result<PoolStatus> read_status(std::string_view name, const Layout& l, std::vect
     SharedAreaStatus s;
     s.area = detail::area_report(*area, area->stats(), static_cast<config::AreaKind>(d.kind),
                                  field(d.kind_name, sizeof d.kind_name), d.addr_iova != 0, field(d.note, sizeof d.note));
+    s.area.device_usable = d.addr_iova == 0 && s.area.backing != "sim";  // a reservation has no VFIO container
     s.longest_segment = s.area.longest_segment;
     s.recoveries = parts.st->rs.recoveries;
     s.reaped_pages = parts.st->rs.reaped_pages;

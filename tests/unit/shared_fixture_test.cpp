@@ -11,6 +11,7 @@
 #include "numacma/shared.hpp"
 #include "shared_test_util.hpp"
 
+using numacma::AddressKind;
 using numacma::Errc;
 using numacma::Pool;
 using numacma::ReserveOptions;
@@ -30,7 +31,10 @@ TEST(SharedFixture, AutoOverAFixtureIsSimAndTheRootIsRemembered) {
   EXPECT_EQ(st->backing, "sim");
   EXPECT_EQ(st->sysfs_root, fixture("arm64-4n"));
   ASSERT_EQ(st->areas.size(), 5u);
-  for (const auto& a : st->areas) EXPECT_EQ(a.area.backing, "sim");
+  for (const auto& a : st->areas) {
+    EXPECT_EQ(a.area.backing, "sim");
+    EXPECT_FALSE(a.area.device_usable);
+  }
   // The node facts come from the reservation's tree: the fixture's 1024
   // hugepages a node, and no numastat (unknown, -1), never this machine's.
   ASSERT_FALSE(st->nodes.empty());
@@ -42,6 +46,7 @@ TEST(SharedFixture, AutoOverAFixtureIsSimAndTheRootIsRemembered) {
   auto p = Pool::attach("fx");
   ASSERT_TRUE(p) << p.error().message;
   EXPECT_EQ(p->sysfs_root(), fixture("arm64-4n"));
+  EXPECT_EQ(p->address_kind(), AddressKind::simulated);
 }
 
 TEST(SharedFixture, ARealBackingOverAFixtureIsRefused) {
