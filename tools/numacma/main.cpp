@@ -6,6 +6,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"numacma: per-NUMA contiguous DMA memory for user-space drivers"};
   app.require_subcommand(1);
+  numacma::cli::register_doctor(app);
   numacma::cli::register_topo(app);
   numacma::cli::register_plan(app);
   numacma::cli::register_replay(app);
@@ -19,7 +20,7 @@ int main(int argc, char** argv) {
     try {
       (void)app.get_subcommand(argv[1]);
     } catch (const CLI::OptionNotFound&) {
-      std::fprintf(stderr, "numacma: unknown command '%s' (topo, plan, replay, demo, bench, vfio, status; see --help)\n",
+      std::fprintf(stderr, "numacma: unknown command '%s' (doctor, topo, plan, replay, demo, bench, vfio, status; see --help)\n",
                    argv[1]);
       return 2;
     }
