@@ -110,16 +110,17 @@ std::optional<Pool> create_pool(const std::string& command, const PoolArgs& args
 
 void print_stats_tables(const Pool& pool) {
   const Stats st = pool.stats();
-  std::printf("areas (dma mode %s, policy %s)\n", pool.dma_mode().c_str(),
-              pool.policy() == Policy::nearest ? "nearest" : "kernel");
+  std::printf("areas (dma mode %s, addresses %s, policy %s)\n", pool.dma_mode().c_str(),
+              address_kind_name(pool.address_kind()), pool.policy() == Policy::nearest ? "nearest" : "kernel");
+  // Sizes, not page counts: maxchunk is the largest free run; alloc_ok,
+  // alloc_fail and released are the kernel's CMA counters, as amounts.
   Table areas({"area", "kind", "node", "backing", "base_dma", "size", "used", "maxchunk", "segs",
                "longest_seg", "alloc_ok", "alloc_fail", "released"});
   for (const AreaReport& a : st.areas)
-    areas.add({a.name, a.kind, std::to_string(a.node), a.backing, hex(a.base_dma),
-               human_size(a.pages * 4096), std::to_string(a.used), std::to_string(a.maxchunk),
-               std::to_string(a.segments), std::to_string(a.longest_segment),
-               std::to_string(a.alloc_pages_success),
-               std::to_string(a.alloc_pages_fail), std::to_string(a.release_pages_success)});
+    areas.add({a.name, a.kind, std::to_string(a.node), a.backing, hex(a.base_dma), human_pages(a.pages),
+               human_pages(a.used), human_pages(a.maxchunk), std::to_string(a.segments),
+               human_pages(a.longest_segment), human_pages(a.alloc_pages_success),
+               human_pages(a.alloc_pages_fail), human_pages(a.release_pages_success)});
   areas.print();
   std::printf("\nper requesting node (allocations)\n");
   Table nodes({"node", "local", "other_node", "default", "pages", "failed"});
