@@ -490,7 +490,7 @@ TEST(CliShared, ReserveStatusAttachReapRelease) {
   EXPECT_TRUE(json::parse(r.out).is_array());
   r = run("status q --prometheus");
   ASSERT_EQ(r.rc, 0) << r.err;
-  EXPECT_NE(r.out.find("numacma_area_pages{pool=\"q\",area=\"pernuma2\",node=\"2\"} 1024"), std::string::npos)
+  EXPECT_NE(r.out.find("numacma_area_size_bytes{pool=\"q\",area=\"pernuma2\",node=\"2\"} 4194304"), std::string::npos)
       << r.out;
   const std::string svg = dir + "/q.svg";
   r = run("status q --svg " + svg + topo);

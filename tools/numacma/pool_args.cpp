@@ -11,7 +11,9 @@ namespace numacma::cli {
 
 void add_pool_options(CLI::App* sub, PoolArgs& a, const std::string& default_backing) {
   a.backing = default_backing;
-  sub->add_option("--sysfs-root", a.sysfs_root, "sysfs root to read (default /sys)");
+  a.sysfs_root_option =
+      sub->add_option("--sysfs-root", a.sysfs_root,
+                      "sysfs root to read (default /sys; another tree is a fixture: simulated memory)");
   sub->add_option("--backing", a.backing, "auto | hugetlb | hugetlb-1G | anon | sim (default " + default_backing + ")")
       ->check(CLI::IsMember({"auto", "hugetlb", "hugetlb-1G", "anon", "sim"}));
   sub->add_option("--policy", a.policy, "kernel | nearest (default kernel)")->check(policy_names());
@@ -88,6 +90,13 @@ std::optional<Pool> create_pool(const std::string& command, const PoolArgs& args
     Result<Pool> pool = Pool::attach(args.pool_name);
     if (!pool) {
       failure(command, pool.error().message);
+      return std::nullopt;
+    }
+    if (args.sysfs_root_option != nullptr && args.sysfs_root_option->count() > 0 &&
+        args.sysfs_root != pool->sysfs_root()) {
+      usage_error(command, "--sysfs-root " + args.sysfs_root + ": reservation '" + args.pool_name +
+                               "' was made over " + pool->sysfs_root() +
+                               ", and its topology is that one (leave --sysfs-root out)");
       return std::nullopt;
     }
     return std::move(*pool);
