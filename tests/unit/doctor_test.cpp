@@ -122,7 +122,9 @@ TEST(Doctor, ABareHostIsNotUsableAndEachFailureHasItsExactFix) {
   EXPECT_TRUE(check(r, "hugetlbfs").ok());
   EXPECT_TRUE(has(check(r, "kernel_cma").detail, "CmaTotal 0 kB"));
   EXPECT_TRUE(has(r.summary, "no: ")) << r.summary;
-  EXPECT_TRUE(has(r.summary, "run as root, and as root: echo 373 > ")) << r.summary;
+  EXPECT_TRUE(has(r.summary, "For physical addresses: as root: echo 373 > ")) << r.summary;
+  EXPECT_TRUE(has(r.summary, "nr_hugepages, then run numacma as root. Or for VFIO: ")) << r.summary;
+  EXPECT_EQ(r.summary.find("modprobe vfio-pci"), r.summary.rfind("modprobe vfio-pci")) << "each fix once";
   EXPECT_TRUE(has(r.summary, "amd_iommu=on")) << r.summary;
   EXPECT_TRUE(has(r.summary, "on this fixture")) << r.summary;
 }

@@ -340,11 +340,9 @@ Report diagnose(const Input& in) {
       r.summary += "; but see interrupt_remapping";
     return r;
   }
-  std::vector<std::string> todo;
   const Check& hp = *find(r, "hugepages");
-  if (!passed("pagemap")) todo.push_back("run as root");
-  if (!any_free && !hp.fix.empty()) todo.push_back(hp.fix);
-  std::string physical = join(todo, ", and ");
+  std::string physical = !any_free ? hp.fix : "";  // "as root: echo N > .../nr_hugepages"
+  if (!passed("pagemap")) physical += (physical.empty() ? "" : ", then ") + std::string("run numacma as root");
   std::vector<std::string> vfio;  // each fix once: vfio_pci and dev_vfio may both say modprobe
   for (const char* c : {"iommu", "vfio_pci", "dev_vfio"}) {
     const Check& k = *find(r, c);
