@@ -7,7 +7,8 @@
 int main(int argc, char **argv) {
   const char *params = "cma=16M cma_pernuma=4M";
   ncma_pool_options opts = {argc > 1 ? argv[1] : "auto", "kernel", argc > 2 ? argv[2] : "/sys",
-                            NULL, 0 /* no VFIO devices */};
+                            NULL, 0 /* no VFIO devices */,
+                            0 /* any kind of DMA address */};
   ncma_pool *pool = ncma_pool_create(params, &opts);
   if (!pool) {
     fprintf(stderr, "pool: %s: %s\n", ncma_strerror(ncma_last_error()), ncma_last_error_message());

@@ -51,16 +51,36 @@ typedef struct ncma_vfio_device_spec {
 } ncma_vfio_device_spec;
 
 /* Options; NULL fields/zero take the defaults (backing "auto", policy
- * "kernel", sysfs root "/sys", no VFIO). */
+ * "kernel", sysfs root "/sys", no VFIO, any kind of address). */
 typedef struct ncma_pool_options {
   const char *backing;     /* "auto" | "hugetlb" | "anon" | "sim" */
   const char *policy;      /* "kernel" | "nearest" */
-  const char *sysfs_root;  /* "/sys" */
+  /* "/sys"; any other tree is a fixture: "auto" means "sim" there, and
+   * "hugetlb" / "anon" are refused (NCMA_EINVAL). */
+  const char *sysfs_root;
   /* VFIO devices sharing one IOMMU container: n_vfio > 0 puts the pool in
    * vfio mode (every DMA handle is an IOVA mapped for these devices). */
   const ncma_vfio_device_spec *vfio;
   size_t n_vfio;
+  /* Non-zero: creation fails unless a device could use the pool's DMA
+   * handles (NCMA_ADDR_PHYSICAL or NCMA_ADDR_IOVA_VFIO below): NCMA_EINVAL
+   * for a sim pool, NCMA_EUNSUPPORTED for one whose handles would be
+   * virtual addresses, the message saying what to do. Added in 0.1: a
+   * caller built against an older header passes a shorter struct, so
+   * rebuild (the library's SOVERSION is 0 until the API settles). */
+  int require_device_usable;
 } ncma_pool_options;
+
+/* What a pool's DMA handles are (ncma_pool_address_kind; docs/backings.md):
+ * physical addresses, IOVAs of the pool's VFIO container (both usable by a
+ * device), virtual addresses (IOVA = VA: only where the caller maps them
+ * into an IOMMU itself), or the sim backing's simulated ones. */
+enum {
+  NCMA_ADDR_PHYSICAL = 0,
+  NCMA_ADDR_IOVA_VFIO = 1,
+  NCMA_ADDR_VIRTUAL_ONLY = 2,
+  NCMA_ADDR_SIMULATED = 3
+};
 
 ncma_pool *ncma_pool_create(const char *params, const ncma_pool_options *options);
 /* Attaches to the areas reserved under NAME (`numacma reserve NAME PARAMS`;
@@ -72,6 +92,10 @@ ncma_pool *ncma_pool_create(const char *params, const ncma_pool_options *options
 ncma_pool *ncma_pool_attach(const char *name);
 /* Destroys a pool (or detaches an attached one). */
 void ncma_pool_destroy(ncma_pool *pool);
+/* The pool's kind of DMA address (NCMA_ADDR_*), or NCMA_EINVAL for NULL. */
+int ncma_pool_address_kind(const ncma_pool *pool);
+/* "physical", "iova_vfio", "virtual_only", "simulated"; "unknown" otherwise. */
+const char *ncma_address_kind_name(int kind);
 
 /* A PCI device by BDF (node from sysfs), or one by hand. Free with
  * ncma_device_destroy. */

@@ -39,6 +39,25 @@ enum class Arch { host, x86_64, arm64 };
  *  numacma mapped into the devices' IOMMU container (docs/vfio.md). */
 enum class DmaMode { automatic, phys, iova };
 
+/** What a pool's DMA addresses are, and so whether a device can use them
+ *  (docs/backings.md, "Can a device use these addresses?"):
+ *   - physical:     real physical addresses (hugetlb areas whose pagemap this
+ *                   process can read, in phys mode): what a device uses with
+ *                   the IOMMU off or in passthrough. Device-usable.
+ *   - iova_vfio:    IOVAs that numacma mapped into the pool's VFIO container
+ *                   (vfio mode): what the container's devices use. Device-usable.
+ *   - virtual_only: IOVA = the virtual address (anon areas, or hugetlb with
+ *                   pagemap hidden; iova mode without VFIO): valid only where
+ *                   the caller itself maps them so into an IOMMU. Not device-usable.
+ *   - simulated:    the sim backing's made-up addresses. Never device-usable. */
+enum class AddressKind { physical, iova_vfio, virtual_only, simulated };
+/** "physical", "iova_vfio", "virtual_only", "simulated". */
+const char* address_kind_name(AddressKind k) noexcept;
+/** physical and iova_vfio: a device could DMA to such addresses. */
+inline constexpr bool device_usable(AddressKind k) noexcept {
+  return k == AddressKind::physical || k == AddressKind::iova_vfio;
+}
+
 /** A PCI device that the pool drives through VFIO, and the coherent DMA mask
  *  its driver declares (as dma_set_mask_and_coherent does in the kernel). */
 struct VfioDeviceSpec {
@@ -58,6 +77,9 @@ struct PoolOptions {
   Policy policy = Policy::kernel;
   DmaMode dma_mode = DmaMode::automatic;
   Arch arch = Arch::host;
+  /** Where the topology is read. "/sys" is this machine; any other tree is a
+   *  fixture (tests/data/...): backing "auto" then means "sim", and a real
+   *  backing (hugetlb, anon) is invalid_argument (backing::backing_for_root). */
   std::string sysfs_root = "/sys";
   unsigned order_per_bit = 0;       ///< R6
   /** hugetlb and auto backings: compact each node (sysfs nodeN/compact) before
@@ -76,6 +98,12 @@ struct PoolOptions {
    *  attached pool zeroes whatever this says, so that no process ever reads
    *  what another wrote. */
   bool zero = true;
+  /** Creation fails unless a device could use the pool's DMA addresses
+   *  (device_usable(Pool::address_kind())): vfio mode, or physical addresses.
+   *  A sim pool is invalid_argument; one whose areas would carry virtual
+   *  addresses (anon, hugetlb with pagemap hidden) is unsupported, the
+   *  message saying which areas and what to do. */
+  bool require_device_usable = false;
 };
 
 /** How Pool::attach talks to a reservation. */
@@ -151,6 +179,11 @@ class DmaBuffer {
   }
   /** Pages (of 4 KiB) the buffer occupies. */
   std::size_t pages() const noexcept { return (size_ + 4095) / 4096; }
+  /** True when a device could DMA to [dma_addr, dma_addr + size): an IOVA
+   *  of the pool's VFIO container, or a contiguous run of real physical
+   *  addresses. False for a sim pool's, a virtual address (IOVA = VA), a
+   *  buffer that is not contiguous, and an empty handle. */
+  bool device_usable() const noexcept;
 
   /** Frees now; afterwards the handle is empty. */
   Status release();
@@ -189,6 +222,9 @@ struct AreaReport {
   std::uint64_t segments = 0;
   std::uint64_t longest_segment = 0;  ///< pages of the longest physically contiguous segment
   std::string note;
+  /** A device could use the area's DMA addresses: mapped in the pool's VFIO
+   *  container, or real physical addresses (not sim, not IOVA = VA). */
+  bool device_usable = false;
 };
 
 /** A9: per requesting node (kNoNode counted too). */
@@ -206,6 +242,8 @@ struct Stats {
   std::vector<NodeReport> nodes;
   std::uint64_t pages_live = 0;        ///< page-fallback buffers alive
   std::uint64_t bad_frees = 0;         ///< F2 detections
+  AddressKind address_kind = AddressKind::simulated;  ///< as Pool::address_kind()
+  bool device_usable = false;          ///< device_usable(address_kind)
 };
 
 /** One IOVA mapping of the pool's VFIO container. */
@@ -308,6 +346,16 @@ class Pool {
   const std::vector<ReservationNote>& reservation_notes() const noexcept;
   /** "phys", "iova" or "vfio": the DMA mode in force. */
   std::string dma_mode() const;
+  /** What the pool's DMA addresses are: iova_vfio in vfio mode, simulated
+   *  with the sim backing, virtual_only in iova mode without VFIO, else
+   *  physical. A buffer's own answer is DmaBuffer::device_usable() (in iova
+   *  mode a buffer from a hugetlb area can still carry physical addresses). */
+  AddressKind address_kind() const noexcept;
+  /** device_usable(address_kind()). */
+  bool device_usable() const noexcept;
+  /** The sysfs tree the pool's topology came from: PoolOptions::sysfs_root,
+   *  or for an attached pool the one its reservation was made with. */
+  const std::string& sysfs_root() const noexcept;
 
   /** Adds a VFIO device to the pool's container after creation (its group
    *  joins the container, so it reaches every area already mapped; areas

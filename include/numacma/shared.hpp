@@ -78,6 +78,9 @@ struct PoolStatus {
   std::string params;
   std::string backing;
   std::string policy;                 ///< kernel | nearest
+  /** The sysfs tree the reservation was made over ("/sys", or a fixture):
+   *  its topology, and the tree the node facts below are read from. */
+  std::string sysfs_root;
   /** Who reserved it, the group whose members may attach, and the mode
    *  that says so in file terms (0600: the owner only; 0660: the group too). */
   std::uint32_t uid = 0, gid = 0, mode = 0;

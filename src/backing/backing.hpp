@@ -146,6 +146,20 @@ class Backing {
  *  would be wrong. Errc::unsupported saying so; ok for 4096. */
 Status check_base_page(std::size_t os_page);
 
+/** True when `sysfs_root` is this machine's sysfs: "/sys", however spelled
+ *  ("/sys/", "//sys/."). Any other tree is a fixture (tests/data/...): a
+ *  picture of some machine, whose nodes and hugepages are not where real
+ *  memory would come from. Pure: compares the text, touches nothing. */
+bool is_host_sysfs(std::string_view sysfs_root);
+
+/** The backing a pool over `sysfs_root` gets when `asked` for one: `asked`
+ *  itself on this machine's /sys; on a fixture, "auto" means "sim" and sim
+ *  stays sim, while a real backing (hugetlb, hugetlb-2M, hugetlb-1G, anon)
+ *  is invalid_argument saying why (its memory would be this machine's,
+ *  bound to nodes the fixture only describes). Unknown names are returned
+ *  as they are, for make_backing to refuse. Pure (src/backing/choose.cpp). */
+Result<std::string> backing_for_root(std::string_view asked, std::string_view sysfs_root);
+
 /** kind: "sim", "anon", "hugetlb", "auto". Errc::invalid_argument otherwise;
  *  Errc::unsupported when the host lacks what the kind needs (for the real
  *  kinds: a kernel page size other than 4 KiB, check_base_page). */

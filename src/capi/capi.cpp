@@ -23,6 +23,11 @@ struct ncma_dma_pool {
 
 namespace {
 
+static_assert(NCMA_ADDR_PHYSICAL == static_cast<int>(numacma::AddressKind::physical));
+static_assert(NCMA_ADDR_IOVA_VFIO == static_cast<int>(numacma::AddressKind::iova_vfio));
+static_assert(NCMA_ADDR_VIRTUAL_ONLY == static_cast<int>(numacma::AddressKind::virtual_only));
+static_assert(NCMA_ADDR_SIMULATED == static_cast<int>(numacma::AddressKind::simulated));
+
 thread_local int g_code = NCMA_OK;
 thread_local std::string g_message;
 
@@ -71,6 +76,7 @@ ncma_pool* ncma_pool_create(const char* params, const ncma_pool_options* options
       }
       o.vfio.push_back({v.bdf, v.dma_mask == 0 ? ~uint64_t{0} : v.dma_mask});
     }
+    o.require_device_usable = options->require_device_usable != 0;
   }
   numacma::Result<numacma::Pool> p = numacma::Pool::create(o);
   if (!p) {
@@ -100,6 +106,21 @@ ncma_pool* ncma_pool_attach(const char* name) {
 }
 
 void ncma_pool_destroy(ncma_pool* pool) { delete pool; }
+
+int ncma_pool_address_kind(const ncma_pool* pool) {
+  if (pool == nullptr) {
+    set_error(NCMA_EINVAL, "ncma_pool_address_kind: NULL pool");
+    return NCMA_EINVAL;
+  }
+  clear_error();
+  // The C values are the C++ enumerators' (static_asserts below).
+  return static_cast<int>(pool->pool.address_kind());
+}
+
+const char* ncma_address_kind_name(int kind) {
+  if (kind < NCMA_ADDR_PHYSICAL || kind > NCMA_ADDR_SIMULATED) return "unknown";
+  return numacma::address_kind_name(static_cast<numacma::AddressKind>(kind));
+}
 
 ncma_device* ncma_device_pci(ncma_pool* pool, const char* bdf) {
   if (pool == nullptr || bdf == nullptr) {

@@ -67,6 +67,20 @@ Status write_all(const std::string& path, const std::string& text, int flags, co
 
 }  // namespace
 
+Status can_read(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_error("open(" + path + ")", errno);
+  ::close(fd);
+  return {};
+}
+
+Status can_create(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return errno_error("open(" + path + ", O_CREAT)", errno);
+  ::close(fd);
+  return {};
+}
+
 Status write_file(const std::string& path, const std::string& text) {
   return write_all(path, text, O_WRONLY, "O_WRONLY");
 }

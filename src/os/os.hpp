@@ -110,6 +110,15 @@ std::string env_or(const char* name, const std::string& fallback);
 /** True when the path exists. */
 bool exists(const std::string& path) noexcept;
 
+/** The file can be opened for reading (opened and closed again): the
+ *  reason in the os.hpp convention otherwise ("open(x): No such file or
+ *  directory"), for a caller that reads it another way (a stream). */
+Status can_read(const std::string& path);
+
+/** The file can be written: opened O_WRONLY | O_CREAT | O_APPEND (created,
+ *  empty, when it did not exist; its contents untouched) and closed. */
+Status can_create(const std::string& path);
+
 /** Write text to a file (sysfs knobs, e.g. nr_hugepages). */
 Status write_file(const std::string& path, const std::string& text);
 

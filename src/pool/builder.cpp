@@ -120,9 +120,44 @@ Result<bool> reserve_area(PoolImpl& impl, const config::PlannedArea& pa) {
 
 }  // namespace detail
 
+namespace detail {
+namespace {
+
+/** PoolOptions::require_device_usable refused: why, and what would do. */
+Error not_device_usable(const PoolImpl& impl) {
+  if (impl.address_kind() == AddressKind::simulated)
+    return make_error(Errc::invalid_argument,
+                      "require_device_usable: backing sim" +
+                          (backing::is_host_sysfs(impl.opts.sysfs_root)
+                               ? std::string()
+                               : " (sysfs root " + impl.opts.sysfs_root + " is a fixture)") +
+                          ": its DMA addresses are simulated, no device can use them");
+  std::string areas;
+  for (const auto& slot : impl.areas.slots())
+    if (!impl.area_device_usable(*slot))
+      areas += (areas.empty() ? "" : ", ") + slot->area.name() + " (" + slot->res.kind + ")";
+  return make_error(Errc::unsupported,
+                    "require_device_usable: the pool is in iova mode without VFIO: " +
+                        (areas.empty() ? std::string("its page-fallback buffers") : "areas " + areas) +
+                        " carry virtual addresses (IOVA = VA) that no IOMMU maps for a device. Reserve "
+                        "free hugepages on each node and read physical addresses as root (numacma "
+                        "doctor says how), or give VFIO devices (PoolOptions::vfio, --vfio BDF)");
+}
+
+}  // namespace
+}  // namespace detail
+
 Result<Pool> Pool::create(const PoolOptions& options) {
   auto impl = std::make_shared<detail::PoolImpl>();
   impl->opts = options;
+  // A fixture is a fixture: over any tree but /sys, auto means sim and a real
+  // backing is refused. vfio_pool_test's fake VFIO kernel is the exception:
+  // its temporary tree stands for this host (one node, node 0, as here).
+  if (!detail::vfio_kernel_for_testing()) {
+    Result<std::string> kind = backing::backing_for_root(options.backing, options.sysfs_root);
+    if (!kind) return std::move(kind).error();
+    impl->opts.backing = *kind;
+  }
   Result<topo::Topology> topology = topo::Topology::from_sysfs(options.sysfs_root);
   if (!topology) return std::move(topology).error();
   impl->set_topology(std::move(*topology));
@@ -134,7 +169,7 @@ Result<Pool> Pool::create(const PoolOptions& options) {
   sim.fail_nth_reservation = options.sim_fail_nth_reservation;
   backing::BackingOptions bo;
   bo.compact = options.compact;
-  Result<std::unique_ptr<backing::Backing>> b = backing::make_backing(options.backing, impl->topology, sim, bo);
+  Result<std::unique_ptr<backing::Backing>> b = backing::make_backing(impl->opts.backing, impl->topology, sim, bo);
   if (!b) return std::move(b).error();
   impl->backing = std::move(*b);
 
@@ -144,6 +179,8 @@ Result<Pool> Pool::create(const PoolOptions& options) {
   for (const config::PlannedArea& pa : plan->areas)
     if (Result<bool> r = detail::reserve_area(*impl, pa); !r) return std::move(r).error();
   impl->finish();
+  if (options.require_device_usable && !numacma::device_usable(impl->address_kind()))
+    return detail::not_device_usable(*impl);
   return Pool(std::move(impl));
 }
 

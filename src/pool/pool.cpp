@@ -24,7 +24,30 @@ const char* served_name(Served s) noexcept {
   return "unknown";
 }
 
+const char* address_kind_name(AddressKind k) noexcept {
+  switch (k) {
+    case AddressKind::physical: return "physical";
+    case AddressKind::iova_vfio: return "iova_vfio";
+    case AddressKind::virtual_only: return "virtual_only";
+    case AddressKind::simulated: return "simulated";
+  }
+  return "unknown";
+}
+
 namespace detail {
+
+AddressKind PoolImpl::address_kind() const noexcept {
+  if (vfio) return AddressKind::iova_vfio;
+  if (backing && backing->name() == "sim") return AddressKind::simulated;
+  // iova mode: some buffers carry virtual addresses; phys mode: every buffer
+  // is physical (an IOVA-only area serves none, A7's pages must be physical).
+  return iova_mode ? AddressKind::virtual_only : AddressKind::physical;
+}
+
+bool PoolImpl::area_device_usable(const AreaSlot& slot) const noexcept {
+  if (vfio) return true;
+  return !slot.iova() && address_kind() != AddressKind::simulated;
+}
 
 std::string fmt_bytes(std::uint64_t b) { return config::fmt_size(b); }
 
@@ -104,7 +127,10 @@ Stats PoolImpl::stats() const {
     const core::AreaStats a = slot->area.stats();
     unlock_area(*slot);
     st.areas.push_back(area_report(slot->area, a, slot->kind, slot->res.kind, slot->iova(), slot->res.note));
+    st.areas.back().device_usable = area_device_usable(*slot);
   }
+  st.address_kind = address_kind();
+  st.device_usable = numacma::device_usable(st.address_kind);
   // An attached pool's counters are the reservation's, every process's together.
   for (std::size_t i = 0; i < counters.slots(); ++i) {
     NodeReport n;
@@ -246,6 +272,14 @@ std::string Pool::dma_mode() const {
   if (!impl_) return "";
   return impl_->vfio ? "vfio" : impl_->iova_mode ? "iova" : "phys";
 }
+AddressKind Pool::address_kind() const noexcept {
+  return impl_ ? impl_->address_kind() : AddressKind::simulated;
+}
+bool Pool::device_usable() const noexcept { return numacma::device_usable(address_kind()); }
+const std::string& Pool::sysfs_root() const noexcept {
+  static const std::string none;
+  return impl_ ? impl_->opts.sysfs_root : none;
+}
 Policy Pool::policy() const noexcept { return impl_ ? impl_->opts.policy : Policy::kernel; }
 
 std::vector<DeviceAreaSpec> Pool::device_areas() const {
@@ -305,6 +339,15 @@ void DmaBuffer::detach() noexcept {
   if (cpu_ != nullptr && pool_) pool_->forget_handle(area_, cpu_, node_);
   cpu_ = nullptr;
   pool_.reset();
+}
+
+bool DmaBuffer::device_usable() const noexcept {
+  if (cpu_ == nullptr || !pool_) return false;
+  switch (pool_->address_kind()) {
+    case AddressKind::iova_vfio: return true;
+    case AddressKind::simulated: return false;
+    default: return !iova_ && contiguous_;  // iova mode: a hugetlb area's buffer is still physical
+  }
 }
 
 const std::string& DmaBuffer::area_name() const noexcept {

@@ -169,6 +169,10 @@ struct PoolImpl : std::enable_shared_from_this<PoolImpl> {
   /** A DmaBuffer gives up its buffer without freeing it (DmaBuffer::detach). */
   void forget_handle(int area, void* cpu, int node) noexcept;
   Stats stats() const;
+  /** Pool::address_kind(): vfio mode, the sim backing, iova mode, phys mode. */
+  AddressKind address_kind() const noexcept;
+  /** A device could use this area's DMA addresses (AreaReport::device_usable). */
+  bool area_device_usable(const AreaSlot& slot) const noexcept;
   /** An area's lock, waiting at most lock_timeout_ms; false when it could not be had. */
   bool lock_area(const AreaSlot& slot) const noexcept;
   void unlock_area(const AreaSlot& slot) const noexcept;

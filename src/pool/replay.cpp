@@ -101,7 +101,8 @@ json stats_to_json(const Pool& pool) {
                      {"longest_segment", a.longest_segment},
                      {"alloc_pages_success", a.alloc_pages_success},
                      {"alloc_pages_fail", a.alloc_pages_fail},
-                     {"release_pages_success", a.release_pages_success}});
+                     {"release_pages_success", a.release_pages_success},
+                     {"device_usable", a.device_usable}});
   }
   for (const NodeReport& n : st.nodes) {
     nodes.push_back({{"node", n.node},
@@ -111,8 +112,14 @@ json stats_to_json(const Pool& pool) {
                      {"pages", n.pages},
                      {"failed", n.failed}});
   }
-  return json{{"op", "stats"},      {"dma_mode", pool.dma_mode()}, {"areas", areas},
-              {"nodes", nodes},     {"pages_live", st.pages_live}, {"bad_frees", st.bad_frees}};
+  return json{{"op", "stats"},
+              {"dma_mode", pool.dma_mode()},
+              {"address_kind", address_kind_name(st.address_kind)},
+              {"device_usable", st.device_usable},
+              {"areas", areas},
+              {"nodes", nodes},
+              {"pages_live", st.pages_live},
+              {"bad_frees", st.bad_frees}};
 }
 
 json Replayer::stats_json() const {

@@ -82,14 +82,20 @@ Result<os::Fd> state_file(const Layout& l) {
 }  // namespace
 }  // namespace shared
 
-Result<std::vector<ReservationNote>> reserve(std::string_view name, const ReserveOptions& o) {
+Result<std::vector<ReservationNote>> reserve(std::string_view name, const ReserveOptions& asked) {
   using namespace shared;
   if (Status s = check_pool_name(name); !s) return std::move(s).error();
   const std::string n(name);
-  if (o.backing != "auto" && o.backing != "hugetlb" && o.backing != "hugetlb-2M" && o.backing != "hugetlb-1G" &&
-      o.backing != "anon" && o.backing != "sim")
-    return make_error(Errc::invalid_argument, "unknown backing '" + o.backing +
+  if (asked.backing != "auto" && asked.backing != "hugetlb" && asked.backing != "hugetlb-2M" &&
+      asked.backing != "hugetlb-1G" && asked.backing != "anon" && asked.backing != "sim")
+    return make_error(Errc::invalid_argument, "unknown backing '" + asked.backing +
                                                   "' (valid: auto, hugetlb, hugetlb-1G, anon, sim)");
+  // A fixture is a fixture (backing::backing_for_root): auto means sim there,
+  // and the reservation records the backing it really has.
+  Result<std::string> kind = backing::backing_for_root(asked.backing, asked.sysfs_root);
+  if (!kind) return std::move(kind).error();
+  ReserveOptions o = asked;
+  o.backing = *kind;
   long gid = -1;
   if (!o.group.empty()) {
     Result<std::uint32_t> g = os::group_id(o.group);
@@ -159,7 +165,13 @@ Result<std::vector<ReservationNote>> reserve(std::string_view name, const Reserv
     spec.areas.push_back(std::move(m->spec));
     files.area_fds.push_back(std::move(m->fd));
   }
-  if (spec.areas.empty() && !plan->areas.empty())
+  // Nothing reserved is a failure, also when the parameters plan no area at
+  // all (cma=0): a reservation without memory would only mislead.
+  if (spec.areas.empty() && plan->areas.empty())
+    return make_error(Errc::no_memory, "'" + o.params + "' plans no area, so there is nothing to reserve" +
+                                           (notes.empty() ? std::string(" (a size of 0 reserves nothing)")
+                                                          : ": " + notes.back().message));
+  if (spec.areas.empty())
     return make_error(Errc::no_memory, "no area of '" + o.params + "' could be reserved: " +
                                            (notes.empty() ? "" : notes.back().message));
   Result<std::vector<unsigned char>> img = make_layout(spec);

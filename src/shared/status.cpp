@@ -68,6 +68,7 @@ Result<PoolStatus> read_status(std::string_view name, const Layout& l, std::vect
   ps.params = field(h.params, sizeof h.params);
   ps.backing = field(h.backing, sizeof h.backing);
   ps.policy = h.policy == 1 ? "nearest" : "kernel";
+  ps.sysfs_root = field(h.sysfs_root, sizeof h.sysfs_root);
   ps.uid = h.owner_uid;
   ps.gid = h.group_gid >= 0 ? static_cast<std::uint32_t>(h.group_gid) : 0;
   ps.mode = h.group_gid >= 0 ? 0660 : 0600;
@@ -107,6 +108,7 @@ Result<PoolStatus> read_status(std::string_view name, const Layout& l, std::vect
     SharedAreaStatus s;
     s.area = detail::area_report(*area, area->stats(), static_cast<config::AreaKind>(d.kind),
                                  field(d.kind_name, sizeof d.kind_name), d.addr_iova != 0, field(d.note, sizeof d.note));
+    s.area.device_usable = d.addr_iova == 0 && s.area.backing != "sim";  // a reservation has no VFIO container
     s.longest_segment = s.area.longest_segment;
     s.recoveries = parts.st->rs.recoveries;
     s.reaped_pages = parts.st->rs.reaped_pages;
@@ -125,7 +127,7 @@ Result<PoolStatus> read_status(std::string_view name, const Layout& l, std::vect
     }
     ps.areas.push_back(std::move(s));
   }
-  const std::string root = field(h.sysfs_root, sizeof h.sysfs_root);
+  const std::string& root = ps.sysfs_root;  // the reservation's tree, not the caller's
   for (std::uint32_t slot = 0; slot < h.node_slots; ++slot) {
     NodeCtr c;
     std::memcpy(&c, st + h.nodes_offset + slot * sizeof(NodeCtr), sizeof c);

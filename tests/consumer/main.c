@@ -7,7 +7,7 @@
 
 int main(int argc, char **argv) {
   if (argc != 2) return 2;
-  ncma_pool_options opts = {"sim", "kernel", argv[1], NULL, 0};
+  ncma_pool_options opts = {"sim", "kernel", argv[1], NULL, 0, 0};
   ncma_pool *pool = ncma_pool_create("cma_pernuma=4M", &opts);
   if (!pool) {
     fprintf(stderr, "pool: %s\n", ncma_last_error_message());

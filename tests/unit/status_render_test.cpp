@@ -100,6 +100,8 @@ TEST(StatusJson, Values) {
 
   EXPECT_EQ(j["mode"], "0660");
   EXPECT_EQ(j["gid"], 1001);
+  EXPECT_EQ(j["sysfs_root"], "/sys");
+  EXPECT_EQ(keys(j).back(), "sysfs_root");  // after the contracted keys
   // The dump round-trips through a plain (sorted) json.
   EXPECT_EQ(nlohmann::json::parse(j.dump())["areas"][1]["name"], "pernuma2");
 }
@@ -108,7 +110,14 @@ TEST(StatusText, TablesNameEverything) {
   const std::string t = status_text(sample());
   EXPECT_NE(t.find("pool dpdk: cma=64M cma_pernuma=16M"), std::string::npos) << t;
   EXPECT_NE(t.find("mode 0660"), std::string::npos);
-  EXPECT_NE(t.find("reserved=1024 pernuma2=1"), std::string::npos) << t;
+  EXPECT_NE(t.find("reserved 4 MiB, pernuma2 4 KiB"), std::string::npos) << t;  // held, as sizes
+  // Sizes, never page counts, in the tables: reserved is 64 MiB, pernuma2 4 GiB
+  // with 4 KiB used, 4 GiB less a page free (one decimal: not whole).
+  EXPECT_NE(t.find("64 MiB"), std::string::npos) << t;
+  EXPECT_NE(t.find("4 GiB"), std::string::npos) << t;
+  EXPECT_NE(t.find("4.0 GiB"), std::string::npos) << t;
+  EXPECT_EQ(t.find("16384"), std::string::npos) << t;
+  EXPECT_EQ(t.find("1048575"), std::string::npos) << t;
   EXPECT_NE(t.find("DEAD"), std::string::npos);
   EXPECT_NE(t.find("1000/1024"), std::string::npos) << t;
   EXPECT_NE(t.find("maxchunk"), std::string::npos);
@@ -163,7 +172,7 @@ std::vector<Sample> parse_exposition(const std::string& text) {
       family = name;
       continue;
     }
-    EXPECT_NE(line[0], '#') << line;
+    if (line[0] == '#') continue;  // any other comment: a scraper skips it
     Sample s;
     std::size_t i = 0;
     while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
@@ -222,26 +231,33 @@ TEST(StatusPrometheus, ParsesWithTheValuesAndLabels) {
   const std::vector<Sample> v = parse_exposition(text);
   ASSERT_FALSE(v.empty()) << text;
 
-  const Sample* s = find(v, "numacma_area_used_pages", {{"pool", "dpdk"}, {"area", "reserved"}});
+  // Amounts of memory in bytes (the status's 4 KiB pages converted).
+  const Sample* s = find(v, "numacma_area_used_bytes", {{"pool", "dpdk"}, {"area", "reserved"}});
   ASSERT_NE(s, nullptr) << text;
-  EXPECT_EQ(s->value, "1040");
+  EXPECT_EQ(s->value, std::to_string(1040 * 4096));
   EXPECT_EQ(s->labels.at("node"), "0");
-  s = find(v, "numacma_area_alloc_pages_fail_total", {{"pool", "spdk"}, {"area", "reserved"}});
+  s = find(v, "numacma_area_size_bytes", {{"pool", "dpdk"}, {"area", "reserved"}});
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->value, "3");
-  s = find(v, "numacma_area_reaped_pages_total", {{"pool", "dpdk"}, {"area", "reserved"}});
+  EXPECT_EQ(s->value, std::to_string(64 << 20));
+  s = find(v, "numacma_area_alloc_failed_bytes_total", {{"pool", "spdk"}, {"area", "reserved"}});
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->value, "64");
-  s = find(v, "numacma_area_maxchunk_pages", {{"pool", "dpdk"}, {"area", "pernuma2"}});
+  EXPECT_EQ(s->value, std::to_string(3 * 4096));
+  s = find(v, "numacma_area_reaped_bytes_total", {{"pool", "dpdk"}, {"area", "reserved"}});
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->value, std::to_string((1u << 20) - 1));
+  EXPECT_EQ(s->value, std::to_string(64 * 4096));
+  s = find(v, "numacma_area_maxchunk_bytes", {{"pool", "dpdk"}, {"area", "pernuma2"}});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, std::to_string(((1ull << 20) - 1) * 4096));
+  s = find(v, "numacma_area_segments", {{"pool", "dpdk"}, {"area", "pernuma2"}});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, "1");  // a count, not an amount
 
   // The dead holder's comm comes back unescaped from its label.
-  s = find(v, "numacma_holder_pages", {{"pool", "dpdk"}, {"pid", "17"}});
+  s = find(v, "numacma_holder_bytes", {{"pool", "dpdk"}, {"pid", "17"}});
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->labels.at("comm"), "ev\"il\\<x>&\n");
   EXPECT_EQ(s->labels.at("alive"), "false");
-  EXPECT_EQ(s->value, "16");
+  EXPECT_EQ(s->value, std::to_string(16 * 4096));
   EXPECT_NE(text.find("comm=\"ev\\\"il\\\\<x>&\\n\""), std::string::npos) << text;
 
   s = find(v, "numacma_node_allocs_total", {{"pool", "dpdk"}, {"node", "0"}, {"served", "default"}});
@@ -252,17 +268,65 @@ TEST(StatusPrometheus, ParsesWithTheValuesAndLabels) {
   // The machine's counters once per node, without a pool; none where unreadable.
   int hits = 0;
   for (const Sample& x : v)
-    if (x.name == "numacma_node_numastat_total" && x.labels.at("stat") == "numa_hit") {
+    if (x.name == "numacma_node_numa_hit_total") {
       ++hits;
       EXPECT_EQ(x.labels.count("pool"), 0u);
       EXPECT_EQ(x.value, "1000");
     }
   EXPECT_EQ(hits, 1);
-  s = find(v, "numacma_node_hugepages_2m", {{"node", "0"}, {"state", "free"}});
+  s = find(v, "numacma_node_other_node_total", {{"node", "0"}});
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->value, "1000");
-  EXPECT_EQ(find(v, "numacma_node_hugepages_2m", {{"node", "-1"}}), nullptr);
+  EXPECT_EQ(s->value, "13");
+  // Capacity and what is free now are two families (their sum would mean nothing).
+  s = find(v, "numacma_node_hugepages_free_bytes", {{"node", "0"}, {"page_bytes", "2097152"}});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, std::to_string(1000ull << 21));
+  s = find(v, "numacma_node_hugepages_bytes", {{"node", "0"}, {"page_bytes", "2097152"}});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->value, std::to_string(1024ull << 21));
+  EXPECT_EQ(find(v, "numacma_node_hugepages_bytes", {{"node", "-1"}}), nullptr);
 
-  EXPECT_EQ(count(text, "# HELP numacma_area_pages "), 1);
+  EXPECT_EQ(count(text, "# HELP numacma_area_size_bytes "), 1);
   EXPECT_EQ(status_prometheus({}), "");
+}
+
+// Prometheus's naming conventions (prometheus.io/docs/practices/naming):
+// base units (bytes, never pages), the unit as the suffix, counters in _total.
+TEST(StatusPrometheus, NamesFollowTheConventions) {
+  PoolStatus st = sample();
+  const std::string text = status_prometheus({st});
+  std::set<std::string> families;
+  for (std::size_t p = text.find("# TYPE "); p != std::string::npos; p = text.find("# TYPE ", p + 1)) {
+    const std::string rest = text.substr(p + 7, text.find('\n', p) - p - 7);
+    const std::string name = rest.substr(0, rest.find(' ')), type = rest.substr(rest.find(' ') + 1);
+    families.insert(name);
+    EXPECT_EQ(name.rfind("numacma_", 0), 0u) << name;
+    EXPECT_FALSE(std::regex_search(name, std::regex("_pages(_|$)"))) << name << ": pages are not a base unit";
+    EXPECT_EQ(name.find("_2m"), std::string::npos) << name << ": a page size is a label";
+    const bool total = name.size() > 6 && name.compare(name.size() - 6, 6, "_total") == 0;
+    EXPECT_EQ(total, type == "counter") << name << " is a " << type;
+  }
+  for (const char* must : {"numacma_area_size_bytes", "numacma_area_used_bytes", "numacma_area_maxchunk_bytes",
+                           "numacma_area_longest_segment_bytes", "numacma_area_allocated_bytes_total",
+                           "numacma_area_released_bytes_total", "numacma_holder_bytes", "numacma_node_allocs_total"})
+    EXPECT_TRUE(families.count(must)) << must;
+}
+
+// A pool that could not be read: a comment line, no samples, the others whole.
+TEST(StatusPrometheus, AFailedPoolIsACommentAndTheOthersStay) {
+  const std::string text =
+      status_prometheus({sample()}, {{"broken", Errc::corrupt, "pool 'broken': the layout's checksum\ndiffers"}});
+  EXPECT_EQ(text.rfind("# numacma: pool broken skipped: pool 'broken': the layout's checksum differs\n", 0), 0u)
+      << text;
+  const std::vector<Sample> v = parse_exposition(text);
+  EXPECT_NE(find(v, "numacma_pool_info", {{"pool", "dpdk"}}), nullptr);
+  EXPECT_EQ(find(v, "numacma_pool_info", {{"pool", "broken"}}), nullptr);
+  EXPECT_EQ(status_prometheus({}, {{"x", Errc::permission, "no"}}), "# numacma: pool x skipped: no\n");
+}
+
+TEST(StatusText, AFailedPoolSaysWhyInTextAndJson) {
+  const numacma::cli::PoolFailure f{"broken", Errc::corrupt, "the layout's checksum differs"};
+  EXPECT_EQ(numacma::cli::status_error_text(f), "pool broken: CANNOT BE READ (corrupt): the layout's checksum differs\n");
+  const auto j = numacma::cli::status_error_json(f);
+  EXPECT_EQ(j.dump(), R"({"pool":"broken","error":"the layout's checksum differs","code":"corrupt"})");
 }

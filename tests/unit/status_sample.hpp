@@ -41,6 +41,7 @@ inline PoolStatus sample() {
   st.params = "cma=64M cma_pernuma=16M";
   st.backing = "hugetlb";
   st.policy = "kernel";
+  st.sysfs_root = "/sys";
   st.uid = 0;
   st.gid = 1001;
   st.mode = 0660;

@@ -185,3 +185,84 @@ TEST(StatusSvg, PythonParsesIt) {
   EXPECT_EQ(std::system(cmd.c_str()), 0);
   std::remove(path.c_str());
 }
+
+namespace {
+
+topo::Topology fixture(const char* name) {
+  auto t = topo::Topology::from_sysfs(std::string(NUMACMA_TEST_DATA) + "/" + name);
+  EXPECT_TRUE(t.ok()) << (t.ok() ? "" : t.error().message);
+  return std::move(t).value();
+}
+
+/** The text of every <text class="title">, in order. */
+std::vector<std::string> title_lines(const std::string& svg) {
+  std::vector<std::string> out;
+  const std::string open = "class=\"title\"";
+  for (std::size_t p = svg.find(open); p != std::string::npos; p = svg.find(open, p + 1)) {
+    const std::size_t from = svg.find('>', p) + 1;
+    out.push_back(svg.substr(from, svg.find("</text>", from) - from));
+  }
+  return out;
+}
+
+int svg_width(const std::string& svg) {
+  const std::size_t p = svg.find("<svg ");
+  return std::stoi(svg.substr(svg.find("width=\"", p) + 7));
+}
+
+}  // namespace
+
+TEST(StatusSvg, TheTitleIsWhole) {
+  PoolStatus st = sample();
+  st.params = "cma=64M cma_pernuma=16M numa_cma=0:8M,1:8M,2:8M,3:8M,4:8M,5:8M,6:8M,7:8M "
+              "numa_cma=8:8M,9:8M,10:8M,11:8M,12:8M,13:8M,14:8M,15:8M,16:8M,17:8M,18:8M,19:8M";
+  const std::string svg = status_svg(st, arm64());
+  ASSERT_TRUE(well_formed(svg));
+  const std::vector<std::string> lines = title_lines(svg);
+  ASSERT_GT(lines.size(), 1u) << "a long title wraps";
+  std::string joined;
+  for (const std::string& l : lines) {
+    joined += (joined.empty() ? "" : " ") + l;
+    EXPECT_LE(16 * 2 + static_cast<int>(l.size()) * 9, svg_width(svg)) << "past the right edge: " << l;
+  }
+  EXPECT_EQ(joined, "numacma pool dpdk: " + st.params + " (backing hugetlb, policy kernel)");
+  EXPECT_NE(svg.find("<title>numacma pool dpdk: " + st.params), std::string::npos);
+  // A word longer than the picture widens it rather than being cut.
+  st.params = "cma=64M " + std::string(200, 'x');
+  const std::string wide = status_svg(st, arm64());
+  EXPECT_GE(svg_width(wide), 16 * 2 + 200 * 9);
+  EXPECT_NE(wide.find(std::string(200, 'x')), std::string::npos);
+}
+
+TEST(StatusSvg, DevicesWithoutANodeGetTheNoNodeBox) {
+  // x86-2s: 0000:00:1f.0 has numa_node -1.
+  const std::string svg = status_svg(sample(), fixture("x86-2s"));
+  ASSERT_TRUE(well_formed(svg));
+  bool no_node = false;
+  for (const auto& n : elements(svg, "node")) no_node = no_node || n.at("data-node") == "-1";
+  EXPECT_TRUE(no_node) << svg;
+  const std::size_t box = svg.find(">no node<");
+  ASSERT_NE(box, std::string::npos);
+  EXPECT_NE(svg.find("0000:00:1f.0", box), std::string::npos) << "the device is drawn in its box";
+}
+
+TEST(StatusSvg, EightNodesWrapIntoRowsOfFour) {
+  const std::string svg = status_svg(sample(), fixture("epyc-8n"));
+  ASSERT_TRUE(well_formed(svg));
+  std::map<std::string, int> per_row;
+  for (const auto& n : elements(svg, "node")) ++per_row[n.at("data-row")];
+  EXPECT_EQ(per_row, (std::map<std::string, int>{{"0", 4}, {"1", 4}}));
+  EXPECT_EQ(svg_width(svg), 16 * 2 + 4 * (320 + 24) - 24);
+  EXPECT_EQ(count(svg, "class=\"distance\""), 64);
+}
+
+TEST(StatusSvg, SizesAreHuman) {
+  const std::string svg = status_svg(sample(), arm64());
+  EXPECT_NE(svg.find("reserved  64 MiB  hugetlb-2M"), std::string::npos);
+  EXPECT_NE(svg.find("used 4.1 MiB, largest free 59.9 MiB, 1 seg"), std::string::npos) << svg;
+  EXPECT_NE(svg.find("pernuma2  4 GiB"), std::string::npos);
+  EXPECT_NE(svg.find("3 buffers, 4.0 MiB"), std::string::npos);  // 1025 pages: 4 MiB and a page, one decimal
+  EXPECT_NE(svg.find("memory 64 GiB"), std::string::npos);
+  EXPECT_EQ(svg.find(" pages free"), std::string::npos);
+  EXPECT_EQ(svg.find("16384"), std::string::npos);
+}

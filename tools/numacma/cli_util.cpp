@@ -8,14 +8,23 @@
 namespace numacma::cli {
 
 std::string human_size(std::uint64_t bytes) {
-  static const char* const kUnits[] = {"", "K", "M", "G", "T", "P", "E"};
+  static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   int u = 0;
-  while (bytes != 0 && bytes % 1024 == 0 && u < 6) {
-    bytes /= 1024;
-    ++u;
+  while (u < 6 && (bytes >> (10 * (u + 1))) != 0) ++u;  // the largest unit not above the size
+  const std::uint64_t unit = std::uint64_t{1} << (10 * u);
+  if (bytes % unit == 0) return std::to_string(bytes / unit) + " " + kUnits[u];
+  // Not whole: one decimal, as ls -h and numfmt --to=iec-i show it.
+  char buf[32];
+  const double v = static_cast<double>(bytes) / static_cast<double>(unit);
+  if (v >= 1023.95 && u < 6) {
+    std::snprintf(buf, sizeof buf, "%.1f %s", v / 1024, kUnits[u + 1]);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[u]);
   }
-  return std::to_string(bytes) + kUnits[u];
+  return buf;
 }
+
+std::string human_pages(std::uint64_t pages) { return human_size(pages * 4096); }
 
 std::string hex(std::uint64_t v) {
   char buf[24];

@@ -11,8 +11,12 @@
 
 namespace numacma::cli {
 
-/** 1048576 -> "1M", 65536 -> "64K", 12345 -> "12345". */
+/** Sizes in IEC units, as every table and message shows them (bytes stay
+ *  in JSON): 1048576 -> "1 MiB", 65536 -> "64 KiB", 0 -> "0 B", 512 -> "512 B";
+ *  a size that is not whole in its unit gets one decimal: 12345 -> "12.1 KiB". */
 std::string human_size(std::uint64_t bytes);
+/** human_size of that many 4 KiB pages (the areas' unit). */
+std::string human_pages(std::uint64_t pages);
 
 /** "0x1f000". */
 std::string hex(std::uint64_t v);

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +14,7 @@
 
 #include "cli_util.hpp"
 #include "commands.hpp"
+#include "os/os.hpp"
 #include "topology/topology.hpp"
 
 #ifdef NUMACMA_WITH_BENCH
@@ -92,9 +92,8 @@ bool peers_and_plot(const std::string& command, const BenchArgs& a, std::vector<
   if (std::find(peers->begin(), peers->end(), "numacma") == peers->end())
     peers->insert(peers->begin(), "numacma");
   if (!a.plot.empty()) {
-    std::ofstream probe(a.plot, std::ios::app);
-    if (!probe) {
-      failure(command, "cannot write --plot file '" + a.plot + "'");
+    if (Status w = os::can_create(a.plot); !w) {
+      failure(command, "--plot: " + w.error().message);
       return false;
     }
   }
@@ -159,9 +158,8 @@ void run_alloc(const BenchArgs& a) {
   for (const auto& x : r.results)
     if (x.peer == "numacma" && x.skipped) numacma_ok = false;
   if (!a.plot.empty()) {
-    std::ofstream f(a.plot, std::ios::trunc);
-    f << bench::alloc_svg(r);
-    if (!f) return failure("bench alloc", "cannot write --plot file '" + a.plot + "'");
+    if (Status w = os::write_new_file(a.plot, bench::alloc_svg(r)); !w)
+      return failure("bench alloc", "--plot: " + w.error().message);
     if (!json) std::printf("\nplot written to %s\n", a.plot.c_str());
   }
   if (!numacma_ok) failure("bench alloc", "the numacma peer could not run (see its reason)");
@@ -249,9 +247,8 @@ void run_pool(const BenchArgs& a) {
     s.print();
   }
   if (!a.plot.empty()) {
-    std::ofstream f(a.plot, std::ios::trunc);
-    f << bench::pool_svg(r);
-    if (!f) return failure("bench pool", "cannot write --plot file '" + a.plot + "'");
+    if (Status w = os::write_new_file(a.plot, bench::pool_svg(r)); !w)
+      return failure("bench pool", "--plot: " + w.error().message);
     if (!json) std::printf("\nplot written to %s\n", a.plot.c_str());
   }
   for (const auto& x : r.results)
@@ -475,13 +472,13 @@ void run_shared(const BenchArgs& a) {
     } else {
       for (const auto& x : r.recovery) std::printf("  %-14s %s\n", x.what.c_str(), x.config.c_str());
       std::printf("\n");
-      Table rt({"case", "buffers", "pages", "locks repaired", "kills", "median us", "p99 us", "inner us", "note"});
+      Table rt({"case", "buffers", "memory", "locks repaired", "kills", "median us", "p99 us", "inner us", "note"});
       for (const auto& x : r.recovery) {
         if (x.skipped) {
           rt.add({x.what, "-", "-", "-", std::to_string(x.samples), "-", "-", "-", "skipped: " + x.reason});
           continue;
         }
-        rt.add({x.what, std::to_string(x.buffers), std::to_string(x.pages), std::to_string(x.recovered_locks),
+        rt.add({x.what, std::to_string(x.buffers), human_pages(x.pages), std::to_string(x.recovered_locks),
                 std::to_string(x.samples), num(x.median_ns / 1e3), num(x.p99_ns / 1e3),
                 x.inner_median_ns > 0 ? num(x.inner_median_ns / 1e3) : "-",
                 x.what == "reap" ? (x.median_ns < 1e6 ? "target met" : "target MISSED") : ""});

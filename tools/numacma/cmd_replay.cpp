@@ -13,6 +13,7 @@
 
 #include "cli_util.hpp"
 #include "commands.hpp"
+#include "os/os.hpp"
 #include "pool/replay.hpp"
 #include "pool_args.hpp"
 
@@ -37,10 +38,10 @@ void print_decision(const nlohmann::json& d, std::size_t line_no) {
     std::printf("%5zu  %-5s  %-8s FAILED %s\n", line_no, op.c_str(), id.c_str(),
                 d.value("error", "").c_str());
   } else if (op == "alloc") {
-    std::printf("%5zu  alloc  %-8s -> %-10s node %-3d dma %s  %zu page(s)  %s%s\n", line_no,
-                id.c_str(), d.value("area", "").c_str(), d.value("node", -1),
-                d.value("dma_addr", "").c_str(), d.value("pages", std::size_t{0}),
-                d.value("served", "").c_str(), d.value("iova", false) ? " (iova)" : "");
+    std::printf("%5zu  alloc  %-8s -> %-10s node %-3d dma %s  %s  %s%s\n", line_no, id.c_str(),
+                d.value("area", "").c_str(), d.value("node", -1), d.value("dma_addr", "").c_str(),
+                human_pages(d.value("pages", std::uint64_t{0})).c_str(), d.value("served", "").c_str(),
+                d.value("iova", false) ? " (iova)" : "");
   } else {
     std::printf("%5zu  free   %-8s -> %s\n", line_no, id.c_str(), d.value("area", "").c_str());
   }
@@ -54,8 +55,10 @@ void run(const ReplayArgs& a) {
   std::ifstream file;
   std::istream* in = &std::cin;
   if (a.trace != "-") {
+    // The stream reads it; the OS says why it cannot be opened.
+    if (Status s = os::can_read(a.trace); !s) return failure("replay", "trace: " + s.error().message);
     file.open(a.trace);
-    if (!file) return failure("replay", "cannot open trace '" + a.trace + "'");
+    if (!file) return failure("replay", "trace: cannot read " + a.trace);
     in = &file;
   }
   std::size_t bad_lines = 0;

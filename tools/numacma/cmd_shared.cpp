@@ -11,11 +11,9 @@
 #include "cli_util.hpp"
 #include "commands.hpp"
 #include "numacma/shared.hpp"
+#include "os/os.hpp"
 #include "pool_args.hpp"
 #include "reserve_config.hpp"
-
-#include <fstream>
-#include <sstream>
 
 namespace numacma::cli {
 namespace {
@@ -35,11 +33,9 @@ void reserve_run(const ReserveArgs& a, const CLI::App& sub) {
   // --config FILE first; what the command line gives explicitly wins.
   ReserveOptions file;
   if (!a.config.empty()) {
-    std::ifstream in(a.config);
-    if (!in) return failure("reserve", "cannot read --config " + a.config);
-    std::stringstream text;
-    text << in.rdbuf();
-    Result<ReserveConfig> c = parse_reserve_config(text.str());
+    Result<std::string> text = os::read_file(a.config);
+    if (!text) return failure("reserve", "--config: " + text.error().message);
+    Result<ReserveConfig> c = parse_reserve_config(*text);
     if (!c) return usage_error("reserve", a.config + ": " + c.error().message);
     file = c->options;
   }
@@ -149,9 +145,9 @@ void register_shared(CLI::App& app) {
                                 .c_str());
         return;
       }
-      std::printf("reaped '%s': %llu dead process(es), %llu buffer(s), %llu page(s); %llu lock(s) repaired; %.3f ms\n",
+      std::printf("reaped '%s': %llu dead process(es), %llu buffer(s), %s; %llu lock(s) repaired; %.3f ms\n",
                   name->c_str(), (unsigned long long)r->dead_holders, (unsigned long long)r->buffers,
-                  (unsigned long long)r->pages, (unsigned long long)r->recovered_locks, r->ns / 1e6);
+                  human_pages(r->pages).c_str(), (unsigned long long)r->recovered_locks, r->ns / 1e6);
     });
   }
 }

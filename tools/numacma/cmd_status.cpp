@@ -3,9 +3,10 @@
 // holding buffers, the per-node counters beside numastat. NAME omitted:
 // every reservation under <run dir>/pools. The renderers are pure
 // (status_render.hpp); this file only gathers and prints.
+#include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "cli_util.hpp"
 #include "commands.hpp"
 #include "numacma/shared.hpp"
+#include "os/os.hpp"
 #include "status_render.hpp"
 #include "topology/topology.hpp"
 
@@ -28,7 +30,13 @@ struct StatusArgs {
   std::string sysfs_root = "/sys";
 };
 
-/** Reports a failed numacma::status / reserved_pools and returns false. */
+/** One reservation: its status, or why it could not be read. */
+struct Entry {
+  std::optional<PoolStatus> status;
+  PoolFailure failed;
+};
+
+/** Reports a failed numacma::status of NAME / reserved_pools and returns false. */
 bool report(const Error& e, const std::string& name) {
   if (e.code == Errc::not_found && !name.empty())
     failure("status", "no reservation named " + name + " under " + run_dir() +
@@ -40,21 +48,34 @@ bool report(const Error& e, const std::string& name) {
   return false;
 }
 
-/** The statuses asked for: NAME's, or every reservation's. */
-bool gather(const StatusArgs& a, std::vector<PoolStatus>& out) {
+/** The statuses asked for: NAME's, or every reservation's. Without NAME a
+ *  reservation that cannot be read (corrupt, its keeper gone, refused) is an
+ *  entry of its own, and the others are still listed. */
+bool gather(const StatusArgs& a, std::vector<Entry>& out) {
   if (!a.name.empty()) {
     Result<PoolStatus> st = status(a.name);
     if (!st) return report(st.error(), a.name);
-    out.push_back(std::move(*st));
+    out.push_back({std::move(*st), {}});
     return true;
   }
   Result<std::vector<std::string>> names = reserved_pools();
-  if (!names) return report(names.error(), "");
+  if (!names) {
+    if (names.error().code == Errc::not_found) return true;  // no run directory yet: no reservations
+    return report(names.error(), "");
+  }
   for (const std::string& n : *names) {
     Result<PoolStatus> st = status(n);
-    if (!st && st.error().code == Errc::not_found) continue;  // released since it was listed
-    if (!st) return report(st.error(), n);
-    out.push_back(std::move(*st));
+    if (st) {
+      out.push_back({std::move(*st), {}});
+      continue;
+    }
+    if (st.error().code == Errc::not_found) {
+      // Released since it was listed (gone from the list now), or a
+      // directory whose keeper is not running (still listed): that one is broken.
+      Result<std::vector<std::string>> again = reserved_pools();
+      if (!again || std::find(again->begin(), again->end(), n) == again->end()) continue;
+    }
+    out.push_back({std::nullopt, PoolFailure{n, st.error().code, st.error().message}});
   }
   return true;
 }
@@ -69,7 +90,9 @@ bool write_svg(const StatusArgs& a, const std::vector<PoolStatus>& pools) {
       usage_error("status", "--svg draws one pool: name it (" + names + ")");
     return false;
   }
-  Result<topo::Topology> t = topo::Topology::from_sysfs(a.sysfs_root);
+  // The reservation's own topology: the tree it was reserved over.
+  const std::string& root = pools.front().sysfs_root.empty() ? a.sysfs_root : pools.front().sysfs_root;
+  Result<topo::Topology> t = topo::Topology::from_sysfs(root);
   if (!t) {
     failure("status", "--svg: " + t.error().message);
     return false;
@@ -79,39 +102,58 @@ bool write_svg(const StatusArgs& a, const std::vector<PoolStatus>& pools) {
     std::fputs(svg.c_str(), stdout);
     return true;
   }
-  std::ofstream f(a.svg, std::ios::binary | std::ios::trunc);
-  f << svg;
-  f.close();
-  if (!f) {
-    failure("status", "--svg: cannot write " + a.svg);
+  if (Status w = os::write_new_file(a.svg, svg); !w) {
+    failure("status", "--svg: " + w.error().message);
     return false;
   }
   return true;
 }
 
-void run(const StatusArgs& a) {
+void run(const StatusArgs& a, bool root_given) {
   if (a.json && a.prometheus) return usage_error("status", "--json and --prometheus: choose one");
   if (a.svg == "-" && (a.json || a.prometheus))
     return usage_error("status", "--svg - writes to stdout: not with --json or --prometheus");
+  std::vector<Entry> entries;
+  if (!gather(a, entries)) return;
   std::vector<PoolStatus> pools;
-  if (!gather(a, pools)) return;
+  std::vector<PoolFailure> failed;
+  for (const Entry& e : entries) {
+    if (e.status) pools.push_back(*e.status);
+    else failed.push_back(e.failed);
+  }
+  // --sysfs-root is the reservation's own: a different tree is refused
+  // rather than drawn under the pool's name.
+  if (root_given)
+    for (const PoolStatus& p : pools)
+      if (!p.sysfs_root.empty() && p.sysfs_root != a.sysfs_root)
+        return usage_error("status", "--sysfs-root " + a.sysfs_root + ": pool " + p.name +
+                                         " was reserved over " + p.sysfs_root +
+                                         ", whose topology it is drawn with (leave --sysfs-root out)");
   if (!a.svg.empty() && !write_svg(a, pools)) return;
   if (a.svg == "-") return;
 
   if (a.prometheus) {
-    std::fputs(status_prometheus(pools).c_str(), stdout);
+    std::fputs(status_prometheus(pools, failed).c_str(), stdout);
   } else if (a.json) {
     nlohmann::ordered_json j = nlohmann::ordered_json::array();
-    for (const PoolStatus& p : pools) j.push_back(status_json(p));
+    for (const Entry& e : entries) j.push_back(e.status ? status_json(*e.status) : status_error_json(e.failed));
     std::printf("%s\n", (a.name.empty() ? j : j[0]).dump().c_str());
   } else if (!a.svg.empty()) {
     // The picture was asked for; the tables would only repeat it.
     std::printf("wrote %s\n", a.svg.c_str());
-  } else if (pools.empty()) {
+  } else if (entries.empty()) {
     std::printf("no reservations under %s/pools\n", run_dir().c_str());
   } else {
-    for (std::size_t i = 0; i < pools.size(); ++i)
-      std::printf("%s%s", i == 0 ? "" : "\n", status_text(pools[i]).c_str());
+    for (std::size_t i = 0; i < entries.size(); ++i)
+      std::printf("%s%s", i == 0 ? "" : "\n",
+                  (entries[i].status ? status_text(*entries[i].status) : status_error_text(entries[i].failed)).c_str());
+  }
+  if (!failed.empty()) {
+    std::fflush(stdout);
+    std::string names;
+    for (const PoolFailure& f : failed) names += (names.empty() ? "" : ", ") + f.name;
+    failure("status", std::to_string(failed.size()) + " of " + std::to_string(entries.size()) +
+                          " reservation(s) could not be read: " + names);
   }
 }
 
@@ -130,10 +172,11 @@ void register_status(CLI::App& app) {
                   "draw the nodes, distances, PCI devices and each area's occupancy to FILE "
                   "('-': stdout)")
       ->type_name("FILE");
-  sub->add_option("--sysfs-root", args->sysfs_root,
-                  "sysfs root for the picture's topology (default /sys)")
-      ->type_name("DIR");
-  sub->callback([args] { run(*args); });
+  CLI::Option* root = sub->add_option("--sysfs-root", args->sysfs_root,
+                                      "the reservation's sysfs root, which the picture draws (that is "
+                                      "the default; another tree is refused)")
+                           ->type_name("DIR");
+  sub->callback([args, root] { run(*args, root->count() > 0); });
 }
 
 }  // namespace numacma::cli

@@ -1,6 +1,7 @@
 // `numacma topo`: nodes (CPUs, memory, free hugepages), the distance matrix
 // and the PCI devices with their nodes, IOMMU groups and bound drivers, read
 // from a sysfs root.
+#include <cstdio>
 #include <memory>
 #include <string>
 
@@ -47,6 +48,20 @@ nlohmann::json to_json(const topo::Topology& t) {
   return json{{"sysfs_root", t.root()}, {"nodes", nodes}, {"distances", dist}, {"pci", pci}};
 }
 
+/** "0x8086:0x0d57": vendor and device as lspci shows them, 4 hex digits each. */
+std::string vendor_device(const topo::PciDevice& d) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%04x:0x%04x", d.vendor & 0xffffu, d.device & 0xffffu);
+  return buf;
+}
+
+/** "0x010802": the class code as sysfs writes it, 6 hex digits. */
+std::string class_code(const topo::PciDevice& d) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%06x", d.class_code & 0xffffffu);
+  return buf;
+}
+
 void print_tables(const topo::Topology& t) {
   std::printf("NUMA topology from %s: %zu node(s)\n\n", t.root().c_str(), t.nodes().size());
   Table nodes({"node", "memory", "cpus", "hugepages free/total"});
@@ -75,7 +90,7 @@ void print_tables(const topo::Topology& t) {
     Table pci({"device", "node", "vendor:device", "class", "iommu group", "driver"});
     for (const auto& d : t.pci_devices())
       pci.add({d.bdf, d.numa_node < 0 ? "-1 (none)" : std::to_string(d.numa_node),
-               hex(d.vendor) + ":" + hex(d.device), hex(d.class_code),
+               vendor_device(d), class_code(d),
                d.iommu_group < 0 ? "-" : std::to_string(d.iommu_group),
                d.driver.empty() ? "-" : d.driver});
     pci.print();

@@ -11,6 +11,7 @@ namespace numacma::cli {
 /** Where a command stores its exit code; main returns it. */
 int& exit_code();
 
+void register_doctor(CLI::App& app);
 void register_topo(CLI::App& app);
 void register_plan(CLI::App& app);
 void register_replay(CLI::App& app);

@@ -11,7 +11,9 @@ namespace numacma::cli {
 
 void add_pool_options(CLI::App* sub, PoolArgs& a, const std::string& default_backing) {
   a.backing = default_backing;
-  sub->add_option("--sysfs-root", a.sysfs_root, "sysfs root to read (default /sys)");
+  a.sysfs_root_option =
+      sub->add_option("--sysfs-root", a.sysfs_root,
+                      "sysfs root to read (default /sys; another tree is a fixture: simulated memory)");
   sub->add_option("--backing", a.backing, "auto | hugetlb | hugetlb-1G | anon | sim (default " + default_backing + ")")
       ->check(CLI::IsMember({"auto", "hugetlb", "hugetlb-1G", "anon", "sim"}));
   sub->add_option("--policy", a.policy, "kernel | nearest (default kernel)")->check(policy_names());
@@ -90,6 +92,13 @@ std::optional<Pool> create_pool(const std::string& command, const PoolArgs& args
       failure(command, pool.error().message);
       return std::nullopt;
     }
+    if (args.sysfs_root_option != nullptr && args.sysfs_root_option->count() > 0 &&
+        args.sysfs_root != pool->sysfs_root()) {
+      usage_error(command, "--sysfs-root " + args.sysfs_root + ": reservation '" + args.pool_name +
+                               "' was made over " + pool->sysfs_root() +
+                               ", and its topology is that one (leave --sysfs-root out)");
+      return std::nullopt;
+    }
     return std::move(*pool);
   }
   Result<PoolOptions> opts = to_pool_options(args);
@@ -110,16 +119,17 @@ std::optional<Pool> create_pool(const std::string& command, const PoolArgs& args
 
 void print_stats_tables(const Pool& pool) {
   const Stats st = pool.stats();
-  std::printf("areas (dma mode %s, policy %s)\n", pool.dma_mode().c_str(),
-              pool.policy() == Policy::nearest ? "nearest" : "kernel");
+  std::printf("areas (dma mode %s, addresses %s, policy %s)\n", pool.dma_mode().c_str(),
+              address_kind_name(pool.address_kind()), pool.policy() == Policy::nearest ? "nearest" : "kernel");
+  // Sizes, not page counts: maxchunk is the largest free run; alloc_ok,
+  // alloc_fail and released are the kernel's CMA counters, as amounts.
   Table areas({"area", "kind", "node", "backing", "base_dma", "size", "used", "maxchunk", "segs",
                "longest_seg", "alloc_ok", "alloc_fail", "released"});
   for (const AreaReport& a : st.areas)
-    areas.add({a.name, a.kind, std::to_string(a.node), a.backing, hex(a.base_dma),
-               human_size(a.pages * 4096), std::to_string(a.used), std::to_string(a.maxchunk),
-               std::to_string(a.segments), std::to_string(a.longest_segment),
-               std::to_string(a.alloc_pages_success),
-               std::to_string(a.alloc_pages_fail), std::to_string(a.release_pages_success)});
+    areas.add({a.name, a.kind, std::to_string(a.node), a.backing, hex(a.base_dma), human_pages(a.pages),
+               human_pages(a.used), human_pages(a.maxchunk), std::to_string(a.segments),
+               human_pages(a.longest_segment), human_pages(a.alloc_pages_success),
+               human_pages(a.alloc_pages_fail), human_pages(a.release_pages_success)});
   areas.print();
   std::printf("\nper requesting node (allocations)\n");
   Table nodes({"node", "local", "other_node", "default", "pages", "failed"});

@@ -28,6 +28,9 @@ struct PoolArgs {
   /** --pool NAME: attach to that reservation (numacma reserve) instead of
    *  building a private pool; its own parameters and backing apply. */
   std::string pool_name;
+  /** The --sysfs-root option (add_pool_options): whether it was given. With
+   *  --pool the reservation's own root applies, and another is refused. */
+  const CLI::Option* sysfs_root_option = nullptr;
 };
 
 /** "NAME:NODE:SIZE" (NODE may be -1, SIZE takes K/M/G suffixes; NAME may be
@@ -45,7 +48,9 @@ Result<PoolOptions> to_pool_options(const PoolArgs& args);
 
 /** Builds the pool that the options describe. On failure reports it for
  *  `command` (exit code 2 for bad options, 1 when the pool cannot be built)
- *  and returns nothing. */
+ *  and returns nothing. A fixture (--sysfs-root other than /sys) makes
+ *  backing auto mean sim and refuses a real backing (exit 2); with --pool,
+ *  a --sysfs-root other than the reservation's is refused (exit 2). */
 std::optional<Pool> create_pool(const std::string& command, const PoolArgs& args);
 
 /** Prints the stats as tables (areas, then per-node counters). */

@@ -136,6 +136,7 @@ nlohmann::ordered_json status_json(const PoolStatus& st) {
   j["uid"] = st.uid;
   j["gid"] = st.gid;
   j["mode"] = octal_mode(st.mode);
+  j["sysfs_root"] = st.sysfs_root;  // the tree the reservation was made over
   return j;
 }
 
@@ -146,16 +147,16 @@ std::string status_text(const PoolStatus& st) {
                     ", policy " + st.policy + ")\n";
   out += "state " + st.dir + " (uid " + std::to_string(st.uid) + ", gid " + std::to_string(st.gid) +
          ", mode " + octal_mode(st.mode) + ")\n\nareas\n";
-  Table areas({"area", "kind", "node", "backing", "size", "pages", "used", "maxchunk", "segs",
-               "longest_seg", "alloc_ok", "alloc_fail", "released", "recoveries", "reaped"});
+  // Amounts of memory as sizes (the page counts are in --json).
+  Table areas({"area", "kind", "node", "backing", "size", "used", "maxchunk", "segs", "longest_seg",
+               "alloc_ok", "alloc_fail", "released", "recoveries", "reaped"});
   for (const SharedAreaStatus& s : st.areas) {
     const AreaReport& a = s.area;
-    areas.add({a.name, a.kind, std::to_string(a.node), a.backing, human_size(a.pages * 4096),
-               std::to_string(a.pages), std::to_string(a.used), std::to_string(a.maxchunk),
-               std::to_string(a.segments), std::to_string(s.longest_segment),
-               std::to_string(a.alloc_pages_success), std::to_string(a.alloc_pages_fail),
-               std::to_string(a.release_pages_success), std::to_string(s.recoveries),
-               std::to_string(s.reaped_pages)});
+    areas.add({a.name, a.kind, std::to_string(a.node), a.backing, human_pages(a.pages), human_pages(a.used),
+               human_pages(a.maxchunk), std::to_string(a.segments), human_pages(s.longest_segment),
+               human_pages(a.alloc_pages_success), human_pages(a.alloc_pages_fail),
+               human_pages(a.release_pages_success), std::to_string(s.recoveries),
+               human_pages(s.reaped_pages)});
   }
   out += areas.str();
 
@@ -163,12 +164,12 @@ std::string status_text(const PoolStatus& st) {
     out += "\nholders: none\n";
   } else {
     out += "\nholders\n";
-    Table holders({"pid", "comm", "alive", "buffers", "pages", "per area"});
+    Table holders({"pid", "comm", "alive", "buffers", "held", "per area"});
     for (const HolderStatus& h : st.holders) {
       std::string per;
-      for (const auto& [area, n] : h.pages) per += (per.empty() ? "" : " ") + area + "=" + std::to_string(n);
+      for (const auto& [area, n] : h.pages) per += (per.empty() ? "" : ", ") + area + " " + human_pages(n);
       holders.add({std::to_string(h.pid), h.comm.empty() ? "-" : h.comm, h.alive ? "yes" : "DEAD",
-                   std::to_string(h.buffers), std::to_string(pages_total(h)), per.empty() ? "-" : per});
+                   std::to_string(h.buffers), human_pages(pages_total(h)), per.empty() ? "-" : per});
     }
     out += holders.str();
   }
@@ -245,7 +246,11 @@ std::int64_t i64(std::uint64_t v) { return static_cast<std::int64_t>(v); }
 
 }  // namespace
 
-std::string status_prometheus(const std::vector<PoolStatus>& pools) {
+std::string status_prometheus(const std::vector<PoolStatus>& pools, const std::vector<PoolFailure>& failed) {
+  // Names per https://prometheus.io/docs/practices/naming/: amounts of memory
+  // in bytes (the areas' 4 KiB pages converted), counters ending in _total,
+  // capacity and current amounts in families of their own.
+  constexpr std::uint64_t kPage = 4096;
   Exposition e;
   for (const PoolStatus& p : pools)
     e.add("numacma_pool_info", "gauge", "A shared pool reserved on this machine (always 1).",
@@ -256,7 +261,7 @@ std::string status_prometheus(const std::vector<PoolStatus>& pools) {
     e.add("numacma_pool_holders", "gauge", "Processes holding buffers of the pool.",
           {{"pool", p.name}}, i64(p.holders.size()));
     e.add("numacma_pool_dead_holders", "gauge",
-          "Holders whose process has exited (numacma reap gives their pages back).",
+          "Holders whose process has exited (numacma reap gives their memory back).",
           {{"pool", p.name}}, dead);
   }
 
@@ -265,43 +270,44 @@ std::string status_prometheus(const std::vector<PoolStatus>& pools) {
     const char* type;
     const char* help;
     std::uint64_t (*get)(const SharedAreaStatus&);
+    std::uint64_t scale;  ///< kPage: a page count exposed in bytes
   };
   static const AreaMetric kAreaMetrics[] = {
-      {"numacma_area_pages", "gauge", "Size of the area in 4 KiB pages.",
-       [](const SharedAreaStatus& s) { return s.area.pages; }},
-      {"numacma_area_used_pages", "gauge", "Pages of the area held by buffers.",
-       [](const SharedAreaStatus& s) { return s.area.used; }},
-      {"numacma_area_maxchunk_pages", "gauge", "Largest free run of the area in pages.",
-       [](const SharedAreaStatus& s) { return s.area.maxchunk; }},
+      {"numacma_area_size_bytes", "gauge", "Size of the area.",
+       [](const SharedAreaStatus& s) { return s.area.pages; }, kPage},
+      {"numacma_area_used_bytes", "gauge", "Memory of the area held by buffers.",
+       [](const SharedAreaStatus& s) { return s.area.used; }, kPage},
+      {"numacma_area_maxchunk_bytes", "gauge", "Largest free run of the area.",
+       [](const SharedAreaStatus& s) { return s.area.maxchunk; }, kPage},
       {"numacma_area_segments", "gauge", "Physically contiguous segments of the area.",
-       [](const SharedAreaStatus& s) { return s.area.segments; }},
-      {"numacma_area_longest_segment_pages", "gauge", "Longest physically contiguous segment in pages.",
-       [](const SharedAreaStatus& s) { return s.longest_segment; }},
-      {"numacma_area_alloc_pages_success_total", "counter", "Pages allocated from the area.",
-       [](const SharedAreaStatus& s) { return s.area.alloc_pages_success; }},
-      {"numacma_area_alloc_pages_fail_total", "counter", "Pages the area could not serve.",
-       [](const SharedAreaStatus& s) { return s.area.alloc_pages_fail; }},
-      {"numacma_area_release_pages_success_total", "counter", "Pages freed back to the area.",
-       [](const SharedAreaStatus& s) { return s.area.release_pages_success; }},
+       [](const SharedAreaStatus& s) { return s.area.segments; }, 1},
+      {"numacma_area_longest_segment_bytes", "gauge", "Longest physically contiguous segment of the area.",
+       [](const SharedAreaStatus& s) { return s.longest_segment; }, kPage},
+      {"numacma_area_allocated_bytes_total", "counter", "Memory allocated from the area.",
+       [](const SharedAreaStatus& s) { return s.area.alloc_pages_success; }, kPage},
+      {"numacma_area_alloc_failed_bytes_total", "counter", "Memory the area could not serve.",
+       [](const SharedAreaStatus& s) { return s.area.alloc_pages_fail; }, kPage},
+      {"numacma_area_released_bytes_total", "counter", "Memory freed back to the area.",
+       [](const SharedAreaStatus& s) { return s.area.release_pages_success; }, kPage},
       {"numacma_area_recoveries_total", "counter", "Locks of the area found with their owner dead.",
-       [](const SharedAreaStatus& s) { return s.recoveries; }},
-      {"numacma_area_reaped_pages_total", "counter", "Pages given back from dead processes.",
-       [](const SharedAreaStatus& s) { return s.reaped_pages; }},
+       [](const SharedAreaStatus& s) { return s.recoveries; }, 1},
+      {"numacma_area_reaped_bytes_total", "counter", "Memory given back from dead processes.",
+       [](const SharedAreaStatus& s) { return s.reaped_pages; }, kPage},
   };
   for (const AreaMetric& m : kAreaMetrics)
     for (const PoolStatus& p : pools)
       for (const SharedAreaStatus& s : p.areas)
         e.add(m.name, m.type, m.help,
               {{"pool", p.name}, {"area", s.area.name}, {"node", std::to_string(s.area.node)}},
-              i64(m.get(s)));
+              i64(m.get(s) * m.scale));
 
   for (const PoolStatus& p : pools)
     for (const HolderStatus& h : p.holders)
       for (const auto& [area, n] : h.pages)
-        e.add("numacma_holder_pages", "gauge", "Pages a process holds in an area.",
+        e.add("numacma_holder_bytes", "gauge", "Memory a process holds in an area.",
               {{"pool", p.name}, {"area", area}, {"pid", std::to_string(h.pid)}, {"comm", h.comm},
                {"alive", h.alive ? "true" : "false"}},
-              i64(n));
+              i64(n * kPage));
   for (const PoolStatus& p : pools)
     for (const HolderStatus& h : p.holders)
       e.add("numacma_holder_buffers", "gauge", "Buffers a process holds in the pool.",
@@ -330,25 +336,62 @@ std::string status_prometheus(const std::vector<PoolStatus>& pools) {
         auto [it, fresh] = machine.try_emplace(n.alloc.node, &n);
         if (!fresh && it->second->numa_hit < 0 && it->second->hugepages_total < 0) it->second = &n;
       }
-  for (const auto& [node, n] : machine) {
-    const std::pair<const char*, std::int64_t> stats[] = {
-        {"numa_hit", n->numa_hit}, {"numa_miss", n->numa_miss}, {"numa_foreign", n->numa_foreign},
-        {"local_node", n->local_node}, {"other_node", n->other_node}};
-    for (const auto& [stat, v] : stats)
-      if (v >= 0)
-        e.add("numacma_node_numastat_total", "counter",
-              "The node's /sys/devices/system/node/nodeN/numastat counters (pages).",
-              {{"node", std::to_string(node)}, {"stat", stat}}, v);
-  }
-  for (const auto& [node, n] : machine) {
+  // numastat: the kernel's counts of page allocations (events, as
+  // node_exporter's node_memory_numa_*_total), one family each: their sum
+  // over a label would mean nothing (a hit is also a local_node).
+  struct NumaStat {
+    const char* name;
+    const char* help;
+    std::int64_t SharedNodeStatus::*field;
+  };
+  static const NumaStat kNumaStats[] = {
+      {"numacma_node_numa_hit_total", "Pages allocated on the node as intended (numastat numa_hit).",
+       &SharedNodeStatus::numa_hit},
+      {"numacma_node_numa_miss_total", "Pages allocated on the node though intended elsewhere (numa_miss).",
+       &SharedNodeStatus::numa_miss},
+      {"numacma_node_numa_foreign_total", "Pages intended for the node but allocated elsewhere (numa_foreign).",
+       &SharedNodeStatus::numa_foreign},
+      {"numacma_node_local_node_total", "Pages allocated on the node by a process running on it (local_node).",
+       &SharedNodeStatus::local_node},
+      {"numacma_node_other_node_total", "Pages allocated on the node by a process running elsewhere (other_node).",
+       &SharedNodeStatus::other_node},
+  };
+  for (const NumaStat& ns : kNumaStats)
+    for (const auto& [node, n] : machine)
+      if (n->*ns.field >= 0) e.add(ns.name, "counter", ns.help, {{"node", std::to_string(node)}}, n->*ns.field);
+  constexpr std::int64_t k2M = 2 << 20;
+  for (const auto& [node, n] : machine)
     if (n->hugepages_total >= 0)
-      e.add("numacma_node_hugepages_2m", "gauge", "2 MiB hugepages of the node now.",
-            {{"node", std::to_string(node)}, {"state", "total"}}, n->hugepages_total);
+      e.add("numacma_node_hugepages_bytes", "gauge", "Hugepages of the node now (nr_hugepages).",
+            {{"node", std::to_string(node)}, {"page_bytes", std::to_string(k2M)}}, n->hugepages_total * k2M);
+  for (const auto& [node, n] : machine)
     if (n->hugepages_free >= 0)
-      e.add("numacma_node_hugepages_2m", "gauge", "2 MiB hugepages of the node now.",
-            {{"node", std::to_string(node)}, {"state", "free"}}, n->hugepages_free);
-  }
-  return e.str();
+      e.add("numacma_node_hugepages_free_bytes", "gauge", "Free hugepages of the node now (free_hugepages).",
+            {{"node", std::to_string(node)}, {"page_bytes", std::to_string(k2M)}}, n->hugepages_free * k2M);
+
+  // A pool that could not be read is left out, and a comment says so (a
+  // scraper ignores comments); `numacma status` exits 1 for it.
+  const auto one_line = [](std::string t) {
+    for (char& c : t)
+      if (c == '\n' || c == '\r') c = ' ';
+    return t;
+  };
+  std::string skipped;
+  for (const PoolFailure& f : failed)
+    skipped += "# numacma: pool " + one_line(f.name) + " skipped: " + one_line(f.message) + "\n";
+  return skipped + e.str();
+}
+
+nlohmann::ordered_json status_error_json(const PoolFailure& f) {
+  ojson j;
+  j["pool"] = f.name;
+  j["error"] = f.message;
+  j["code"] = errc_name(f.code);
+  return j;
+}
+
+std::string status_error_text(const PoolFailure& f) {
+  return "pool " + f.name + ": CANNOT BE READ (" + errc_name(f.code) + "): " + f.message + "\n";
 }
 
 }  // namespace numacma::cli

@@ -23,6 +23,14 @@
 
 namespace numacma::cli {
 
+/** A reservation whose status could not be read (corrupt, its keeper not
+ *  running, no permission): its name, the code and the message. */
+struct PoolFailure {
+  std::string name;
+  Errc code = Errc::io_error;
+  std::string message;
+};
+
 /** The contracted object, keys in this order (extra keys after them):
  *    {"pool", "areas":[{"name","node","pages","used","maxchunk","segments",
  *       "alloc_pages_success","alloc_pages_fail","release_pages_success",
@@ -32,7 +40,7 @@ namespace numacma::cli {
  *     "nodes":[{"node","local","fallback","pages","other_node","default","failed",
  *       "numastat":{"numa_hit","numa_miss","numa_foreign","local_node","other_node"},
  *       "hugepages_total","hugepages_free"}],
- *     "dir","params","backing","policy","uid","gid","mode"}
+ *     "dir","params","backing","policy","uid","gid","mode","sysfs_root"}
  *  fallback = other_node + default (pages is its own count: a single page
  *  from pages is A3's normal path). Values the host could not read (-1 in
  *  the status) are null. mode is the octal text, "0600". Ordered JSON so
@@ -45,9 +53,20 @@ std::string status_text(const PoolStatus& st);
 
 /** Prometheus text exposition format 0.0.4 (node_exporter's textfile
  *  collector): one # HELP and # TYPE per family, then its samples, for
- *  every pool given. numastat and hugepages are the machine's, not a pool's:
- *  written once per node, without a pool label. Empty input: "". */
-std::string status_prometheus(const std::vector<PoolStatus>& pools);
+ *  every pool given; named as Prometheus's conventions say (amounts of
+ *  memory in _bytes, counters in _total). numastat and hugepages are the
+ *  machine's, not a pool's: written once per node, without a pool label.
+ *  Each failed pool is a comment line first ("# numacma: pool NAME skipped:
+ *  MESSAGE"), no samples. Empty input: "". */
+std::string status_prometheus(const std::vector<PoolStatus>& pools,
+                              const std::vector<PoolFailure>& failed = {});
+
+/** {"pool": NAME, "error": MESSAGE, "code": "corrupt"}: a failed pool's
+ *  entry in `numacma status --json`'s array. */
+nlohmann::ordered_json status_error_json(const PoolFailure& f);
+
+/** "pool NAME: CANNOT BE READ (code): MESSAGE\n". */
+std::string status_error_text(const PoolFailure& f);
 
 /** A self-contained SVG of the machine and the pool: one column per NUMA
  *  node (its id, memory, CPUs, PCI devices), the distance matrix, and under

@@ -1,12 +1,12 @@
 // tools/numacma/status_svg.cpp — `numacma status --svg`: the machine and a
 // shared pool as one picture (status_render.hpp).
 //
-//   numacma pool NAME: params (backing, policy)
-//   +- node 0 ---------+  +- node 1 ---------+
-//   | memory, CPUs     |  | ...              |
+//   numacma pool NAME: params (backing, policy)    the whole title, wrapped
+//   +- node 0 ---------+  +- node 1 ---------+      (at most 4 node boxes a row,
+//   | memory, CPUs     |  | ...              |       then the next row)
 //   | PCI devices      |  |                  |
-//   +------------------+  +------------------+
-//   reserved  64M          pernuma1  16M
+//   +------------------+  +------------------+  +- no node ----------+
+//   reserved  64 MiB       pernuma1  16 MiB      | devices without one |
 //   [##==....###......]    [====............]   one strip per area: its pages
 //   distances (matrix)                           left to right, free grey,
 //   legend: holders                              runs in their holder's colour
@@ -32,6 +32,8 @@ constexpr int kLine = 15;        // text line height
 constexpr int kStripH = 18;
 constexpr int kAreaH = 2 * kLine + kStripH + 14;
 constexpr int kCell = 36;        // distance matrix cell
+constexpr std::size_t kPerRow = 4;  // node columns in a row: 8 nodes are two rows, not one
+constexpr int kTitleCharW = 9;   // a 14 px bold monospace character, rounded up
 constexpr const char* kFree = "#e0e0e0";
 constexpr const char* kUnknown = "#555555";
 
@@ -126,13 +128,16 @@ struct Column {
 std::vector<Column> columns(const PoolStatus& st, const topo::Topology& t) {
   std::map<int, Column> by_node;
   for (const topo::NodeInfo& n : t.nodes()) by_node[n.id] = Column{n.id, &n, {}, {}};
-  for (const topo::PciDevice& d : t.pci_devices())
-    if (auto it = by_node.find(d.numa_node); it != by_node.end()) it->second.pci.push_back(&d);
-  for (const SharedAreaStatus& a : st.areas) {
-    Column& c = by_node[a.area.node];
-    c.node = a.area.node;
-    c.areas.push_back(&a);
-  }
+  // A device or area without a node (or on one the topology lacks) gets a
+  // column too: the "no node" box, or that node's.
+  const auto column = [&](int node) -> Column& {
+    node = node < 0 ? kNoNode : node;
+    Column& c = by_node[node];
+    c.node = node;
+    return c;
+  };
+  for (const topo::PciDevice& d : t.pci_devices()) column(d.numa_node).pci.push_back(&d);
+  for (const SharedAreaStatus& a : st.areas) column(a.area.node).areas.push_back(&a);
   std::vector<Column> out;
   for (auto& [node, c] : by_node)
     if (node >= 0) out.push_back(std::move(c));
@@ -140,28 +145,50 @@ std::vector<Column> columns(const PoolStatus& st, const topo::Topology& t) {
   return out;
 }
 
+std::string device_line(const topo::PciDevice& d) {
+  const std::string cls = pci_class_name(d.class_code);
+  char id[24];
+  std::snprintf(id, sizeof id, "%04x:%04x", d.vendor & 0xffff, d.device & 0xffff);
+  return d.bdf + " " + (cls.empty() ? hex(d.class_code) : cls) + " " + id + (d.driver.empty() ? "" : " " + d.driver);
+}
+
 std::vector<std::string> node_lines(const Column& c, const PoolStatus& st) {
   std::vector<std::string> lines;
-  if (c.node < 0) return {"no node", "areas without a NUMA node"};
+  if (c.node < 0) {
+    lines = {"no node", "devices and areas without a NUMA node"};
+    for (const topo::PciDevice* d : c.pci) lines.push_back(device_line(*d));
+    return lines;
+  }
   lines.push_back("node " + std::to_string(c.node));
   if (c.info == nullptr) {
     lines.push_back("(not in the topology)");
+    for (const topo::PciDevice* d : c.pci) lines.push_back(device_line(*d));
     return lines;
   }
   std::string mem = c.info->has_memory ? "memory " + human_size(c.info->mem.total_bytes) : "no memory";
   for (const SharedNodeStatus& n : st.nodes)
     if (n.alloc.node == c.node && n.hugepages_total >= 0)
-      mem += ", 2M hugepages " + std::to_string(std::max<std::int64_t>(n.hugepages_free, 0)) + "/" +
+      mem += ", 2 MiB hugepages " + std::to_string(std::max<std::int64_t>(n.hugepages_free, 0)) + "/" +
              std::to_string(n.hugepages_total) + " free";
   lines.push_back(mem);
   lines.push_back("CPUs " + cpulist_text(c.info->cpus));
   if (c.pci.empty()) lines.push_back("no PCI devices");
-  for (const topo::PciDevice* d : c.pci) {
-    const std::string cls = pci_class_name(d->class_code);
-    char id[24];
-    std::snprintf(id, sizeof id, "%04x:%04x", d->vendor & 0xffff, d->device & 0xffff);
-    lines.push_back(d->bdf + " " + (cls.empty() ? hex(d->class_code) : cls) + " " + id +
-                    (d->driver.empty() ? "" : " " + d->driver));
+  for (const topo::PciDevice* d : c.pci) lines.push_back(device_line(*d));
+  return lines;
+}
+
+/** `text` in lines of at most `chars` characters, broken at spaces; a word
+ *  longer than that is a line of its own (the caller widens the picture). */
+std::vector<std::string> wrap(const std::string& text, std::size_t chars) {
+  std::vector<std::string> lines{""};
+  std::size_t from = 0;
+  while (from < text.size()) {
+    std::size_t to = text.find(' ', from);
+    if (to == std::string::npos) to = text.size();
+    const std::string word = text.substr(from, to - from);
+    if (!lines.back().empty() && lines.back().size() + 1 + word.size() > chars) lines.emplace_back();
+    lines.back() += (lines.back().empty() ? "" : " ") + word;
+    from = to + 1;
   }
   return lines;
 }
@@ -169,14 +196,14 @@ std::vector<std::string> node_lines(const Column& c, const PoolStatus& st) {
 void draw_area(Svg& svg, const PoolStatus& st, const SharedAreaStatus& s, int x, int y) {
   const AreaReport& a = s.area;
   svg.text(x, y + kLine - 3,
-           a.name + "  " + human_size(a.pages * 4096) + (a.backing.empty() ? "" : "  " + a.backing),
+           a.name + "  " + human_pages(a.pages) + (a.backing.empty() ? "" : "  " + a.backing),
            "font-weight=\"bold\"");
   svg.text(x, y + 2 * kLine - 3,
-           "used " + std::to_string(a.used) + "/" + std::to_string(a.pages) + " pages, maxchunk " +
-               std::to_string(a.maxchunk) + ", " + std::to_string(a.segments) + " seg");
+           "used " + human_pages(a.used) + ", largest free " + human_pages(a.maxchunk) + ", " +
+               std::to_string(a.segments) + " seg");
   const int sy = y + 2 * kLine;
   svg.rect(x, sy, kColW, kStripH, kFree, "class=\"strip\" data-area=\"" + xml_escape(a.name) + "\"",
-           a.name + ": " + std::to_string(a.pages - std::min(a.used, a.pages)) + " pages free");
+           a.name + ": " + human_pages(a.pages - std::min(a.used, a.pages)) + " free");
   if (a.pages != 0) {
     // Contiguous runs of one holder are drawn as one rectangle.
     for (std::size_t i = 0; i < s.runs.size();) {
@@ -190,7 +217,7 @@ void draw_area(Svg& svg, const PoolStatus& st, const SharedAreaStatus& s, int x,
         svg.rect(x + rx, sy, rw, kStripH, holder_fill(st, r.holder),
                  "class=\"run\" data-holder=\"" + std::to_string(r.holder) + "\"",
                  holder_label(st, r.holder) + ": pages " + std::to_string(r.first_page) + "-" +
-                     std::to_string(end - 1));
+                     std::to_string(end - 1) + " (" + human_pages(end - r.first_page) + ")");
       }
       i = j;
     }
@@ -202,39 +229,50 @@ void draw_area(Svg& svg, const PoolStatus& st, const SharedAreaStatus& s, int x,
 
 std::string status_svg(const PoolStatus& st, const topo::Topology& t) {
   const std::vector<Column> cols = columns(st, t);
+  const std::size_t per_row = std::max<std::size_t>(1, std::min(cols.size(), kPerRow));
+  int width = kMargin * 2 + static_cast<int>(per_row) * (kColW + kGap) - kGap;
+  width = std::max(width, kMargin * 2 + static_cast<int>(t.nodes().size() + 1) * kCell);
   Svg svg;
-  int y = kMargin + 14;
-  svg.text(kMargin, y,
-           "numacma pool " + st.name + ": " + st.params + " (backing " + st.backing + ", policy " +
-               st.policy + ")",
-           "font-size=\"14\" font-weight=\"bold\"");
-  y += 14;
+  int y = kMargin;
 
-  // Node boxes, all as tall as the tallest.
-  std::vector<std::vector<std::string>> lines;
-  std::size_t most = 0, most_areas = 0;
-  for (const Column& c : cols) {
-    lines.push_back(node_lines(c, st));
-    most = std::max(most, lines.back().size());
-    most_areas = std::max(most_areas, c.areas.size());
+  // The title in full, wrapped to the picture's width (widened for a word
+  // longer than that): never cut.
+  const std::string title = "numacma pool " + st.name + ": " + st.params + " (backing " + st.backing +
+                            ", policy " + st.policy + ")";
+  for (const std::string& l : wrap(title, static_cast<std::size_t>((width - 2 * kMargin) / kTitleCharW))) {
+    width = std::max(width, kMargin * 2 + static_cast<int>(l.size()) * kTitleCharW);
+    y += 18;
+    svg.text(kMargin, y, l, "class=\"title\" font-size=\"14\" font-weight=\"bold\"");
   }
-  const int box_h = static_cast<int>(most) * kLine + 10;
-  for (std::size_t i = 0; i < cols.size(); ++i) {
-    const int x = kMargin + static_cast<int>(i) * (kColW + kGap);
-    svg.rect(x, y, kColW, box_h, "#f7f7f7",
-             "class=\"node\" data-node=\"" + std::to_string(cols[i].node) +
-                 "\" stroke=\"#333333\" rx=\"4\"");
-    for (std::size_t l = 0; l < lines[i].size(); ++l)
-      svg.text(x + 8, y + static_cast<int>(l + 1) * kLine, lines[i][l],
-               l == 0 ? "font-weight=\"bold\"" : "");
-    int ay = y + box_h + 8;
-    for (const SharedAreaStatus* a : cols[i].areas) {
-      draw_area(svg, st, *a, x, ay);
-      ay += kAreaH;
+  y += 10;
+
+  // Node boxes in rows of at most kPerRow; in a row, all as tall as the tallest.
+  for (std::size_t first = 0; first < cols.size(); first += per_row) {
+    const std::size_t last = std::min(cols.size(), first + per_row);
+    std::vector<std::vector<std::string>> lines;
+    std::size_t most = 0, most_areas = 0;
+    for (std::size_t i = first; i < last; ++i) {
+      lines.push_back(node_lines(cols[i], st));
+      most = std::max(most, lines.back().size());
+      most_areas = std::max(most_areas, cols[i].areas.size());
     }
+    const int box_h = static_cast<int>(most) * kLine + 10;
+    for (std::size_t i = first; i < last; ++i) {
+      const int x = kMargin + static_cast<int>(i - first) * (kColW + kGap);
+      const std::vector<std::string>& ls = lines[i - first];
+      svg.rect(x, y, kColW, box_h, "#f7f7f7",
+               "class=\"node\" data-node=\"" + std::to_string(cols[i].node) + "\" data-row=\"" +
+                   std::to_string(first / per_row) + "\" stroke=\"#333333\" rx=\"4\"");
+      for (std::size_t l = 0; l < ls.size(); ++l)
+        svg.text(x + 8, y + static_cast<int>(l + 1) * kLine, ls[l], l == 0 ? "font-weight=\"bold\"" : "");
+      int ay = y + box_h + 8;
+      for (const SharedAreaStatus* a : cols[i].areas) {
+        draw_area(svg, st, *a, x, ay);
+        ay += kAreaH;
+      }
+    }
+    y += box_h + 8 + static_cast<int>(most_areas) * kAreaH + 8;
   }
-  y += box_h + 8 + static_cast<int>(most_areas) * kAreaH + 8;
-  int width = kMargin * 2 + static_cast<int>(cols.size()) * (kColW + kGap) - kGap;
 
   // The distance matrix of the topology's nodes.
   const auto& nodes = t.nodes();
@@ -253,7 +291,6 @@ std::string status_svg(const PoolStatus& st, const topo::Topology& t) {
                    std::to_string(nodes[j].id) + "\"" + (i == j ? " fill=\"#888888\"" : ""));
     }
   }
-  width = std::max(width, kMargin * 2 + static_cast<int>(nodes.size() + 1) * kCell);
   y += static_cast<int>(nodes.size() + 1) * kLine + 12;
 
   // Legend: free, every holder, and "unknown" when a run names no holder.
@@ -274,7 +311,7 @@ std::string status_svg(const PoolStatus& st, const topo::Topology& t) {
     for (const auto& [area, n] : st.holders[h].pages) pages += n;
     entry(holder_fill(st, static_cast<int>(h)),
           holder_label(st, static_cast<int>(h)) + ": " + std::to_string(st.holders[h].buffers) +
-              " buffers, " + std::to_string(pages) + " pages",
+              " buffers, " + human_pages(pages),
           "class=\"legend-holder\" data-holder=\"" + std::to_string(h) + "\"");
   }
   if (st.holders.empty()) {
@@ -296,7 +333,7 @@ std::string status_svg(const PoolStatus& st, const topo::Topology& t) {
   out += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(width) +
          "\" height=\"" + std::to_string(height) + "\" viewBox=\"0 0 " + std::to_string(width) + " " +
          std::to_string(height) + "\" font-family=\"monospace\" font-size=\"11\">\n";
-  out += "<title>" + xml_escape("numacma pool " + st.name) + "</title>\n";
+  out += "<title>" + xml_escape(title) + "</title>\n";
   out += "<defs>\n" + defs + "</defs>\n";
   out += "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
   out += svg.body();
