@@ -42,7 +42,7 @@ enum class DmaMode { automatic, phys, iova };
 /** A PCI device that the pool drives through VFIO, and the coherent DMA mask
  *  its driver declares (as dma_set_mask_and_coherent does in the kernel). */
 struct VfioDeviceSpec {
-  std::string bdf;                                ///< "0000:05:00.0", bound to vfio-pci
+  std::string bdf;                                ///< "0000:05:00.0" (or "05:00.0"), bound to vfio-pci
   std::uint64_t dma_mask = ~std::uint64_t{0};     ///< e.g. (1 << 48) - 1; never 0
 };
 
@@ -96,7 +96,8 @@ struct Device {
   std::string area;   ///< name of its own area ("" = none); set by the pool
 
   /** Reads <sysfs_root>/bus/pci/devices/<bdf>/numa_node via the pool's topology.
-   *  The name is the BDF; a device area declared under that name is attached. */
+   *  bdf is "DDDD:BB:DD.F" or lspci's short "BB:DD.F" (domain 0000). The
+   *  name is the long BDF; a device area declared under that name is attached. */
   static Result<Device> from_pci(std::string_view bdf, const Pool& pool);
   /** A VFIO device of the pool (PoolOptions::vfio or Pool::vfio_attach):
    *  node from its BDF's numa_node, mask as its driver declared it. */

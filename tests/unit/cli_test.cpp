@@ -81,7 +81,7 @@ TEST(Cli, BadUsageExitsTwoWithAMessage) {
                            "replay --params cma=1M --device-area smmu:two:64K -",
                            "replay --params cma=1M --device-area smmu:2:9Q -",
                            "replay --params cma=7Z -", "demo --size 0", "demo --size 12Q",
-                           "vfio", "vfio bind", "vfio frob 0000:05:00.0", "vfio bind 05:00.0",
+                           "vfio", "vfio bind", "vfio frob 0000:05:00.0", "vfio bind 5:00.0",
                            "vfio unbind 0000:05:00.8", "replay --params cma=1M --vfio 5:0.0 -",
                            "demo --vfio 0000:05:00.0/..", "status --json --prometheus",
                            "status --svg - --json"}) {
@@ -261,6 +261,10 @@ TEST(Cli, VfioBindAlreadyBoundNamesTheGroupMembersInTheWay) {
   EXPECT_EQ(j["dev"], "/dev/vfio/48");
   EXPECT_EQ(j["group_viable"], false);
   EXPECT_EQ(j["blocking"], json::parse(R"([{"bdf":"0000:98:00.0","driver":"ice"}])"));
+  // The short form lspci prints is the same device, reported in the long form.
+  const CliRun short_form = run("vfio bind --json " + x86 + " 98:00.1");
+  ASSERT_EQ(short_form.rc, 0) << short_form.err;
+  EXPECT_EQ(json::parse(short_form.out), j);
   const CliRun t = run("vfio bind " + x86 + " 0000:98:00.1");
   ASSERT_EQ(t.rc, 0) << t.err;
   EXPECT_NE(t.out.find("0000:98:00.1: already bound to vfio-pci, nothing to do (group 48, /dev/vfio/48)"),
@@ -321,7 +325,8 @@ TEST(Cli, VfioOptionOnPoolCommands) {
   const CliRun r = run("replay --params cma=1M --vfio 0000:05:00.0 --vfio 0000:05:00.0 -", "alloc a 0 4K\n");
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.err.find("--vfio 0000:05:00.0 given twice"), std::string::npos) << r.err;
-  const CliRun bad = run("replay --params cma=1M --vfio 05:00.0 -", "alloc a 0 4K\n");
+  const CliRun bad = run("replay --params cma=1M --vfio 5:00.0 -", "alloc a 0 4K\n");
+  EXPECT_EQ(bad.rc, 2);
   EXPECT_NE(bad.err.find("DDDD:BB:DD.F"), std::string::npos) << bad.err;
 }
 
@@ -390,6 +395,10 @@ TEST(CliBench, AllocRowsNameAlignmentAndConfiguration) {
     const json& nozero = by[std::make_pair(std::string("numacma-nozero"), size)];
     EXPECT_NE(nozero["config"].get<std::string>().find("NOT zeroed"), std::string::npos) << nozero;
     const json& z = by[std::make_pair(std::string("dpdk-zmalloc"), size)];
+  // The short form is the same device: given twice with the long one, refused as twice.
+  const CliRun twice = run("replay --params cma=1M --vfio 05:00.0 --vfio 0000:05:00.0 -", "alloc a 0 4K\n");
+  EXPECT_EQ(twice.rc, 2);
+  EXPECT_NE(twice.err.find("--vfio 0000:05:00.0 given twice"), std::string::npos) << twice.err;
     if (z["skipped"] != true) {
       EXPECT_NE(z["config"].get<std::string>().find("rte_zmalloc_socket"), std::string::npos) << z;
     }

@@ -76,7 +76,8 @@ void register_vfio(CLI::App& app) {
         bind ? "bind" : "unbind",
         bind ? "unbind BDF from its driver (remembered) and bind it to vfio-pci"
              : "unbind BDF from vfio-pci and give it back to the driver it had before bind");
-    sub->add_option("bdf", a->bdf, "the device, DDDD:BB:DD.F (e.g. 0000:05:00.0)")->required();
+    sub->add_option("bdf", a->bdf, "the device, DDDD:BB:DD.F or BB:DD.F (e.g. 0000:05:00.0, 05:00.0)")
+        ->required();
     sub->add_option("--sysfs-root", a->sysfs_root, "sysfs root (default /sys)");
     sub->add_flag("--json", a->json, "one JSON object instead of a line");
     sub->callback([a, bind] { run(*a, bind); });
