@@ -284,6 +284,41 @@ TEST(Cli, VfioBindFailuresExitOne) {
   EXPECT_NE(no_vfio.err.find("modprobe vfio-pci"), std::string::npos) << no_vfio.err;
 }
 
+TEST(Cli, NvmeSelftestDestructiveNeedsYesAndSaysWhatItWouldOverwrite) {
+  for (const char* bdf : {"0000:05:00.0", "05:00.0"}) {
+    const CliRun r = run(std::string("nvme-selftest --destructive ") + bdf);
+    EXPECT_EQ(r.rc, 2) << r.err;
+    EXPECT_NE(r.err.find("numacma nvme-selftest: --destructive overwrites LBAs 0-63 of namespace 1 of "
+                         "0000:05:00.0 with a test pattern and does not restore them"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("add --yes"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+  const CliRun h = run("nvme-selftest --help");
+  EXPECT_NE(h.out.find("--destructive"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("--yes"), std::string::npos) << h.out;
+}
+
+TEST(Cli, NvmeSelftestJsonSaysTheModeAndThatNothingWasLostWhenItCouldNotStart) {
+  // No such device here: the pool cannot be made, nothing is read or
+  // written, so nothing is announced and the data is intact.
+  const CliRun r = run("nvme-selftest ff:1f.7 --json");
+  EXPECT_EQ(r.rc, 1);
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["op"], "result");
+  EXPECT_EQ(j["ok"], false);
+  EXPECT_EQ(j["mode"], "restore");
+  EXPECT_EQ(j["restored"], true);
+  EXPECT_EQ(j["unrestored"], json::array());
+  EXPECT_EQ(j["lbas_written"], 0);
+  EXPECT_NE(j["error"].get<std::string>().find("0000:ff:1f.7"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find("LBAs"), std::string::npos) << "nothing to announce: " << r.err;
+  const CliRun d = run("nvme-selftest ff:1f.7 --json --destructive --yes");
+  EXPECT_EQ(d.rc, 1);
+  EXPECT_EQ(json::parse(d.out)["mode"], "destructive");
+}
+
 TEST(Cli, VfioBindOnAFakeTreeThatDoesNotReact) {
   // Plain files take the writes but no driver link moves: the CLI reports
   // that vfio-pci did not take the device and the rollback, and exits 1.
