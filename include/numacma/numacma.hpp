@@ -330,11 +330,26 @@ class Pool {
   std::shared_ptr<detail::PoolImpl> impl_;
 };
 
+/** How vfio_bind treats a device the machine uses (docs/vfio.md). */
+struct VfioBindOptions {
+  std::string sysfs_root = "/sys";
+  std::string proc_root = "/proc";  ///< mountinfo, swaps, routes
+  /** Bind although the device is in use: its mounted file systems, swap,
+   *  dm/md/LVM volumes and network interfaces lose it now. Never when the
+   *  root file system is on it. */
+  bool force = false;
+};
+
 /** Binds a PCI device to vfio-pci (driver_override + drivers_probe), first
  *  unbinding its driver, whose name is remembered under the run directory
  *  ($NUMACMA_RUN_DIR, default /run/numacma) so that vfio_unbind restores it.
- *  Already bound to vfio-pci: nothing to do. */
+ *  Already bound to vfio-pci: nothing to do. A device in use is refused
+ *  (Errc::busy, the message naming each use: a disk of it mounted, used as
+ *  swap or held by dm/md/LVM; an interface of it up or with addresses or
+ *  routes) before anything is written, unless options.force; the device of
+ *  the root file system always. bdf: "DDDD:BB:DD.F" or "BB:DD.F". */
 Status vfio_bind(std::string_view bdf, const std::string& sysfs_root = "/sys");
+Status vfio_bind(std::string_view bdf, const VfioBindOptions& options);
 /** Unbinds a device from vfio-pci, clears driver_override and hands it back
  *  to the driver it had before vfio_bind (or to whatever driver the kernel
  *  picks when none was remembered). */

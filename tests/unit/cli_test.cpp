@@ -319,6 +319,38 @@ TEST(Cli, NvmeSelftestJsonSaysTheModeAndThatNothingWasLostWhenItCouldNotStart) {
   EXPECT_EQ(json::parse(d.out)["mode"], "destructive");
 }
 
+TEST(Cli, VfioBindRefusesADeviceInUseAndForceGoesOnButNotForTheRootDisk) {
+  // The fixture machine (tests/data/make_in_use_fixture.py) has no vfio-pci:
+  // a bind that gets past the in-use check stops at "not loaded", so nothing
+  // is ever written into the committed tree.
+  const std::string m = "--sysfs-root " + kData + "/in-use/sys --proc-root " + kData + "/in-use/proc ";
+  const CliRun lvm = run("vfio bind " + m + "0000:02:00.0");
+  EXPECT_EQ(lvm.rc, 1);
+  EXPECT_NE(lvm.err.find("numacma vfio bind: 0000:02:00.0 is in use: nvme1n1p1 is held by dm-0 (device-mapper: "
+                         "LVM, dm-crypt or multipath); dm-0 (which holds nvme1n1p1) is mounted on /srv. Stop "
+                         "using it first"),
+            std::string::npos)
+      << lvm.err;
+  EXPECT_NE(lvm.err.find("--force"), std::string::npos) << lvm.err;
+  const CliRun forced = run("vfio bind --force " + m + "02:00.0");
+  EXPECT_EQ(forced.rc, 1);
+  EXPECT_NE(forced.err.find("vfio-pci is not loaded"), std::string::npos) << "past the check: " << forced.err;
+  for (const char* force : {"", "--force "}) {
+    const CliRun root = run(std::string("vfio bind ") + force + m + "0000:01:00.0");
+    EXPECT_EQ(root.rc, 1);
+    EXPECT_NE(root.err.find("0000:01:00.0 is in use: nvme0n1p2 is mounted on / (root file system: never "
+                            "unbound); nvme0n1p1 is mounted on /boot/efi; nvme0n1p3 is used as swap"),
+              std::string::npos)
+        << root.err;
+    EXPECT_NE(root.err.find("not even with --force"), std::string::npos) << root.err;
+  }
+  const CliRun free_disk = run("vfio bind " + m + "0000:03:00.0");
+  EXPECT_EQ(free_disk.rc, 1);
+  EXPECT_NE(free_disk.err.find("vfio-pci is not loaded"), std::string::npos) << free_disk.err;
+  EXPECT_NE(run("vfio bind --help").out.find("--force"), std::string::npos);
+  EXPECT_EQ(run("vfio unbind --force 0000:03:00.0").rc, 2) << "unbind has no --force";
+}
+
 TEST(Cli, VfioBindOnAFakeTreeThatDoesNotReact) {
   // Plain files take the writes but no driver link moves: the CLI reports
   // that vfio-pci did not take the device and the rollback, and exits 1.
@@ -363,6 +395,10 @@ TEST(Cli, VfioOptionOnPoolCommands) {
   const CliRun bad = run("replay --params cma=1M --vfio 5:00.0 -", "alloc a 0 4K\n");
   EXPECT_EQ(bad.rc, 2);
   EXPECT_NE(bad.err.find("DDDD:BB:DD.F"), std::string::npos) << bad.err;
+  // The short form is the same device: given twice with the long one, refused as twice.
+  const CliRun twice = run("replay --params cma=1M --vfio 05:00.0 --vfio 0000:05:00.0 -", "alloc a 0 4K\n");
+  EXPECT_EQ(twice.rc, 2);
+  EXPECT_NE(twice.err.find("--vfio 0000:05:00.0 given twice"), std::string::npos) << twice.err;
 }
 
 // ---- numacma bench: the JSON rows' shape (no timing assertions) ----------------
@@ -430,10 +466,6 @@ TEST(CliBench, AllocRowsNameAlignmentAndConfiguration) {
     const json& nozero = by[std::make_pair(std::string("numacma-nozero"), size)];
     EXPECT_NE(nozero["config"].get<std::string>().find("NOT zeroed"), std::string::npos) << nozero;
     const json& z = by[std::make_pair(std::string("dpdk-zmalloc"), size)];
-  // The short form is the same device: given twice with the long one, refused as twice.
-  const CliRun twice = run("replay --params cma=1M --vfio 05:00.0 --vfio 0000:05:00.0 -", "alloc a 0 4K\n");
-  EXPECT_EQ(twice.rc, 2);
-  EXPECT_NE(twice.err.find("--vfio 0000:05:00.0 given twice"), std::string::npos) << twice.err;
     if (z["skipped"] != true) {
       EXPECT_NE(z["config"].get<std::string>().find("rte_zmalloc_socket"), std::string::npos) << z;
     }
