@@ -67,7 +67,6 @@ std::vector<LbaRange> ranges_of(std::vector<std::uint64_t> lbas) {
  *  buffer's size. */
 struct Run {
   SelftestDisk& disk;
-  const SelftestOptions& o;
   SelftestResult& r;
   std::uint32_t lba = 0;
   std::uint64_t per_round = 0;
@@ -222,7 +221,7 @@ void run_pattern_test(SelftestDisk& disk, const SelftestOptions& o, SelftestResu
   r.destructive = o.destructive;
   r.first_lba = o.first_lba;
   r.restored = !o.destructive;  // nothing written yet
-  Run run{disk, o, r};
+  Run run{disk, r};
   run.lba = disk.lba_size();
   if (run.lba == 0 || run.lba % sizeof(std::uint64_t) != 0) {
     r.error = "LBA size " + std::to_string(run.lba) + " is not a multiple of 8 bytes";

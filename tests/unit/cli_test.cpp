@@ -309,6 +309,7 @@ TEST(Cli, NvmeSelftestJsonSaysTheModeAndThatNothingWasLostWhenItCouldNotStart) {
   EXPECT_EQ(j["op"], "result");
   EXPECT_EQ(j["ok"], false);
   EXPECT_EQ(j["mode"], "restore");
+  EXPECT_EQ(j["nsid"], 1);
   EXPECT_EQ(j["restored"], true);
   EXPECT_EQ(j["unrestored"], json::array());
   EXPECT_EQ(j["lbas_written"], 0);

@@ -89,7 +89,8 @@ void run(const NvmeArgs& a) {
   const std::uint64_t mask = a.dma_bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << a.dma_bits) - 1;
   opts.vfio = {{bdf, mask}};
 
-  nvme_example::SelftestResult r;
+  nvme_example::SelftestResult r;  // as selftest() leaves it when nothing could be done
+  r.nsid = st.controller.nsid;
   r.restored = !a.destructive;  // nothing written
   r.destructive = a.destructive;
   Result<Pool> pool = Pool::create(opts);
