@@ -1,9 +1,9 @@
 # Fails when a file of a no-OS layer (src/core, src/config, src/pool, src/dmapool, src/vfio/iova.*,
-# src/shared/layout.*) includes
+# src/vfio/in_use.*, src/shared/layout.*) includes
 # an OS header or the os layer: every system call lives in src/os (docs/design.md).
 set(_bad "")
-foreach(layer core config pool dmapool vfio/iova shared/layout)
-  if(layer STREQUAL "vfio/iova" OR layer STREQUAL "shared/layout")  # pure logic beside OS code
+foreach(layer core config pool dmapool vfio/iova vfio/in_use shared/layout)
+  if(layer MATCHES "/")  # pure logic beside OS code
     file(GLOB _files ${SRC}/${layer}.cpp ${SRC}/${layer}.hpp)
   else()
     file(GLOB _files ${SRC}/${layer}/*.cpp ${SRC}/${layer}/*.hpp)
@@ -24,4 +24,4 @@ if(_bad)
   string(REPLACE ";" "\n  " _msg "${_bad}")
   message(FATAL_ERROR "layering broken:\n  ${_msg}")
 endif()
-message(STATUS "layering ok: core, config, pool, dmapool, the IOVA allocator and the state-file layout make no system calls")
+message(STATUS "layering ok: core, config, pool, dmapool, the IOVA allocator, the in-use decision and the state-file layout make no system calls")

@@ -1,6 +1,7 @@
 // nvme_example.cpp — the polled user-space NVMe driver (nvme_driver.hpp) on
-// a numacma pool in vfio mode: writes a pattern to 64 LBAs, reads it back,
-// verifies it, and shows on which NUMA node and at which IOVA every queue
+// a numacma pool in vfio mode: reads 64 LBAs, writes a pattern to them,
+// reads it back and verifies it, writes the original contents back and
+// verifies them, and shows on which NUMA node and at which IOVA every queue
 // and buffer lives.
 //
 // usage: nvme_example BDF [--params P] [--backing B]
@@ -9,7 +10,7 @@
 //   P        kernel-style pool parameters (default "cma=16M cma_pernuma=8M")
 //   B        auto | hugetlb | anon | sim (default anon: 4 KiB pages, which
 //            the IOMMU makes contiguous for the device)
-// Exit code 0 only when every LBA read back as written.
+// Exit code 0 only when every LBA read back as written and was restored.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -45,7 +46,9 @@ int main(int argc, char** argv) {
   numacma::Result<numacma::Pool> pool = numacma::Pool::create(opts);
   if (!pool) return std::fprintf(stderr, "pool: %s\n", pool.error().message.c_str()), 1;
 
-  const nvme_example::SelftestResult r = nvme_example::selftest(*pool, bdf);
+  nvme_example::SelftestOptions st;
+  st.announce = [&](const std::string& plan) { std::printf("%s %s\n", bdf.c_str(), plan.c_str()); };
+  const nvme_example::SelftestResult r = nvme_example::selftest(*pool, bdf, st);
 
   std::printf("%-9s %-12s %4s  %-18s %8s\n", "structure", "area", "node", "iova", "bytes");
   for (const nvme_example::DmaStructure& d : r.dma)
@@ -53,13 +56,14 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(d.iova), d.bytes);
   std::printf("controller %s on node %d: %s, LBA size %u\n", bdf.c_str(), r.controller_node,
               r.model.empty() ? "(not identified)" : r.model.c_str(), r.lba_size);
-  std::printf("LBAs written %llu, verified %llu of %llu\n", static_cast<unsigned long long>(r.lbas_written),
-              static_cast<unsigned long long>(r.lbas_verified),
-              static_cast<unsigned long long>(r.lbas_requested));
+  std::printf("LBAs written %llu, verified %llu of %llu, restored %llu\n",
+              static_cast<unsigned long long>(r.lbas_written), static_cast<unsigned long long>(r.lbas_verified),
+              static_cast<unsigned long long>(r.lbas_requested), static_cast<unsigned long long>(r.lbas_restored));
   if (!r.ok) {
     std::printf("FAILED: %s\n", r.error.empty() ? "not every LBA verified" : r.error.c_str());
+    if (!r.restore_error.empty() && r.restore_error != r.error) std::printf("%s\n", r.restore_error.c_str());
     return 1;
   }
-  std::printf("OK: every LBA read back as written\n");
+  std::printf("OK: every LBA read back as written, and its original contents are back\n");
   return 0;
 }

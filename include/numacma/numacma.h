@@ -111,7 +111,13 @@ void ncma_device_destroy(ncma_device *dev);
  * access to BAR `bar`; ncma_vfio_config_read/write: PCI config space;
  * ncma_vfio_enable_bus_master: memory space + bus master on. Each returns 0
  * or a negative NCMA_E* code. ncma_vfio_bind/unbind: bind a device to
- * vfio-pci and give it back to its previous driver (sysfs_root NULL: "/sys"). */
+ * vfio-pci and give it back to its previous driver (sysfs_root NULL: "/sys").
+ * A device the machine uses (a disk of it mounted, used as swap or held by
+ * dm/md/LVM; an interface of it up or with addresses or routes) is refused
+ * with NCMA_EBUSY, the message naming each use, before anything is
+ * written; ncma_vfio_bind_flags with NCMA_VFIO_BIND_FORCE binds it anyway,
+ * except the device of the root file system, which is never unbound. A bdf
+ * may be "DDDD:BB:DD.F" or lspci's "BB:DD.F" (domain 0000). */
 ncma_device *ncma_device_vfio(ncma_pool *pool, const char *bdf);
 int ncma_vfio_attach(ncma_pool *pool, const char *bdf, uint64_t dma_mask);
 int ncma_vfio_bar_read32(ncma_pool *pool, const char *bdf, unsigned bar, uint64_t offset,
@@ -127,6 +133,8 @@ int ncma_vfio_config_write(ncma_pool *pool, const char *bdf, uint32_t offset, co
                            size_t len);
 int ncma_vfio_enable_bus_master(ncma_pool *pool, const char *bdf);
 int ncma_vfio_bind(const char *bdf, const char *sysfs_root);
+#define NCMA_VFIO_BIND_FORCE 0x1u /* bind although in use (never the root file system's device) */
+int ncma_vfio_bind_flags(const char *bdf, const char *sysfs_root, unsigned flags);
 int ncma_vfio_unbind(const char *bdf, const char *sysfs_root);
 
 /* dma_alloc_coherent: the CPU address, or NULL (reason in ncma_last_error). */

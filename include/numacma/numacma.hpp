@@ -61,7 +61,7 @@ inline constexpr bool device_usable(AddressKind k) noexcept {
 /** A PCI device that the pool drives through VFIO, and the coherent DMA mask
  *  its driver declares (as dma_set_mask_and_coherent does in the kernel). */
 struct VfioDeviceSpec {
-  std::string bdf;                                ///< "0000:05:00.0", bound to vfio-pci
+  std::string bdf;                                ///< "0000:05:00.0" (or "05:00.0"), bound to vfio-pci
   std::uint64_t dma_mask = ~std::uint64_t{0};     ///< e.g. (1 << 48) - 1; never 0
 };
 
@@ -124,7 +124,8 @@ struct Device {
   std::string area;   ///< name of its own area ("" = none); set by the pool
 
   /** Reads <sysfs_root>/bus/pci/devices/<bdf>/numa_node via the pool's topology.
-   *  The name is the BDF; a device area declared under that name is attached. */
+   *  bdf is "DDDD:BB:DD.F" or lspci's short "BB:DD.F" (domain 0000). The
+   *  name is the long BDF; a device area declared under that name is attached. */
   static Result<Device> from_pci(std::string_view bdf, const Pool& pool);
   /** A VFIO device of the pool (PoolOptions::vfio or Pool::vfio_attach):
    *  node from its BDF's numa_node, mask as its driver declared it. */
@@ -377,11 +378,26 @@ class Pool {
   std::shared_ptr<detail::PoolImpl> impl_;
 };
 
+/** How vfio_bind treats a device the machine uses (docs/vfio.md). */
+struct VfioBindOptions {
+  std::string sysfs_root = "/sys";
+  std::string proc_root = "/proc";  ///< mountinfo, swaps, routes
+  /** Bind although the device is in use: its mounted file systems, swap,
+   *  dm/md/LVM volumes and network interfaces lose it now. Never when the
+   *  root file system is on it. */
+  bool force = false;
+};
+
 /** Binds a PCI device to vfio-pci (driver_override + drivers_probe), first
  *  unbinding its driver, whose name is remembered under the run directory
  *  ($NUMACMA_RUN_DIR, default /run/numacma) so that vfio_unbind restores it.
- *  Already bound to vfio-pci: nothing to do. */
+ *  Already bound to vfio-pci: nothing to do. A device in use is refused
+ *  (Errc::busy, the message naming each use: a disk of it mounted, used as
+ *  swap or held by dm/md/LVM; an interface of it up or with addresses or
+ *  routes) before anything is written, unless options.force; the device of
+ *  the root file system always. bdf: "DDDD:BB:DD.F" or "BB:DD.F". */
 Status vfio_bind(std::string_view bdf, const std::string& sysfs_root = "/sys");
+Status vfio_bind(std::string_view bdf, const VfioBindOptions& options);
 /** Unbinds a device from vfio-pci, clears driver_override and hands it back
  *  to the driver it had before vfio_bind (or to whatever driver the kernel
  *  picks when none was remembered). */

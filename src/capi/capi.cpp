@@ -308,11 +308,22 @@ int ncma_vfio_enable_bus_master(ncma_pool* pool, const char* bdf) {
 }
 
 int ncma_vfio_bind(const char* bdf, const char* sysfs_root) {
+  return ncma_vfio_bind_flags(bdf, sysfs_root, 0);
+}
+
+int ncma_vfio_bind_flags(const char* bdf, const char* sysfs_root, unsigned flags) {
   if (bdf == nullptr) {
     set_error(NCMA_EINVAL, "ncma_vfio_bind: NULL bdf");
     return NCMA_EINVAL;
   }
-  return status_code(numacma::vfio_bind(bdf, sysfs_root != nullptr ? sysfs_root : "/sys"));
+  if ((flags & ~NCMA_VFIO_BIND_FORCE) != 0) {
+    set_error(NCMA_EINVAL, ("ncma_vfio_bind_flags: unknown flags " + std::to_string(flags)).c_str());
+    return NCMA_EINVAL;
+  }
+  numacma::VfioBindOptions o;
+  o.sysfs_root = sysfs_root != nullptr ? sysfs_root : "/sys";
+  o.force = (flags & NCMA_VFIO_BIND_FORCE) != 0;
+  return status_code(numacma::vfio_bind(bdf, o));
 }
 
 int ncma_vfio_unbind(const char* bdf, const char* sysfs_root) {

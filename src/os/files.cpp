@@ -45,6 +45,24 @@ Result<std::vector<std::string>> list_dir(const std::string& path) {
   return read_names(d);
 }
 
+Result<std::vector<std::string>> list_subdirs(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (d == nullptr) return errno_error("opendir(" + path + ")", errno);
+  std::vector<std::string> names;
+  while (const dirent* e = ::readdir(d)) {
+    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    bool dir = e->d_type == DT_DIR;
+    if (e->d_type == DT_UNKNOWN) {  // file systems that do not fill d_type
+      struct stat st {};
+      dir = ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+    }
+    if (dir) names.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 bool exists(const std::string& path) noexcept {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0;

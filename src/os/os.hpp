@@ -92,6 +92,20 @@ Result<std::string> read_file(const std::string& path);
 /** Names in a directory, sorted, without "." and "..". */
 Result<std::vector<std::string>> list_dir(const std::string& path);
 
+/** Names of the directories in a directory, sorted: symbolic links (to
+ *  directories too) left out, so that a walk of sysfs stays inside the
+ *  device it started from. */
+Result<std::vector<std::string>> list_subdirs(const std::string& path);
+
+/** One address of a network interface, as getifaddrs(3) lists it. */
+struct InterfaceAddress {
+  std::string ifname;   ///< "enp5s0"
+  std::string address;  ///< inet_ntop: "10.0.2.15", "fe80::5054:ff:fe12:3456"
+};
+
+/** Every IPv4 and IPv6 address of every interface (getifaddrs). */
+Result<std::vector<InterfaceAddress>> interface_addresses();
+
 /** The target of a symbolic link (sysfs: driver, iommu_group). */
 Result<std::string> read_link(const std::string& path);
 

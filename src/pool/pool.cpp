@@ -363,7 +363,8 @@ const std::string& DmaBuffer::area_name() const noexcept {
 Result<Device> Device::from_pci(std::string_view bdf, const Pool& pool) {
   if (!pool.impl_) return empty_pool();
   const detail::PoolImpl& p = *pool.impl_;
-  const topo::PciDevice* pci = p.topology.pci(bdf);
+  Result<std::string> parsed = topo::parse_bdf(bdf);  // "05:00.0" is "0000:05:00.0"
+  const topo::PciDevice* pci = parsed ? p.topology.pci(*parsed) : nullptr;
   if (pci == nullptr)
     return make_error(Errc::not_found, "no PCI device '" + std::string(bdf) + "' under " +
                                            p.topology.root() + "/bus/pci/devices");

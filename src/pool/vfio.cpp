@@ -29,17 +29,6 @@ std::uint64_t pages_align(std::uint64_t bytes) {
   return a;
 }
 
-bool looks_like_bdf(const std::string& s) {
-  // DDDD:BB:DD.F, hex digits
-  if (s.size() != 12 || s[4] != ':' || s[7] != ':' || s[10] != '.') return false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (i == 4 || i == 7 || i == 10) continue;
-    const char c = s[i];
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 namespace {
@@ -66,11 +55,15 @@ Status open_vfio(PoolImpl& impl) {
   if (o.backing == "sim")
     return make_error(Errc::invalid_argument,
                       "the sim backing simulates its DMA addresses: use anon, hugetlb or auto with VFIO");
+  // Each BDF in the form sysfs names it by ("05:00.0" is "0000:05:00.0"),
+  // so that a device given twice in two spellings is caught below.
+  for (VfioDeviceSpec& d : impl.opts.vfio) {
+    Result<std::string> bdf = topo::parse_bdf(d.bdf);
+    if (!bdf) return make_error(Errc::invalid_argument, "VFIO device: " + bdf.error().message);
+    d.bdf = std::move(*bdf);
+  }
   for (std::size_t i = 0; i < o.vfio.size(); ++i) {
     const VfioDeviceSpec& d = o.vfio[i];
-    if (!looks_like_bdf(d.bdf))
-      return make_error(Errc::invalid_argument,
-                        "VFIO device '" + d.bdf + "': expected a PCI address DDDD:BB:DD.F");
     if (d.dma_mask == 0)
       return make_error(Errc::invalid_argument, "VFIO device " + d.bdf + ": DMA mask 0");
     for (std::size_t j = 0; j < i; ++j)
@@ -140,7 +133,7 @@ Result<VfioDevice> Pool::vfio_device(std::string_view bdf) const {
     return make_error(Errc::not_found, std::string(bdf).append(" is not a VFIO device of this pool"));
   VfioDevice d;
   d.pool_ = impl_;
-  d.bdf_ = std::string(bdf);
+  d.bdf_ = impl_->vfio->device(i).bdf;  // as the container knows it: "0000:05:00.0"
   d.index_ = i;
   return d;
 }

@@ -187,7 +187,8 @@ Result<int> parse_iommu_group(std::string_view target) {
 }
 
 Result<std::string> parse_bdf(std::string_view text) {
-  // DDDD:BB:DD.F
+  // DDDD:BB:DD.F, or BB:DD.F for domain 0000 (what lspci prints on a
+  // one-domain machine, so what a user copies).
   constexpr std::string_view form = "xxxx:xx:xx.x";
   auto hexval = [](char c) {
     return std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
@@ -196,21 +197,23 @@ Result<std::string> parse_bdf(std::string_view text) {
                                                        : -1;
   };
   auto fail = [&] {
-    return bad("not a PCI address DDDD:BB:DD.F (domain:bus:device.function, e.g. 0000:05:00.0)",
+    return bad("not a PCI address DDDD:BB:DD.F or BB:DD.F (domain:bus:device.function, e.g. "
+               "0000:05:00.0 or 05:00.0)",
                text);
   };
-  if (text.size() != form.size()) return fail();
   std::string out(text);
+  if (out.size() == form.size() - 5) out.insert(0, "0000:");
+  if (out.size() != form.size()) return fail();
   for (std::size_t i = 0; i < form.size(); ++i) {
     if (form[i] != 'x') {
-      if (text[i] != form[i]) return fail();
+      if (out[i] != form[i]) return fail();
       continue;
     }
-    if (hexval(text[i]) < 0) return fail();
-    out[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[i])));
+    if (hexval(out[i]) < 0) return fail();
+    out[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(out[i])));
   }
-  const int device = hexval(text[8]) * 16 + hexval(text[9]);
-  const int function = hexval(text[11]);
+  const int device = hexval(out[8]) * 16 + hexval(out[9]);
+  const int function = hexval(out[11]);
   if (device > 0x1f) return bad("PCI address: device number above 1f", text);
   if (function > 7) return bad("PCI address: function number above 7", text);
   return out;

@@ -81,9 +81,12 @@ Result<std::string> parse_link_name(std::string_view target);
  *  "../../../kernel/iommu_groups/7" -> 7. */
 Result<int> parse_iommu_group(std::string_view target);
 
-/** A PCI address as sysfs names it, "DDDD:BB:DD.F" (domain, bus, device
- *  0-1f, function 0-7, hex in either case) -> the lowercase form. Anything
- *  else (including the short "05:00.0") is invalid_argument saying the form. */
+/** A PCI address -> the form sysfs names it by, lowercase "DDDD:BB:DD.F"
+ *  (domain, bus, device 0-1f, function 0-7; hex in either case). The short
+ *  "BB:DD.F" that lspci prints means domain 0000. Every BDF that enters
+ *  numacma (CLI, PoolOptions::vfio, Device::from_pci, vfio bind) goes
+ *  through this one function. Anything else is invalid_argument saying the
+ *  forms. */
 Result<std::string> parse_bdf(std::string_view text);
 
 // ---- the topology --------------------------------------------------------

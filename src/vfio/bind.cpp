@@ -6,6 +6,7 @@
 // leaving an NVMe without any driver is worse than the error itself.
 #include "vfio/bind.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 #include "numacma/numacma.hpp"
@@ -199,6 +200,20 @@ Result<BindReport> bind(std::string_view bdf_text, const BindOptions& o) {
     check_group(o.sysfs_root, r);
     return r;
   }
+  // In use by this machine: refused before anything is written (force: bound
+  // anyway, but never the device of the root file system).
+  {
+    InUseOptions io;
+    io.sysfs_root = o.sysfs_root;
+    io.proc_root = o.proc_root;
+    io.addresses = o.addresses;
+    Result<std::vector<Use>> uses = find_uses(r.bdf, io);
+    if (!uses)
+      return make_error(uses.error().code, uses.error().message + "; nothing was changed");
+    const bool root = std::any_of(uses->begin(), uses->end(), [](const Use& u) { return u.root; });
+    if (!uses->empty() && (root || !o.force)) return make_error(Errc::busy, in_use_message(r.bdf, *uses));
+    for (const Use& u : *uses) r.in_use.push_back(u.what);
+  }
   if (!os::exists(c.drivers + "/" + kVfioPci))
     return make_error(Errc::unsupported, "vfio-pci is not loaded: modprobe vfio-pci (" + c.drivers +
                                              "/vfio-pci does not exist)");
@@ -251,6 +266,11 @@ Result<BindReport> bind(std::string_view bdf_text, const BindOptions& o) {
     r.to = kVfioPci;
     r.changed = true;
     check_group(o.sysfs_root, r);
+    if (!r.in_use.empty()) {
+      std::string what;
+      for (const std::string& u : r.in_use) what += (what.empty() ? "" : "; ") + u;
+      r.note = "bound with force although in use: " + what + (r.note.empty() ? "" : ". " + r.note);
+    }
     return r;
   }
 
@@ -329,8 +349,16 @@ Result<BindReport> unbind(std::string_view bdf_text, const BindOptions& o) {
 namespace numacma {
 
 Status vfio_bind(std::string_view bdf, const std::string& sysfs_root) {
-  vfio::BindOptions o;
+  VfioBindOptions o;
   o.sysfs_root = sysfs_root;
+  return vfio_bind(bdf, o);
+}
+
+Status vfio_bind(std::string_view bdf, const VfioBindOptions& options) {
+  vfio::BindOptions o;
+  o.sysfs_root = options.sysfs_root;
+  o.proc_root = options.proc_root;
+  o.force = options.force;
   Result<vfio::BindReport> r = vfio::bind(bdf, o);
   if (!r) return r.error();
   return {};

@@ -14,6 +14,12 @@
 //                      driver_override <- "\n", the remembered file removed
 //     none remembered: drivers_probe   <- X           whatever driver the kernel picks
 //
+// Before anything is written, bind refuses a device the machine uses
+// (in_use.hpp: a disk of it mounted, used as swap or held by dm/md/LVM, an
+// interface of it up or with addresses or routes), naming each use;
+// BindOptions::force binds it anyway, except when the root file system is
+// on it: that is never unbound.
+//
 // Paths are under BindOptions::sysfs_root (<root>/bus/pci/...); <run> is
 // $NUMACMA_RUN_DIR, default /run/numacma. A device can be used through VFIO
 // only when every device of its IOMMU group is bound to vfio-pci or to no
@@ -27,6 +33,7 @@
 #include <vector>
 
 #include "numacma/result.hpp"
+#include "vfio/in_use.hpp"
 
 namespace numacma::vfio {
 
@@ -41,6 +48,12 @@ struct BindOptions {
    *  else /run/numacma. The file is <run_dir>/vfio/<bdf>.driver. */
   std::string run_dir;
   SysfsWrite write;  ///< empty: os::write_file
+  /** Where mountinfo, swaps and the routes are read (in_use.hpp). */
+  std::string proc_root = "/proc";
+  /** Bind although the device is in use (its users lose it now). Never
+   *  when the root file system is on it. */
+  bool force = false;
+  InterfaceAddresses addresses;  ///< empty: getifaddrs; tests pass their own
 };
 
 /** A device of the same IOMMU group that keeps the group from being viable. */
@@ -61,6 +74,9 @@ struct BindReport {
    *  until they are bound to vfio-pci too (or unbound). */
   std::vector<GroupMember> blocking;
   std::string note;           ///< one more sentence the user needs; "" when none
+  /** What used the device when it was bound with force (Use::what); empty
+   *  when nothing did. */
+  std::vector<std::string> in_use;
 };
 
 /** The devices of IOMMU group `group` (under <root>/kernel/iommu_groups)
@@ -75,7 +91,8 @@ std::string default_run_dir();
 
 /** REQUIRES: nothing; a malformed BDF is invalid_argument. Errors:
  *  not_found (no such device, naming the path), unsupported (no IOMMU group:
- *  the IOMMU is off; vfio-pci not loaded), permission ("needs root: ..."),
+ *  the IOMMU is off; vfio-pci not loaded), busy (in use, naming every use:
+ *  in_use_message; nothing written), permission ("needs root: ..."),
  *  io_error (vfio-pci did not take the device; the previous driver is
  *  restored and the message says what the device is bound to now). */
 Result<BindReport> bind(std::string_view bdf, const BindOptions& options = {});

@@ -226,9 +226,11 @@ Result<std::unique_ptr<Container>> Container::create(const topo::Topology& topol
   return std::unique_ptr<Container>(new Container(std::move(impl)));
 }
 
-Status Container::attach(std::string_view bdf_view, std::uint64_t mask) {
+Status Container::attach(std::string_view bdf_text, std::uint64_t mask) {
   Impl& m = *impl_;
-  const std::string bdf(bdf_view);
+  Result<std::string> parsed = topo::parse_bdf(bdf_text);
+  if (!parsed) return make_error(Errc::invalid_argument, "VFIO device: " + parsed.error().message);
+  const std::string bdf = std::move(*parsed);
   if (mask == 0) return make_error(Errc::invalid_argument, "VFIO device " + bdf + ": DMA mask 0");
   if (find(bdf) >= 0) return make_error(Errc::invalid_argument, "VFIO device " + bdf + " attached twice");
   // The device's node, group and driver, read now (the topology's copy may be stale).
@@ -423,9 +425,11 @@ std::uint64_t Container::min_mask() const noexcept {
 
 std::size_t Container::device_count() const noexcept { return impl_->devs.size(); }
 
-int Container::find(std::string_view bdf) const noexcept {
+int Container::find(std::string_view bdf_text) const noexcept {
+  Result<std::string> bdf = topo::parse_bdf(bdf_text);  // "05:00.0" finds "0000:05:00.0"
+  if (!bdf) return -1;
   for (std::size_t i = 0; i < impl_->devs.size(); ++i)
-    if (impl_->devs[i]->info.bdf == bdf) return static_cast<int>(i);
+    if (impl_->devs[i]->info.bdf == *bdf) return static_cast<int>(i);
   return -1;
 }
 

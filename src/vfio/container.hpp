@@ -68,7 +68,8 @@ class Container {
   Container(const Container&) = delete;
   Container& operator=(const Container&) = delete;
 
-  /** Adds a device (and its group, when new). mask: the device's DMA mask. */
+  /** Adds a device (and its group, when new). mask: the device's DMA mask.
+   *  bdf as topo::parse_bdf takes it ("05:00.0" is "0000:05:00.0"). */
   Status attach(std::string_view bdf, std::uint64_t mask);
 
   /** Maps [vaddr, vaddr + bytes) at an IOVA <= limit (the whole buffer's
@@ -81,7 +82,7 @@ class Container {
   /** The smallest DMA mask of the attached devices. */
   std::uint64_t min_mask() const noexcept;
   std::size_t device_count() const noexcept;
-  /** Index of an attached device, -1 when none. */
+  /** Index of an attached device (either BDF form), -1 when none. */
   int find(std::string_view bdf) const noexcept;
   DeviceInfo device(int index) const;
 

@@ -1,4 +1,5 @@
-// Fuzz every sysfs parser with the same bytes: none may crash, hang or
+// Fuzz every sysfs parser, and the proc tables vfio bind reads
+// (src/vfio/in_use.hpp), with the same bytes: none may crash, hang or
 // return a value that breaks its own contract.
 #include <cstdint>
 #include <cstdlib>
@@ -6,6 +7,7 @@
 #include <string_view>
 
 #include "topology/topology.hpp"
+#include "vfio/in_use.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace numacma::topo;
@@ -26,5 +28,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::abort();
   if (auto g = parse_iommu_group(s); g.ok() && *g < 0) std::abort();
   if (auto b = parse_bdf(s); b.ok() && (b->size() != 12 || parse_bdf(*b).value() != *b)) std::abort();
+  namespace vfio = numacma::vfio;
+  if (auto m = vfio::parse_mountinfo(s); m.ok())
+    for (const vfio::MountEntry& e : *m)
+      if (e.dev.find(':') == std::string::npos) std::abort();
+  (void)vfio::parse_swaps(s);
+  for (auto r : {vfio::parse_route(s), vfio::parse_ipv6_route(s)})
+    if (r.ok())
+      for (const vfio::RouteEntry& e : *r)
+        if (e.dest.empty() || e.ifname.empty()) std::abort();
+  if (std::string h = vfio::nvme_head_of(s); !h.empty() && (h.size() >= s.size() || h.rfind("nvme", 0) != 0))
+    std::abort();
   return 0;
 }

@@ -52,7 +52,7 @@ TEST(Cli, BadUsageExitsTwoWithAMessage) {
                            "replay --params cma=1M --device-area smmu:two:64K -",
                            "replay --params cma=1M --device-area smmu:2:9Q -",
                            "replay --params cma=7Z -", "demo --size 0", "demo --size 12Q",
-                           "vfio", "vfio bind", "vfio frob 0000:05:00.0", "vfio bind 05:00.0",
+                           "vfio", "vfio bind", "vfio frob 0000:05:00.0", "vfio bind 5:00.0",
                            "vfio unbind 0000:05:00.8", "replay --params cma=1M --vfio 5:0.0 -",
                            "demo --vfio 0000:05:00.0/..", "status --json --prometheus",
                            "status --svg - --json"}) {
@@ -232,6 +232,10 @@ TEST(Cli, VfioBindAlreadyBoundNamesTheGroupMembersInTheWay) {
   EXPECT_EQ(j["dev"], "/dev/vfio/48");
   EXPECT_EQ(j["group_viable"], false);
   EXPECT_EQ(j["blocking"], json::parse(R"([{"bdf":"0000:98:00.0","driver":"ice"}])"));
+  // The short form lspci prints is the same device, reported in the long form.
+  const CliRun short_form = run("vfio bind --json " + x86 + " 98:00.1");
+  ASSERT_EQ(short_form.rc, 0) << short_form.err;
+  EXPECT_EQ(json::parse(short_form.out), j);
   const CliRun t = run("vfio bind " + x86 + " 0000:98:00.1");
   ASSERT_EQ(t.rc, 0) << t.err;
   EXPECT_NE(t.out.find("0000:98:00.1: already bound to vfio-pci, nothing to do (group 48, /dev/vfio/48)"),
@@ -249,6 +253,74 @@ TEST(Cli, VfioBindFailuresExitOne) {
   const CliRun no_vfio = run("vfio bind --sysfs-root " + kData + "/arm64-4n 0000:81:00.0");
   EXPECT_EQ(no_vfio.rc, 1);
   EXPECT_NE(no_vfio.err.find("modprobe vfio-pci"), std::string::npos) << no_vfio.err;
+}
+
+TEST(Cli, NvmeSelftestDestructiveNeedsYesAndSaysWhatItWouldOverwrite) {
+  for (const char* bdf : {"0000:05:00.0", "05:00.0"}) {
+    const CliRun r = run(std::string("nvme-selftest --destructive ") + bdf);
+    EXPECT_EQ(r.rc, 2) << r.err;
+    EXPECT_NE(r.err.find("numacma nvme-selftest: --destructive overwrites LBAs 0-63 of namespace 1 of "
+                         "0000:05:00.0 with a test pattern and does not restore them"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("add --yes"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+  const CliRun h = run("nvme-selftest --help");
+  EXPECT_NE(h.out.find("--destructive"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("--yes"), std::string::npos) << h.out;
+}
+
+TEST(Cli, NvmeSelftestJsonSaysTheModeAndThatNothingWasLostWhenItCouldNotStart) {
+  // No such device here: the pool cannot be made, nothing is read or
+  // written, so nothing is announced and the data is intact.
+  const CliRun r = run("nvme-selftest ff:1f.7 --json");
+  EXPECT_EQ(r.rc, 1);
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["op"], "result");
+  EXPECT_EQ(j["ok"], false);
+  EXPECT_EQ(j["mode"], "restore");
+  EXPECT_EQ(j["nsid"], 1);
+  EXPECT_EQ(j["restored"], true);
+  EXPECT_EQ(j["unrestored"], json::array());
+  EXPECT_EQ(j["lbas_written"], 0);
+  EXPECT_NE(j["error"].get<std::string>().find("0000:ff:1f.7"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find("LBAs"), std::string::npos) << "nothing to announce: " << r.err;
+  const CliRun d = run("nvme-selftest ff:1f.7 --json --destructive --yes");
+  EXPECT_EQ(d.rc, 1);
+  EXPECT_EQ(json::parse(d.out)["mode"], "destructive");
+}
+
+TEST(Cli, VfioBindRefusesADeviceInUseAndForceGoesOnButNotForTheRootDisk) {
+  // The fixture machine (tests/data/make_in_use_fixture.py) has no vfio-pci:
+  // a bind that gets past the in-use check stops at "not loaded", so nothing
+  // is ever written into the committed tree.
+  const std::string m = "--sysfs-root " + kData + "/in-use/sys --proc-root " + kData + "/in-use/proc ";
+  const CliRun lvm = run("vfio bind " + m + "0000:02:00.0");
+  EXPECT_EQ(lvm.rc, 1);
+  EXPECT_NE(lvm.err.find("numacma vfio bind: 0000:02:00.0 is in use: nvme1n1p1 is held by dm-0 (device-mapper: "
+                         "LVM, dm-crypt or multipath); dm-0 (which holds nvme1n1p1) is mounted on /srv. Stop "
+                         "using it first"),
+            std::string::npos)
+      << lvm.err;
+  EXPECT_NE(lvm.err.find("--force"), std::string::npos) << lvm.err;
+  const CliRun forced = run("vfio bind --force " + m + "02:00.0");
+  EXPECT_EQ(forced.rc, 1);
+  EXPECT_NE(forced.err.find("vfio-pci is not loaded"), std::string::npos) << "past the check: " << forced.err;
+  for (const char* force : {"", "--force "}) {
+    const CliRun root = run(std::string("vfio bind ") + force + m + "0000:01:00.0");
+    EXPECT_EQ(root.rc, 1);
+    EXPECT_NE(root.err.find("0000:01:00.0 is in use: nvme0n1p2 is mounted on / (root file system: never "
+                            "unbound); nvme0n1p1 is mounted on /boot/efi; nvme0n1p3 is used as swap"),
+              std::string::npos)
+        << root.err;
+    EXPECT_NE(root.err.find("not even with --force"), std::string::npos) << root.err;
+  }
+  const CliRun free_disk = run("vfio bind " + m + "0000:03:00.0");
+  EXPECT_EQ(free_disk.rc, 1);
+  EXPECT_NE(free_disk.err.find("vfio-pci is not loaded"), std::string::npos) << free_disk.err;
+  EXPECT_NE(run("vfio bind --help").out.find("--force"), std::string::npos);
+  EXPECT_EQ(run("vfio unbind --force 0000:03:00.0").rc, 2) << "unbind has no --force";
 }
 
 TEST(Cli, VfioBindOnAFakeTreeThatDoesNotReact) {
@@ -292,8 +364,13 @@ TEST(Cli, VfioOptionOnPoolCommands) {
   const CliRun r = run("replay --params cma=1M --vfio 0000:05:00.0 --vfio 0000:05:00.0 -", "alloc a 0 4K\n");
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.err.find("--vfio 0000:05:00.0 given twice"), std::string::npos) << r.err;
-  const CliRun bad = run("replay --params cma=1M --vfio 05:00.0 -", "alloc a 0 4K\n");
+  const CliRun bad = run("replay --params cma=1M --vfio 5:00.0 -", "alloc a 0 4K\n");
+  EXPECT_EQ(bad.rc, 2);
   EXPECT_NE(bad.err.find("DDDD:BB:DD.F"), std::string::npos) << bad.err;
+  // The short form is the same device: given twice with the long one, refused as twice.
+  const CliRun twice = run("replay --params cma=1M --vfio 05:00.0 --vfio 0000:05:00.0 -", "alloc a 0 4K\n");
+  EXPECT_EQ(twice.rc, 2);
+  EXPECT_NE(twice.err.find("--vfio 0000:05:00.0 given twice"), std::string::npos) << twice.err;
 }
 
 // ---- numacma bench: the JSON rows' shape (no timing assertions) ----------------

@@ -68,11 +68,16 @@ TEST(TopologyParse, Bdf) {
   EXPECT_EQ(parse_bdf("0000:05:00.0").value(), "0000:05:00.0");
   EXPECT_EQ(parse_bdf("0000:AF:1F.7").value(), "0000:af:1f.7");
   EXPECT_EQ(parse_bdf("ffff:ff:1f.7").value(), "ffff:ff:1f.7");
-  for (const char* bad : {"", "05:00.0", "0000:05:00", "0000:05:00.8", "0000:05:20.0", "0000-05-00.0",
+  // The short form lspci prints: domain 0000.
+  EXPECT_EQ(parse_bdf("05:00.0").value(), "0000:05:00.0");
+  EXPECT_EQ(parse_bdf("AF:1F.7").value(), "0000:af:1f.7");
+  for (const char* bad : {"", "0000:05:00", "0000:05:00.8", "0000:05:20.0", "0000-05-00.0",
                           "0000:05:00.0\n", " 0000:05:00.0", "000g:05:00.0", "0000:05:00.0/..",
-                          "00000:05:00.0"})
+                          "00000:05:00.0", "5:00.0", "0:05:00.0", "05:00.8", "05:20.0", "05-00.0",
+                          "05:00.0\n", " 05:00.0", "0g:00.0", ":05:00.0", "0000:05"})
     EXPECT_FALSE(parse_bdf(bad).ok()) << bad;
-  EXPECT_NE(parse_bdf("05:00.0").error().message.find("DDDD:BB:DD.F"), std::string::npos);
+  EXPECT_NE(parse_bdf("05:00").error().message.find("DDDD:BB:DD.F or BB:DD.F"), std::string::npos);
+  EXPECT_NE(parse_bdf("05:20.0").error().message.find("device"), std::string::npos);
   EXPECT_NE(parse_bdf("0000:05:20.0").error().message.find("device"), std::string::npos);
 }
 

@@ -179,7 +179,7 @@ TEST_F(VfioPool, SimBackingAndPhysModeExcludeVfio) {
   EXPECT_EQ(p.error().code, Errc::invalid_argument);
   EXPECT_TRUE(contains(p.error().message, "phys")) << p.error().message;
   for (auto bad : std::vector<std::vector<VfioDeviceSpec>>{
-           {{"05:00.0", k64}}, {{kDev0, 0}}, {{kDev0, k64}, {kDev0, mask_of(32)}}}) {
+           {{"5:00.0", k64}}, {{kDev0, 0}}, {{kDev0, k64}, {kDev0, mask_of(32)}}}) {
     p = Pool::create(options(kParams, bad));
     ASSERT_FALSE(p);
     EXPECT_EQ(p.error().code, Errc::invalid_argument) << p.error().message;
@@ -554,6 +554,60 @@ TEST_F(VfioPool, DeviceFromVfioHasTheNodeAndTheDeclaredMask) {
   EXPECT_EQ(hd->coherent_dma_mask, mask_of(48));
   EXPECT_EQ(pool.vfio_device(kLate).error().code, Errc::not_found);
   EXPECT_EQ(numacma::VfioDevice().read32(0, 0).error().code, Errc::invalid_argument) << "an empty handle";
+}
+
+TEST_F(VfioPool, ShortBdfsNameTheSameDevicesEverywhere) {
+  // lspci's "05:00.0" is domain 0000: PoolOptions::vfio, vfio_attach,
+  // from_vfio, from_pci, vfio_device and the C API all take it and name the
+  // device in the long form sysfs uses.
+  Pool pool = make("", {{"05:00.0", mask_of(48)}});
+  EXPECT_EQ(pool.vfio_report().devices.at(0).bdf, kDev0);
+  for (const std::string& b : {std::string("05:00.0"), kDev0}) {
+    auto d = Device::from_vfio(b, pool);
+    ASSERT_TRUE(d) << b << ": " << d.error().message;
+    EXPECT_EQ(d->name, kDev0);
+    EXPECT_EQ(d->coherent_dma_mask, mask_of(48));
+    auto p = Device::from_pci(b, pool);
+    ASSERT_TRUE(p) << b << ": " << p.error().message;
+    EXPECT_EQ(p->name, kDev0);
+    auto h = pool.vfio_device(b);
+    ASSERT_TRUE(h) << b;
+    EXPECT_EQ(h->bdf(), kDev0);
+  }
+  EXPECT_TRUE(pool.vfio_attach({"07:00.0", mask_of(40)}).ok());
+  EXPECT_EQ(pool.vfio_attach({kLate, mask_of(40)}).error().code, Errc::invalid_argument) << "twice";
+  EXPECT_EQ(Device::from_vfio("07:00.0", pool)->name, kLate);
+  EXPECT_EQ(Device::from_vfio("5:00.0", pool).error().code, Errc::not_found);
+  // Given twice in two spellings: refused as twice.
+  auto twice = Pool::create(options("", {{kDev1, k64}, {"06:00.0", k64}}));
+  ASSERT_FALSE(twice);
+  EXPECT_TRUE(contains(twice.error().message, "0000:06:00.0 listed twice")) << twice.error().message;
+  auto bad = Pool::create(options("", {{"6:00.0", k64}}));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Errc::invalid_argument);
+  EXPECT_TRUE(contains(bad.error().message, "DDDD:BB:DD.F")) << bad.error().message;
+}
+
+TEST_F(VfioPool, ShortBdfsInTheCApi) {
+  install_fake("/dev/vfio");  // the C options have no dev root: the default one
+  const std::string root = tree_->root();
+  const ncma_vfio_device_spec specs[] = {{"05:00.0", 0}};
+  ncma_pool_options opt{"anon", "kernel", root.c_str(), specs, 1};
+  ncma_pool* pool = ncma_pool_create("", &opt);
+  ASSERT_NE(pool, nullptr) << ncma_last_error_message();
+  ncma_device* dev = ncma_device_vfio(pool, "05:00.0");
+  ASSERT_NE(dev, nullptr) << ncma_last_error_message();
+  ncma_device_destroy(dev);
+  ncma_device* pci = ncma_device_pci(pool, "05:00.0");
+  ASSERT_NE(pci, nullptr) << ncma_last_error_message();
+  EXPECT_EQ(ncma_device_get_node(pci), 0);
+  ncma_device_destroy(pci);
+  std::uint32_t v = 0;
+  EXPECT_EQ(ncma_vfio_config_read(pool, "05:00.0", 0, &v, 4), NCMA_OK) << ncma_last_error_message();
+  EXPECT_EQ(v & 0xffff, fakevfio::kVendor);
+  EXPECT_EQ(ncma_vfio_attach(pool, "06:00.0", 0), NCMA_OK) << ncma_last_error_message();
+  EXPECT_EQ(ncma_vfio_attach(pool, kDev1.c_str(), 0), NCMA_EINVAL) << "twice";
+  ncma_pool_destroy(pool);
 }
 
 TEST_F(VfioPool, VfioReportSaysWhatTheContainerHolds) {

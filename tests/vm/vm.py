@@ -190,6 +190,91 @@ VFIO_CHECKS = [
                     "[ ! -e /sys/bus/pci/devices/{nvme0}/driver ] && [ ! -e /sys/bus/pci/devices/{nvme1}/driver ]"),
 ]
 
+# Modules packed into the q35-iommu guests' initramfs but not loaded at boot
+# (every check before the data checks wants its NVMe without a driver):
+# the kernel's own NVMe driver and ext4 (which mounts ext2; its mount asks
+# the crypto API for crc32c, which no request_module can load here), loaded
+# by the first data check, in the order of /nvme-modules.
+NVME_GUEST_MODULES = ["nvme", "crc32c_generic", "ext4"]
+
+# Shell the data checks start with. nvme_up BDF: loads the kernel's nvme
+# driver (once), waits for BDF's namespace and its /dev node, prints its
+# name. lnk: the name a link points to. mbr DEV: writes a known first MiB
+# to DEV: random bytes under an MBR with one Linux partition (LBA 2048, 8 MiB),
+# kept in /tmp/head; the kernel reads the table again.
+DATA_SHELL = r"""fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+lnk() { if [ -e "$1" ]; then basename "$(readlink "$1")"; else echo -; fi; }
+nvme_up() {
+  [ -d /sys/module/nvme ] || for m in $(cat /nvme-modules); do insmod /$m || echo "insmod /$m FAILED" >&2; done
+  i=0
+  while [ $i -lt 600 ]; do
+    for n in /sys/bus/pci/devices/$1/nvme/nvme*/nvme*n1; do
+      [ -e "$n" ] && [ -b /dev/${n##*/} ] && { echo ${n##*/}; return 0; }
+    done
+    usleep 100000; i=$((i + 1))
+  done
+  echo "no namespace of $1 after 60 s (driver $(lnk /sys/bus/pci/devices/$1/driver))" >&2; return 1
+}
+mbr() {
+  dd if=/dev/urandom of=/tmp/head bs=512 count=2048 2>/dev/null
+  dd if=/dev/zero of=/tmp/head bs=1 seek=446 count=64 conv=notrunc 2>/dev/null
+  printf '\000\040\041\000\203\376\377\377\000\010\000\000\000\100\000\000' |
+    dd of=/tmp/head bs=1 seek=446 conv=notrunc 2>/dev/null
+  printf '\125\252' | dd of=/tmp/head bs=1 seek=510 conv=notrunc 2>/dev/null
+  dd if=/tmp/head of=/dev/$1 bs=4096 conv=fsync 2>/dev/null && blockdev --rereadpt /dev/$1
+}
+"""
+
+# The checks that the user's data survives (run after vfio_unbind, before
+# vfio_dmesg; each binds the controllers to the kernel's nvme driver first):
+# a default nvme-selftest gives every byte back, and `vfio bind` refuses a
+# disk with a mounted file system or active swap, the disk staying on nvme.
+VFIO_DATA_CHECKS = [
+    ("vfio_selftest_restores", DATA_SHELL + r"""ns=$(nvme_up {nvme0}) || exit 1
+mbr $ns || exit 1
+want=$(md5sum < /tmp/head)
+[ -e /sys/class/block/${ns}p1 ] && echo "{nvme0}: $ns, partition ${ns}p1, first MiB md5 $want" ||
+  bad "the kernel found no partition on $ns"
+numacma vfio bind {nvme0} || exit 1
+numacma nvme-selftest {nvme0} --json > /tmp/rs.json 2> /tmp/rs.err; rc=$?
+cat /tmp/rs.json /tmp/rs.err
+[ $rc -eq 0 ] || bad "nvme-selftest exit $rc"
+grep -q '"mode":"restore"' /tmp/rs.json && grep -q '"restored":true' /tmp/rs.json || bad "not restored"
+grep -q "{nvme0} namespace 1: LBAs 0-63 .*(read-modify-restore)" /tmp/rs.err || bad "not announced"
+numacma vfio unbind {nvme0} || exit 1
+ns=$(nvme_up {nvme0}) || exit 1
+got=$(dd if=/dev/$ns bs=4096 count=256 2>/dev/null | md5sum)
+echo "after the self-test: $ns, first MiB md5 $got"
+[ "$got" = "$want" ] || bad "the first MiB of $ns changed (md5 $got, was $want)"
+[ -e /sys/class/block/${ns}p1 ] || bad "the partition table of $ns is gone"
+[ $fail = 0 ] && echo PASS || { echo FAIL; exit 1; }"""),
+    ("vfio_bind_refuses_mounted", DATA_SHELL + r"""ns=$(nvme_up {nvme0}) || exit 1
+[ -e /sys/class/block/${ns}p1 ] || mbr $ns || exit 1
+mke2fs /dev/${ns}p1 > /dev/null || exit 1
+mkdir -p /mnt/data && mount -t ext2 /dev/${ns}p1 /mnt/data || exit 1
+echo kept > /mnt/data/file && sync
+numacma vfio bind {nvme0} 2> /tmp/b.err; rc=$?; cat /tmp/b.err
+[ $rc -eq 1 ] || bad "vfio bind exit $rc, want 1"
+grep -q "{nvme0} is in use: ${ns}p1 is mounted on /mnt/data" /tmp/b.err || bad "the message does not name the mount"
+d=$(lnk /sys/bus/pci/devices/{nvme0}/driver); echo "driver: $d"
+[ "$d" = nvme ] || bad "{nvme0} is on $d, not nvme"
+[ "$(cat /mnt/data/file)" = kept ] || bad "the file system lost its file"
+umount /mnt/data
+[ $fail = 0 ] && echo PASS || { echo FAIL; exit 1; }"""),
+    ("vfio_bind_refuses_swap", DATA_SHELL + r"""ns=$(nvme_up {nvme1}) || exit 1
+mkswap /dev/$ns > /dev/null && swapon /dev/$ns || exit 1
+cat /proc/swaps
+numacma vfio bind {nvme1} 2> /tmp/s.err; rc=$?; cat /tmp/s.err
+[ $rc -eq 1 ] || bad "vfio bind exit $rc, want 1"
+grep -q "{nvme1} is in use: $ns is used as swap" /tmp/s.err || bad "the message does not name the swap"
+d=$(lnk /sys/bus/pci/devices/{nvme1}/driver); echo "driver: $d"
+[ "$d" = nvme ] || bad "{nvme1} is on $d, not nvme"
+grep -q "^/dev/$ns " /proc/swaps || bad "the swap is gone"
+swapoff /dev/$ns
+[ $fail = 0 ] && echo PASS || { echo FAIL; exit 1; }"""),
+]
+
 
 def is_q35(topo):
     return topo.get("machine") == "q35-iommu"
@@ -287,7 +372,7 @@ def vfio_checks(name):
     out = [("vfio_smoke", VFIO_SMOKE % {"devs": devs, "nvmes": nvmes})]
     out.append(("topo", "numacma topo --json > /tmp/topo.json && cat /tmp/topo.json && "
                         "numacma-vmcheck topo-match /tmp/topo.json /expect.json"))
-    out += [(c, fill(cmd, v)) for c, cmd in VFIO_CHECKS]
+    out += [(c, fill(cmd, v)) for c, cmd in VFIO_CHECKS + VFIO_DATA_CHECKS]
     # Last: the guest's kernel log (DMAR faults and the like), never fails.
     out.append(("vfio_dmesg", "dmesg | tail -200"))
     return out
@@ -724,10 +809,12 @@ def boot(args):
     if not os.access(kernel, os.R_OK):
         print("vm.py: cannot read %s" % kernel)
         return 1
-    modules, pre = [], []
+    modules, pre, packed = [], [], []
     try:
         if is_q35(TOPOLOGIES[args.topology]):
             modules = guest_modules(kernel, trees["root"])
+            # Loaded by the data checks, not at boot (NVME_GUEST_MODULES).
+            packed = [m for m in guest_modules(kernel, trees["root"], NVME_GUEST_MODULES) if m not in modules]
         elif arm64:
             # pci-stub for the edus: see arm64_bind_lines().
             names = ARM64_MODULES + (ARM64_VFIO_MODULES if any(
@@ -745,7 +832,7 @@ def boot(args):
         os.truncate(path, size)  # sparse
     rd = lambda p: open(p, "rb").read()
     mod_entries, mod_dirs = [], []
-    for host, guest in modules:
+    for host, guest in modules + packed:
         parts = guest.split("/")
         for k in range(1, len(parts)):
             if "/".join(parts[:k]) not in mod_dirs:
@@ -757,7 +844,8 @@ def boot(args):
                ("bin/busybox", 0o100755, rd(busybox)),
                ("bin/numacma", 0o100755, rd(args.cli)),
                ("bin/numacma-vmcheck", 0o100755, rd(args.vmcheck)),
-               ("expect.json", 0o100644, json.dumps(expect_json(args.topology)).encode())]
+               ("expect.json", 0o100644, json.dumps(expect_json(args.topology)).encode()),
+               ("nvme-modules", 0o100644, "".join(g + "\n" for _, g in packed).encode())]
     entries += [(p, 0o40755, None) for p in mod_dirs] + mod_entries
     entries += [(g, 0o100755, rd(h)) for g, h in extra]
     initrd = os.path.join(d, "initramfs.cpio")

@@ -27,8 +27,9 @@ void add_pool_options(CLI::App* sub, PoolArgs& a, const std::string& default_bac
                   "x86_64 | arm64: whose placement rules the plan and the sim follow (default: this machine's)")
       ->check(CLI::IsMember({"x86_64", "arm64"}));
   sub->add_option("--vfio", a.vfio,
-                  "BDF (DDDD:BB:DD.F) of a device bound to vfio-pci: the pool maps its areas into "
-                  "the device's IOMMU container and DMA addresses are IOVAs (repeatable)");
+                  "BDF (DDDD:BB:DD.F, or BB:DD.F for domain 0000) of a device bound to vfio-pci: the "
+                  "pool maps its areas into the device's IOMMU container and DMA addresses are IOVAs "
+                  "(repeatable)");
   sub->add_option("--pool", a.pool_name,
                   "attach to the reservation NAME (numacma reserve) instead of reserving a private "
                   "pool: its parameters, backing and policy apply");

@@ -10,7 +10,8 @@
 //                                 anonymous (IOVA-only) area; every queue and
 //                                 buffer on NODE; every IOVA below 2^BITS
 //   vfio-json FILE NODE [BITS]    `numacma nvme-selftest --json` output: one dma
-//                                 line per structure on NODE, then ok
+//                                 line per structure on NODE, then ok, every LBA
+//                                 verified and restored
 //   vfio-fault BDF                a freed page-fallback buffer is unmapped and an
 //                                 IOVA outside every mapping is blocked: DMAR
 //                                 faults logged, live buffers untouched
@@ -214,6 +215,9 @@ int check_json(const std::string& path, int node, int bits) {
       if (j.value("controller_node", -2) != node) fail("controller_node: " + j.dump());
       const auto w = j.value("lbas_written", 0ULL), v = j.value("lbas_verified", 0ULL);
       if (w == 0 || w != v) fail("lbas written/verified: " + j.dump());
+      // By default the self-test gives every LBA its contents back.
+      if (j.value("mode", "") != "restore" || !j.value("restored", false) || j.value("lbas_restored", 0ULL) != w)
+        fail("not a read-modify-restore run that restored every LBA: " + j.dump());
     }
   }
   for (const char* want : {"asq", "acq", "iosq", "iocq", "identify", "prp", "data"})
