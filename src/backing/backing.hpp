@@ -98,7 +98,7 @@ class Backing {
   virtual void release(const Reservation& r) noexcept = 0;
 
   /**
-   * SEMANTICS A7: ordinary pages bound to `node` (-1: anywhere), taken now.
+   * docs/semantics.md A7: ordinary pages bound to `node` (-1: anywhere), taken now.
    * A multi-page request that cannot be physically contiguous fails with
    * Errc::not_contiguous when need_physical, else is returned with
    * contiguous = false and addr_kind = iova. `below`: the pages must lie
@@ -112,7 +112,7 @@ class Backing {
   /** True when alloc_pages can put pages below a physical address (the sim,
    *  which lays out physical memory itself). Pages of the OS bound to a node
    *  (mbind) cannot choose a zone: the real backings answer false, and the
-   *  pool does not retry in a lower zone there (SEMANTICS A7, A8). */
+   *  pool does not retry in a lower zone there (docs/semantics.md A7, A8). */
   virtual bool takes_zones() const noexcept { return false; }
   static constexpr std::uint64_t kAnywhere = ~std::uint64_t{0};
 
@@ -125,7 +125,7 @@ class Backing {
 
   /** The CPU the calling thread runs on (os::current_cpu), -1 when unknown:
    *  the pool's stand-in for the kernel's numa_mem_id() when a device has
-   *  no node (SEMANTICS A3, A7). Any backing, real or simulated, answers
+   *  no node (docs/semantics.md A3, A7). Any backing, real or simulated, answers
    *  with the real CPU; src/backing/cpu.cpp. */
   int calling_cpu() const noexcept;
 

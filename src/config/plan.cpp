@@ -1,4 +1,4 @@
-// src/config/plan.cpp — placing parsed parameters on a topology (SEMANTICS R1-R6),
+// src/config/plan.cpp — placing parsed parameters on a topology (docs/semantics.md R1-R6),
 // as the kernel's dma_contiguous_reserve() does.
 //
 //   Params                       Topology (online nodes, has_memory, memory blocks)

@@ -12,7 +12,7 @@
 // so a buffer's DMA addresses are always contiguous.
 //
 // alloc() is cma_alloc(): count pages, first fit from the start of the area,
-// the start aligned to P << align_order in DMA-address space (SEMANTICS A6);
+// the start aligned to P << align_order in DMA-address space (docs/semantics.md A6);
 // a first fit whose end lies above dma_limit is refused (A8) and counted as
 // the kernel's allocate, check, release. release() is cma_release() but
 // strict: it must name a live allocation exactly (F2). alloc() = find(), the
@@ -142,7 +142,7 @@ class Area {
    * at after it, as dma_coherent_ok is: a first fit above it is taken, found
    * unreachable and released by the kernel (dma_free_contiguous), so it is
    * counted in alloc_pages_success and release_pages_success, nothing stays
-   * marked, and the answer is Errc::unreachable (SEMANTICS A8: an area whose
+   * marked, and the answer is Errc::unreachable (docs/semantics.md A8: an area whose
    * addresses the device cannot reach serves nothing). No fit at all:
    * counted in alloc_pages_fail, Errc::no_memory (Errc::unreachable when no
    * page of the area is at or below dma_limit). Not counted, as the kernel

@@ -1,4 +1,4 @@
-// src/pool/alloc.cpp — dma_alloc_coherent / dma_free_coherent (SEMANTICS A1-A9, F1-F2).
+// src/pool/alloc.cpp — dma_alloc_coherent / dma_free_coherent (docs/semantics.md A1-A9, F1-F2).
 //
 //   alloc(dev, bytes)
 //     A1  bytes == 0 -> EINVAL; count = ceil(bytes / P)

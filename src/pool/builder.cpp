@@ -1,4 +1,4 @@
-// src/pool/builder.cpp — building a Pool (the "boot": SEMANTICS R1-R6). The
+// src/pool/builder.cpp — building a Pool (the "boot": docs/semantics.md R1-R6). The
 // same steps make a private pool here and an attached one in
 // src/shared/attach.cpp; only where each area's state lives differs.
 //

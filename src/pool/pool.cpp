@@ -1,4 +1,4 @@
-// src/pool/pool.cpp — building a Pool (the "boot": SEMANTICS R1-R6), its
+// src/pool/pool.cpp — building a Pool (the "boot": docs/semantics.md R1-R6), its
 // reports, and the public handles (Pool, DmaBuffer, Device).
 //
 //   PoolOptions --parse_params--> Params --make_plan(topology)--> ReservationPlan

@@ -1,7 +1,7 @@
 // src/pool/replay.hpp — runs a trace (src/pool/trace.hpp) through a real Pool.
 //
 //   trace line --parse_trace_line--> TraceLine --PoolImpl::alloc_buffer(cpu) / release-->
-//   one JSON object per request (DESIGN.md "replay output"), then stats_json().
+//   one JSON object per request (docs/design.md "replay output"), then stats_json().
 //
 // The engine holds the live buffers by trace id; buffers still live when the
 // Replayer goes away are freed then (after the stats were taken). No I/O here:

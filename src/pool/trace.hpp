@@ -1,4 +1,4 @@
-// src/pool/trace.hpp — the replay trace format (DESIGN.md) and its reader.
+// src/pool/trace.hpp — the replay trace format (docs/design.md) and its reader.
 //
 //   # comment                                   (also after a request)
 //   cpu <N>                                     the default of cpu=<N> (once, before any request)
@@ -33,7 +33,7 @@ struct TraceLine {
   /** cpu=<N>: the CPU the request is made on (0..kMaxCpu), -1 when not
    *  given (the trace's `cpu` line, else CPU 0: never the replaying host's).
    *  It matters to a device with no node, whose pages come from the CPU's
-   *  node (SEMANTICS A3, A7). For TraceOp::cpu: the CPU the line states. */
+   *  node (docs/semantics.md A3, A7). For TraceOp::cpu: the CPU the line states. */
   int cpu = -1;
 };
 

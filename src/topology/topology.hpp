@@ -146,9 +146,9 @@ class Topology {
   /** Distance from a to b (10 = local); -1 when either is not online. */
   int distance(int a, int b) const noexcept;
   /** The other online nodes with memory, by increasing distance from `from`,
-   *  ties broken by lower id (SEMANTICS A5, policy=nearest). */
+   *  ties broken by lower id (docs/semantics.md A5, policy=nearest). */
   std::vector<int> nodes_by_distance(int from) const;
-  /** First online node with memory, -1 when none (SEMANTICS R5). */
+  /** First online node with memory, -1 when none (docs/semantics.md R5). */
   int first_memory_node() const noexcept;
   int max_node_id() const noexcept;
 

@@ -14,10 +14,7 @@
       (ctest docs_no_outside_refs) no file of the repository points at a
       document outside it: the project's origin documents (their names in
       capitals, the folder they lived in) are restated in docs/semantics.md
-      and docs/design.md. The files still doing so are listed in PENDING,
-      each with the owner's part of the tree: the test fails when a file
-      not listed does it, and when a listed file no longer does (strike it
-      from the list).
+      and docs/design.md.
 """
 import os
 import re
@@ -28,15 +25,6 @@ RULE = re.compile(r"\b([RAF])([1-9][0-9]*)(?:\s*[-–]\s*([RAF])?([1-9][0-9]*))?
 # Built from pieces so that this file does not match itself.
 OUTSIDE = [re.compile(p) for p in (r"\.\./" + "shared", "/work/" + "shared", r"\bSEMANTICS" + r"\b",
                                    r"\bDESIGN" + r"\.md\b", r"\bSTYLE" + r"\.md\b")]
-# Files that still name an origin document; their parts of the tree are being
-# changed by others (src/, tools/numacma/, the CLI and vfio docs and tests).
-# Remove a line when its file is fixed: the test then keeps it fixed.
-PENDING = {
-    "src/config/plan.cpp", "src/backing/backing.hpp", "src/topology/topology.hpp", "src/pool/trace.hpp",
-    "src/pool/alloc.cpp", "src/pool/builder.cpp", "src/pool/replay.hpp", "src/pool/pool.cpp",
-    "src/core/area.hpp", "tools/numacma/cmd_plan.cpp", "tools/numacma/cmd_replay.cpp",
-    "tests/unit/cli_test.cpp", "tests/vm/guest/vmcheck.cpp", "docs/cli.md", "docs/vfio.md",
-}
 SKIP_DIRS = {".git", ".vm-cache", ".gl", ".whl"}
 
 
@@ -117,18 +105,10 @@ def refs(src):
             if any(p.search(line) for p in OUTSIDE):
                 hits.setdefault(f, []).append("%s:%d: %s" % (f, n, line.strip()[:160]))
     for f in sorted(hits):
-        if f not in PENDING:
-            bad += 1
-            for h in hits[f]:
-                print("FAIL " + h)
-        else:
-            for h in hits[f]:
-                print("pending (not this test's to fix) " + h)
-    for f in sorted(PENDING - set(hits)):
-        print("FAIL %s no longer names an outside document: strike it from PENDING in %s" % (f, here))
         bad += 1
-    print("refs: %d file(s) name a document outside the repository, %d of them pending" % (
-        len(hits), len(set(hits) & PENDING)))
+        for h in hits[f]:
+            print("FAIL " + h)
+    print("refs: %d file(s) name a document outside the repository" % len(hits))
     return bad
 
 

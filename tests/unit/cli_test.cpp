@@ -1,4 +1,4 @@
-// The CLI's contract (DESIGN.md "CLI"): every command takes --json and
+// The CLI's contract (docs/design.md "CLI"): every command takes --json and
 // --help; unknown flags and bad values exit 2 with a message on stderr;
 // failures exit 1; JSON output matches the fixture it was read from.
 #include <gtest/gtest.h>

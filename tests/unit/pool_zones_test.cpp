@@ -1,4 +1,4 @@
-// SEMANTICS A7 and A8 as dma-direct meets a mask below the device's memory
+// docs/semantics.md A7 and A8 as dma-direct meets a mask below the device's memory
 // (__dma_direct_alloc_pages): page buffers are asked for in the zone the mask
 // falls into (GFP_DMA32 at or below 32 bits, GFP_DMA at or below 24 on
 // x86-64), from the zone's node when the device's node has no memory there;

@@ -1,5 +1,5 @@
 // `numacma plan PARAMS...`: the areas that kernel-style parameters would
-// reserve on this topology (SEMANTICS R1-R6), and what cannot be placed.
+// reserve on this topology (docs/semantics.md R1-R6), and what cannot be placed.
 #include <memory>
 #include <string>
 #include <vector>

@@ -1,6 +1,6 @@
-// `numacma replay TRACE|-`: runs a trace (DESIGN.md format) through a real
+// `numacma replay TRACE|-`: runs a trace (docs/design.md format) through a real
 // Pool and prints one decision per request, then the stats. With --json: one
-// JSON object a line, as DESIGN.md "replay output". A malformed line is an
+// JSON object a line, as docs/design.md "replay output". A malformed line is an
 // error object naming the line (also counted on stderr) and the replay goes
 // on. Requests the pool refuses are decisions, not errors: the exit code is 0
 // whenever the trace could be read and the pool built.
@@ -97,7 +97,7 @@ void register_replay(CLI::App& app) {
   add_pool_options(sub, args->pool, "sim");
   sub->add_option("--params", args->pool.params,
                   "kernel-style parameters, e.g. \"cma=64M cma_pernuma=16M\" (or --pool NAME)");
-  sub->add_flag("--json", args->json, "one JSON object a line (DESIGN.md replay output)");
+  sub->add_flag("--json", args->json, "one JSON object a line (docs/design.md replay output)");
   sub->add_option("trace", args->trace, "trace file, or - for stdin")->required();
   sub->callback([args] { run(*args); });
 }

@@ -8,7 +8,7 @@
 //   placement BACKING                     every page of pernuma<N> buffers on node N
 //   contiguity NODE                       hugetlb buffers: page i at dma_addr + i*4K
 //   dma BDF MASK                          edu DMA writes at start/middle/end of an area
-//   exhaust NODE POLICY ORDER             fill pernuma<N>, fallbacks as SEMANTICS says
+//   exhaust NODE POLICY ORDER             fill pernuma<N>, fallbacks as docs/semantics.md says
 //   mask BDF MASK                         a 28-bit device never gets memory above it: no
 //                                         reachable area here (R5) -> a clear error; its
 //                                         own area on node 0 -> buffers below the mask
