@@ -177,19 +177,7 @@ Result<std::string> read_file_at(int dir, const std::string& name) {
     return errno_error("open(" + name + ")", errno);
   }
   Fd f(fd);
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("read(" + name + ")", errno);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-    if (out.size() > (1u << 20)) return make_error(Errc::io_error, name + ": larger than 1 MiB");
-  }
-  return out;
+  return read_fd(fd, name, 1u << 20);
 }
 
 std::string path_of(int dir, const std::string& name) {

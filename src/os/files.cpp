@@ -15,26 +15,26 @@
 
 namespace numacma::os {
 
-Result<std::string> read_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno_error("open(" + path + ")", errno);
+Result<std::string> read_fd(int fd, const std::string& name, std::size_t limit) {
   std::string out;
   char buf[4096];
   for (;;) {
     const ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      const int e = errno;
-      ::close(fd);
-      return errno_error("read(" + path + ")", e);
+      return errno_error("read(" + name + ")", errno);
     }
-    if (n == 0) break;
+    if (n == 0) return out;
     out.append(buf, static_cast<std::size_t>(n));
-    if (out.size() > (64u << 20)) {
-      ::close(fd);
-      return make_error(Errc::io_error, "read(" + path + "): file larger than 64 MiB");
-    }
+    if (out.size() > limit)
+      return make_error(Errc::io_error, "read(" + name + "): larger than " + std::to_string(limit >> 20) + " MiB");
   }
+}
+
+Result<std::string> read_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_error("open(" + path + ")", errno);
+  Result<std::string> out = read_fd(fd, path, 64u << 20);
   ::close(fd);
   return out;
 }

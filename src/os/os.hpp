@@ -86,8 +86,11 @@ Result<std::vector<std::uint64_t>> physical_addresses(const void* addr, std::siz
 /** True when /proc/self/pagemap gives real PFNs to this process. */
 bool physical_addresses_readable() noexcept;
 
-/** Whole file as text (sysfs files are small). */
+/** Whole file as text (sysfs files are small; at most 64 MiB). */
 Result<std::string> read_file(const std::string& path);
+/** What is left to read from `fd` (EINTR retried), at most `limit` bytes
+ *  (io_error beyond); `name` names it in errors. The fd stays open. */
+Result<std::string> read_fd(int fd, const std::string& name, std::size_t limit);
 
 /** Names in a directory, sorted, without "." and "..". */
 Result<std::vector<std::string>> list_dir(const std::string& path);
