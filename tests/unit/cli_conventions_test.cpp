@@ -14,6 +14,7 @@
 #include "cli_run.hpp"
 
 using cli_run::CliRun;
+using cli_run::RunDir;
 using cli_run::has;
 using cli_run::run;
 using nlohmann::json;
@@ -24,20 +25,6 @@ namespace {
 const std::string kData = NUMACMA_TEST_DATA;
 const std::string kArm = "--sysfs-root " + kData + "/arm64-4n";
 
-/** A private $NUMACMA_RUN_DIR for the test, and its reservations released after. */
-struct RunDir {
-  std::string dir;
-  explicit RunDir(const std::string& name)
-      : dir(::testing::TempDir() + "cli_" + name + "_" + std::to_string(::getpid())) {
-    fs::remove_all(dir);
-    ::setenv("NUMACMA_RUN_DIR", dir.c_str(), 1);
-  }
-  ~RunDir() {
-    for (const char* n : {"q", "r", "zz"}) (void)run(std::string("release --force ") + n);
-    ::unsetenv("NUMACMA_RUN_DIR");
-    fs::remove_all(dir);
-  }
-};
 
 }  // namespace
 

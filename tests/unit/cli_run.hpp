@@ -3,7 +3,11 @@
 #pragma once
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -47,5 +51,25 @@ inline CliRun run(const std::string& args, const std::string& stdin_text = "") {
 }
 
 inline bool has(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
+
+/** A private $NUMACMA_RUN_DIR for a test; the reservations it names are
+ *  released (--force) and the directory removed after. */
+struct RunDir {
+  std::string dir;
+  std::vector<std::string> pools;
+  explicit RunDir(const std::string& name, std::initializer_list<const char*> reserved = {"q", "r", "zz"})
+      : dir(::testing::TempDir() + "cli_" + name + "_" + std::to_string(::getpid())),
+        pools(reserved.begin(), reserved.end()) {
+    std::filesystem::remove_all(dir);
+    ::setenv("NUMACMA_RUN_DIR", dir.c_str(), 1);
+  }
+  ~RunDir() {
+    for (const std::string& n : pools) (void)run("release --force " + n);
+    ::unsetenv("NUMACMA_RUN_DIR");
+    std::filesystem::remove_all(dir);
+  }
+  RunDir(const RunDir&) = delete;
+  RunDir& operator=(const RunDir&) = delete;
+};
 
 }  // namespace cli_run

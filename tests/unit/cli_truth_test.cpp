@@ -15,6 +15,7 @@
 #include "cli_run.hpp"
 
 using cli_run::CliRun;
+using cli_run::RunDir;
 using cli_run::has;
 using cli_run::run;
 using nlohmann::json;
@@ -31,19 +32,6 @@ std::string host(const std::string& name, const std::string& sysfs) {
          "/dev --modules-root " + h + "/lib/modules";
 }
 
-struct RunDir {
-  std::string dir;
-  explicit RunDir(const std::string& name)
-      : dir(::testing::TempDir() + "cli_" + name + "_" + std::to_string(::getpid())) {
-    fs::remove_all(dir);
-    ::setenv("NUMACMA_RUN_DIR", dir.c_str(), 1);
-  }
-  ~RunDir() {
-    for (const char* n : {"q", "r"}) (void)run(std::string("release --force ") + n);
-    ::unsetenv("NUMACMA_RUN_DIR");
-    fs::remove_all(dir);
-  }
-};
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 
 #include "hugepages_guard.hpp"
 #include "numacma/numacma.h"
+#include "fixture_pool_options.hpp"
 #include "numacma/numacma.hpp"
 
 using numacma::AddressKind;
@@ -17,21 +18,9 @@ using numacma::Errc;
 using numacma::Pool;
 using numacma::PoolOptions;
 
-namespace {
-
-const std::string kArm = std::string(NUMACMA_TEST_DATA) + "/arm64-4n";
-
-bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
-
-PoolOptions options(const std::string& backing, const std::string& root) {
-  PoolOptions o;
-  o.params = "cma=4M cma_pernuma=2M";
-  o.backing = backing;
-  o.sysfs_root = root;
-  return o;
-}
-
-}  // namespace
+using fixture_pool::contains;
+using fixture_pool::kArm;
+using fixture_pool::options;
 
 TEST(AddressKind, AFixturePoolIsSimulatedAndNoDeviceCanUseIt) {
   auto p = Pool::create(options("auto", kArm));  // a fixture: sim

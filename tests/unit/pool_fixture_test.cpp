@@ -6,6 +6,7 @@
 #include <string>
 
 #include "backing/backing.hpp"
+#include "fixture_pool_options.hpp"
 #include "numacma/numacma.hpp"
 
 using numacma::Errc;
@@ -14,21 +15,9 @@ using numacma::PoolOptions;
 using numacma::backing::backing_for_root;
 using numacma::backing::is_host_sysfs;
 
-namespace {
-
-const std::string kArm = std::string(NUMACMA_TEST_DATA) + "/arm64-4n";
-
-bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
-
-PoolOptions options(const std::string& backing, const std::string& root) {
-  PoolOptions o;
-  o.params = "cma=4M cma_pernuma=2M";
-  o.backing = backing;
-  o.sysfs_root = root;
-  return o;
-}
-
-}  // namespace
+using fixture_pool::contains;
+using fixture_pool::kArm;
+using fixture_pool::options;
 
 TEST(FixtureIsAFixture, OnlySysIsThisMachine) {
   for (const char* host : {"/sys", "/sys/", "//sys", "/sys/.", "/sys//", "/./sys"})
