@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# scripts/build.sh BUILD_DIR [cmake args...] — configure (once) and build.
+# scripts/build.sh BUILD_DIR [cmake args...] — configure (once) and build
+# everything, or only the targets NUMACMA_BUILD_TARGETS names (space-separated).
 set -euo pipefail
 dir="$1"; shift
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -9,4 +10,6 @@ if [ ! -f "$dir/CMakeCache.txt" ]; then
   cmake -S "$root" -B "$dir" "${gen[@]}" "$@" >"$dir.configure.log" 2>&1 || {
     cat "$dir.configure.log" >&2; exit 1; }
 fi
-cmake --build "$dir" -j "$(nproc)"
+targets=()
+for t in ${NUMACMA_BUILD_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$dir" -j "$(nproc)" "${targets[@]}"

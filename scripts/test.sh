@@ -8,7 +8,12 @@
 #               once, cached under build/kernel/)
 #   2. asan     (clang, ASan+UBSan): the suite without the guests, plus the
 #               libFuzzer targets for NUMACMA_FUZZ_SECONDS each (label fuzz)
-#   3. tsan     (clang, TSan): the suite without guests and fuzzing
+#   3. tsan     (clang, TSan): the tests that start threads (label threads;
+#               only their programs are built)
+#
+#   scripts/test.sh quick   a developer's loop: one Release build without the
+#                           guests, the kernel and the benchmarks, running the
+#                           tests labelled unit, threads and cli (no sanitizers)
 #
 # Installs the Debian packages it needs first (scripts/deps.sh). Build trees
 # live under build/ and are reused. The last line is
@@ -19,9 +24,10 @@
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-bash scripts/deps.sh all || exit 1
-
 suites="${NUMACMA_TEST_SUITES:-release asan tsan}"
+deps=all
+if [ "${1:-}" = quick ]; then suites=quick deps=build; fi
+bash scripts/deps.sh "$deps" || exit 1
 fuzz_s="${NUMACMA_FUZZ_SECONDS:-20}"
 jobs="$(nproc)"
 mkdir -p build
@@ -65,7 +71,10 @@ for s in $suites; do
             -DNUMACMA_SANITIZER=address,undefined -DNUMACMA_BUILD_FUZZ=ON \
             -DNUMACMA_FUZZ_SECONDS="$fuzz_s" -DNUMACMA_VM_TESTS=OFF -DNUMACMA_KERNEL_TESTS=OFF \
             -DNUMACMA_BUILD_BENCH=OFF ;;
-    tsan) CC=clang CXX=clang++ run_suite tsan "-LE vm|fuzz|kernel" -DCMAKE_BUILD_TYPE=None "${san_flags[@]}" \
+    quick) run_suite quick "-L unit|threads|cli" -DCMAKE_BUILD_TYPE=Release -DNUMACMA_VM_TESTS=OFF \
+             -DNUMACMA_KERNEL_TESTS=OFF -DNUMACMA_BUILD_BENCH=OFF ;;
+    tsan) NUMACMA_BUILD_TARGETS=numacma_thread_tests CC=clang CXX=clang++ \
+            run_suite tsan "-L threads" -DCMAKE_BUILD_TYPE=None "${san_flags[@]}" \
             -DNUMACMA_SANITIZER=thread -DNUMACMA_VM_TESTS=OFF -DNUMACMA_KERNEL_TESTS=OFF \
             -DNUMACMA_BUILD_BENCH=OFF ;;
     *) echo "unknown suite $s"; total_fail=$((total_fail + 1)) ;;

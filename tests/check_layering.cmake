@@ -1,7 +1,91 @@
-# Fails when a file of a no-OS layer (src/core, src/config, src/pool, src/dmapool, src/vfio/iova.*,
-# src/vfio/in_use.*, src/shared/layout.*) includes
-# an OS header or the os layer: every system call lives in src/os (docs/design.md).
+# The layer map of src/README.md, enforced (ctest layering_map):
+#   1. every folder of src/ is a layer of the map, and every layer of the map a folder;
+#   2. a file of layer L includes, of the other layers, only those L's line names
+#      ("capi ... -> pool": capi/ may include pool/ and the public numacma/ headers);
+#   3. the no-OS layers (src/core, src/config, src/pool, src/dmapool and the pure
+#      logic beside OS code: src/vfio/iova.*, src/vfio/in_use.*, src/shared/layout.*)
+#      include no OS header and nothing of os/: every system call lives in src/os.
+# Usage: cmake -DSRC=<source>/src -P check_layering.cmake
+cmake_minimum_required(VERSION 3.20)
 set(_bad "")
+
+# ---- the map: the fenced block of src/README.md, one "name  what  -> deps" line per layer
+file(STRINGS ${SRC}/README.md _readme)
+set(_in_block FALSE)
+set(_layers "")
+foreach(line IN LISTS _readme)
+  if(line MATCHES "^```")
+    if(_in_block)
+      break()
+    endif()
+    set(_in_block TRUE)
+    continue()
+  endif()
+  if(_in_block AND line MATCHES "^([a-z]+) .*-> *(.*)$")
+    set(_name ${CMAKE_MATCH_1})
+    set(_deps_text "${CMAKE_MATCH_2}")
+    list(APPEND _layers ${_name})
+    if(_deps_text MATCHES "^\\(")  # "(public headers only)"
+      set(_deps_${_name} "")
+    else()
+      string(REGEX REPLACE "[ \t]+" ";" _d "${_deps_text}")
+      set(_deps_${_name} ${_d})
+    endif()
+  endif()
+endforeach()
+if(NOT _layers)
+  message(FATAL_ERROR "layering: no layer map found in ${SRC}/README.md")
+endif()
+
+# ---- 1. folders and the map agree
+file(GLOB _entries LIST_DIRECTORIES true ${SRC}/*)
+set(_folders "")
+foreach(e IN LISTS _entries)
+  if(IS_DIRECTORY ${e})
+    get_filename_component(n ${e} NAME)
+    list(APPEND _folders ${n})
+    if(NOT n IN_LIST _layers)
+      list(APPEND _bad "src/${n}/ is not a layer of the map in src/README.md")
+    endif()
+  endif()
+endforeach()
+foreach(n IN LISTS _layers)
+  if(NOT n IN_LIST _folders)
+    list(APPEND _bad "the map in src/README.md names ${n}, which has no folder src/${n}/")
+  endif()
+  foreach(d IN LISTS _deps_${n})
+    if(NOT d IN_LIST _layers)
+      list(APPEND _bad "the map's line for ${n} names ${d}, which is not a layer")
+    endif()
+  endforeach()
+endforeach()
+
+# ---- 2. includes follow the map
+foreach(n IN LISTS _folders)
+  if(NOT n IN_LIST _layers)
+    continue()
+  endif()
+  file(GLOB _files ${SRC}/${n}/*.cpp ${SRC}/${n}/*.hpp ${SRC}/${n}/*.h)
+  foreach(f IN LISTS _files)
+    file(STRINGS ${f} _lines REGEX "^[ \t]*#[ \t]*include[ \t]*\"[a-z_]+/")
+    foreach(l IN LISTS _lines)
+      string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*\"([a-z_]+)/.*" "\\1" _to "${l}")
+      if(_to STREQUAL n OR _to STREQUAL "numacma" OR NOT _to IN_LIST _folders)
+        continue()
+      endif()
+      if(NOT _to IN_LIST _deps_${n})
+        file(RELATIVE_PATH _rel ${SRC}/.. ${f})
+        string(REPLACE ";" ", " _allowed "${_deps_${n}}")
+        if(NOT _allowed)
+          set(_allowed "no other layer")
+        endif()
+        list(APPEND _bad "${_rel}: includes ${_to}/ (src/README.md: ${n} may include ${_allowed})")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+
+# ---- 3. the no-OS layers make no system calls
 foreach(layer core config pool dmapool vfio/iova vfio/in_use shared/layout)
   if(layer MATCHES "/")  # pure logic beside OS code
     file(GLOB _files ${SRC}/${layer}.cpp ${SRC}/${layer}.hpp)
@@ -12,16 +96,18 @@ foreach(layer core config pool dmapool vfio/iova vfio/in_use shared/layout)
     file(STRINGS ${f} _lines REGEX "^[ \t]*#[ \t]*include")
     foreach(l IN LISTS _lines)
       if(l MATCHES "<sys/|<unistd\\.h>|<fcntl\\.h>|<numaif\\.h>|<numa\\.h>|\"os/|<fstream>|<filesystem>")
-        list(APPEND _bad "${f}: ${l}")
-      endif()
-      if(layer STREQUAL "core" AND l MATCHES "\"(topology|config|backing|pool|os)/")
-        list(APPEND _bad "${f}: ${l} (core includes only core/ and numacma/)")
+        file(RELATIVE_PATH _rel ${SRC}/.. ${f})
+        string(STRIP "${l}" l)
+        list(APPEND _bad "${_rel}: ${l} (no system calls outside src/os)")
       endif()
     endforeach()
   endforeach()
 endforeach()
+
 if(_bad)
   string(REPLACE ";" "\n  " _msg "${_bad}")
   message(FATAL_ERROR "layering broken:\n  ${_msg}")
 endif()
-message(STATUS "layering ok: core, config, pool, dmapool, the IOVA allocator, the in-use decision and the state-file layout make no system calls")
+list(LENGTH _layers _n)
+message(STATUS "layering ok: ${_n} layers follow src/README.md's map; core, config, pool, dmapool, "
+               "the IOVA allocator, the in-use decision and the state-file layout make no system calls")

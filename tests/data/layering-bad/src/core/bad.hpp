@@ -1,0 +1,2 @@
+#pragma once
+#include "pool/pool.hpp"  // core includes a layer above it
