@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "core/bitmap.hpp"
+#include "core/limits.hpp"
 #include "numacma/result.hpp"
 
 namespace numacma::core {
@@ -57,10 +58,10 @@ struct Segment {
 struct AreaConfig {
   std::string name;
   int node = -1;
-  std::uint64_t page_size = 4096;  ///< P; a power of two
+  std::uint64_t page_size = kPageBytes;  ///< P; a power of two
   std::uint64_t pages = 0;         ///< > 0, a multiple of 1 << order_per_bit
   unsigned order_per_bit = 0;
-  unsigned max_align_order = 8;    ///< CONFIG_CMA_ALIGNMENT
+  unsigned max_align_order = kCmaAlignmentOrder;  ///< CONFIG_CMA_ALIGNMENT
   /** Sorted, partitioning [0, pages); each a multiple of 1 << order_per_bit.
    *  Empty means one segment with dma_base 0. */
   std::vector<Segment> segments;

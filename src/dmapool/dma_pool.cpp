@@ -363,7 +363,7 @@ Status DmaPoolCore::add_page(std::unique_lock<std::mutex>& lk) {
   const auto c = reinterpret_cast<std::uintptr_t>(buf.cpu());
   const std::uint64_t d = buf.dma_addr();
   std::string why;
-  if (layout.page_bytes > 4096 && !buf.contiguous()) {
+  if (layout.page_bytes > core::kPageBytes && !buf.contiguous()) {
     why = "is not contiguous for the device";
   } else if (c % layout.align != 0 || d % layout.align != 0) {
     why = "is not aligned to " + fmt_bytes(layout.align) + " (the pool's align)";

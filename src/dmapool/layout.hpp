@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/limits.hpp"
 #include "numacma/result.hpp"
 
 namespace numacma::dmapool {
@@ -56,6 +57,6 @@ struct Layout {
  *  with the reason when the kernel would return NULL. `page` is the system
  *  page size (4096). */
 Result<Layout> make_layout(std::size_t size, std::size_t align, std::size_t boundary,
-                           std::size_t page = 4096);
+                           std::size_t page = core::kPageBytes);
 
 }  // namespace numacma::dmapool

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "core/area.hpp"
+#include "core/limits.hpp"
 #include "core/records.hpp"
 #include "numacma/result.hpp"
 
@@ -42,7 +43,7 @@ inline constexpr std::uint32_t kMaxAreas = 256;
 inline constexpr std::uint32_t kMaxHolders = 4096;
 inline constexpr std::uint32_t kDefaultHolders = 1024;
 inline constexpr std::uint32_t kMaxNodeSlots = 1025;  // MAX_NUMNODES 1024 + the no-node slot
-inline constexpr std::uint64_t kPageBytes = 4096;
+using core::kPageBytes;  // core/limits.hpp
 
 struct alignas(8) LayoutHeader {
   char magic[8];
@@ -87,7 +88,7 @@ struct alignas(8) AreaDesc {
   std::uint32_t kind;             ///< config::AreaKind
   std::uint32_t addr_iova;        ///< backing::AddrKind::iova
   std::uint32_t order_per_bit;
-  std::uint64_t page_size;        ///< 4096
+  std::uint64_t page_size;        ///< kPageBytes
   std::uint64_t pages;            ///< area pages (bytes / page_size)
   std::uint64_t mapped_bytes;     ///< the memory file's size (a multiple of huge_page_bytes)
   std::uint64_t huge_page_bytes;  ///< 0: not hugetlb
@@ -199,7 +200,7 @@ class Layout {
   const AreaDesc& desc(std::uint32_t i) const noexcept {
     return reinterpret_cast<const AreaDesc*>(bytes_.data() + hdr().areas_offset)[i];
   }
-  /** Area i's geometry (cpu_base 0, CMA_ALIGNMENT 8). */
+  /** Area i's geometry (cpu_base 0, core::kCmaAlignmentOrder). */
   core::AreaConfig area_config(std::uint32_t i) const;
   std::vector<std::uint32_t> hpmap(std::uint32_t i) const;
   const std::vector<unsigned char>& bytes() const noexcept { return bytes_; }
