@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -270,7 +271,7 @@ Status Container::attach(std::string_view bdf_text, std::uint64_t mask) {
                           "permission denied on " + gpath + " (IOMMU group of " + bdf +
                               "): run as root, or give this user the group's node "
                               "(chown USER " + gpath + ", or a udev rule for vfio)");
-      if (e.message.find("Device or resource busy") != std::string::npos)
+      if (e.sys_errno == EBUSY)
         return make_error(Errc::io_error, gpath + " is busy: IOMMU group " + std::to_string(group) +
                                               " is already open in another process or container");
       if (e.code == Errc::not_found)
@@ -388,7 +389,7 @@ Result<std::uint64_t> Container::map(std::uintptr_t vaddr, std::uint64_t bytes, 
     Error e = std::move(s).error();
     if (e.code == Errc::no_memory && memlock != ~std::uint64_t{0})
       e.message += " (RLIMIT_MEMLOCK is " + mib(memlock) + ": raise it, ulimit -l)";
-    else if (e.message.find("No space left") != std::string::npos)
+    else if (e.sys_errno == ENOSPC)
       e.message += " (the container's DMA mapping limit is reached: vfio_iommu_type1 dma_entry_limit)";
     e.message = std::string(what) + ": " + e.message;
     return e;
