@@ -37,6 +37,7 @@
 // in the shared mapping).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -92,8 +93,13 @@ struct AreaCounters {
   std::uint64_t alloc_pages_fail;
   std::uint64_t release_pages_success;
 };
+// A shared pool's state file holds it (shared/layout.hpp AreaState): pinned.
+static_assert(sizeof(AreaCounters) == 40 && alignof(AreaCounters) == 8);
 static_assert(std::is_trivially_copyable_v<AreaCounters> && std::is_standard_layout_v<AreaCounters>);
-static_assert(sizeof(AreaCounters) == 5 * sizeof(std::uint64_t));
+static_assert(offsetof(AreaCounters, used_pages) == 0 && offsetof(AreaCounters, live) == 8 &&
+              offsetof(AreaCounters, alloc_pages_success) == 16 &&
+              offsetof(AreaCounters, alloc_pages_fail) == 24 &&
+              offsetof(AreaCounters, release_pages_success) == 32);
 
 /** Where an external area's state lives (Area::create_over). */
 struct AreaStorage {

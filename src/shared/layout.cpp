@@ -127,7 +127,7 @@ Result<std::vector<unsigned char>> make_layout(const PoolSpec& spec) {
   h.nodes_offset = nodes_offset;
   h.policy = spec.policy;
   h.arch = spec.arch;
-  h.iova_mode = spec.iova_mode ? 1 : 0;
+  h.iova_mode = encode_flag(spec.iova_mode);
   h.order_per_bit = spec.order_per_bit;
   h.created_ns = spec.created_ns;
   h.owner_uid = spec.owner_uid;
@@ -145,7 +145,7 @@ Result<std::vector<unsigned char>> make_layout(const PoolSpec& spec) {
     put(d.note, sizeof d.note, a.note.substr(0, sizeof d.note - 1));
     d.node = a.node;
     d.kind = a.kind;
-    d.addr_iova = a.iova ? 1 : 0;
+    d.addr_iova = encode_flag(a.iova);
     d.order_per_bit = spec.order_per_bit;
     d.page_size = kPageBytes;
     d.pages = a.pages;
@@ -197,7 +197,7 @@ Status validate_area(const unsigned char* data, const LayoutHeader& h, std::uint
   c.order_per_bit = d.order_per_bit;
   if (d.rec_count != d.pages >> d.order_per_bit || d.bitmap_words != core::Area::storage_words(c))
     return corrupt(an + ": record or bitmap size does not match its page count");
-  if (d.kind > 3 || d.addr_iova > 1) return corrupt(an + ": kind out of range");
+  if (!decode_area_kind(d.kind) || !decode_flag(d.addr_iova)) return corrupt(an + ": kind out of range");
   if (d.node < 0 || d.node >= static_cast<std::int32_t>(kMaxNodeSlots)) return corrupt(an + ": node out of range");
   if (d.mapped_bytes < d.pages * kPageBytes || d.mapped_bytes % kPageBytes != 0)
     return corrupt(an + ": mapped size " + std::to_string(d.mapped_bytes) + " smaller than the area");
@@ -268,7 +268,8 @@ Status validate_layout(const unsigned char* data, std::size_t size) {
       !fits(h.holders_offset, h.holder_capacity, sizeof(Holder), 8, h.state_bytes) ||
       !fits(h.nodes_offset, h.node_slots, sizeof(NodeCtr), 8, h.state_bytes))
     return corrupt("the pool state, holder table or node counters lie outside the state file");
-  if (h.policy > 1 || h.arch > 2 || h.iova_mode > 1 || h.order_per_bit > core::kMaxOrderPerBit)
+  if (!decode_policy(h.policy) || !decode_arch(h.arch) || !decode_flag(h.iova_mode) ||
+      h.order_per_bit > core::kMaxOrderPerBit)
     return corrupt("policy, arch, mode or order_per_bit out of range");
   if (!terminated(h.name, sizeof h.name) || !terminated(h.params, sizeof h.params) ||
       !terminated(h.backing, sizeof h.backing) || !terminated(h.sysfs_root, sizeof h.sysfs_root))
