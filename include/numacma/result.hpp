@@ -1,10 +1,12 @@
 // numacma/result.hpp — errors as values.
 //
 // Every fallible operation in numacma returns Result<T>: either a T or an
-// Error {code, message}. Nothing on the allocation path throws; callers test
+// Error {code, message, sys_errno}. Nothing on the allocation path throws; callers test
 // `ok()` (or the bool conversion) and read `error()` on failure. The message
 // names what was wrong ("cma=12Q: unknown size suffix 'Q'") so that a user
-// never has to guess from a bare code.
+// never has to guess from a bare code. An error that a system call gave
+// also carries its errno, so that code deciding on it tests the number, not
+// the text of strerror.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +38,9 @@ const char* errc_name(Errc c) noexcept;
 struct Error {
   Errc code = Errc::ok;
   std::string message;
+  /** The errno of the system call that failed (EBUSY, ENOSPC, ...); 0 when
+   *  the error did not come from a system call. */
+  int sys_errno = 0;
 };
 
 inline Error make_error(Errc code, std::string message) {

@@ -6,6 +6,7 @@
 //                     -> PROT_NONE range, mmap(MAP_FIXED) each run of pages at its slots
 //                     -> munmap the first mapping -> pagemap again (must match) -> mlock
 #include "backing/hugetlb_file.hpp"
+#include "core/limits.hpp"
 
 #include <algorithm>
 #include <limits>
@@ -18,11 +19,11 @@ namespace numacma::backing {
 
 namespace {
 
-constexpr std::uint64_t kPage = 4096;
+using core::kPageBytes;
 
 void* ptr(std::uintptr_t a) { return reinterpret_cast<void*>(a); }
 
-bool valid_hp(std::uint64_t hp) { return hp >= kPage && (hp & (hp - 1)) == 0; }
+bool valid_hp(std::uint64_t hp) { return hp >= kPageBytes && (hp & (hp - 1)) == 0; }
 
 /** File page order[k] at base + k * hp, over a fresh PROT_NONE range: one mmap per run
  *  consecutive both in the file and in `order`. Not faulted in. Unmaps on failure. */
@@ -150,7 +151,7 @@ Result<std::uintptr_t> map_in_order(int fd, const std::vector<std::uint32_t>& or
 std::vector<core::Segment> segments_from_phys(const std::vector<std::uint64_t>& phys, std::uint64_t hp,
                                               std::uint64_t bytes) {
   std::vector<core::Segment> out;
-  const std::uint64_t per = hp / kPage, pages = bytes / kPage;
+  const std::uint64_t per = hp / kPageBytes, pages = bytes / kPageBytes;
   for (std::size_t k = 0; k < phys.size() && k * per < pages; ++k) {
     const std::uint64_t first = k * per, len = std::min(per, pages - first);
     if (!out.empty() && phys[k - 1] + hp == phys[k])

@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "backing/hugetlb_file.hpp"
+#include "core/limits.hpp"
 #include "backing/sim.hpp"
 #include "os/os.hpp"
 #include "topology/topology.hpp"
@@ -21,7 +22,8 @@ namespace numacma::backing {
 
 namespace {
 
-constexpr std::uint64_t kPage = 4096, k2M = 2ULL << 20, k1G = 1ULL << 30;
+using core::kPageBytes;
+constexpr std::uint64_t k2M = 2ULL << 20, k1G = 1ULL << 30;
 
 std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -41,8 +43,8 @@ std::uint64_t free_hugepages_now(const std::string& root, int node, std::uint64_
 Result<void*> map_on_node(std::uint64_t bytes, std::uint64_t hp, int node, bool mlock) {
   // 4 KiB pages: the address 2 MiB aligned, so that an anon area's IOVAs
   // (= its virtual addresses) are aligned as a CMA area's are (A6).
-  Result<void*> m = hp == kPage ? os::map_anonymous_aligned(bytes, bytes >= k2M ? k2M : kPage)
-                                : os::map_hugetlb(bytes, hp);
+  Result<void*> m = hp == kPageBytes ? os::map_anonymous_aligned(bytes, bytes >= k2M ? k2M : kPageBytes)
+                                     : os::map_hugetlb(bytes, hp);
   if (!m) return m;
   auto undo = [&](Error e) -> Result<void*> {
     (void)os::unmap(*m, bytes);
@@ -74,7 +76,7 @@ class AnonBacking : public Backing {
   std::string name() const override { return "anon"; }
 
   Result<Reservation> reserve(int node, std::uint64_t bytes) override {
-    Result<void*> m = map_on_node(bytes, kPage, node, mlock_);
+    Result<void*> m = map_on_node(bytes, kPageBytes, node, mlock_);
     if (!m) return std::move(m).error();
     Reservation r;
     r.kind = "anon";
@@ -82,7 +84,7 @@ class AnonBacking : public Backing {
     r.cpu_base = reinterpret_cast<std::uintptr_t>(*m);
     r.bytes = r.mapped_bytes = bytes;
     r.addr_kind = AddrKind::iova;
-    r.segments = {{0, bytes / kPage, r.cpu_base}};
+    r.segments = {{0, bytes / kPageBytes, r.cpu_base}};
     r.note = "anon: physically contiguous only per 4 KiB page: multi-page DMA addresses are IOVAs "
              "(IOVA mode only)";
     return r;
@@ -92,13 +94,13 @@ class AnonBacking : public Backing {
 
   Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical,
                                  std::uint64_t /*below: no zones here*/) override {
-    bytes = round_up(bytes, kPage);
-    if (bytes > kPage && need_physical)
+    bytes = round_up(bytes, kPageBytes);
+    if (bytes > kPageBytes && need_physical)
       return make_error(Errc::not_contiguous,
-                        "pages: " + std::to_string(bytes / kPage) +
+                        "pages: " + std::to_string(bytes / kPageBytes) +
                             " pages of 4 KiB cannot be made physically contiguous from user space "
                             "(use IOVA mode, or hugepages)");
-    Result<void*> m = map_on_node(bytes, kPage, node, mlock_);
+    Result<void*> m = map_on_node(bytes, kPageBytes, node, mlock_);
     if (!m) return std::move(m).error();
     PagesBlock b;
     b.kind = "pages-4K";
@@ -106,14 +108,14 @@ class AnonBacking : public Backing {
     b.bytes = b.mapped_bytes = bytes;
     b.node = node;
     if (node < 0) {
-      Result<std::vector<int>> n = os::page_nodes(*m, kPage, kPage);
+      Result<std::vector<int>> n = os::page_nodes(*m, kPageBytes, kPageBytes);
       b.node = n && !n->empty() ? (*n)[0] : -1;
     }
-    b.contiguous = bytes == kPage;
+    b.contiguous = bytes == kPageBytes;
     b.addr_kind = AddrKind::iova;
     b.dma_addr = b.cpu;
-    if (bytes == kPage) {
-      if (auto pa = os::physical_addresses(*m, kPage, kPage); pa) {
+    if (bytes == kPageBytes) {
+      if (auto pa = os::physical_addresses(*m, kPageBytes, kPageBytes); pa) {
         b.dma_addr = (*pa)[0];
         b.addr_kind = AddrKind::physical;
       }
@@ -163,7 +165,7 @@ class HugetlbBacking : public AnonBacking {
     auto add_note = [&r](const std::string& n) { r.note += (r.note.empty() ? "" : "; ") + n; };
     if (m->phys.empty()) {
       r.addr_kind = AddrKind::iova;
-      r.segments = {{0, bytes / kPage, r.cpu_base}};
+      r.segments = {{0, bytes / kPageBytes, r.cpu_base}};
       add_note("hugetlb: physical addresses unreadable (pagemap hides PFNs from this process; needs "
                "CAP_SYS_ADMIN): IOVA mode only");
       return r;
@@ -179,8 +181,8 @@ class HugetlbBacking : public AnonBacking {
 
   Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool need_physical,
                                  std::uint64_t /*below: no zones here*/) override {
-    bytes = round_up(bytes, kPage);
-    if (bytes > kPage && bytes <= k2M && node >= 0 && free_hugepages_now(root_, node, k2M) > 0) {
+    bytes = round_up(bytes, kPageBytes);
+    if (bytes > kPageBytes && bytes <= k2M && node >= 0 && free_hugepages_now(root_, node, k2M) > 0) {
       Result<void*> m = map_on_node(k2M, k2M, node, mlock_);
       if (m) {
         PagesBlock b;
@@ -256,7 +258,7 @@ std::unique_ptr<Backing> make_auto(const topo::Topology& t, const BackingOptions
 const char* addr_kind_name(AddrKind k) noexcept { return k == AddrKind::iova ? "iova" : "physical"; }
 
 Status check_base_page(std::size_t os_page) {
-  if (os_page == kPage) return {};
+  if (os_page == kPageBytes) return {};
   return make_error(Errc::unsupported,
                     "this kernel's page size is " + std::to_string(os_page / 1024) +
                         " KiB (sysconf _SC_PAGESIZE = " + std::to_string(os_page) +

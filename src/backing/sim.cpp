@@ -27,6 +27,7 @@
 
 #include "backing/sim.hpp"
 #include "config/memblock.hpp"
+#include "core/limits.hpp"
 #include "os/memfd.hpp"
 #include "os/os.hpp"
 
@@ -34,9 +35,9 @@ namespace numacma::backing {
 
 namespace {
 
-constexpr std::uint64_t kPage = 4096;
+using core::kPageBytes;
 /** The page allocator's largest block: MAX_PAGE_ORDER 10, 4 MiB with 4 KiB pages. */
-constexpr std::uint64_t kMaxPagesBlock = kPage << 10;
+constexpr std::uint64_t kMaxPagesBlock = kPageBytes << 10;
 /** x86 keeps the first 1 MiB for itself; pages may come from above it. */
 constexpr std::uint64_t kPagesFrom = 1ULL << 20;
 /** No area is placed below this (what config::Memblock leaves out by default). */
@@ -53,7 +54,7 @@ std::string hex(std::uint64_t v) {
 /** The bytes of the buddy block that serves `bytes`: 2^order pages
  *  (get_order), which dma-direct takes and frees whole. */
 std::uint64_t block_of(std::uint64_t bytes) {
-  std::uint64_t b = kPage;
+  std::uint64_t b = kPageBytes;
   while (b < bytes) b <<= 1;
   return b;
 }
@@ -88,7 +89,7 @@ class SimBacking final : public Backing {
     auto it = nodes_.find(node);
     if (it == nodes_.end() || !it->second.has_memory)
       return make_error(Errc::no_memory, "sim: node " + std::to_string(node) + " has no memory");
-    if (bytes == 0 || bytes % kPage != 0)
+    if (bytes == 0 || bytes % kPageBytes != 0)
       return make_error(Errc::invalid_argument, "sim: " + std::to_string(bytes) + " bytes is not whole pages");
     Result<std::uint64_t> base = std::uint64_t{0};
     if (at) {
@@ -114,7 +115,7 @@ class SimBacking final : public Backing {
     r.cpu_base = reinterpret_cast<std::uintptr_t>(*cpu);
     r.bytes = r.mapped_bytes = bytes;
     r.addr_kind = AddrKind::physical;
-    r.segments = {{0, bytes / kPage, *base}};
+    r.segments = {{0, bytes / kPageBytes, *base}};
     return r;
   }
 
@@ -127,10 +128,10 @@ class SimBacking final : public Backing {
   Result<PagesBlock> alloc_pages(int node, std::uint64_t bytes, bool /*need_physical*/,
                                  std::uint64_t below) override {
     if (node == -1) node = first_memory_node_;
-    bytes = round_up(bytes, kPage);
+    bytes = round_up(bytes, kPageBytes);
     if (bytes > kMaxPagesBlock)
       return make_error(Errc::no_memory,
-                        "sim pages: " + std::to_string(bytes / kPage) +
+                        "sim pages: " + std::to_string(bytes / kPageBytes) +
                             " pages is beyond the page allocator's largest block (order 10: 4 MiB), "
                             "which the kernel's alloc_pages_node refuses");
     // An order-n block, naturally aligned and taken whole, as the buddy
@@ -177,7 +178,9 @@ class SimBacking final : public Backing {
   void zero(void* cpu, std::size_t bytes, bool shared) noexcept override {
     constexpr std::size_t kDiscardFrom = 2 << 20;
     const auto a = reinterpret_cast<std::uintptr_t>(cpu);
-    if (bytes >= kDiscardFrom && a % kPage == 0 && bytes % kPage == 0 && os::discard(cpu, bytes, shared)) return;
+    if (bytes >= kDiscardFrom && a % kPageBytes == 0 && bytes % kPageBytes == 0 &&
+        os::discard(cpu, bytes, shared))
+      return;
     Backing::zero(cpu, bytes, shared);
   }
 

@@ -58,7 +58,7 @@ std::vector<PhysRange> physical_layout(const topo::Topology& t) {
     // No memory blocks: a window per node, in id order, each at a 1 GiB boundary.
     std::uint64_t base = 0;
     for (const topo::NodeInfo& n : t.nodes()) {
-      const std::uint64_t bytes = n.has_memory ? align_down(n.mem.total_bytes, 4096) : 0;
+      const std::uint64_t bytes = n.has_memory ? align_down(n.mem.total_bytes, core::kPageBytes) : 0;
       if (bytes != 0) out.push_back({base, base + bytes, n.id});
       base = (base + bytes + kGiB - 1) / kGiB * kGiB + (bytes == 0 ? kGiB : 0);
     }

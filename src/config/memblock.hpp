@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/limits.hpp"
 #include "numacma/result.hpp"
 #include "topology/topology.hpp"
 
@@ -37,7 +38,7 @@ const char* arch_name(Arch a) noexcept;
 /** "x86_64" (also "x86-64", "amd64") or "arm64" (also "aarch64"). */
 Result<Arch> parse_arch(std::string_view text);
 
-inline constexpr std::uint64_t kCmaMinAlignment = 2ULL << 20;  // pageblock_nr_pages << PAGE_SHIFT
+inline constexpr std::uint64_t kCmaMinAlignment = core::kCmaMinAlignmentBytes;  // core/limits.hpp
 inline constexpr std::uint64_t k4G = 4ULL << 30;
 
 /** A physical range [start, end) of one node's memory. */

@@ -86,7 +86,7 @@ struct ReservationPlan {
  *  is in not_placed with the reason, as the kernel warns and goes on (R4).
  *  A size of 0 plans nothing for that key. */
 ReservationPlan make_plan(const Params& params, const topo::Topology& topology,
-                          std::uint64_t page_size = 4096, unsigned order_per_bit = 0,
+                          std::uint64_t page_size = core::kPageBytes, unsigned order_per_bit = 0,
                           Arch arch = host_arch());
 
 /** Places one more area (a device's own) in the plan's free memory, top-down

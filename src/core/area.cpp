@@ -116,12 +116,13 @@ Status Area::validate(AreaConfig& c) {
     return make_error(Errc::invalid_argument, "area '" + c.name + "': " + why);
   };
   if (c.page_size == 0 || !std::has_single_bit(c.page_size)) return bad("page size is not a power of two");
-  if (c.order_per_bit > 20) return bad("order_per_bit above 20");
+  if (c.order_per_bit > kAreaMaxOrderPerBit)
+    return bad("order_per_bit above " + std::to_string(kAreaMaxOrderPerBit));
   if (c.pages == 0) return bad("no pages");
   const std::uint64_t per_bit = std::uint64_t{1} << c.order_per_bit;
   if (c.pages % per_bit != 0)
     return bad(fmt_pages(c.pages) + " is not a multiple of " + fmt_pages(per_bit) + " (order_per_bit)");
-  if (c.pages > (std::uint64_t{1} << 40)) return bad("more than 2^40 pages");
+  if (c.pages > kMaxAreaPages) return bad("more than 2^40 pages");
   if (c.segments.empty()) c.segments.push_back({0, c.pages, 0});
   std::uint64_t next = 0;
   for (const Segment& s : c.segments) {
@@ -142,7 +143,7 @@ Result<Area> Area::create(AreaConfig c) {
 }
 
 std::size_t Area::storage_words(const AreaConfig& c) {
-  // An order_per_bit create_over refuses (> 20) must not shift by >= 64 here.
+  // An order_per_bit create_over refuses (> kAreaMaxOrderPerBit) must not shift by >= 64 here.
   return Bitmap::storage_words(static_cast<std::size_t>(c.order_per_bit < 64 ? c.pages >> c.order_per_bit : 0));
 }
 

@@ -37,6 +37,7 @@
 // in the shared mapping).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -44,6 +45,7 @@
 #include <vector>
 
 #include "core/bitmap.hpp"
+#include "core/limits.hpp"
 #include "numacma/result.hpp"
 
 namespace numacma::core {
@@ -57,10 +59,10 @@ struct Segment {
 struct AreaConfig {
   std::string name;
   int node = -1;
-  std::uint64_t page_size = 4096;  ///< P; a power of two
+  std::uint64_t page_size = kPageBytes;  ///< P; a power of two
   std::uint64_t pages = 0;         ///< > 0, a multiple of 1 << order_per_bit
   unsigned order_per_bit = 0;
-  unsigned max_align_order = 8;    ///< CONFIG_CMA_ALIGNMENT
+  unsigned max_align_order = kCmaAlignmentOrder;  ///< CONFIG_CMA_ALIGNMENT
   /** Sorted, partitioning [0, pages); each a multiple of 1 << order_per_bit.
    *  Empty means one segment with dma_base 0. */
   std::vector<Segment> segments;
@@ -91,8 +93,13 @@ struct AreaCounters {
   std::uint64_t alloc_pages_fail;
   std::uint64_t release_pages_success;
 };
+// A shared pool's state file holds it (shared/layout.hpp AreaState): pinned.
+static_assert(sizeof(AreaCounters) == 40 && alignof(AreaCounters) == 8);
 static_assert(std::is_trivially_copyable_v<AreaCounters> && std::is_standard_layout_v<AreaCounters>);
-static_assert(sizeof(AreaCounters) == 5 * sizeof(std::uint64_t));
+static_assert(offsetof(AreaCounters, used_pages) == 0 && offsetof(AreaCounters, live) == 8 &&
+              offsetof(AreaCounters, alloc_pages_success) == 16 &&
+              offsetof(AreaCounters, alloc_pages_fail) == 24 &&
+              offsetof(AreaCounters, release_pages_success) == 32);
 
 /** Where an external area's state lives (Area::create_over). */
 struct AreaStorage {

@@ -21,8 +21,10 @@
 // not fit is dropped by a rebuild, never followed.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/area.hpp"
@@ -38,7 +40,12 @@ struct Journal {
   std::uint64_t rec;              ///< the record after (0 for a release)
   std::uint64_t alloc_pages_success, release_pages_success, reaped_pages;
 };
-static_assert(sizeof(Journal) == 48);
+static_assert(sizeof(Journal) == 48 && alignof(Journal) == 8);
+static_assert(std::is_trivially_copyable_v<Journal> && std::is_standard_layout_v<Journal>);
+static_assert(offsetof(Journal, pending) == 0 && offsetof(Journal, op) == 4 &&
+              offsetof(Journal, bit) == 8 && offsetof(Journal, rec) == 16 &&
+              offsetof(Journal, alloc_pages_success) == 24 &&
+              offsetof(Journal, release_pages_success) == 32 && offsetof(Journal, reaped_pages) == 40);
 
 /** Beside the Area's counters: what recovery did (may live in shared memory). */
 struct RecordState {
@@ -48,12 +55,20 @@ struct RecordState {
   std::uint64_t pad;
   Journal journal;
 };
-static_assert(sizeof(RecordState) == 80);
+static_assert(sizeof(RecordState) == 80 && alignof(RecordState) == 8);
+static_assert(std::is_trivially_copyable_v<RecordState> && std::is_standard_layout_v<RecordState>);
+static_assert(offsetof(RecordState, recoveries) == 0 && offsetof(RecordState, reaped_pages) == 8 &&
+              offsetof(RecordState, dropped_records) == 16 && offsetof(RecordState, pad) == 24 &&
+              offsetof(RecordState, journal) == 32);
 
 struct Rec {
   std::uint32_t pages;
   std::uint32_t holder;           ///< 0: no buffer starts here
 };
+static_assert(sizeof(Rec) == 8 && alignof(Rec) == 4);
+static_assert(std::is_trivially_copyable_v<Rec> && std::is_standard_layout_v<Rec>);
+static_assert(offsetof(Rec, pages) == 0 && offsetof(Rec, holder) == 4);
+
 inline std::uint64_t rec_word(Rec r) noexcept {
   return static_cast<std::uint64_t>(r.pages) | static_cast<std::uint64_t>(r.holder) << 32;
 }

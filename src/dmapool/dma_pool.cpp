@@ -363,7 +363,7 @@ Status DmaPoolCore::add_page(std::unique_lock<std::mutex>& lk) {
   const auto c = reinterpret_cast<std::uintptr_t>(buf.cpu());
   const std::uint64_t d = buf.dma_addr();
   std::string why;
-  if (layout.page_bytes > 4096 && !buf.contiguous()) {
+  if (layout.page_bytes > core::kPageBytes && !buf.contiguous()) {
     why = "is not contiguous for the device";
   } else if (c % layout.align != 0 || d % layout.align != 0) {
     why = "is not aligned to " + fmt_bytes(layout.align) + " (the pool's align)";
@@ -576,12 +576,9 @@ Result<DmaPool> DmaPool::create(Pool& pool, const Device& dev, std::string_view 
                                 std::size_t size, std::size_t align, std::size_t boundary) {
   detail::PoolImpl* impl = detail::impl_of(pool);
   if (impl == nullptr) return make_error(Errc::invalid_argument, "dma_pool: the Pool is empty");
-  Result<dmapool::Layout> l = dmapool::make_layout(size, align, boundary);
-  if (!l) {
-    Error e = std::move(l).error();
-    e.message = "dma_pool " + std::string(name) + e.message.substr(8);  // "dma_pool: " -> name
-    return e;
-  }
+  Result<dmapool::Layout> l =
+      dmapool::make_layout(size, align, boundary, core::kPageBytes, "dma_pool " + std::string(name));
+  if (!l) return std::move(l).error();
   auto core = std::make_shared<detail::DmaPoolCore>();
   core->pool = impl->shared_from_this();
   core->dev = dev;

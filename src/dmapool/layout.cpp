@@ -5,17 +5,21 @@
 #include <bit>
 #include <climits>
 #include <string>
+#include <string_view>
 
 namespace numacma::dmapool {
 
 namespace {
 constexpr std::size_t kMinBlock = 16;  // the kernel's struct dma_block on 64-bit
 
-Error bad(std::string msg) { return make_error(Errc::invalid_argument, "dma_pool: " + std::move(msg)); }
+Error invalid(std::string_view who, const std::string& msg) {
+  return make_error(Errc::invalid_argument, std::string(who) + ": " + msg);
+}
 }  // namespace
 
 Result<Layout> make_layout(std::size_t size, std::size_t align, std::size_t boundary,
-                           std::size_t page) {
+                           std::size_t page, std::string_view who) {
+  const auto bad = [who](const std::string& msg) { return invalid(who, msg); };
   Layout l;
   if (align == 0) align = 1;
   if (!std::has_single_bit(align))

@@ -18,8 +18,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
+#include "core/limits.hpp"
 #include "numacma/result.hpp"
 
 namespace numacma::dmapool {
@@ -53,9 +55,9 @@ struct Layout {
 };
 
 /** The layout for dma_pool_create(size, align, boundary); invalid_argument
- *  with the reason when the kernel would return NULL. `page` is the system
- *  page size (4096). */
+ *  with the reason when the kernel would return NULL, its message "who: reason"
+ *  (who names the pool: "dma_pool prp"). `page` is the system page size. */
 Result<Layout> make_layout(std::size_t size, std::size_t align, std::size_t boundary,
-                           std::size_t page = 4096);
+                           std::size_t page = core::kPageBytes, std::string_view who = "dma_pool");
 
 }  // namespace numacma::dmapool

@@ -49,8 +49,9 @@ Result<Fd> check_dir(Fd fd, const std::string& shown, long also_owner) {
 
 Error open_error(const std::string& shown, int e) {
   if (e == ELOOP || e == ENOTDIR)
-    return make_error(Errc::permission, shown + " is a symbolic link or not a directory: refused (" +
-                                            std::strerror(e) + ")");
+    return with_errno(make_error(Errc::permission, shown + " is a symbolic link or not a directory: refused (" +
+                                                       std::strerror(e) + ")"),
+                      e);
   return errno_error("open(" + shown + ")", e);
 }
 

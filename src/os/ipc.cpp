@@ -43,8 +43,9 @@ void set_timeouts(int fd, int timeout_ms) {
 
 Error io(const std::string& what, int e) {
   if (e == EAGAIN || e == EWOULDBLOCK)
-    return make_error(Errc::busy, what + ": the other side did not answer in time");
-  if (e == EPIPE || e == ECONNRESET) return make_error(Errc::io_error, what + ": the other side hung up");
+    return with_errno(make_error(Errc::busy, what + ": the other side did not answer in time"), e);
+  if (e == EPIPE || e == ECONNRESET)
+    return with_errno(make_error(Errc::io_error, what + ": the other side hung up"), e);
   return errno_error(what, e);
 }
 
@@ -88,8 +89,11 @@ Result<Fd> connect_at(int dir, const std::string& name, int timeout_ms) {
     if (errno == EINTR) continue;
     const int e = errno;
     if (e == ECONNREFUSED || e == ENOENT)
-      return make_error(Errc::not_found, "connect(" + name + "): nothing listens there (" + std::strerror(e) + ")");
-    if (e == EAGAIN) return make_error(Errc::busy, "connect(" + name + "): its queue is full (" + std::strerror(e) + ")");
+      return with_errno(
+          make_error(Errc::not_found, "connect(" + name + "): nothing listens there (" + std::strerror(e) + ")"), e);
+    if (e == EAGAIN)
+      return with_errno(
+          make_error(Errc::busy, "connect(" + name + "): its queue is full (" + std::strerror(e) + ")"), e);
     return errno_error("connect(" + name + ")", e);
   }
   return f;

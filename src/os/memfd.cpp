@@ -34,10 +34,11 @@ Result<Fd> memfd_sealable(const std::string& name, std::uint64_t huge_page_bytes
   }
   const int fd = ::memfd_create(name.c_str(), flags);
   if (fd < 0)
-    return errno_error("memfd_create(" + name +
-                           (huge_page_bytes != 0 ? ", MFD_HUGETLB " + std::to_string(huge_page_bytes >> 10) + " kB" : "") +
-                           ", MFD_ALLOW_SEALING)",
-                       errno);
+    return errno_error_unsupported_on_einval(
+        "memfd_create(" + name +
+            (huge_page_bytes != 0 ? ", MFD_HUGETLB " + std::to_string(huge_page_bytes >> 10) + " kB" : "") +
+            ", MFD_ALLOW_SEALING)",
+        errno);
   return Fd(fd);
 }
 

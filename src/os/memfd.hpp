@@ -18,7 +18,8 @@ namespace numacma::os {
 inline constexpr unsigned kSealSeal = 0x1, kSealShrink = 0x2, kSealGrow = 0x4, kSealWrite = 0x8;
 
 /** memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING [| MFD_HUGETLB with
- *  pages of huge_page_bytes when it is not 0]). */
+ *  pages of huge_page_bytes when it is not 0]). EINVAL (a flag or page size
+ *  this kernel does not know): Errc::unsupported. */
 Result<Fd> memfd_sealable(const std::string& name, std::uint64_t huge_page_bytes = 0);
 /** fcntl(F_ADD_SEALS). */
 Status add_seals(int fd, unsigned seals);

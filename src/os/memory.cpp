@@ -74,9 +74,9 @@ Result<void*> map_hugetlb(std::size_t bytes, std::uint64_t huge_page_bytes) {
   const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (shift << MAP_HUGE_SHIFT);
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
   if (p == MAP_FAILED)
-    return errno_error("mmap(MAP_HUGETLB " + std::to_string(huge_page_bytes >> 10) + " kB pages, " +
-                           std::to_string(bytes) + ")",
-                       errno);
+    return errno_error_unsupported_on_einval(
+        "mmap(MAP_HUGETLB " + std::to_string(huge_page_bytes >> 10) + " kB pages, " + std::to_string(bytes) + ")",
+        errno);
   return p;
 }
 
@@ -86,9 +86,8 @@ Result<int> memfd_hugetlb(const std::string& name, std::uint64_t huge_page_bytes
   const unsigned shift = static_cast<unsigned>(__builtin_ctzll(huge_page_bytes));
   const int fd = ::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_HUGETLB | (shift << MFD_HUGE_SHIFT));
   if (fd < 0)
-    return errno_error("memfd_create(" + name + ", MFD_HUGETLB " + std::to_string(huge_page_bytes >> 10) +
-                           " kB pages)",
-                       errno);
+    return errno_error_unsupported_on_einval(
+        "memfd_create(" + name + ", MFD_HUGETLB " + std::to_string(huge_page_bytes >> 10) + " kB pages)", errno);
   return fd;
 }
 

@@ -7,9 +7,14 @@
 //
 // Error convention: every function returns Result<...>. On failure the Error
 // carries Errc::io_error (or Errc::permission for EPERM/EACCES, Errc::no_memory
-// for ENOMEM, Errc::unsupported for ENOSYS/EINVAL on a missing capability,
-// Errc::not_found for ENOENT) and a message naming the call, its arguments and
-// strerror(errno): "mbind(0x7f.., 2097152, node 3): Invalid argument".
+// for ENOMEM, Errc::not_found for ENOENT, Errc::unsupported for ENOSYS,
+// Errc::invalid_argument for EINVAL), the errno in Error::sys_errno, and a
+// message naming the call, its arguments and strerror(errno):
+// "mbind(0x7f.., 2097152, node 3): Invalid argument". One function maps errno
+// (errno_error.hpp); the few calls whose EINVAL means a capability the kernel
+// lacks (a hugepage size it has no pool for, a memfd flag it does not know)
+// say so in their own comment and give Errc::unsupported for it. Errors not
+// from a system call (a refused precondition) have sys_errno 0.
 // No function here throws or aborts. Preconditions are stated per function.
 #pragma once
 
@@ -33,12 +38,14 @@ Result<void*> map_anonymous(std::size_t bytes, bool noreserve = false);
 Result<void*> map_anonymous_aligned(std::size_t bytes, std::size_t align);
 
 /** Anonymous MAP_HUGETLB mapping with pages of huge_page_bytes (2 MiB or
- *  1 GiB), not populated. REQUIRES: bytes a multiple of huge_page_bytes. */
+ *  1 GiB), not populated. REQUIRES: bytes a multiple of huge_page_bytes.
+ *  EINVAL (no hugepages of that size on this kernel): Errc::unsupported. */
 Result<void*> map_hugetlb(std::size_t bytes, std::uint64_t huge_page_bytes);
 
 /** memfd_create(name, MFD_CLOEXEC | MFD_HUGETLB | MFD_HUGE_2MB or _1GB): an
  *  empty file on the internal hugetlbfs mount with pages of huge_page_bytes.
- *  Returns the descriptor; close it with close_fd. */
+ *  Returns the descriptor; close it with close_fd. EINVAL (MFD_HUGETLB or
+ *  that page size unknown to this kernel): Errc::unsupported. */
 Result<int> memfd_hugetlb(const std::string& name, std::uint64_t huge_page_bytes);
 
 /** ftruncate(fd, bytes). */

@@ -25,7 +25,7 @@ namespace {
 
 Error err(const std::string& what) {
   const int e = errno;
-  if (e == EEXIST) return make_error(Errc::busy, what + ": " + std::strerror(e));
+  if (e == EEXIST) return errno_error(Errc::busy, what, e);
   return errno_error(what, e);
 }
 

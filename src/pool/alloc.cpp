@@ -68,7 +68,7 @@ Error PoolImpl::lock_error(const AreaSlot& slot) const {
 Result<RawBuffer> PoolImpl::from_area(int idx, std::uint64_t count, std::uint64_t limit, Served served,
                                       bool handle) {
   AreaSlot& slot = areas.at(idx);
-  const unsigned align = std::min(order_of(count), kCmaAlignment);
+  const unsigned align = std::min(order_of(count), kCmaAlignmentOrder);
   if (slot.records && count > 0xffffffffULL)
     return make_error(Errc::no_memory, slot.area.name() + ": " + std::to_string(count) +
                                            " pages is more than a shared area records for one buffer");
@@ -112,14 +112,14 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_
   // A3's common case: reuse a page this node freed before (not in vfio mode:
   // a freed page is unmapped at once, so the device can no longer reach it),
   // when it lies in the zone the request takes its pages from first.
-  if (bytes == kPageSize && !vfio) {
+  if (bytes == kPageBytes && !vfio) {
     PageShelf& sh = pages.of(node);
     std::lock_guard<std::mutex> lock(sh.mu);  // one lock: cache pop + live insert
     if (!sh.cached.empty()) {
       const std::uint32_t slot = sh.cached.back();
       const backing::PagesBlock& pb = sh.slots[slot];
-      if (pb.dma_addr + (kPageSize - 1) <= dev.coherent_dma_mask && pb.dma_addr >= from &&
-          pb.dma_addr + (kPageSize - 1) < below) {
+      if (pb.dma_addr + (kPageBytes - 1) <= dev.coherent_dma_mask && pb.dma_addr >= from &&
+          pb.dma_addr + (kPageBytes - 1) < below) {
         sh.live.emplace(pb.cpu, slot);
         sh.owned[slot] = handle ? 1 : 0;
         sh.cached.pop_back();
@@ -202,7 +202,7 @@ Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes, int cpu,
       r = alloc_once(dev, bytes, cpu, false, handle);
     if (!r) counters.add(dev.node, kFailed);
   }
-  if (r) zero(*r, pages_of(bytes) * kPageSize);
+  if (r) zero(*r, pages_of(bytes) * kPageBytes);
   return r;
 }
 
@@ -215,7 +215,7 @@ Result<RawBuffer> PoolImpl::alloc_once(const Device& dev, std::size_t bytes, int
   // Built only on an error path: the success path allocates no string.
   const auto who = [&dev] { return "'" + dev.name + "'"; };
   if (bytes == 0) return fail(Errc::invalid_argument, "size 0 requested by " + who() + " (A1)");
-  if (bytes > kMaxRequest)
+  if (bytes > kMaxRequestBytes)
     return fail(Errc::invalid_argument, "size " + std::to_string(bytes) + " requested by " + who() +
                                             " is larger than any area can be");
   if (dev.node != kNoNode && !topology.is_online(dev.node))
@@ -291,7 +291,7 @@ Result<RawBuffer> PoolImpl::alloc_once(const Device& dev, std::size_t bytes, int
   // node, on the calling CPU's (the kernel's alloc_pages_node(NUMA_NO_NODE)
   // takes numa_mem_id()); in the zones the mask asks for.
   const int page_node = dev.node != kNoNode ? dev.node : node_of_cpu(cpu);
-  Result<RawBuffer> p = page_fallback(dev, page_node, count * kPageSize, handle);
+  Result<RawBuffer> p = page_fallback(dev, page_node, count * kPageBytes, handle);
   if (p) return done(std::move(p), kPages);
   note(p.error());
   Errc code = p.error().code;
@@ -319,7 +319,7 @@ Status PoolImpl::free(std::size_t bytes, void* cpu_ptr, std::uint64_t dma, int a
   const auto cpu = reinterpret_cast<std::uintptr_t>(cpu_ptr);
   if (cpu_ptr == nullptr) return reject_free("free of a NULL address");
   if (bytes == 0) return reject_free("free with size 0");
-  if (bytes > kMaxRequest)
+  if (bytes > kMaxRequestBytes)
     return reject_free("free with size " + std::to_string(bytes) + ", larger than any buffer can be");
   const std::uint64_t count = pages_of(bytes);
   const bool by_handle = area_hint != kUnknownArea;
@@ -334,7 +334,7 @@ Status PoolImpl::free(std::size_t bytes, void* cpu_ptr, std::uint64_t dma, int a
 Status PoolImpl::free_area(int idx, std::uint64_t count, std::uintptr_t cpu, std::uint64_t dma, bool by_handle) {
   AreaSlot& slot = areas.at(idx);
   const core::Area& a = slot.area;
-  if ((cpu - a.config().cpu_base) % kPageSize != 0)
+  if ((cpu - a.config().cpu_base) % kPageBytes != 0)
     return reject_free("free of an address inside area " + a.name() + " that is not a buffer start");
   const std::uint64_t page = a.page_of_cpu(cpu);
   if (a.dma_of_page(page) != dma)
@@ -393,7 +393,7 @@ Status PoolImpl::free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t
                            "(or detach() it first)");
       sh.live.erase(it);
       sh.owned[slot] = 0;
-      if (b.bytes == kPageSize && sh.cached.size() < PageShelf::kMax && !vfio) {  // same lock: kept
+      if (b.bytes == kPageBytes && sh.cached.size() < PageShelf::kMax && !vfio) {  // same lock: kept
         sh.cached.push_back(slot);
         return {};
       }

@@ -93,16 +93,16 @@ Result<bool> reserve_area(PoolImpl& impl, const config::PlannedArea& pa) {
   core::AreaConfig cfg;
   cfg.name = pa.name;
   cfg.node = pa.node;
-  cfg.page_size = kPageSize;
-  cfg.pages = pa.bytes / kPageSize;
+  cfg.page_size = kPageBytes;
+  cfg.pages = pa.bytes / kPageBytes;
   cfg.order_per_bit = impl.opts.order_per_bit;
-  cfg.max_align_order = kCmaAlignment;
+  cfg.max_align_order = kCmaAlignmentOrder;
   cfg.segments = r->segments;
   cfg.cpu_base = r->cpu_base;
   Result<core::Area> area = core::Area::create(std::move(cfg));
   if (!area) {
     if (impl.vfio) {  // never free memory the IOMMU still maps
-      const std::uint64_t mapped = pages_of(r->mapped_bytes) * kPageSize;
+      const std::uint64_t mapped = pages_of(r->mapped_bytes) * kPageBytes;
       if (Status u = impl.vfio->unmap(r->segments.front().dma_base, mapped); !u)
         return make_error(u.error().code, "area " + pa.name + " is unusable and could not be unmapped: " +
                                               u.error().message);

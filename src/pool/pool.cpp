@@ -170,18 +170,18 @@ bool reserved_name(const std::string& n) {
 
 Result<config::ReservationPlan> plan_areas(const PoolOptions& options, const topo::Topology& t,
                                            std::vector<ReservationNote>& notes) {
-  if (options.order_per_bit > 9)
+  if (options.order_per_bit > core::kMaxOrderPerBit)
     return make_error(Errc::invalid_argument,
-                      "order_per_bit " + std::to_string(options.order_per_bit) +
-                          " is too large (at most 9: one bit per 2 MiB)");
+                      "order_per_bit " + std::to_string(options.order_per_bit) + " is too large (at most " +
+                          std::to_string(core::kMaxOrderPerBit) + ": one bit per 2 MiB)");
   Result<config::Params> params = config::parse_params(options.params);
   if (!params) return std::move(params).error();
   config::ReservationPlan plan =
-      config::make_plan(*params, t, kPageSize, options.order_per_bit, config_arch(options.arch));
+      config::make_plan(*params, t, kPageBytes, options.order_per_bit, config_arch(options.arch));
 
   // Device areas (dev->cma_area): validated here, reserved with the rest.
   std::set<std::string> names;
-  const std::uint64_t granule = kPageSize << options.order_per_bit;
+  const std::uint64_t granule = kPageBytes << options.order_per_bit;
   for (const DeviceAreaSpec& d : options.device_areas) {
     if (reserved_name(d.device))
       return make_error(Errc::invalid_argument,
@@ -202,7 +202,7 @@ Result<config::ReservationPlan> plan_areas(const PoolOptions& options, const top
                                  (ni == nullptr ? " does not exist" : " has no memory")});
       continue;
     }
-    if (d.bytes > (std::uint64_t{1} << 46))
+    if (d.bytes > kMaxRequestBytes)
       return make_error(Errc::invalid_argument, "device area '" + d.device + "' is too large");
     config::place_device_area(plan, {d.device, config::AreaKind::device, node,
                                      (d.bytes + granule - 1) / granule * granule, 0});

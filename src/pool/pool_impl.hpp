@@ -33,6 +33,7 @@
 #include "config/params.hpp"
 #include "config/zones.hpp"
 #include "core/area.hpp"
+#include "core/limits.hpp"
 #include "numacma/numacma.hpp"
 #include "pool/areas.hpp"
 #include "pool/counters.hpp"
@@ -42,9 +43,9 @@
 
 namespace numacma::detail {
 
-inline constexpr std::uint64_t kPageSize = 4096;  // P on x86-64 and 4K-page arm64
-inline constexpr unsigned kCmaAlignment = 8;      // CONFIG_CMA_ALIGNMENT
-inline constexpr std::uint64_t kMaxRequest = std::uint64_t{1} << 46;  // 64 TiB: beyond any area
+using core::kCmaAlignmentOrder;  // the limits: core/limits.hpp
+using core::kMaxRequestBytes;
+using core::kPageBytes;
 inline constexpr int kUnknownArea = -1;           // PoolImpl::free's area_hint
 inline constexpr int kPagesBuffer = -2;
 
@@ -245,7 +246,7 @@ std::string fmt_bytes(std::uint64_t bytes);
 std::string fmt_hex(std::uint64_t v);
 /** Pages of `bytes` (rounded up), without overflow. */
 inline std::uint64_t pages_of(std::uint64_t bytes) noexcept {
-  return bytes / kPageSize + (bytes % kPageSize != 0 ? 1 : 0);
+  return bytes / kPageBytes + (bytes % kPageBytes != 0 ? 1 : 0);
 }
 
 }  // namespace numacma::detail

@@ -24,8 +24,8 @@ constexpr std::uint64_t k2M = 2ULL << 20, k1G = 1ULL << 30;
 
 /** A6 in IOVA space: P << min(order(count), CMA_ALIGNMENT). */
 std::uint64_t pages_align(std::uint64_t bytes) {
-  std::uint64_t a = kPageSize;
-  while (a < bytes && a < (kPageSize << kCmaAlignment)) a <<= 1;
+  std::uint64_t a = kPageBytes;
+  while (a < bytes && a < (kPageBytes << kCmaAlignmentOrder)) a <<= 1;
   return a;
 }
 
@@ -83,10 +83,10 @@ Status open_vfio(PoolImpl& impl) {
 
 Status map_area_vfio(PoolImpl& impl, const std::string& name, backing::Reservation& r) {
   const std::uint64_t align = r.kind == "hugetlb-1G" ? k1G : k2M;
-  const std::uint64_t bytes = (r.mapped_bytes + kPageSize - 1) / kPageSize * kPageSize;
+  const std::uint64_t bytes = (r.mapped_bytes + kPageBytes - 1) / kPageBytes * kPageBytes;
   Result<std::uint64_t> iova = impl.vfio->map(r.cpu_base, bytes, align, impl.vfio->min_mask(), name);
   if (!iova) return std::move(iova).error();
-  r.segments = {{0, r.bytes / kPageSize, *iova}};
+  r.segments = {{0, r.bytes / kPageBytes, *iova}};
   r.addr_kind = backing::AddrKind::iova;
   r.note = r.kind + ", vfio: mapped at IOVA " + fmt_hex(*iova) + " for " +
            std::to_string(impl.vfio->device_count()) + " device(s)" +
@@ -95,7 +95,7 @@ Status map_area_vfio(PoolImpl& impl, const std::string& name, backing::Reservati
 }
 
 Status map_pages_vfio(PoolImpl& impl, backing::PagesBlock& b, std::uint64_t limit) {
-  const std::uint64_t bytes = (b.mapped_bytes + kPageSize - 1) / kPageSize * kPageSize;
+  const std::uint64_t bytes = (b.mapped_bytes + kPageBytes - 1) / kPageBytes * kPageBytes;
   Result<std::uint64_t> iova = impl.vfio->map(b.cpu, bytes, pages_align(bytes), limit, "pages");
   if (!iova) return std::move(iova).error();
   b.dma_addr = *iova;
@@ -106,7 +106,7 @@ Status map_pages_vfio(PoolImpl& impl, backing::PagesBlock& b, std::uint64_t limi
 
 Status PoolImpl::release_block(const backing::PagesBlock& b) {
   if (vfio) {
-    const std::uint64_t bytes = pages_of(b.mapped_bytes) * kPageSize;
+    const std::uint64_t bytes = pages_of(b.mapped_bytes) * kPageBytes;
     if (Status s = vfio->unmap(b.dma_addr, bytes); !s)
       return make_error(s.error().code, "pages at IOVA " + fmt_hex(b.dma_addr) +
                                             " could not be unmapped, so they are kept (never freed "

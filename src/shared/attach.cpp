@@ -159,8 +159,8 @@ Status verify_for_testing(const Pool& p) {
   std::vector<bool> attached(h.holder_capacity);
   for (std::uint32_t s = 0; s < h.holder_capacity; ++s) {
     const auto* hd = reinterpret_cast<const Holder*>(a->state() + h.holders_offset) + s;
-    attached[s] = hd->state == static_cast<std::uint32_t>(HolderState::attached) ||
-                  hd->state == static_cast<std::uint32_t>(HolderState::dead);
+    const std::optional<HolderState> st = decode_holder_state(hd->state);  // hostile: unknown = free
+    attached[s] = st == HolderState::attached || st == HolderState::dead;
   }
   for (const auto& slot : impl->areas.slots()) {
     if (!impl->lock_area(*slot)) return impl->lock_error(*slot);
@@ -196,8 +196,9 @@ Result<Pool> Pool::attach(std::string_view name, const AttachOptions& options) {
   impl->attachment = std::move(att);  // from here on, ~PoolImpl detaches and unmaps
   impl->opts.params = field(h.params, sizeof h.params);
   impl->opts.backing = field(h.backing, sizeof h.backing);
-  impl->opts.policy = h.policy == 1 ? Policy::nearest : Policy::kernel;
-  impl->opts.arch = static_cast<Arch>(h.arch);
+  // The layout was validated (Layout::from): every code below decodes.
+  impl->opts.policy = decode_policy(h.policy).value_or(Policy::kernel);
+  impl->opts.arch = decode_arch(h.arch).value_or(Arch::host);
   impl->opts.sysfs_root = field(h.sysfs_root, sizeof h.sysfs_root);
   impl->opts.order_per_bit = h.order_per_bit;
   Result<topo::Topology> topology = topo::Topology::from_sysfs(impl->opts.sysfs_root);
@@ -213,7 +214,7 @@ Result<Pool> Pool::attach(std::string_view name, const AttachOptions& options) {
   impl->holder = at.holder_id();
   impl->lock_timeout_ms = timeout;
   impl->shared_name = std::string(name);
-  impl->iova_mode = h.iova_mode != 0;
+  impl->iova_mode = decode_flag(h.iova_mode).value_or(false);
 
   for (std::uint32_t i = 0; i < h.area_count; ++i) {
     const AreaDesc& d = l.desc(i);
@@ -230,12 +231,14 @@ Result<Pool> Pool::attach(std::string_view name, const AttachOptions& options) {
     res.cpu_base = at.cpu(i);
     res.bytes = d.pages * d.page_size;
     res.mapped_bytes = d.mapped_bytes;
-    res.addr_kind = d.addr_iova ? backing::AddrKind::iova : backing::AddrKind::physical;
+    res.addr_kind =
+        decode_flag(d.addr_iova).value_or(false) ? backing::AddrKind::iova : backing::AddrKind::physical;
     res.segments = area->config().segments;
     res.note = field(d.note, sizeof d.note);
     if (!res.note.empty()) impl->notes.push_back({an, d.node, res.note});
     detail::AreaSlot& slot = impl->add_area(
-        std::make_unique<detail::AreaSlot>(std::move(*area), static_cast<config::AreaKind>(d.kind), std::move(res)));
+        std::make_unique<detail::AreaSlot>(std::move(*area), decode_area_kind(d.kind).value_or(config::AreaKind::numa),
+                                          std::move(res)));
     slot.lock = &parts.st->lock;
     slot.shared = true;
     slot.records = parts.rec;

@@ -50,7 +50,7 @@ void KeeperCore::write_holder(std::uint32_t s) noexcept {
   const HolderState st = slots_[s] == Slot::attached ? HolderState::attached
                          : slots_[s] == Slot::gone   ? HolderState::dead
                                                      : HolderState::free;
-  std::atomic_ref<std::uint32_t>(h->state).store(static_cast<std::uint32_t>(st), std::memory_order_release);
+  std::atomic_ref<std::uint32_t>(h->state).store(encode_holder_state(st), std::memory_order_release);
 }
 
 Result<std::uint32_t> KeeperCore::admit(int pid, std::uint32_t uid, const std::string& comm, std::uint64_t now) {

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include "core/limits.hpp"
+
 namespace numacma::shared {
 
 namespace {
@@ -92,7 +94,7 @@ Result<std::vector<unsigned char>> make_layout(const PoolSpec& spec) {
   for (const AreaSpec& a : spec.areas) {
     if (a.pages == 0 || a.pages % (std::uint64_t{1} << spec.order_per_bit) != 0)
       return bad("area " + a.name + ": bad page count");
-    if (a.pages > (std::uint64_t{1} << 40)) return bad("area " + a.name + " is too large");
+    if (a.pages > core::kMaxAreaPages) return bad("area " + a.name + " is too large");
     core::AreaConfig c;
     c.pages = a.pages;
     c.order_per_bit = spec.order_per_bit;
@@ -106,7 +108,7 @@ Result<std::vector<unsigned char>> make_layout(const PoolSpec& spec) {
     bm_words.push_back(core::Area::storage_words(c));
     st += sizeof(std::uint64_t) * bm_words.back();
   }
-  const std::uint64_t state_bytes = align_up(st, 4096);
+  const std::uint64_t state_bytes = align_up(st, kPageBytes);
 
   std::vector<unsigned char> img(layout_bytes, 0);
   LayoutHeader h{};
@@ -125,7 +127,7 @@ Result<std::vector<unsigned char>> make_layout(const PoolSpec& spec) {
   h.nodes_offset = nodes_offset;
   h.policy = spec.policy;
   h.arch = spec.arch;
-  h.iova_mode = spec.iova_mode ? 1 : 0;
+  h.iova_mode = encode_flag(spec.iova_mode);
   h.order_per_bit = spec.order_per_bit;
   h.created_ns = spec.created_ns;
   h.owner_uid = spec.owner_uid;
@@ -143,7 +145,7 @@ Result<std::vector<unsigned char>> make_layout(const PoolSpec& spec) {
     put(d.note, sizeof d.note, a.note.substr(0, sizeof d.note - 1));
     d.node = a.node;
     d.kind = a.kind;
-    d.addr_iova = a.iova ? 1 : 0;
+    d.addr_iova = encode_flag(a.iova);
     d.order_per_bit = spec.order_per_bit;
     d.page_size = kPageBytes;
     d.pages = a.pages;
@@ -185,16 +187,17 @@ Status validate_area(const unsigned char* data, const LayoutHeader& h, std::uint
   if (!terminated(d.name, sizeof d.name) || !terminated(d.kind_name, sizeof d.kind_name) ||
       !terminated(d.note, sizeof d.note))
     return corrupt(an + ": an unterminated string");
-  if (d.page_size != kPageBytes) return corrupt(an + ": page size " + std::to_string(d.page_size) + ", not 4096");
+  if (d.page_size != kPageBytes)
+    return corrupt(an + ": page size " + std::to_string(d.page_size) + ", not " + std::to_string(kPageBytes));
   if (d.order_per_bit != h.order_per_bit) return corrupt(an + ": order_per_bit differs from the pool's");
-  if (d.pages == 0 || d.pages > (std::uint64_t{1} << 40) || d.pages % (std::uint64_t{1} << d.order_per_bit) != 0)
+  if (d.pages == 0 || d.pages > core::kMaxAreaPages || d.pages % (std::uint64_t{1} << d.order_per_bit) != 0)
     return corrupt(an + ": page count " + std::to_string(d.pages) + " out of range");
   core::AreaConfig c;
   c.pages = d.pages;
   c.order_per_bit = d.order_per_bit;
   if (d.rec_count != d.pages >> d.order_per_bit || d.bitmap_words != core::Area::storage_words(c))
     return corrupt(an + ": record or bitmap size does not match its page count");
-  if (d.kind > 3 || d.addr_iova > 1) return corrupt(an + ": kind out of range");
+  if (!decode_area_kind(d.kind) || !decode_flag(d.addr_iova)) return corrupt(an + ": kind out of range");
   if (d.node < 0 || d.node >= static_cast<std::int32_t>(kMaxNodeSlots)) return corrupt(an + ": node out of range");
   if (d.mapped_bytes < d.pages * kPageBytes || d.mapped_bytes % kPageBytes != 0)
     return corrupt(an + ": mapped size " + std::to_string(d.mapped_bytes) + " smaller than the area");
@@ -253,7 +256,7 @@ Status validate_layout(const unsigned char* data, std::size_t size) {
   if (h.layout_bytes != size)
     return corrupt("truncated or extended: " + std::to_string(size) + " bytes, the header says " +
                    std::to_string(h.layout_bytes));
-  if (h.state_bytes == 0 || h.state_bytes % 4096 != 0 || h.state_bytes > (std::uint64_t{1} << 46))
+  if (h.state_bytes == 0 || h.state_bytes % kPageBytes != 0 || h.state_bytes > core::kMaxRequestBytes)
     return corrupt("state size " + std::to_string(h.state_bytes) + " out of range");
   if (h.area_count > kMaxAreas) return corrupt("area count " + std::to_string(h.area_count) + " is too large");
   if (h.holder_capacity == 0 || h.holder_capacity > kMaxHolders)
@@ -265,7 +268,8 @@ Status validate_layout(const unsigned char* data, std::size_t size) {
       !fits(h.holders_offset, h.holder_capacity, sizeof(Holder), 8, h.state_bytes) ||
       !fits(h.nodes_offset, h.node_slots, sizeof(NodeCtr), 8, h.state_bytes))
     return corrupt("the pool state, holder table or node counters lie outside the state file");
-  if (h.policy > 1 || h.arch > 2 || h.iova_mode > 1 || h.order_per_bit > 9)
+  if (!decode_policy(h.policy) || !decode_arch(h.arch) || !decode_flag(h.iova_mode) ||
+      h.order_per_bit > core::kMaxOrderPerBit)
     return corrupt("policy, arch, mode or order_per_bit out of range");
   if (!terminated(h.name, sizeof h.name) || !terminated(h.params, sizeof h.params) ||
       !terminated(h.backing, sizeof h.backing) || !terminated(h.sysfs_root, sizeof h.sysfs_root))
@@ -293,7 +297,7 @@ core::AreaConfig Layout::area_config(std::uint32_t i) const {
   c.page_size = d.page_size;
   c.pages = d.pages;
   c.order_per_bit = d.order_per_bit;
-  c.max_align_order = 8;
+  c.max_align_order = core::kCmaAlignmentOrder;
   const auto* segs = reinterpret_cast<const Seg*>(bytes_.data() + d.segments_offset);
   for (std::uint64_t s = 0; s < d.segment_count; ++s)
     c.segments.push_back({segs[s].first_page, segs[s].pages, segs[s].dma_base});

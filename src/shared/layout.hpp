@@ -22,16 +22,26 @@
 // means no buffer starts at that bit, else a buffer of `pages` pages held by
 // holder slot holder - 1. Records are the truth; the bitmap, used pages and
 // live count are derived from them (repair rebuilds them).
+//
+// Every struct here lives in one of the two files, which processes of
+// different builds may map: each is pinned below to its size, alignment and
+// every field's offset, and checked trivially copyable and standard layout, so
+// a change to the format fails the build instead of another process.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "core/area.hpp"
+#include "core/limits.hpp"
 #include "core/records.hpp"
+#include "config/params.hpp"
+#include "numacma/numacma.hpp"
 #include "numacma/result.hpp"
 
 namespace numacma::shared {
@@ -42,7 +52,7 @@ inline constexpr std::uint32_t kMaxAreas = 256;
 inline constexpr std::uint32_t kMaxHolders = 4096;
 inline constexpr std::uint32_t kDefaultHolders = 1024;
 inline constexpr std::uint32_t kMaxNodeSlots = 1025;  // MAX_NUMNODES 1024 + the no-node slot
-inline constexpr std::uint64_t kPageBytes = 4096;
+using core::kPageBytes;  // core/limits.hpp
 
 struct alignas(8) LayoutHeader {
   char magic[8];
@@ -58,9 +68,9 @@ struct alignas(8) LayoutHeader {
   std::uint32_t holder_capacity;
   std::uint32_t node_slots;       ///< NodeCtr per node id + 1 (slot 0: no node)
   std::uint64_t nodes_offset;     ///< NodeCtr[node_slots], in the state file
-  std::uint32_t policy;           ///< 0 kernel, 1 nearest
-  std::uint32_t arch;             ///< numacma::Arch
-  std::uint32_t iova_mode;        ///< 1: the pool hands out IOVAs (anon areas)
+  std::uint32_t policy;           ///< encode_policy: 0 kernel, 1 nearest
+  std::uint32_t arch;             ///< encode_arch: 0 host, 1 x86_64, 2 arm64
+  std::uint32_t iova_mode;        ///< encode_flag: 1, the pool hands out IOVAs (anon areas)
   std::uint32_t order_per_bit;
   std::uint64_t created_ns;       ///< CLOCK_REALTIME at reserve
   std::uint32_t owner_uid;        ///< who reserved it
@@ -71,23 +81,39 @@ struct alignas(8) LayoutHeader {
   char sysfs_root[256];
   std::uint64_t checksum;         ///< FNV-1a 64 of the whole file, this field as 0
 };
-static_assert(sizeof(LayoutHeader) == 728 && offsetof(LayoutHeader, areas_offset) == 40 &&
-              offsetof(LayoutHeader, name) == 112 && offsetof(LayoutHeader, checksum) == 720);
+static_assert(sizeof(LayoutHeader) == 728 && alignof(LayoutHeader) == 8);
+static_assert(std::is_trivially_copyable_v<LayoutHeader> && std::is_standard_layout_v<LayoutHeader>);
+static_assert(offsetof(LayoutHeader, magic) == 0 && offsetof(LayoutHeader, version) == 8 &&
+              offsetof(LayoutHeader, header_bytes) == 12 && offsetof(LayoutHeader, layout_bytes) == 16 &&
+              offsetof(LayoutHeader, state_bytes) == 24 && offsetof(LayoutHeader, area_desc_bytes) == 32 &&
+              offsetof(LayoutHeader, area_count) == 36 && offsetof(LayoutHeader, areas_offset) == 40 &&
+              offsetof(LayoutHeader, pool_offset) == 48 && offsetof(LayoutHeader, holders_offset) == 56 &&
+              offsetof(LayoutHeader, holder_capacity) == 64 && offsetof(LayoutHeader, node_slots) == 68 &&
+              offsetof(LayoutHeader, nodes_offset) == 72 && offsetof(LayoutHeader, policy) == 80 &&
+              offsetof(LayoutHeader, arch) == 84 && offsetof(LayoutHeader, iova_mode) == 88 &&
+              offsetof(LayoutHeader, order_per_bit) == 92 && offsetof(LayoutHeader, created_ns) == 96 &&
+              offsetof(LayoutHeader, owner_uid) == 104 && offsetof(LayoutHeader, group_gid) == 108 &&
+              offsetof(LayoutHeader, name) == 112 && offsetof(LayoutHeader, params) == 176 &&
+              offsetof(LayoutHeader, backing) == 432 && offsetof(LayoutHeader, sysfs_root) == 464 &&
+              offsetof(LayoutHeader, checksum) == 720);
 
 struct Seg {
   std::uint64_t first_page, pages, dma_base;
 };
-static_assert(sizeof(Seg) == 24);
+static_assert(sizeof(Seg) == 24 && alignof(Seg) == 8);
+static_assert(std::is_trivially_copyable_v<Seg> && std::is_standard_layout_v<Seg>);
+static_assert(offsetof(Seg, first_page) == 0 && offsetof(Seg, pages) == 8 &&
+              offsetof(Seg, dma_base) == 16);
 
 struct alignas(8) AreaDesc {
   char name[48];
   char kind_name[32];             ///< the reservation's kind: "hugetlb-2M", "anon", "sim"
   char note[256];
   std::int32_t node;
-  std::uint32_t kind;             ///< config::AreaKind
-  std::uint32_t addr_iova;        ///< backing::AddrKind::iova
+  std::uint32_t kind;             ///< encode_area_kind(config::AreaKind)
+  std::uint32_t addr_iova;        ///< encode_flag(backing::AddrKind::iova)
   std::uint32_t order_per_bit;
-  std::uint64_t page_size;        ///< 4096
+  std::uint64_t page_size;        ///< kPageBytes
   std::uint64_t pages;            ///< area pages (bytes / page_size)
   std::uint64_t mapped_bytes;     ///< the memory file's size (a multiple of huge_page_bytes)
   std::uint64_t huge_page_bytes;  ///< 0: not hugetlb
@@ -101,8 +127,18 @@ struct alignas(8) AreaDesc {
   std::uint64_t bitmap_offset;    ///< core::Area storage, in the state file
   std::uint64_t bitmap_words;     ///< core::Area::storage_words
 };
-static_assert(sizeof(AreaDesc) == 456 && offsetof(AreaDesc, node) == 336 &&
-              offsetof(AreaDesc, state_offset) == 416 && offsetof(AreaDesc, bitmap_words) == 448);
+static_assert(sizeof(AreaDesc) == 456 && alignof(AreaDesc) == 8);
+static_assert(std::is_trivially_copyable_v<AreaDesc> && std::is_standard_layout_v<AreaDesc>);
+static_assert(offsetof(AreaDesc, name) == 0 && offsetof(AreaDesc, kind_name) == 48 &&
+              offsetof(AreaDesc, note) == 80 && offsetof(AreaDesc, node) == 336 &&
+              offsetof(AreaDesc, kind) == 340 && offsetof(AreaDesc, addr_iova) == 344 &&
+              offsetof(AreaDesc, order_per_bit) == 348 && offsetof(AreaDesc, page_size) == 352 &&
+              offsetof(AreaDesc, pages) == 360 && offsetof(AreaDesc, mapped_bytes) == 368 &&
+              offsetof(AreaDesc, huge_page_bytes) == 376 && offsetof(AreaDesc, segments_offset) == 384 &&
+              offsetof(AreaDesc, segment_count) == 392 && offsetof(AreaDesc, hpmap_offset) == 400 &&
+              offsetof(AreaDesc, hpmap_count) == 408 && offsetof(AreaDesc, state_offset) == 416 &&
+              offsetof(AreaDesc, recs_offset) == 424 && offsetof(AreaDesc, rec_count) == 432 &&
+              offsetof(AreaDesc, bitmap_offset) == 440 && offsetof(AreaDesc, bitmap_words) == 448);
 
 using core::Rec;
 using core::rec_of;
@@ -118,7 +154,11 @@ struct alignas(64) AreaState {
   core::AreaCounters ctr;          ///< core::Area's counters, in place
   core::RecordState rs;            ///< journal and recovery counts (core/records.hpp)
 };
-static_assert(sizeof(AreaState) == 192 && offsetof(AreaState, ctr) == 64 && offsetof(AreaState, rs) == 104);
+static_assert(sizeof(AreaState) == 192 && alignof(AreaState) == 64);
+static_assert(std::is_trivially_copyable_v<AreaState> && std::is_standard_layout_v<AreaState>);
+static_assert(offsetof(AreaState, lock) == 0 && offsetof(AreaState, pad0) == 4 &&
+              offsetof(AreaState, pad1) == 8 && offsetof(AreaState, ctr) == 64 &&
+              offsetof(AreaState, rs) == 104);
 
 struct alignas(64) PoolState {
   std::uint64_t attaches;          ///< attachments the keeper admitted
@@ -127,25 +167,106 @@ struct alignas(64) PoolState {
   std::uint64_t keeper_started_ns;
   std::uint64_t last_reap_ns;      ///< how long the last give-back of a gone holder took
 };
-static_assert(sizeof(PoolState) == 64);
+static_assert(sizeof(PoolState) == 64 && alignof(PoolState) == 64);
+static_assert(std::is_trivially_copyable_v<PoolState> && std::is_standard_layout_v<PoolState>);
+static_assert(offsetof(PoolState, attaches) == 0 && offsetof(PoolState, reaped_holders) == 8 &&
+              offsetof(PoolState, keeper_pid) == 16 && offsetof(PoolState, keeper_started_ns) == 24 &&
+              offsetof(PoolState, last_reap_ns) == 32);
 
 /** Written by the keeper only (holders read it to name one another). */
 enum class HolderState : std::uint32_t { free = 0, attached = 1, dead = 2 /* gone, reap pending */ };
 
+// ---- the enums stored in the files ----------------------------------------------
+//
+// Each enum a file holds has one encode/decode pair: the numbers are the file
+// format (written out here, never a static_cast of the enum, so reordering an
+// enum cannot change the format), and decode returns nullopt for a number it
+// does not know, which the reader reports as a corrupt file.
+
+constexpr std::uint32_t encode_policy(Policy p) noexcept { return p == Policy::nearest ? 1 : 0; }
+constexpr std::optional<Policy> decode_policy(std::uint32_t v) noexcept {
+  switch (v) {
+    case 0: return Policy::kernel;
+    case 1: return Policy::nearest;
+    default: return std::nullopt;
+  }
+}
+
+constexpr std::uint32_t encode_arch(Arch a) noexcept {
+  switch (a) {
+    case Arch::host: return 0;
+    case Arch::x86_64: return 1;
+    case Arch::arm64: return 2;
+  }
+  return 0;
+}
+constexpr std::optional<Arch> decode_arch(std::uint32_t v) noexcept {
+  switch (v) {
+    case 0: return Arch::host;
+    case 1: return Arch::x86_64;
+    case 2: return Arch::arm64;
+    default: return std::nullopt;
+  }
+}
+
+constexpr std::uint32_t encode_area_kind(config::AreaKind k) noexcept {
+  switch (k) {
+    case config::AreaKind::default_area: return 0;
+    case config::AreaKind::pernuma: return 1;
+    case config::AreaKind::numa: return 2;
+    case config::AreaKind::device: return 3;
+  }
+  return 0;
+}
+constexpr std::optional<config::AreaKind> decode_area_kind(std::uint32_t v) noexcept {
+  switch (v) {
+    case 0: return config::AreaKind::default_area;
+    case 1: return config::AreaKind::pernuma;
+    case 2: return config::AreaKind::numa;
+    case 3: return config::AreaKind::device;
+    default: return std::nullopt;
+  }
+}
+
+constexpr std::uint32_t encode_holder_state(HolderState s) noexcept { return static_cast<std::uint32_t>(s); }
+constexpr std::optional<HolderState> decode_holder_state(std::uint32_t v) noexcept {
+  switch (v) {
+    case 0: return HolderState::free;
+    case 1: return HolderState::attached;
+    case 2: return HolderState::dead;
+    default: return std::nullopt;
+  }
+}
+
+/** The yes/no fields (iova_mode, addr_iova): 1 or 0, nothing else. */
+constexpr std::uint32_t encode_flag(bool b) noexcept { return b ? 1 : 0; }
+constexpr std::optional<bool> decode_flag(std::uint32_t v) noexcept {
+  if (v > 1) return std::nullopt;
+  return v == 1;
+}
+
 struct Holder {
-  std::uint32_t state;             ///< HolderState
+  std::uint32_t state;             ///< encode_holder_state (hostile: decode, unknown = not attached)
   std::int32_t pid;                ///< as the keeper's PID namespace sees it (0: not visible)
   std::uint32_t uid;
   std::uint32_t pad;
   char comm[16];
   std::uint64_t attached_ns;
 };
-static_assert(sizeof(Holder) == 40);
+static_assert(sizeof(Holder) == 40 && alignof(Holder) == 8);
+static_assert(std::is_trivially_copyable_v<Holder> && std::is_standard_layout_v<Holder>);
+static_assert(offsetof(Holder, state) == 0 && offsetof(Holder, pid) == 4 && offsetof(Holder, uid) == 8 &&
+              offsetof(Holder, pad) == 12 && offsetof(Holder, comm) == 16 &&
+              offsetof(Holder, attached_ns) == 32);
 
 struct NodeCtr {
   std::uint64_t local, other_node, default_area, pages, failed;
 };
-static_assert(sizeof(NodeCtr) == 40);
+static_assert(sizeof(NodeCtr) == 40 && alignof(NodeCtr) == 8);
+static_assert(std::is_trivially_copyable_v<NodeCtr> && std::is_standard_layout_v<NodeCtr>);
+static_assert(offsetof(NodeCtr, local) == 0 && offsetof(NodeCtr, other_node) == 8 &&
+              offsetof(NodeCtr, default_area) == 16 && offsetof(NodeCtr, pages) == 24 &&
+              offsetof(NodeCtr, failed) == 32);
 
 // ---- building a layout -----------------------------------------------------------
 
@@ -154,7 +275,7 @@ struct AreaSpec {
   std::string kind_name;
   std::string note;
   int node = -1;
-  std::uint32_t kind = 0;
+  std::uint32_t kind = 0;           ///< encode_area_kind
   bool iova = false;
   std::uint64_t pages = 0;
   std::uint64_t mapped_bytes = 0;
@@ -165,7 +286,8 @@ struct AreaSpec {
 
 struct PoolSpec {
   std::string name, params, backing, sysfs_root;
-  std::uint32_t policy = 0, arch = 0, order_per_bit = 0;
+  std::uint32_t policy = 0, arch = 0;  ///< encode_policy, encode_arch
+  std::uint32_t order_per_bit = 0;
   bool iova_mode = false;
   std::uint64_t created_ns = 0;
   std::uint32_t owner_uid = 0;
@@ -199,7 +321,7 @@ class Layout {
   const AreaDesc& desc(std::uint32_t i) const noexcept {
     return reinterpret_cast<const AreaDesc*>(bytes_.data() + hdr().areas_offset)[i];
   }
-  /** Area i's geometry (cpu_base 0, CMA_ALIGNMENT 8). */
+  /** Area i's geometry (cpu_base 0, core::kCmaAlignmentOrder). */
   core::AreaConfig area_config(std::uint32_t i) const;
   std::vector<std::uint32_t> hpmap(std::uint32_t i) const;
   const std::vector<unsigned char>& bytes() const noexcept { return bytes_; }

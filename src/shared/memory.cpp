@@ -2,6 +2,7 @@
 #include "shared/memory.hpp"
 
 #include "backing/hugetlb_file.hpp"
+#include "core/limits.hpp"
 #include "os/memfd.hpp"
 #include "os/os.hpp"
 
@@ -9,7 +10,7 @@ namespace numacma::shared {
 
 namespace {
 
-constexpr std::uint64_t kPage = 4096;
+using core::kPageBytes;
 constexpr unsigned kResizeSeals = os::kSealShrink | os::kSealGrow | os::kSealSeal;
 
 std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
@@ -26,7 +27,7 @@ Result<AreaMemory> create_hugetlb(std::uint64_t hp, const NewArea& a) {
   m.spec.hpmap = h->order;
   if (h->phys.empty()) {
     m.spec.iova = true;
-    m.spec.segments = {{0, a.bytes / kPage, (std::uint64_t{a.index} + 1) << 40}};
+    m.spec.segments = {{0, a.bytes / kPageBytes, (std::uint64_t{a.index} + 1) << 40}};
     m.spec.note = "hugetlb: physical addresses unreadable: IOVA mode only";
   } else {
     m.spec.segments = backing::segments_from_phys(h->phys, hp, a.bytes);
@@ -49,7 +50,7 @@ Result<AreaMemory> create_shmem(bool sim, const NewArea& a, backing::Backing* si
     sim_backing->release(*r);
   } else {
     m.spec.iova = true;
-    m.spec.segments = {{0, a.bytes / kPage, (std::uint64_t{a.index} + 1) << 40}};
+    m.spec.segments = {{0, a.bytes / kPageBytes, (std::uint64_t{a.index} + 1) << 40}};
     m.spec.note = "anon: shmem pages bound to node " + std::to_string(a.node) +
                   ", physically contiguous only per 4 KiB page: multi-page DMA addresses are IOVAs";
   }
@@ -58,8 +59,8 @@ Result<AreaMemory> create_shmem(bool sim, const NewArea& a, backing::Backing* si
     Result<void*> p = os::map_shared(fd->get(), a.bytes, true);
     if (!p) return std::move(p).error();
     Status st = os::bind_to_node(*p, a.bytes, a.node);
-    if (st) st = os::populate(*p, a.bytes, kPage);
-    if (st) st = backing::verify_node(*p, a.bytes, kPage, a.node);
+    if (st) st = os::populate(*p, a.bytes, kPageBytes);
+    if (st) st = backing::verify_node(*p, a.bytes, kPageBytes, a.node);
     (void)os::unmap(*p, a.bytes);
     if (!st) return std::move(st).error();
   }
@@ -79,7 +80,7 @@ Result<AreaMemory> create_area_memory(const std::string& kind, const NewArea& a,
   if (Status s = os::add_seals(m->fd.get(), kResizeSeals); !s) return std::move(s).error();
   m->spec.name = a.name;
   m->spec.node = a.node;
-  m->spec.pages = a.bytes / kPage;
+  m->spec.pages = a.bytes / kPageBytes;
   return m;
 }
 

@@ -136,8 +136,8 @@ Result<std::vector<ReservationNote>> reserve(std::string_view name, const Reserv
   spec.params = o.params;
   spec.backing = o.backing;
   spec.sysfs_root = o.sysfs_root;
-  spec.policy = o.policy == Policy::nearest ? 1 : 0;
-  spec.arch = static_cast<std::uint32_t>(o.arch);
+  spec.policy = encode_policy(o.policy);
+  spec.arch = encode_arch(o.arch);
   spec.order_per_bit = o.order_per_bit;
   spec.created_ns = os::realtime_ns();
   spec.owner_uid = os::self_uid();
@@ -159,7 +159,7 @@ Result<std::vector<ReservationNote>> reserve(std::string_view name, const Reserv
       notes.push_back({pa.name, pa.node, "not reserved: " + m.error().message});
       continue;
     }
-    m->spec.kind = static_cast<std::uint32_t>(pa.kind);
+    m->spec.kind = encode_area_kind(pa.kind);
     if (!m->spec.note.empty()) notes.push_back({pa.name, pa.node, m->spec.note});
     spec.iova_mode = spec.iova_mode || m->spec.iova;
     spec.areas.push_back(std::move(m->spec));

@@ -67,7 +67,7 @@ Result<PoolStatus> read_status(std::string_view name, const Layout& l, std::vect
   ps.dir = run_dir() + "/pools/" + ps.name;
   ps.params = field(h.params, sizeof h.params);
   ps.backing = field(h.backing, sizeof h.backing);
-  ps.policy = h.policy == 1 ? "nearest" : "kernel";
+  ps.policy = decode_policy(h.policy) == Policy::nearest ? "nearest" : "kernel";
   ps.sysfs_root = field(h.sysfs_root, sizeof h.sysfs_root);
   ps.uid = h.owner_uid;
   ps.gid = h.group_gid >= 0 ? static_cast<std::uint32_t>(h.group_gid) : 0;
@@ -84,13 +84,12 @@ Result<PoolStatus> read_status(std::string_view name, const Layout& l, std::vect
   for (std::uint32_t s = 0; s < h.holder_capacity; ++s) {
     Holder hd;
     std::memcpy(&hd, st + h.holders_offset + s * sizeof(Holder), sizeof hd);
-    if (hd.state != static_cast<std::uint32_t>(HolderState::attached) &&
-        hd.state != static_cast<std::uint32_t>(HolderState::dead))
-      continue;
+    const std::optional<HolderState> hstate = decode_holder_state(hd.state);  // hostile: unknown = free
+    if (hstate != HolderState::attached && hstate != HolderState::dead) continue;
     HolderStatus hs;
     hs.pid = hd.pid;
     hs.comm = field(hd.comm, sizeof hd.comm);
-    hs.alive = hd.state == static_cast<std::uint32_t>(HolderState::attached);
+    hs.alive = hstate == HolderState::attached;
     hs.attached_ns = hd.attached_ns;
     index[s + 1] = static_cast<int>(ps.holders.size());
     ps.holders.push_back(std::move(hs));
@@ -106,9 +105,10 @@ Result<PoolStatus> read_status(std::string_view name, const Layout& l, std::vect
     area->counters().alloc_pages_fail = counted.alloc_pages_fail;
     area->counters().release_pages_success = counted.release_pages_success;
     SharedAreaStatus s;
-    s.area = detail::area_report(*area, area->stats(), static_cast<config::AreaKind>(d.kind),
-                                 field(d.kind_name, sizeof d.kind_name), d.addr_iova != 0, field(d.note, sizeof d.note));
-    s.area.device_usable = d.addr_iova == 0 && s.area.backing != "sim";  // a reservation has no VFIO container
+    const bool iova = decode_flag(d.addr_iova).value_or(false);  // validated layout: decodes
+    s.area = detail::area_report(*area, area->stats(), decode_area_kind(d.kind).value_or(config::AreaKind::numa),
+                                 field(d.kind_name, sizeof d.kind_name), iova, field(d.note, sizeof d.note));
+    s.area.device_usable = !iova && s.area.backing != "sim";  // a reservation has no VFIO container
     s.longest_segment = s.area.longest_segment;
     s.recoveries = parts.st->rs.recoveries;
     s.reaped_pages = parts.st->rs.reaped_pages;

@@ -15,9 +15,18 @@
 // (take_over) and repairs what it guards.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 namespace numacma::sync {
+
+// The word may be mapped by several processes (a shared pool's AreaState::lock):
+// it is 4 bytes aligned to 4, as futex(2) needs, and updated through
+// std::atomic_ref, which must be lock-free on it so that every process, of
+// whatever build, agrees on the word alone.
+static_assert(sizeof(std::uint32_t) == 4 && alignof(std::uint32_t) == 4);
+static_assert(std::atomic_ref<std::uint32_t>::is_always_lock_free);
+static_assert(std::atomic_ref<std::uint32_t>::required_alignment == alignof(std::uint32_t));
 
 inline constexpr std::uint32_t kWaiters = 1u << 31;
 inline constexpr std::uint32_t kOwnerMask = kWaiters - 1;

@@ -1,16 +1,38 @@
-// src/vfio/container.cpp — see container.hpp.
+// src/vfio/container.cpp — see container.hpp. A device's fd, regions and
+// registers are device.cpp.
+//
+// attach(bdf, mask) in named steps, each undoing what it did when it fails:
+//
+//   check_device      BDF, mask, the device's group and driver read now
+//   open_container    /dev/vfio/vfio, API version, TYPE1v2 (once)
+//   join_group        the group: found in the container, or opened, checked
+//                     viable, added (SET_CONTAINER) and, first group, SET_IOMMU
+//   plan_iova         the usable IOVA space with this group, checked against
+//                     the mask before anything else changes
+//   device_fd         VFIO_GROUP_GET_DEVICE_FD
+//   narrow_iova       the allocator made, or narrowed by what the group takes
+//   publish           the group and the device entered in the tables
+//
+// Locking, once: `mu` guards the IOVA allocator, the mappings, pgsizes and
+// the tables report() reads. attach() takes it only around its three reads
+// or writes of those (plan_iova, narrow_iova, publish) and makes its ioctls
+// without it, so that map/unmap on other threads never wait on a slow
+// kernel call. Between plan_iova and narrow_iova nothing but attach() itself
+// changes the usable space (map/unmap change what is used, not the ranges),
+// so the plan is still true when it is applied; two attach() calls must not
+// overlap (container.hpp).
 #include "vfio/container.hpp"
 
 #include <algorithm>
-#include <array>
+#include <cerrno>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <utility>
 
+#include "os/errno_error.hpp"
 #include "os/os.hpp"
 #include "vfio/bind.hpp"
 #include "vfio/kernel.hpp"
@@ -36,45 +58,9 @@ std::string mib(std::uint64_t b) {
   return buf;
 }
 
-/** Every earlier store to DMA memory is visible to the device before a
- *  register write that follows (the kernel's writel: __iowmb). x86 keeps
- *  stores in order, so the compiler is all there is to stop. */
-inline void io_wmb() noexcept {
-#if defined(__aarch64__)
-  asm volatile("dmb oshst" ::: "memory");
-#elif defined(__x86_64__) || defined(__i386__)
-  asm volatile("" ::: "memory");
-#else
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
-#endif
-}
-
-/** A register read completes before later loads from DMA memory (readl's
- *  __iormb): a status read, then the data the device wrote. */
-inline void io_rmb() noexcept {
-#if defined(__aarch64__)
-  asm volatile("dmb oshld" ::: "memory");
-#elif defined(__x86_64__) || defined(__i386__)
-  asm volatile("" ::: "memory");
-#else
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
-#endif
-}
-
-constexpr int kRegions = 6;  // BAR0..BAR5
-
-struct Region {
-  bool known = false;
-  RegionInfo info;
-  void* map = nullptr;  // mmap of the region, when it allows one
-};
-
-struct Dev {
-  DeviceInfo info;
-  int fd = -1;
-  std::array<Region, kRegions> bars;
-  std::mutex bars_mu;
-};
+/** The IOVA space a container has when the kernel reports no IOVA_RANGE
+ *  capability: the 39 bits every VT-d/AMD-Vi IOMMU translates. */
+constexpr std::uint64_t kNoCapabilityLast = (std::uint64_t{1} << 39) - 1;
 
 struct Group {
   int id = -1;
@@ -96,20 +82,33 @@ struct FdGuard {
   int release() noexcept { return std::exchange(fd, -1); }
 };
 
+/** The group attach() brings the device in through. */
+struct GroupJoin {
+  int id = -1;
+  int fd = -1;       ///< the group's fd, whether fresh or already in the container
+  bool fresh = false;
+};
+
+/** What the container's IOVA space becomes with the group (plan_iova). */
+struct IovaPlan {
+  std::vector<IovaRange> usable;  ///< the group's usable ranges: a new allocator's
+  std::vector<IovaRange> gone;    ///< what the group takes out of the current space
+  std::uint64_t pgsizes = 0;
+};
+
 }  // namespace
 
 struct Container::Impl {
-  const topo::Topology* topology = nullptr;
   std::string root;      // sysfs
   std::string dev_root;  // /dev/vfio
   std::shared_ptr<Kernel> k;
   int container = -1;
   bool iommu_set = false;
   std::vector<Group> groups;
-  std::vector<std::unique_ptr<Dev>> devs;
+  std::vector<std::unique_ptr<DeviceAccess>> devs;
   std::uint64_t pgsizes = 0;
 
-  mutable std::mutex mu;  // allocator, mappings, locked-bytes
+  mutable std::mutex mu;  // allocator, mappings, locked bytes, pgsizes, the tables report() reads
   std::unique_ptr<IovaAllocator> iova;
   std::map<std::uint64_t, Mapping> mappings;  // by IOVA
   std::uint64_t mapped_bytes = 0;
@@ -117,12 +116,7 @@ struct Container::Impl {
   ~Impl() {
     for (auto& [iova_addr, m] : mappings) (void)k->unmap_dma(container, m.iova, m.bytes);
     mappings.clear();
-    for (auto& d : devs) {  // device fds before the groups
-      for (Region& r : d->bars)
-        if (r.map != nullptr) k->unmap_region(r.map, r.info.size);
-      k->close(d->fd);
-    }
-    devs.clear();
+    devs.clear();  // device fds (and BAR mappings) before the groups
     for (Group& g : groups) {
       (void)k->group_unset_container(g.fd);
       k->close(g.fd);
@@ -131,11 +125,45 @@ struct Container::Impl {
     if (container >= 0) k->close(container);
   }
 
+  Result<topo::PciDevice> check_device(const std::string& bdf, std::uint64_t mask) const;
   Status open_container();
+  Result<GroupJoin> join_group(int group, const std::string& bdf, FdGuard& fresh);
+  Error group_open_error(const std::string& gpath, int group, const std::string& bdf, Error e) const;
+  Status set_iommu(int group_fd);
+  void leave_group(const GroupJoin& g);
+  Result<IovaPlan> plan_iova(int group, std::uint64_t mask, const std::string& bdf) const;
+  Status narrow_iova(const IovaPlan& plan, const std::string& bdf);
+  void publish(const GroupJoin& g, FdGuard& fresh, const topo::PciDevice& pci, const std::string& bdf,
+               std::uint64_t mask, FdGuard& dfd, std::uint64_t pgsizes);
   Result<std::vector<IovaRange>> reserved_regions(int group) const;
-  Status not_viable(int group, const std::string& bdf) const;
-  Result<Region*> region(int index, unsigned bar);
+  Error not_viable(int group, const std::string& bdf) const;
 };
+
+/** The device's node, group and driver, read now (the topology's copy may be
+ *  stale); an error that says what to do for each thing missing. */
+Result<topo::PciDevice> Container::Impl::check_device(const std::string& bdf, std::uint64_t mask) const {
+  if (mask == 0) return make_error(Errc::invalid_argument, "VFIO device " + bdf + ": DMA mask 0");
+  for (const auto& d : devs)
+    if (d->info().bdf == bdf)
+      return make_error(Errc::invalid_argument, "VFIO device " + bdf + " attached twice");
+  Result<topo::PciDevice> pci = topo::read_pci_device(root, bdf);
+  if (!pci) {
+    if (pci.error().code == Errc::not_found)
+      return make_error(Errc::not_found, "no PCI device " + bdf + ": " + pci.error().message);
+    return pci;
+  }
+  if (pci->iommu_group < 0)
+    return make_error(Errc::unsupported,
+                      "no IOMMU: " + bdf + " has no IOMMU group, so VFIO cannot drive it (boot with "
+                      "intel_iommu=on or amd_iommu=on and enable VT-d/AMD-Vi in the firmware; "
+                      "without an IOMMU use phys mode instead: --backing hugetlb as root, no --vfio)");
+  const std::string& drv = pci->driver;
+  if (drv != "vfio-pci")
+    return make_error(Errc::unsupported,
+                      bdf + (drv.empty() ? std::string(" is bound to no driver") : " is bound to " + drv) +
+                          ", not vfio-pci: run `numacma vfio bind " + bdf + "` as root first");
+  return pci;
+}
 
 Status Container::Impl::open_container() {
   if (container >= 0) return {};
@@ -151,23 +179,127 @@ Status Container::Impl::open_container() {
                                               "): it is normally 0666; check the device node");
     return std::move(c).error();
   }
-  const int fd = *c;
-  auto fail = [&](Error e) {
-    k->close(fd);
-    return e;
-  };
-  Result<int> v = k->api_version(fd);
-  if (!v) return fail(std::move(v).error());
+  FdGuard fd(k.get(), *c);
+  Result<int> v = k->api_version(fd.fd);
+  if (!v) return std::move(v).error();
   if (*v != 0)  // VFIO_API_VERSION
-    return fail(make_error(Errc::unsupported,
-                           path + " speaks VFIO API version " + std::to_string(*v) + ", not 0"));
-  Result<bool> t = k->has_type1v2(fd);
-  if (!t) return fail(std::move(t).error());
+    return make_error(Errc::unsupported, path + " speaks VFIO API version " + std::to_string(*v) + ", not 0");
+  Result<bool> t = k->has_type1v2(fd.fd);
+  if (!t) return std::move(t).error();
   if (!*t)
-    return fail(make_error(Errc::unsupported, "the kernel's VFIO has no type1v2 IOMMU backend "
-                                              "(modprobe vfio_iommu_type1)"));
-  container = fd;
+    return make_error(Errc::unsupported, "the kernel's VFIO has no type1v2 IOMMU backend "
+                                         "(modprobe vfio_iommu_type1)");
+  container = fd.release();
   return {};
+}
+
+/** The group already in the container, or the group opened, checked viable
+ *  and added to it (fresh holds its fd until publish). On failure nothing
+ *  of the group is left in the container. */
+Result<GroupJoin> Container::Impl::join_group(int group, const std::string& bdf, FdGuard& fresh) {
+  for (const Group& g : groups)
+    if (g.id == group) return GroupJoin{group, g.fd, false};
+  const std::string gpath = dev_root + "/" + std::to_string(group);
+  Result<int> gfd = k->open(gpath);
+  if (!gfd) return group_open_error(gpath, group, bdf, std::move(gfd).error());
+  fresh.fd = *gfd;
+  Result<bool> viable = k->group_viable(fresh.fd);
+  if (!viable) return std::move(viable).error();
+  if (!*viable) return not_viable(group, bdf);
+  if (Status s = k->group_set_container(fresh.fd, container); !s) return std::move(s).error();
+  if (Status s = set_iommu(fresh.fd); !s) return std::move(s).error();
+  return GroupJoin{group, fresh.fd, true};
+}
+
+Error Container::Impl::group_open_error(const std::string& gpath, int group, const std::string& bdf,
+                                        Error e) const {
+  if (e.code == Errc::permission)
+    return make_error(Errc::permission, "permission denied on " + gpath + " (IOMMU group of " + bdf +
+                                            "): run as root, or give this user the group's node "
+                                            "(chown USER " + gpath + ", or a udev rule for vfio)");
+  if (e.sys_errno == EBUSY)
+    return os::with_errno(make_error(Errc::io_error, gpath + " is busy: IOMMU group " + std::to_string(group) +
+                                                         " is already open in another process or container"),
+                          EBUSY);
+  if (e.code == Errc::not_found)
+    return make_error(Errc::not_found, "no " + gpath + ": is " + bdf +
+                                           " really bound to vfio-pci? (numacma vfio bind " + bdf + ")");
+  return e;
+}
+
+/** SET_IOMMU once, when the first group is in; on failure the group leaves. */
+Status Container::Impl::set_iommu(int group_fd) {
+  if (iommu_set) return {};
+  if (Status s = k->set_iommu_type1v2(container); !s) {
+    (void)k->group_unset_container(group_fd);
+    if (s.error().code == Errc::permission)
+      return make_error(Errc::permission,
+                        s.error().message + ": the IOMMU has no interrupt remapping (enable it, "
+                                            "e.g. intremap on, or load vfio_iommu_type1 with "
+                                            "allow_unsafe_interrupts=1 if you accept the risk)");
+    return s;
+  }
+  iommu_set = true;
+  return {};
+}
+
+/** Undoes join_group for a fresh group, only while no device fd of it is
+ *  open; the last group out takes the IOMMU backend along. */
+void Container::Impl::leave_group(const GroupJoin& g) {
+  if (!g.fresh) return;
+  (void)k->group_unset_container(g.fd);
+  if (groups.empty()) iommu_set = false;
+}
+
+/** The usable IOVA space: the kernel's ranges (for every group in the
+ *  container) less the reserved regions sysfs lists for this group; refused
+ *  when the mask reaches none of what would be left. Changes nothing. */
+Result<IovaPlan> Container::Impl::plan_iova(int group, std::uint64_t mask, const std::string& bdf) const {
+  Result<IommuInfo> info = k->iommu_info(container);
+  if (!info) return std::move(info).error();
+  Result<std::vector<IovaRange>> holes = reserved_regions(group);
+  if (!holes) return std::move(holes).error();
+  std::vector<IovaRange> ranges;
+  for (const auto& r : info->ranges) ranges.push_back({r.first, r.last});
+  if (ranges.empty()) ranges.push_back({0, kNoCapabilityLast});
+  IovaPlan plan;
+  plan.usable = subtract(ranges, *holes);
+  plan.pgsizes = info->pgsizes;
+  std::lock_guard<std::mutex> lock(mu);
+  const std::vector<IovaRange> cur = iova ? iova->usable() : subtract(plan.usable, {{0, kIovaFloor - 1}});
+  if (iova) plan.gone = subtract(cur, plan.usable);
+  const std::vector<IovaRange> after = subtract(cur, plan.gone);
+  if (after.empty() || after.front().first > mask)
+    return make_error(Errc::unreachable,
+                      "the DMA mask " + hex(mask) + " of " + bdf +
+                          " is below every usable IOVA range (lowest usable IOVA: " +
+                          (after.empty() ? std::string("none") : hex(after.front().first)) + ")");
+  return plan;
+}
+
+/** The allocator made (first device) or narrowed by what the group takes. */
+Status Container::Impl::narrow_iova(const IovaPlan& plan, const std::string& bdf) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (!iova) iova = std::make_unique<IovaAllocator>(plan.usable);
+  for (const IovaRange& r : plan.gone)
+    if (Status s = iova->exclude(r); !s)
+      return make_error(Errc::unsupported, "cannot attach " + bdf + ": " + s.error().message);
+  return {};
+}
+
+/** The group (when fresh) and the device entered in the tables. */
+void Container::Impl::publish(const GroupJoin& g, FdGuard& fresh, const topo::PciDevice& pci,
+                              const std::string& bdf, std::uint64_t mask, FdGuard& dfd, std::uint64_t pgs) {
+  DeviceInfo info;
+  info.bdf = bdf;
+  info.group = g.id;
+  info.node = pci.numa_node;
+  info.dma_mask = mask;
+  auto d = std::make_unique<DeviceAccess>(*k, std::move(info), dfd.release());
+  std::lock_guard<std::mutex> lock(mu);  // report() reads these
+  pgsizes = pgs;
+  if (g.fresh) groups.push_back({g.id, fresh.release()});
+  devs.push_back(std::move(d));
 }
 
 Result<std::vector<IovaRange>> Container::Impl::reserved_regions(int group) const {
@@ -179,7 +311,7 @@ Result<std::vector<IovaRange>> Container::Impl::reserved_regions(int group) cons
   return r;
 }
 
-Status Container::Impl::not_viable(int group, const std::string& bdf) const {
+Error Container::Impl::not_viable(int group, const std::string& bdf) const {
   std::string others;
   if (Result<std::vector<GroupMember>> blocking = group_blockers(root, group, bdf))
     for (const GroupMember& g : *blocking)
@@ -191,27 +323,6 @@ Status Container::Impl::not_viable(int group, const std::string& bdf) const {
                         "driver" + (others.empty() ? std::string() : "; not so: " + others));
 }
 
-Result<Region*> Container::Impl::region(int index, unsigned bar) {
-  if (index < 0 || static_cast<std::size_t>(index) >= devs.size())
-    return make_error(Errc::not_found, "no such VFIO device");
-  if (bar >= kRegions) return make_error(Errc::invalid_argument, "BAR " + std::to_string(bar) + " (0..5)");
-  Dev& d = *devs[static_cast<std::size_t>(index)];
-  std::lock_guard<std::mutex> lock(d.bars_mu);
-  Region& r = d.bars[bar];
-  if (!r.known) {
-    Result<RegionInfo> ri = k->region_info(d.fd, bar);
-    if (!ri) return std::move(ri).error();
-    r.info = *ri;
-    if (r.info.size != 0 && r.info.mmap_ok()) {
-      if (Result<void*> m = k->map_region(d.fd, r.info)) r.map = *m;  // else pread/pwrite
-    }
-    r.known = true;
-  }
-  if (r.info.size == 0)
-    return make_error(Errc::not_found, d.info.bdf + " has no BAR " + std::to_string(bar));
-  return &r;
-}
-
 Container::Container(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Container::~Container() = default;
 
@@ -220,7 +331,6 @@ Result<std::unique_ptr<Container>> Container::create(const topo::Topology& topol
                                                      std::shared_ptr<Kernel> kernel) {
   auto impl = std::make_unique<Impl>();
   impl->k = kernel ? std::move(kernel) : os_kernel();
-  impl->topology = &topology;
   impl->root = topology.root();
   impl->dev_root = std::move(dev_root);
   return std::unique_ptr<Container>(new Container(std::move(impl)));
@@ -231,136 +341,29 @@ Status Container::attach(std::string_view bdf_text, std::uint64_t mask) {
   Result<std::string> parsed = topo::parse_bdf(bdf_text);
   if (!parsed) return make_error(Errc::invalid_argument, "VFIO device: " + parsed.error().message);
   const std::string bdf = std::move(*parsed);
-  if (mask == 0) return make_error(Errc::invalid_argument, "VFIO device " + bdf + ": DMA mask 0");
-  if (find(bdf) >= 0) return make_error(Errc::invalid_argument, "VFIO device " + bdf + " attached twice");
-  // The device's node, group and driver, read now (the topology's copy may be stale).
-  Result<topo::PciDevice> pci = topo::read_pci_device(m.root, bdf);
-  if (!pci) {
-    if (pci.error().code == Errc::not_found)
-      return make_error(Errc::not_found, "no PCI device " + bdf + ": " + pci.error().message);
-    return std::move(pci).error();
-  }
-  if (pci->iommu_group < 0)
-    return make_error(Errc::unsupported,
-                      "no IOMMU: " + bdf + " has no IOMMU group, so VFIO cannot drive it (boot with "
-                      "intel_iommu=on or amd_iommu=on and enable VT-d/AMD-Vi in the firmware; "
-                      "without an IOMMU use phys mode instead: --backing hugetlb as root, no --vfio)");
-  const int group = pci->iommu_group;
-  const std::string& drv = pci->driver;
-  if (drv != "vfio-pci")
-    return make_error(Errc::unsupported,
-                      bdf + (drv.empty() ? std::string(" is bound to no driver")
-                                         : " is bound to " + drv) +
-                          ", not vfio-pci: run `numacma vfio bind " + bdf + "` as root first");
-
+  Result<topo::PciDevice> pci = m.check_device(bdf, mask);
+  if (!pci) return std::move(pci).error();
   if (Status s = m.open_container(); !s) return s;
-
-  Group* g = nullptr;
-  for (Group& x : m.groups)
-    if (x.id == group) g = &x;
-  const bool new_group = g == nullptr;
-  FdGuard fresh(m.k.get(), -1);
-  if (new_group) {
-    const std::string gpath = m.dev_root + "/" + std::to_string(group);
-    Result<int> gfd = m.k->open(gpath);
-    if (!gfd) {
-      const Error& e = gfd.error();
-      if (e.code == Errc::permission)
-        return make_error(Errc::permission,
-                          "permission denied on " + gpath + " (IOMMU group of " + bdf +
-                              "): run as root, or give this user the group's node "
-                              "(chown USER " + gpath + ", or a udev rule for vfio)");
-      if (e.message.find("Device or resource busy") != std::string::npos)
-        return make_error(Errc::io_error, gpath + " is busy: IOMMU group " + std::to_string(group) +
-                                              " is already open in another process or container");
-      if (e.code == Errc::not_found)
-        return make_error(Errc::not_found, "no " + gpath + ": is " + bdf +
-                                               " really bound to vfio-pci? (numacma vfio bind " + bdf + ")");
-      return std::move(gfd).error();
-    }
-    fresh.fd = *gfd;
-    Result<bool> viable = m.k->group_viable(fresh.fd);
-    if (!viable) return std::move(viable).error();
-    if (!*viable) return m.not_viable(group, bdf);
-    if (Status s = m.k->group_set_container(fresh.fd, m.container); !s) return s;
-    if (!m.iommu_set) {
-      if (Status s = m.k->set_iommu_type1v2(m.container); !s) {
-        (void)m.k->group_unset_container(fresh.fd);
-        if (s.error().code == Errc::permission)
-          return make_error(Errc::permission,
-                            s.error().message + ": the IOMMU has no interrupt remapping (enable it, "
-                                                "e.g. intremap on, or load vfio_iommu_type1 with "
-                                                "allow_unsafe_interrupts=1 if you accept the risk)");
-        return s;
-      }
-      m.iommu_set = true;
-    }
+  FdGuard fresh(m.k.get(), -1);  // a group opened here, closed unless published
+  Result<GroupJoin> g = m.join_group(pci->iommu_group, bdf, fresh);
+  if (!g) return std::move(g).error();
+  Result<IovaPlan> plan = m.plan_iova(g->id, mask, bdf);
+  if (!plan) {
+    m.leave_group(*g);
+    return std::move(plan).error();
   }
-  const int gfd_num = new_group ? fresh.fd : g->fd;
-  auto undo_group = [&] {  // only while no device fd of the group is open
-    if (!new_group) return;
-    (void)m.k->group_unset_container(fresh.fd);
-    if (m.groups.empty()) m.iommu_set = false;  // the last group out takes the IOMMU backend along
-  };
-
-  // The usable IOVA space: the kernel's ranges (for every group in the
-  // container) less the reserved regions sysfs lists for this group. Checked
-  // against the mask before anything changes.
-  Result<IommuInfo> info = m.k->iommu_info(m.container);
-  if (!info) {
-    undo_group();
-    return std::move(info).error();
-  }
-  Result<std::vector<IovaRange>> holes = m.reserved_regions(group);
-  if (!holes) {
-    undo_group();
-    return std::move(holes).error();
-  }
-  std::vector<IovaRange> ranges;
-  for (const auto& r : info->ranges) ranges.push_back({r.first, r.last});
-  if (ranges.empty()) ranges.push_back({0, (std::uint64_t{1} << 39) - 1});  // no capability: 39-bit
-  const std::vector<IovaRange> usable_now = subtract(ranges, *holes);
-  std::vector<IovaRange> gone;  // what a later group takes out of the current space
-  {
-    std::lock_guard<std::mutex> lock(m.mu);
-    const std::vector<IovaRange> cur = m.iova ? m.iova->usable() : subtract(usable_now, {{0, kIovaFloor - 1}});
-    if (m.iova) gone = subtract(cur, usable_now);
-    const std::vector<IovaRange> after = subtract(cur, gone);
-    if (after.empty() || after.front().first > mask) {
-      undo_group();
-      return make_error(Errc::unreachable,
-                        "the DMA mask " + hex(mask) + " of " + bdf +
-                            " is below every usable IOVA range (lowest usable IOVA: " +
-                            (after.empty() ? std::string("none") : hex(after.front().first)) + ")");
-    }
-  }
-  Result<int> dfd_r = m.k->device_fd(gfd_num, bdf);
+  Result<int> dfd_r = m.k->device_fd(g->fd, bdf);
   if (!dfd_r) {
-    undo_group();
+    m.leave_group(*g);
     return std::move(dfd_r).error();
   }
   FdGuard dfd(m.k.get(), *dfd_r);
-  {
-    std::lock_guard<std::mutex> lock(m.mu);
-    if (!m.iova) m.iova = std::make_unique<IovaAllocator>(usable_now);
-    for (const IovaRange& r : gone) {
-      if (Status s = m.iova->exclude(r); !s) {
-        dfd.reset();  // closed before the group leaves the container
-        undo_group();
-        return make_error(Errc::unsupported, "cannot attach " + bdf + ": " + s.error().message);
-      }
-    }
+  if (Status s = m.narrow_iova(*plan, bdf); !s) {
+    dfd.reset();  // closed before the group leaves the container
+    m.leave_group(*g);
+    return s;
   }
-  std::lock_guard<std::mutex> lock(m.mu);  // report() reads these
-  m.pgsizes = info->pgsizes;
-  if (new_group) m.groups.push_back({group, fresh.release()});
-  auto d = std::make_unique<Dev>();
-  d->info.bdf = bdf;
-  d->info.group = group;
-  d->info.node = pci->numa_node;
-  d->info.dma_mask = mask;
-  d->fd = dfd.release();
-  m.devs.push_back(std::move(d));
+  m.publish(*g, fresh, *pci, bdf, mask, dfd, plan->pgsizes);
   return {};
 }
 
@@ -388,7 +391,7 @@ Result<std::uint64_t> Container::map(std::uintptr_t vaddr, std::uint64_t bytes, 
     Error e = std::move(s).error();
     if (e.code == Errc::no_memory && memlock != ~std::uint64_t{0})
       e.message += " (RLIMIT_MEMLOCK is " + mib(memlock) + ": raise it, ulimit -l)";
-    else if (e.message.find("No space left") != std::string::npos)
+    else if (e.sys_errno == ENOSPC)
       e.message += " (the container's DMA mapping limit is reached: vfio_iommu_type1 dma_entry_limit)";
     e.message = std::string(what) + ": " + e.message;
     return e;
@@ -419,7 +422,7 @@ Status Container::unmap(std::uint64_t iova, std::uint64_t bytes) {
 
 std::uint64_t Container::min_mask() const noexcept {
   std::uint64_t mask = ~std::uint64_t{0};
-  for (const auto& d : impl_->devs) mask = std::min(mask, d->info.dma_mask);
+  for (const auto& d : impl_->devs) mask = std::min(mask, d->info().dma_mask);
   return mask;
 }
 
@@ -429,95 +432,54 @@ int Container::find(std::string_view bdf_text) const noexcept {
   Result<std::string> bdf = topo::parse_bdf(bdf_text);  // "05:00.0" finds "0000:05:00.0"
   if (!bdf) return -1;
   for (std::size_t i = 0; i < impl_->devs.size(); ++i)
-    if (impl_->devs[i]->info.bdf == *bdf) return static_cast<int>(i);
+    if (impl_->devs[i]->info().bdf == *bdf) return static_cast<int>(i);
   return -1;
 }
 
 DeviceInfo Container::device(int index) const {
-  return impl_->devs.at(static_cast<std::size_t>(index))->info;
+  return impl_->devs.at(static_cast<std::size_t>(index))->info();
+}
+
+Result<DeviceAccess*> Container::access(int index) const {
+  if (index < 0 || static_cast<std::size_t>(index) >= impl_->devs.size())
+    return make_error(Errc::not_found, "no such VFIO device");
+  return impl_->devs[static_cast<std::size_t>(index)].get();
 }
 
 Result<std::uint64_t> Container::bar_size(int index, unsigned bar) {
-  Result<Region*> r = impl_->region(index, bar);
-  if (!r) return std::move(r).error();
-  return (*r)->info.size;
+  Result<DeviceAccess*> d = access(index);
+  if (!d) return std::move(d).error();
+  return (*d)->bar_size(bar);
 }
-
-namespace {
-
-/** A register read of sizeof(T) bytes: through the BAR's mmap, else pread. */
-template <class T>
-Result<T> reg_read(Container::Impl& m, int index, unsigned bar, std::uint64_t off) {
-  Result<Region*> r = m.region(index, bar);
-  if (!r) return std::move(r).error();
-  const Region& reg = **r;
-  if (off % sizeof(T) != 0 || off + sizeof(T) > reg.info.size)
-    return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " read" +
-                                                  std::to_string(8 * sizeof(T)) + " at " + hex(off));
-  T v = 0;
-  if (reg.map != nullptr) {
-    v = *reinterpret_cast<volatile T*>(static_cast<std::uint8_t*>(reg.map) + off);
-    io_rmb();
-    return v;
-  }
-  const int fd = m.devs[static_cast<std::size_t>(index)]->fd;
-  if (Status s = m.k->read_at(fd, reg.info.offset + off, &v, sizeof(T)); !s) return std::move(s).error();
-  return v;
-}
-
-/** A register write of sizeof(T) bytes, after every earlier store to DMA memory. */
-template <class T>
-Status reg_write(Container::Impl& m, int index, unsigned bar, std::uint64_t off, T v) {
-  Result<Region*> r = m.region(index, bar);
-  if (!r) return std::move(r).error();
-  const Region& reg = **r;
-  if (off % sizeof(T) != 0 || off + sizeof(T) > reg.info.size)
-    return make_error(Errc::invalid_argument, "BAR" + std::to_string(bar) + " write" +
-                                                  std::to_string(8 * sizeof(T)) + " at " + hex(off));
-  if (reg.map != nullptr) {
-    io_wmb();
-    *reinterpret_cast<volatile T*>(static_cast<std::uint8_t*>(reg.map) + off) = v;
-    return {};
-  }
-  const int fd = m.devs[static_cast<std::size_t>(index)]->fd;
-  return m.k->write_at(fd, reg.info.offset + off, &v, sizeof(T));
-}
-
-}  // namespace
-
 Result<std::uint32_t> Container::read32(int index, unsigned bar, std::uint64_t off) {
-  return reg_read<std::uint32_t>(*impl_, index, bar, off);
+  Result<DeviceAccess*> d = access(index);
+  if (!d) return std::move(d).error();
+  return (*d)->read32(bar, off);
 }
 Status Container::write32(int index, unsigned bar, std::uint64_t off, std::uint32_t v) {
-  return reg_write<std::uint32_t>(*impl_, index, bar, off, v);
+  Result<DeviceAccess*> d = access(index);
+  if (!d) return std::move(d).error();
+  return (*d)->write32(bar, off, v);
 }
 Result<std::uint64_t> Container::read64(int index, unsigned bar, std::uint64_t off) {
-  return reg_read<std::uint64_t>(*impl_, index, bar, off);
+  Result<DeviceAccess*> d = access(index);
+  if (!d) return std::move(d).error();
+  return (*d)->read64(bar, off);
 }
 Status Container::write64(int index, unsigned bar, std::uint64_t off, std::uint64_t v) {
-  return reg_write<std::uint64_t>(*impl_, index, bar, off, v);
+  Result<DeviceAccess*> d = access(index);
+  if (!d) return std::move(d).error();
+  return (*d)->write64(bar, off, v);
 }
-
 Status Container::config_read(int index, std::uint32_t off, void* out, std::size_t len) {
-  if (index < 0 || static_cast<std::size_t>(index) >= impl_->devs.size())
-    return make_error(Errc::not_found, "no such VFIO device");
-  Dev& d = *impl_->devs[static_cast<std::size_t>(index)];
-  Result<RegionInfo> ri = impl_->k->region_info(d.fd, impl_->k->config_region_index());
-  if (!ri) return std::move(ri).error();
-  if (off + len > ri->size)
-    return make_error(Errc::invalid_argument, "config read past " + std::to_string(ri->size) + " bytes");
-  return impl_->k->read_at(d.fd, ri->offset + off, out, len);
+  Result<DeviceAccess*> d = access(index);
+  if (!d) return std::move(d).error();
+  return (*d)->config_read(off, out, len);
 }
-
 Status Container::config_write(int index, std::uint32_t off, const void* in, std::size_t len) {
-  if (index < 0 || static_cast<std::size_t>(index) >= impl_->devs.size())
-    return make_error(Errc::not_found, "no such VFIO device");
-  Dev& d = *impl_->devs[static_cast<std::size_t>(index)];
-  Result<RegionInfo> ri = impl_->k->region_info(d.fd, impl_->k->config_region_index());
-  if (!ri) return std::move(ri).error();
-  if (off + len > ri->size)
-    return make_error(Errc::invalid_argument, "config write past " + std::to_string(ri->size) + " bytes");
-  return impl_->k->write_at(d.fd, ri->offset + off, in, len);
+  Result<DeviceAccess*> d = access(index);
+  if (!d) return std::move(d).error();
+  return (*d)->config_write(off, in, len);
 }
 
 ContainerReport Container::report() const {
@@ -529,7 +491,7 @@ ContainerReport Container::report() const {
   if (m.container >= 0) {
     if (Result<IommuInfo> info = m.k->iommu_info(m.container)) rep.dma_avail = info->dma_avail;
   }
-  for (const auto& d : m.devs) rep.devices.push_back(d->info);
+  for (const auto& d : m.devs) rep.devices.push_back(d->info());
   for (const auto& [iova, mp] : m.mappings) rep.mappings.push_back(mp);
   return rep;
 }

@@ -1,4 +1,7 @@
-// src/vfio/container.hpp — one VFIO type1 container and the devices in it.
+// src/vfio/container.hpp — one VFIO type1 container: its groups, the IOMMU
+// type, the DMA mappings, and attach. What a device's fd reaches (regions,
+// BARs, MMIO, config space) is vfio::DeviceAccess (device.hpp), one per
+// attached device; the by-index calls below forward to it.
 //
 //   Container::create(topology)                 opens nothing yet
 //   attach(bdf, mask)                           checks in this order, each with
@@ -16,7 +19,10 @@
 // that joins later reaches every existing mapping (the kernel replays them
 // into its IOMMU domain). Thread-safe: map/unmap and the report take one
 // mutex (page-fallback buffers are the only run-time users); register
-// access to a mapped BAR takes none.
+// access to a mapped BAR takes none (device.hpp). attach() is the exception:
+// two attach() calls, or an attach() and find()/device()/the by-index device
+// calls, must not overlap (the device table grows without a lock; the pool
+// attaches at creation and in Pool::vfio_attach).
 #pragma once
 
 #include <cstdint>
@@ -28,18 +34,10 @@
 
 #include "numacma/result.hpp"
 #include "topology/topology.hpp"
+#include "vfio/device.hpp"
 #include "vfio/iova.hpp"
 
 namespace numacma::vfio {
-
-class Kernel;  // vfio/kernel.hpp
-
-struct DeviceInfo {
-  std::string bdf;
-  int group = -1;
-  int node = -1;              ///< the BDF's numa_node (-1: none)
-  std::uint64_t dma_mask = 0;
-};
 
 struct Mapping {
   std::string what;
@@ -85,7 +83,10 @@ class Container {
   /** Index of an attached device (either BDF form), -1 when none. */
   int find(std::string_view bdf) const noexcept;
   DeviceInfo device(int index) const;
+  /** The attached device `index`'s access; not_found for no such index. */
+  Result<DeviceAccess*> access(int index) const;
 
+  // Device access by index: access(index), then the DeviceAccess call.
   Result<std::uint64_t> bar_size(int index, unsigned bar);
   Result<std::uint32_t> read32(int index, unsigned bar, std::uint64_t off);
   Status write32(int index, unsigned bar, std::uint64_t off, std::uint32_t v);

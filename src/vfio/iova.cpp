@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 
+#include "core/limits.hpp"
 #include "topology/topology.hpp"
 
 namespace numacma::vfio {
@@ -91,12 +92,13 @@ IovaAllocator::IovaAllocator(const std::vector<IovaRange>& usable)
 
 Result<std::uint64_t> IovaAllocator::alloc(std::uint64_t bytes, std::uint64_t align,
                                            std::uint64_t limit) {
-  if (bytes == 0 || bytes % 4096 != 0)
+  if (bytes == 0 || bytes % core::kPageBytes != 0)
     return make_error(Errc::invalid_argument,
                       "IOVA allocation of " + std::to_string(bytes) + " bytes (not whole 4 KiB pages)");
-  if (align < 4096 || (align & (align - 1)) != 0)
+  if (align < core::kPageBytes || (align & (align - 1)) != 0)
     return make_error(Errc::invalid_argument,
-                      "IOVA alignment " + std::to_string(align) + " is not a power of two >= 4096");
+                      "IOVA alignment " + std::to_string(align) + " is not a power of two >= " +
+                          std::to_string(core::kPageBytes));
   if (usable_.empty() || usable_.front().first > limit)
     return make_error(Errc::unreachable,
                       "no usable IOVA at or below the DMA mask " + hex(limit) +

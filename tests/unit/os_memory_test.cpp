@@ -4,10 +4,12 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "os/errno_error.hpp"
 #include "os/os.hpp"
 
 namespace os = numacma::os;
@@ -50,6 +52,37 @@ TEST(OsMemory, MapWriteUnmap) {
     EXPECT_EQ(static_cast<unsigned char*>(*m)[16 * kPage - 1], 0x5a);
     EXPECT_TRUE(os::unmap(*m, 16 * kPage).ok());
   }
+}
+
+TEST(OsMemory, ErrorsCarryTheErrno) {
+  // A failed system call: its errno in sys_errno, EINVAL as invalid_argument.
+  auto bad_unmap = os::unmap(reinterpret_cast<void*>(0x1001), kPage);
+  ASSERT_FALSE(bad_unmap.ok());
+  EXPECT_EQ(bad_unmap.error().sys_errno, EINVAL);
+  EXPECT_EQ(bad_unmap.error().code, Errc::invalid_argument);
+  auto missing = os::read_file("/nonexistent-numacma-test/file");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().sys_errno, ENOENT);
+  EXPECT_EQ(missing.error().code, Errc::not_found);
+  // A refused precondition made no system call: sys_errno 0.
+  auto bad_huge = os::map_hugetlb(3 << 20, 2 << 20);
+  ASSERT_FALSE(bad_huge.ok());
+  EXPECT_EQ(bad_huge.error().sys_errno, 0);
+}
+
+TEST(OsMemory, OneErrnoRule) {
+  EXPECT_EQ(os::errc_from_errno(EINVAL), Errc::invalid_argument);
+  EXPECT_EQ(os::errc_from_errno(ENOSYS), Errc::unsupported);
+  EXPECT_EQ(os::errc_from_errno(EACCES), Errc::permission);
+  EXPECT_EQ(os::errc_from_errno(EBUSY), Errc::io_error);
+  const numacma::Error plain = os::errno_error("ioctl(X)", EBUSY);
+  EXPECT_EQ(plain.sys_errno, EBUSY);
+  EXPECT_EQ(plain.message, std::string("ioctl(X): ") + std::strerror(EBUSY));
+  // Only a call that says so turns EINVAL into unsupported; the errno stays.
+  const numacma::Error cap = os::errno_error_unsupported_on_einval("memfd_create(x)", EINVAL);
+  EXPECT_EQ(cap.code, Errc::unsupported);
+  EXPECT_EQ(cap.sys_errno, EINVAL);
+  EXPECT_EQ(os::errno_error_unsupported_on_einval("memfd_create(x)", ENOMEM).code, Errc::no_memory);
 }
 
 TEST(OsMemory, ErrorsNameTheCall) {

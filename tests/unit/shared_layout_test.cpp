@@ -158,6 +158,49 @@ TEST(SharedLayout, ShapeErrorsAreRejected) {
   EXPECT_NE(why(img).find("bitmap size"), std::string::npos) << why(img);
 }
 
+TEST(SharedLayout, EnumCodesRoundTripAndUnknownOnesDecodeToNothing) {
+  for (Policy p : {Policy::kernel, Policy::nearest}) EXPECT_EQ(decode_policy(encode_policy(p)), p);
+  for (Arch a : {Arch::host, Arch::x86_64, Arch::arm64}) EXPECT_EQ(decode_arch(encode_arch(a)), a);
+  for (config::AreaKind k : {config::AreaKind::default_area, config::AreaKind::pernuma, config::AreaKind::numa,
+                             config::AreaKind::device})
+    EXPECT_EQ(decode_area_kind(encode_area_kind(k)), k);
+  for (HolderState h : {HolderState::free, HolderState::attached, HolderState::dead})
+    EXPECT_EQ(decode_holder_state(encode_holder_state(h)), h);
+  EXPECT_EQ(decode_flag(encode_flag(true)), true);
+  EXPECT_EQ(decode_flag(encode_flag(false)), false);
+  // The numbers are the file format.
+  EXPECT_EQ(encode_policy(Policy::nearest), 1u);
+  EXPECT_EQ(encode_arch(Arch::arm64), 2u);
+  EXPECT_EQ(encode_area_kind(config::AreaKind::device), 3u);
+  for (std::uint32_t bad : {4u, 99u, 0xffffffffu}) {
+    EXPECT_FALSE(decode_policy(bad).has_value());
+    EXPECT_FALSE(decode_arch(bad).has_value());
+    EXPECT_FALSE(decode_area_kind(bad).has_value());
+    EXPECT_FALSE(decode_holder_state(bad).has_value());
+    EXPECT_FALSE(decode_flag(bad).has_value());
+  }
+}
+
+TEST(SharedLayout, UnknownEnumValuesAreCorrupt) {
+  const auto header_field = [](std::uint32_t LayoutHeader::*f, std::uint32_t v) {
+    std::vector<unsigned char> img = image();
+    reinterpret_cast<LayoutHeader*>(img.data())->*f = v;
+    reseal(img);
+    return why(img);
+  };
+  EXPECT_NE(header_field(&LayoutHeader::policy, 2).find("out of range"), std::string::npos);
+  EXPECT_NE(header_field(&LayoutHeader::arch, 3).find("out of range"), std::string::npos);
+  EXPECT_NE(header_field(&LayoutHeader::iova_mode, 2).find("out of range"), std::string::npos);
+  std::vector<unsigned char> img = image();
+  descs(img)[1].kind = 4;
+  reseal(img);
+  EXPECT_NE(why(img).find("kind out of range"), std::string::npos) << why(img);
+  img = image();
+  descs(img)[0].addr_iova = 7;
+  reseal(img);
+  EXPECT_NE(why(img).find("kind out of range"), std::string::npos) << why(img);
+}
+
 TEST(SharedLayout, SpecsThatDoNotFitAreRefused) {
   PoolSpec s = spec();
   s.areas[0].name = std::string(60, 'x');

@@ -191,6 +191,7 @@ TEST_F(VfioContainer, AttachOfABusyGroupSaysItIsInUse) {
   EXPECT_EQ(e.code, Errc::io_error) << e.message;
   EXPECT_TRUE(contains(e.message, kRoot + "/10 is busy")) << e.message;
   EXPECT_TRUE(contains(e.message, "IOMMU group 10")) << e.message;
+  EXPECT_EQ(e.sys_errno, EBUSY) << "decided on the errno, kept for the caller";
   fake_->group(10).open_errno = 0;
   // The real case: another container (another pool) holds the group.
   ASSERT_TRUE(c.attach(kA, k64));
@@ -420,6 +421,7 @@ TEST_F(VfioContainer, AFailedMapDmaGivesTheIovaBackAndExplains) {
   auto full = c.map(buf, 4096, 4096, k64, "fourth");
   ASSERT_FALSE(full);
   EXPECT_TRUE(contains(full.error().message, "dma_entry_limit")) << full.error().message;
+  EXPECT_EQ(full.error().sys_errno, ENOSPC);
   EXPECT_EQ(c.report().mappings.size(), 3u);
   EXPECT_EQ(c.report().dma_avail, 0);
 }
@@ -596,6 +598,26 @@ TEST_F(VfioContainer, BarAccessThroughTheMmap) {
   EXPECT_EQ(c.read32(0, 6, 0).error().code, Errc::invalid_argument);
   EXPECT_EQ(c.read32(5, 0, 0).error().code, Errc::not_found);
   EXPECT_EQ(c.bar_size(0, 3).error().code, Errc::not_found);
+}
+
+TEST_F(VfioContainer, DeviceAccessIsTheDevicesOwn) {
+  Container& c = make();
+  ASSERT_TRUE(c.attach(kA, k64));
+  EXPECT_EQ(c.access(1).error().code, Errc::not_found);
+  EXPECT_EQ(c.access(-1).error().code, Errc::not_found);
+  auto d = c.access(0);
+  ASSERT_TRUE(d);
+  EXPECT_EQ((*d)->info().bdf, c.device(0).bdf);
+  ASSERT_TRUE((*d)->write32(0, 0x30, 0x11223344));
+  auto v = c.read32(0, 0, 0x30);  // the by-index call reaches the same device
+  ASSERT_TRUE(v);
+  EXPECT_EQ(*v, 0x11223344u);
+  std::uint16_t vendor = 0;
+  ASSERT_TRUE((*d)->config_read(0, &vendor, sizeof vendor));
+  std::uint16_t vendor_by_index = 1;
+  ASSERT_TRUE(c.config_read(0, 0, &vendor_by_index, sizeof vendor_by_index));
+  EXPECT_EQ(vendor, vendor_by_index);
+  EXPECT_EQ((*d)->config_read(0xffffff, &vendor, sizeof vendor).error().code, Errc::invalid_argument);
 }
 
 TEST_F(VfioContainer, BarAccessThroughPreadPwriteWhenTheBarCannotBeMapped) {
