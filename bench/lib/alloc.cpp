@@ -9,9 +9,10 @@
 //   round:  for i in a fixed-seed random permutation of the slots:
 //              free slots[i]; slots[i] = alloc(size)        <- one "pair"
 //           sample = round time / live                       (ns per pair)
-//   one warm-up round, then `repetitions` rounds (101; quick 9); median and p99
-//   of the samples. A peer/size that has used its time budget (4 s; quick
-//   120 ms) stops after at least 21 (quick 2) measured rounds.
+//   one warm-up round, then `repetitions` rounds (kAllocRounds: 101; quick 9);
+//   median and p99 of the samples. A peer/size that has used its time budget
+//   (kAllocBudgetMs: 4 s; quick 120 ms) stops after at least kAllocMinRounds
+//   (21; quick 2) measured rounds.
 #include <gnu/libc-version.h>
 #include <numa.h>
 
@@ -24,6 +25,7 @@
 
 #include "bench.hpp"
 #include "numacma/numacma.hpp"
+#include "targets.hpp"
 
 namespace numacma::bench {
 
@@ -261,11 +263,11 @@ std::unique_ptr<AllocPeer> make_numacma_peer(Pool& pool, int node, std::string p
 
 bool time_pairs(AllocPeer& peer, const AllocOptions& o, std::size_t size, std::size_t align, Summary* out,
                 std::string* why) {
-  const unsigned reps = o.repetitions != 0 ? o.repetitions : (o.quick ? 9u : 101u);
+  const unsigned reps = kAllocRounds.pick(o.repetitions, o.quick);
   const std::vector<std::uint32_t> order = slot_order(o.live, reps + 1);
   using clock = std::chrono::steady_clock;
-  const std::size_t min_rounds = o.quick ? 2 : 21;
-  const auto budget = o.quick ? std::chrono::milliseconds(120) : std::chrono::milliseconds(4000);
+  const std::size_t min_rounds = kAllocMinRounds.pick(0, o.quick);
+  const auto budget = std::chrono::milliseconds(kAllocBudgetMs.pick(0, o.quick));
   if (!peer.fill(o.live, size, align, why)) {
     peer.drain();
     return false;

@@ -22,6 +22,7 @@
 //            inside an update (numacma::reap, Pool::attach)
 //
 // Results are plain structs; the CLI prints them as tables or JSON lines.
+// Targets and default run lengths: targets.hpp.
 #pragma once
 
 #include <cstddef>
@@ -30,6 +31,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "targets.hpp"
 
 namespace numacma {
 class Pool;
@@ -65,8 +68,8 @@ std::size_t a6_alignment(std::size_t bytes);
 struct AllocOptions {
   bool quick = false;
   std::vector<std::size_t> sizes = {4096, 16384, 65536, 262144};
-  std::size_t live = 1024;       ///< buffers kept live
-  unsigned repetitions = 0;      ///< 0: 101 (quick: 9)
+  std::size_t live = kLive;      ///< buffers kept live
+  unsigned repetitions = 0;      ///< 0: kAllocRounds (101, quick: 9)
   std::string backing = "sim";   ///< numacma's backing: sim | anon | hugetlb | auto
   std::string sysfs_root = "/sys";
   std::vector<std::string> peers = {"numacma",      "numacma-nozero", "dpdk", "dpdk-align64", "dpdk-zmalloc",
@@ -131,7 +134,7 @@ bool time_pairs(AllocPeer& peer, const AllocOptions& o, std::size_t size, std::s
                 std::string* why);
 
 /** The fixed-seed random slot order the workload uses (one permutation per round). */
-std::vector<std::uint32_t> slot_order(std::size_t live, unsigned rounds, std::uint64_t seed = 42);
+std::vector<std::uint32_t> slot_order(std::size_t live, unsigned rounds, std::uint64_t seed = kSeed);
 
 /** The SVG grouped bar chart of an alloc report (log scale, ns per pair). */
 std::string alloc_svg(const AllocReport& r);
@@ -140,14 +143,14 @@ std::string alloc_svg(const AllocReport& r);
 struct PoolBenchOptions {
   bool quick = false;
   std::vector<std::size_t> objects = {64, 512, 4096};
-  std::size_t live = 1024;       ///< objects kept live per thread
-  unsigned rounds = 0;           ///< measured rounds per thread; 0: 10001 (quick: 9), after 101 (quick: 1) warm-up rounds
+  std::size_t live = kLive;      ///< objects kept live per thread
+  unsigned rounds = 0;           ///< measured rounds per thread; 0: kPoolRounds, after kPoolWarmupRounds
   std::string backing = "sim";   ///< numacma's pool backing
   std::string sysfs_root = "/sys";
   std::string attach;            ///< a shared pool's name: numacma's rows on Pool::attach(attach)
   std::vector<std::string> peers = {"numacma", "dpdk-mempool", "glibc"};
   /** A case's time budget in ms: once used, the case stops after min rounds
-   *  (1001, quick: 2) measured rounds. 0: 1000 (quick: 200). */
+   *  kPoolMinRounds (1001, quick: 2) measured rounds. 0: kPoolBudgetMs (1000, quick: 200). */
   unsigned budget_ms = 0;
   /** Tests only (bench_pool_stop_test): called by every worker thread between
    *  each round's barrier and its reading of whether that round runs, with
@@ -242,9 +245,9 @@ ScalingReport run_scaling(const ScalingOptions& o);
 // ---- reserve -----------------------------------------------------------------
 struct ReserveOptions {
   bool quick = false;
-  std::uint64_t bytes = 0;        ///< 0: 1 GiB (quick: 64 MiB)
+  std::uint64_t bytes = 0;        ///< 0: kReserveMiB (1 GiB, quick: 64 MiB)
   bool grow_hugepages = false;    ///< root: raise nr_hugepages for the run, then restore
-  unsigned repetitions = 0;       ///< 0: 5 (quick: 3)
+  unsigned repetitions = 0;       ///< 0: kReserveReps (5, quick: 3)
 };
 struct ReserveResult {
   std::string who;                ///< "numacma" | "mmap"
@@ -265,8 +268,8 @@ ReserveReport run_reserve(const ReserveOptions& o);
 // ---- cmdq ----------------------------------------------------------------------
 struct CmdqOptions {
   bool quick = false;
-  unsigned batch = 16;            ///< commands per batch, the last one SYNC
-  unsigned rounds = 0;            ///< 0: 20000 (quick: 2000)
+  unsigned batch = kCmdqBatch;    ///< commands per batch, the last one SYNC
+  unsigned rounds = 0;            ///< 0: kCmdqRounds (20000, quick: 2000)
   std::string sysfs_root = "/sys";
   std::string backing = "auto";
   std::vector<std::string> vfio;  ///< BDFs bound to vfio-pci: the queue's pool in vfio mode
@@ -292,9 +295,9 @@ CmdqReport run_cmdq(const CmdqOptions& o);
 struct SharedOptions {
   bool quick = false;
   std::vector<std::size_t> sizes = {4096, 16384, 65536, 262144};
-  std::size_t live = 1024;       ///< buffers kept live by the measured process
-  unsigned repetitions = 0;      ///< alloc rounds; 0: 101 (quick: 9)
-  unsigned kills = 0;            ///< children killed per recovery case; 0: 31 (quick: 3)
+  std::size_t live = kLive;      ///< buffers kept live by the measured process
+  unsigned repetitions = 0;      ///< alloc rounds; 0: kAllocRounds (101, quick: 9)
+  unsigned kills = 0;            ///< children killed per recovery case; 0: kSharedKills (31, quick: 3)
   std::string backing = "sim";   ///< of both pools: sim | anon | hugetlb | auto
   bool busy = true;              ///< also the row with a second process allocating
 };

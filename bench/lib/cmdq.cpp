@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "bench.hpp"
+#include "targets.hpp"
 #include "numacma/numacma.hpp"
 #include "topology/topology.hpp"
 
@@ -112,7 +113,7 @@ std::vector<double> run_queue(void* buf, int driver_cpu, int device_cpu, unsigne
 
 CmdqReport run_cmdq(const CmdqOptions& o) {
   CmdqReport rep;
-  const unsigned rounds = o.rounds != 0 ? o.rounds : (o.quick ? 2000u : 20000u);
+  const unsigned rounds = kCmdqRounds.pick(o.rounds, o.quick);
   const unsigned batch = std::max(2u, std::min(o.batch, kRing));
   Result<topo::Topology> t = topo::Topology::from_sysfs(o.sysfs_root);
   if (!t) {

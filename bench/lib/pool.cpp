@@ -16,8 +16,9 @@
 //     other allocated. 101 warm-up rounds (quick: 1), then 10001 measured rounds
 //     (quick: 9): a round of 1024 pairs lasts only some microseconds, so the
 //     samples of a case spread over 0.1 s or more; a case that has run for 1 s
-//     (quick: 0.2 s) stops once it has 1001 (quick: 2) measured rounds. Both
-//     threads' samples are pooled into one median and p99.
+//     (quick: 0.2 s) stops once it has 1001 (quick: 2) measured rounds (these
+//     numbers: targets.hpp, kPool*). Both threads' samples are pooled into one
+//     median and p99.
 #include <gnu/libc-version.h>
 #include <sched.h>
 
@@ -31,6 +32,7 @@
 #include <thread>
 
 #include "bench.hpp"
+#include "targets.hpp"
 #include "numacma/dma_pool.hpp"
 #include "numacma/numacma.hpp"
 
@@ -269,15 +271,15 @@ std::unique_ptr<PoolPeer> make_pool_peer(const std::string& name) {
 
 PoolBenchReport run_pool(const PoolBenchOptions& o) {
   PoolBenchReport rep;
-  const unsigned rounds = o.rounds != 0 ? o.rounds : (o.quick ? 9u : 10001u);
-  const unsigned warmup = o.quick ? 1u : 101u;
+  const unsigned rounds = kPoolRounds.pick(o.rounds, o.quick);
+  const unsigned warmup = kPoolWarmupRounds.pick(0, o.quick);
   // A case that has used its time budget stops after at least min_rounds measured rounds.
-  const std::size_t min_rounds = o.quick ? 2 : 1001;
-  const auto budget = std::chrono::milliseconds(o.budget_ms != 0 ? o.budget_ms : o.quick ? 200u : 1000u);
+  const std::size_t min_rounds = kPoolMinRounds.pick(0, o.quick);
+  const auto budget = std::chrono::milliseconds(kPoolBudgetMs.pick(o.budget_ms, o.quick));
   constexpr unsigned kMaxThreads = 2;
   constexpr unsigned kPermutations = 64;  // used in turn: 256 KiB of indexes per thread
   std::vector<std::vector<std::uint32_t>> orders;
-  for (unsigned t = 0; t < kMaxThreads; ++t) orders.push_back(slot_order(o.live, kPermutations, 42 + t));
+  for (unsigned t = 0; t < kMaxThreads; ++t) orders.push_back(slot_order(o.live, kPermutations, kSeed + t));
 
   const std::vector<int> allowed = allowed_cpus();
   std::vector<int> cpus;

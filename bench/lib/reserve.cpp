@@ -16,6 +16,7 @@
 #include <fstream>
 
 #include "bench.hpp"
+#include "targets.hpp"
 #include "numacma/numacma.hpp"
 
 namespace numacma::bench {
@@ -43,8 +44,8 @@ constexpr std::uint64_t kHuge = 2ULL << 20;
 ReserveReport run_reserve(const ReserveOptions& o) {
   using clock = std::chrono::steady_clock;
   ReserveReport rep;
-  rep.bytes = o.bytes != 0 ? o.bytes : (o.quick ? 64ULL << 20 : 1ULL << 30);
-  const unsigned reps = o.repetitions != 0 ? o.repetitions : (o.quick ? 3u : 5u);
+  rep.bytes = o.bytes != 0 ? o.bytes : std::uint64_t{kReserveMiB.pick(0, o.quick)} << 20;
+  const unsigned reps = kReserveReps.pick(o.repetitions, o.quick);
   const long need = static_cast<long>(rep.bytes / kHuge);
 
   long restore = -1;

@@ -44,6 +44,7 @@
 #include <random>
 
 #include "bench.hpp"
+#include "targets.hpp"
 #include "core/area.hpp"
 
 namespace numacma::bench {
@@ -190,7 +191,7 @@ class Scenario {
 
 ScalingReport run_scaling(const ScalingOptions& o) {
   ScalingReport rep;
-  const unsigned rounds = o.quick ? 15 : 1001;
+  const unsigned rounds = kScalingRounds.pick(0, o.quick);
   rep.workload =
       "core::Area filled with 64K blocks, 1 in 64 freed at random (again before every round); "
       "pairs of (free a random live block, alloc 64K first-fit); "

@@ -15,6 +15,7 @@
 #include "cli_util.hpp"
 #include "commands.hpp"
 #include "os/os.hpp"
+#include "targets.hpp"  // bench/lib: the defaults the help names (also without bench/)
 #include "topology/topology.hpp"
 
 #ifdef NUMACMA_WITH_BENCH
@@ -35,7 +36,7 @@ struct BenchArgs {
   unsigned reps = 0;
   bool grow_hugepages = false;
   std::string cmdq_backing = "auto";
-  unsigned batch = 16;
+  unsigned batch = bench::kCmdqBatch;
   std::vector<std::string> vfio;  // --vfio BDF (alloc, cmdq)
   unsigned kills = 0;             // shared: kills per recovery case
   bool no_busy = false;           // shared: leave out the row with a busy second process
@@ -511,6 +512,11 @@ void run_cmdq(const BenchArgs& a) {
 void run_shared(const BenchArgs&) { not_built("shared"); }
 #endif
 
+/** " (default N, --quick M)" of a help line. */
+std::string defaults(const bench::Reps& r) {
+  return " (default " + std::to_string(r.normal) + ", --quick " + std::to_string(r.quick) + ")";
+}
+
 }  // namespace
 
 void register_bench(CLI::App& app) {
@@ -536,7 +542,7 @@ void register_bench(CLI::App& app) {
                     "glibc, libnuma); repeatable")
       ->check(CLI::IsMember({"numacma", "numacma-nozero", "dpdk", "dpdk-align64", "dpdk-zmalloc", "dpdk-memzone",
                              "glibc", "libnuma"}));
-  alloc->add_option("--reps", a->reps, "rounds of 1024 pairs (default 101, --quick 9)");
+  alloc->add_option("--reps", a->reps, "rounds of " + std::to_string(bench::kLive) + " pairs" + defaults(bench::kAllocRounds));
   alloc->add_option("--pool", a->pool_name,
                     "numacma's rows on the shared pool NAME (Pool::attach; numacma reserve) instead of its own");
   alloc->add_option("--vfio", a->vfio,
@@ -555,7 +561,8 @@ void register_bench(CLI::App& app) {
                    "the DmaPool over the shared pool NAME (Pool::attach; numacma reserve) instead of its own");
   pool->add_option("--peer", a->peers, "only these peers (numacma, dpdk-mempool, glibc); repeatable")
       ->check(CLI::IsMember({"numacma", "dpdk-mempool", "glibc"}));
-  pool->add_option("--reps", a->reps, "measured rounds of 1024 pairs per thread (default 10001, --quick 9)");
+  pool->add_option("--reps", a->reps,
+                   "measured rounds of " + std::to_string(bench::kLive) + " pairs per thread" + defaults(bench::kPoolRounds));
   pool->callback([a] { run_pool(*a); });
 
   CLI::App* scaling = cmd->add_subcommand(
@@ -564,21 +571,23 @@ void register_bench(CLI::App& app) {
   scaling->callback([a] { run_scaling(*a); });
 
   CLI::App* reserve = cmd->add_subcommand(
-      "reserve", "reserve + populate 1 GiB (--quick: 64 MiB): numacma vs plain mmap");
+      "reserve", "reserve + populate " + std::to_string(bench::kReserveMiB.normal >> 10) + " GiB (--quick: " +
+                     std::to_string(bench::kReserveMiB.quick) + " MiB): numacma vs plain mmap");
   common(reserve);
   reserve->add_flag("--grow-hugepages", a->grow_hugepages,
                     "root: raise /proc/sys/vm/nr_hugepages for the run and restore it afterwards");
-  reserve->add_option("--reps", a->reps, "repetitions (default 5, --quick 3)");
+  reserve->add_option("--reps", a->reps, "repetitions" + defaults(bench::kReserveReps));
   reserve->callback([a] { run_reserve(*a); });
 
   CLI::App* cmdq = cmd->add_subcommand(
       "cmdq", "command-queue SYNC round trip, queue on the device's node vs every other node");
   common(cmdq);
-  cmdq->add_option("--batch", a->batch, "commands per batch, the last one SYNC (default 16)")
+  cmdq->add_option("--batch", a->batch,
+                   "commands per batch, the last one SYNC (default " + std::to_string(bench::kCmdqBatch) + ")")
       ->check(CLI::Range(2, 256));
   cmdq->add_option("--backing", a->cmdq_backing, "backing of the queue's pool (default auto)")
       ->check(CLI::IsMember({"anon", "hugetlb", "auto"}));
-  cmdq->add_option("--rounds", a->reps, "batches (default 20000, --quick 2000)");
+  cmdq->add_option("--rounds", a->reps, "batches" + defaults(bench::kCmdqRounds));
   cmdq->add_option("--vfio", a->vfio, "BDF bound to vfio-pci: the queue's pool in vfio mode (repeatable)");
   cmdq->callback([a] { run_cmdq(*a); });
 
@@ -588,8 +597,9 @@ void register_bench(CLI::App& app) {
   common(shared);
   shared->add_option("--backing", a->backing, "backing of both pools (default sim)")
       ->check(CLI::IsMember({"sim", "anon", "hugetlb", "auto"}));
-  shared->add_option("--reps", a->reps, "alloc rounds of 1024 pairs (default 101, --quick 9)");
-  shared->add_option("--kills", a->kills, "children killed per recovery case (default 31, --quick 3)")
+  shared->add_option("--reps", a->reps,
+                     "alloc rounds of " + std::to_string(bench::kLive) + " pairs" + defaults(bench::kAllocRounds));
+  shared->add_option("--kills", a->kills, "children killed per recovery case" + defaults(bench::kSharedKills))
       ->check(CLI::Range(1, 100000));
   shared->add_flag("--no-busy", a->no_busy, "leave out the row with a second process allocating");
   shared->callback([a] { run_shared(*a); });
