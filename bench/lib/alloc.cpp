@@ -12,7 +12,7 @@
 //   one warm-up round, then `repetitions` rounds (kAllocRounds: 101; quick 9);
 //   median and p99 of the samples. A peer/size that has used its time budget
 //   (kAllocBudgetMs: 4 s; quick 120 ms) stops after at least kAllocMinRounds
-//   (21; quick 2) measured rounds.
+//   (21; quick 2) measured rounds. alloc_output() makes the rows.
 #include <gnu/libc-version.h>
 #include <numa.h>
 
@@ -350,6 +350,38 @@ AllocReport run_alloc(const AllocOptions& o) {
         rep.results[i].ratio = rep.results[i].median_ns / numacma_median;
   }
   return rep;
+}
+
+Output alloc_output(const AllocOptions& o, const AllocReport& r) {
+  Section s;
+  const unsigned rounds = kAllocRounds.pick(o.repetitions, o.quick);
+  s.intro = {
+      "numacma bench alloc: " + std::to_string(o.live) + " live buffers, free + re-allocate in random order (seed " +
+          std::to_string(kSeed) + "),",
+      "ns per alloc+free pair over " + std::to_string(rounds) + " rounds of " + std::to_string(o.live) +
+          " pairs (slow peers: at least " + std::to_string(kAllocMinRounds.pick(0, o.quick)) + ", " +
+          num(kAllocBudgetMs.pick(0, o.quick) / 1e3, "%g") + " s budget" + (o.quick ? "; --quick" : "") +
+          "); numacma backing: " + (r.numacma_backing.empty() ? "(none)" : r.numacma_backing) +
+          "; ratio = peer median / numacma median",
+      ""};
+  s.configurations_title = "configurations (at " + (r.results.empty() ? "-" : size_text(r.results.back().size)) +
+                           "; the align column gives each size's alignment)";
+  for (const AllocResult& x : r.results) {
+    Row w;
+    w.bench = "alloc";
+    w.cases = {col("peer", x.peer, x.peer), col("size", x.size, size_text(x.size)),
+               col("align", x.align, size_text(x.align))};
+    w.peer = x.peer;
+    w.config = x.config;
+    w.skipped = x.skipped;
+    w.reason = x.reason;
+    w.median_ns = x.median_ns;
+    w.p99_ns = x.p99_ns;
+    w.ratio = x.ratio;
+    if (x.peer == "libnuma" && x.align < a6_alignment(x.size)) w.note = "page-aligned only";
+    s.rows.push_back(std::move(w));
+  }
+  return {{std::move(s)}};
 }
 
 }  // namespace numacma::bench

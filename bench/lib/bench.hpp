@@ -21,8 +21,9 @@
 //            busy; and the time to recover a 64 MiB area from a process killed
 //            inside an update (numacma::reap, Pool::attach)
 //
-// Results are plain structs; the CLI prints them as tables or JSON lines.
-// Targets and default run lengths: targets.hpp.
+// Results are plain structs (the plots read them); each benchmark's *_output()
+// turns its report into rows (rows.hpp) that one renderer prints as a text
+// table or as JSON lines. Targets and default run lengths: targets.hpp.
 #pragma once
 
 #include <cstddef>
@@ -32,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "rows.hpp"
 #include "targets.hpp"
 
 namespace numacma {
@@ -96,6 +98,8 @@ struct AllocReport {
 };
 
 AllocReport run_alloc(const AllocOptions& o);
+/** The rows: by size, then peer; configurations above the table. */
+Output alloc_output(const AllocOptions& o, const AllocReport& r);
 
 /** One peer's allocator, as the alloc workload drives it (also numacma_gbench). */
 class AllocPeer {
@@ -179,6 +183,8 @@ struct PoolBenchReport {
 };
 
 PoolBenchReport run_pool(const PoolBenchOptions& o);
+/** The rows, and a text-only summary: 2 threads' throughput relative to 1 (numacma's target). */
+Output pool_output(const PoolBenchOptions& o, const PoolBenchReport& r);
 
 /** One peer of the pool workload. The workload creates the peer's pool per
  *  case, starts one thread per slot set, and runs rounds on the sets. */
@@ -241,6 +247,7 @@ struct ScalingReport {
   std::string workload;
 };
 ScalingReport run_scaling(const ScalingOptions& o);
+Output scaling_output(const ScalingOptions& o, const ScalingReport& r);
 
 // ---- reserve -----------------------------------------------------------------
 struct ReserveOptions {
@@ -264,6 +271,7 @@ struct ReserveReport {
   std::vector<ReserveResult> results;
 };
 ReserveReport run_reserve(const ReserveOptions& o);
+Output reserve_output(const ReserveOptions& o, const ReserveReport& r);
 
 // ---- cmdq ----------------------------------------------------------------------
 struct CmdqOptions {
@@ -290,6 +298,7 @@ struct CmdqReport {
   std::string error;
 };
 CmdqReport run_cmdq(const CmdqOptions& o);
+Output cmdq_output(const CmdqOptions& o, const CmdqReport& r);
 
 // ---- shared ------------------------------------------------------------------
 struct SharedOptions {
@@ -342,5 +351,7 @@ struct SharedReport {
 };
 
 SharedReport run_shared(const SharedOptions& o);
+/** Two sections: alloc (private vs attached), recovery (shared_rows.cpp). */
+Output shared_output(const SharedOptions& o, const SharedReport& r);
 
 }  // namespace numacma::bench
