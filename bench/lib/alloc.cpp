@@ -9,9 +9,10 @@
 //   round:  for i in a fixed-seed random permutation of the slots:
 //              free slots[i]; slots[i] = alloc(size)        <- one "pair"
 //           sample = round time / live                       (ns per pair)
-//   one warm-up round, then `repetitions` rounds (101; quick 9); median and p99
-//   of the samples. A peer/size that has used its time budget (4 s; quick
-//   120 ms) stops after at least 21 (quick 2) measured rounds.
+//   one warm-up round, then `repetitions` rounds (kAllocRounds: 101; quick 9);
+//   median and p99 of the samples. A peer/size that has used its time budget
+//   (kAllocBudgetMs: 4 s; quick 120 ms) stops after at least kAllocMinRounds
+//   (21; quick 2) measured rounds. alloc_output() makes the rows.
 #include <gnu/libc-version.h>
 #include <numa.h>
 
@@ -24,6 +25,7 @@
 
 #include "bench.hpp"
 #include "numacma/numacma.hpp"
+#include "targets.hpp"
 
 namespace numacma::bench {
 
@@ -261,11 +263,11 @@ std::unique_ptr<AllocPeer> make_numacma_peer(Pool& pool, int node, std::string p
 
 bool time_pairs(AllocPeer& peer, const AllocOptions& o, std::size_t size, std::size_t align, Summary* out,
                 std::string* why) {
-  const unsigned reps = o.repetitions != 0 ? o.repetitions : (o.quick ? 9u : 101u);
+  const unsigned reps = kAllocRounds.pick(o.repetitions, o.quick);
   const std::vector<std::uint32_t> order = slot_order(o.live, reps + 1);
   using clock = std::chrono::steady_clock;
-  const std::size_t min_rounds = o.quick ? 2 : 21;
-  const auto budget = o.quick ? std::chrono::milliseconds(120) : std::chrono::milliseconds(4000);
+  const std::size_t min_rounds = kAllocMinRounds.pick(0, o.quick);
+  const auto budget = std::chrono::milliseconds(kAllocBudgetMs.pick(0, o.quick));
   if (!peer.fill(o.live, size, align, why)) {
     peer.drain();
     return false;
@@ -348,6 +350,38 @@ AllocReport run_alloc(const AllocOptions& o) {
         rep.results[i].ratio = rep.results[i].median_ns / numacma_median;
   }
   return rep;
+}
+
+Output alloc_output(const AllocOptions& o, const AllocReport& r) {
+  Section s;
+  const unsigned rounds = kAllocRounds.pick(o.repetitions, o.quick);
+  s.intro = {
+      "numacma bench alloc: " + std::to_string(o.live) + " live buffers, free + re-allocate in random order (seed " +
+          std::to_string(kSeed) + "),",
+      "ns per alloc+free pair over " + std::to_string(rounds) + " rounds of " + std::to_string(o.live) +
+          " pairs (slow peers: at least " + std::to_string(kAllocMinRounds.pick(0, o.quick)) + ", " +
+          num(kAllocBudgetMs.pick(0, o.quick) / 1e3, "%g") + " s budget" + (o.quick ? "; --quick" : "") +
+          "); numacma backing: " + (r.numacma_backing.empty() ? "(none)" : r.numacma_backing) +
+          "; ratio = peer median / numacma median",
+      ""};
+  s.configurations_title = "configurations (at " + (r.results.empty() ? "-" : size_text(r.results.back().size)) +
+                           "; the align column gives each size's alignment)";
+  for (const AllocResult& x : r.results) {
+    Row w;
+    w.bench = "alloc";
+    w.cases = {col("peer", x.peer, x.peer), col("size", x.size, size_text(x.size)),
+               col("align", x.align, size_text(x.align))};
+    w.peer = x.peer;
+    w.config = x.config;
+    w.skipped = x.skipped;
+    w.reason = x.reason;
+    w.median_ns = x.median_ns;
+    w.p99_ns = x.p99_ns;
+    w.ratio = x.ratio;
+    if (x.peer == "libnuma" && x.align < a6_alignment(x.size)) w.note = "page-aligned only";
+    s.rows.push_back(std::move(w));
+  }
+  return {{std::move(s)}};
 }
 
 }  // namespace numacma::bench

@@ -21,7 +21,9 @@
 //            busy; and the time to recover a 64 MiB area from a process killed
 //            inside an update (numacma::reap, Pool::attach)
 //
-// Results are plain structs; the CLI prints them as tables or JSON lines.
+// Results are plain structs (the plots read them); each benchmark's *_output()
+// turns its report into rows (rows.hpp) that one renderer prints as a text
+// table or as JSON lines. Targets and default run lengths: targets.hpp.
 #pragma once
 
 #include <cstddef>
@@ -30,6 +32,9 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "rows.hpp"
+#include "targets.hpp"
 
 namespace numacma {
 class Pool;
@@ -65,8 +70,8 @@ std::size_t a6_alignment(std::size_t bytes);
 struct AllocOptions {
   bool quick = false;
   std::vector<std::size_t> sizes = {4096, 16384, 65536, 262144};
-  std::size_t live = 1024;       ///< buffers kept live
-  unsigned repetitions = 0;      ///< 0: 101 (quick: 9)
+  std::size_t live = kLive;      ///< buffers kept live
+  unsigned repetitions = 0;      ///< 0: kAllocRounds (101, quick: 9)
   std::string backing = "sim";   ///< numacma's backing: sim | anon | hugetlb | auto
   std::string sysfs_root = "/sys";
   std::vector<std::string> peers = {"numacma",      "numacma-nozero", "dpdk", "dpdk-align64", "dpdk-zmalloc",
@@ -93,6 +98,8 @@ struct AllocReport {
 };
 
 AllocReport run_alloc(const AllocOptions& o);
+/** The rows: by size, then peer; configurations above the table. */
+Output alloc_output(const AllocOptions& o, const AllocReport& r);
 
 /** One peer's allocator, as the alloc workload drives it (also numacma_gbench). */
 class AllocPeer {
@@ -131,7 +138,7 @@ bool time_pairs(AllocPeer& peer, const AllocOptions& o, std::size_t size, std::s
                 std::string* why);
 
 /** The fixed-seed random slot order the workload uses (one permutation per round). */
-std::vector<std::uint32_t> slot_order(std::size_t live, unsigned rounds, std::uint64_t seed = 42);
+std::vector<std::uint32_t> slot_order(std::size_t live, unsigned rounds, std::uint64_t seed = kSeed);
 
 /** The SVG grouped bar chart of an alloc report (log scale, ns per pair). */
 std::string alloc_svg(const AllocReport& r);
@@ -140,14 +147,14 @@ std::string alloc_svg(const AllocReport& r);
 struct PoolBenchOptions {
   bool quick = false;
   std::vector<std::size_t> objects = {64, 512, 4096};
-  std::size_t live = 1024;       ///< objects kept live per thread
-  unsigned rounds = 0;           ///< measured rounds per thread; 0: 10001 (quick: 9), after 101 (quick: 1) warm-up rounds
+  std::size_t live = kLive;      ///< objects kept live per thread
+  unsigned rounds = 0;           ///< measured rounds per thread; 0: kPoolRounds, after kPoolWarmupRounds
   std::string backing = "sim";   ///< numacma's pool backing
   std::string sysfs_root = "/sys";
   std::string attach;            ///< a shared pool's name: numacma's rows on Pool::attach(attach)
   std::vector<std::string> peers = {"numacma", "dpdk-mempool", "glibc"};
   /** A case's time budget in ms: once used, the case stops after min rounds
-   *  (1001, quick: 2) measured rounds. 0: 1000 (quick: 200). */
+   *  kPoolMinRounds (1001, quick: 2) measured rounds. 0: kPoolBudgetMs (1000, quick: 200). */
   unsigned budget_ms = 0;
   /** Tests only (bench_pool_stop_test): called by every worker thread between
    *  each round's barrier and its reading of whether that round runs, with
@@ -176,6 +183,8 @@ struct PoolBenchReport {
 };
 
 PoolBenchReport run_pool(const PoolBenchOptions& o);
+/** The rows, and a text-only summary: 2 threads' throughput relative to 1 (numacma's target). */
+Output pool_output(const PoolBenchOptions& o, const PoolBenchReport& r);
 
 /** One peer of the pool workload. The workload creates the peer's pool per
  *  case, starts one thread per slot set, and runs rounds on the sets. */
@@ -238,13 +247,14 @@ struct ScalingReport {
   std::string workload;
 };
 ScalingReport run_scaling(const ScalingOptions& o);
+Output scaling_output(const ScalingOptions& o, const ScalingReport& r);
 
 // ---- reserve -----------------------------------------------------------------
 struct ReserveOptions {
   bool quick = false;
-  std::uint64_t bytes = 0;        ///< 0: 1 GiB (quick: 64 MiB)
+  std::uint64_t bytes = 0;        ///< 0: kReserveMiB (1 GiB, quick: 64 MiB)
   bool grow_hugepages = false;    ///< root: raise nr_hugepages for the run, then restore
-  unsigned repetitions = 0;       ///< 0: 5 (quick: 3)
+  unsigned repetitions = 0;       ///< 0: kReserveReps (5, quick: 3)
 };
 struct ReserveResult {
   std::string who;                ///< "numacma" | "mmap"
@@ -261,12 +271,13 @@ struct ReserveReport {
   std::vector<ReserveResult> results;
 };
 ReserveReport run_reserve(const ReserveOptions& o);
+Output reserve_output(const ReserveOptions& o, const ReserveReport& r);
 
 // ---- cmdq ----------------------------------------------------------------------
 struct CmdqOptions {
   bool quick = false;
-  unsigned batch = 16;            ///< commands per batch, the last one SYNC
-  unsigned rounds = 0;            ///< 0: 20000 (quick: 2000)
+  unsigned batch = kCmdqBatch;    ///< commands per batch, the last one SYNC
+  unsigned rounds = 0;            ///< 0: kCmdqRounds (20000, quick: 2000)
   std::string sysfs_root = "/sys";
   std::string backing = "auto";
   std::vector<std::string> vfio;  ///< BDFs bound to vfio-pci: the queue's pool in vfio mode
@@ -287,14 +298,15 @@ struct CmdqReport {
   std::string error;
 };
 CmdqReport run_cmdq(const CmdqOptions& o);
+Output cmdq_output(const CmdqOptions& o, const CmdqReport& r);
 
 // ---- shared ------------------------------------------------------------------
 struct SharedOptions {
   bool quick = false;
   std::vector<std::size_t> sizes = {4096, 16384, 65536, 262144};
-  std::size_t live = 1024;       ///< buffers kept live by the measured process
-  unsigned repetitions = 0;      ///< alloc rounds; 0: 101 (quick: 9)
-  unsigned kills = 0;            ///< children killed per recovery case; 0: 31 (quick: 3)
+  std::size_t live = kLive;      ///< buffers kept live by the measured process
+  unsigned repetitions = 0;      ///< alloc rounds; 0: kAllocRounds (101, quick: 9)
+  unsigned kills = 0;            ///< children killed per recovery case; 0: kSharedKills (31, quick: 3)
   std::string backing = "sim";   ///< of both pools: sim | anon | hugetlb | auto
   bool busy = true;              ///< also the row with a second process allocating
 };
@@ -339,5 +351,7 @@ struct SharedReport {
 };
 
 SharedReport run_shared(const SharedOptions& o);
+/** Two sections: alloc (private vs attached), recovery (shared_rows.cpp). */
+Output shared_output(const SharedOptions& o, const SharedReport& r);
 
 }  // namespace numacma::bench

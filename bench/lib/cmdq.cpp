@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "bench.hpp"
+#include "targets.hpp"
 #include "numacma/numacma.hpp"
 #include "topology/topology.hpp"
 
@@ -112,7 +113,7 @@ std::vector<double> run_queue(void* buf, int driver_cpu, int device_cpu, unsigne
 
 CmdqReport run_cmdq(const CmdqOptions& o) {
   CmdqReport rep;
-  const unsigned rounds = o.rounds != 0 ? o.rounds : (o.quick ? 2000u : 20000u);
+  const unsigned rounds = kCmdqRounds.pick(o.rounds, o.quick);
   const unsigned batch = std::max(2u, std::min(o.batch, kRing));
   Result<topo::Topology> t = topo::Topology::from_sysfs(o.sysfs_root);
   if (!t) {
@@ -186,6 +187,38 @@ CmdqReport run_cmdq(const CmdqOptions& o) {
     rep.results.push_back(r);
   }
   return rep;
+}
+
+Output cmdq_output(const CmdqOptions& o, const CmdqReport& r) {
+  Section s;
+  s.intro = {"numacma bench cmdq: batches of " + std::to_string(o.batch) +
+                 " commands (16 bytes) ending in SYNC; round trip until",
+             "the completion word is seen; ratio = median / median with the queue on the device's node; " +
+                 std::to_string(kCmdqRounds.pick(o.rounds, o.quick)) + " batches"};
+  if (!r.note.empty()) s.intro.push_back(r.note);
+  s.intro.push_back("");
+  for (const CmdqResult& x : r.results) {
+    Row w;
+    w.bench = "cmdq";
+    w.cases = {json_col("driver_node", x.driver_node), json_col("driver_cpu", x.driver_cpu),
+               text_col("driver (node/cpu)", std::to_string(x.driver_node) + "/" + std::to_string(x.driver_cpu)),
+               json_col("device_node", x.device_node), json_col("device_cpu", x.device_cpu),
+               text_col("device (node/cpu)", std::to_string(x.device_node) + "/" + std::to_string(x.device_cpu)),
+               {"queue_node", x.queue_node, "queue node", std::to_string(x.queue_node) + (x.local ? " (local)" : "")},
+               json_col("local", x.local), col("area", x.area, x.area), json_col("batch", o.batch)};
+    w.peer = "numacma";
+    w.config = "Pool::create(cma_pernuma=4M, backing " + o.backing + " (asked)" + (o.vfio.empty() ? "" : ", vfio") +
+               "); the ring: alloc_coherent(Device::on_node(" + std::to_string(x.queue_node) + "), area " + x.area +
+               "); driver thread on CPU " + std::to_string(x.driver_cpu) + ", device thread on CPU " +
+               std::to_string(x.device_cpu);
+    w.median_ns = x.median_ns;
+    w.p99_ns = x.p99_ns;
+    w.ratio = x.ratio;
+    if (!r.note.empty()) w.extra = {json_col("note", r.note)};
+    w.skipped_field = SkippedField::never;
+    s.rows.push_back(std::move(w));
+  }
+  return {{std::move(s)}};
 }
 
 }  // namespace numacma::bench

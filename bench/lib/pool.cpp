@@ -16,8 +16,9 @@
 //     other allocated. 101 warm-up rounds (quick: 1), then 10001 measured rounds
 //     (quick: 9): a round of 1024 pairs lasts only some microseconds, so the
 //     samples of a case spread over 0.1 s or more; a case that has run for 1 s
-//     (quick: 0.2 s) stops once it has 1001 (quick: 2) measured rounds. Both
-//     threads' samples are pooled into one median and p99.
+//     (quick: 0.2 s) stops once it has 1001 (quick: 2) measured rounds (these
+//     numbers: targets.hpp, kPool*). Both threads' samples are pooled into one
+//     median and p99. pool_output() makes the rows, and the 2-thread summary.
 #include <gnu/libc-version.h>
 #include <sched.h>
 
@@ -31,6 +32,7 @@
 #include <thread>
 
 #include "bench.hpp"
+#include "targets.hpp"
 #include "numacma/dma_pool.hpp"
 #include "numacma/numacma.hpp"
 
@@ -269,15 +271,15 @@ std::unique_ptr<PoolPeer> make_pool_peer(const std::string& name) {
 
 PoolBenchReport run_pool(const PoolBenchOptions& o) {
   PoolBenchReport rep;
-  const unsigned rounds = o.rounds != 0 ? o.rounds : (o.quick ? 9u : 10001u);
-  const unsigned warmup = o.quick ? 1u : 101u;
+  const unsigned rounds = kPoolRounds.pick(o.rounds, o.quick);
+  const unsigned warmup = kPoolWarmupRounds.pick(0, o.quick);
   // A case that has used its time budget stops after at least min_rounds measured rounds.
-  const std::size_t min_rounds = o.quick ? 2 : 1001;
-  const auto budget = std::chrono::milliseconds(o.budget_ms != 0 ? o.budget_ms : o.quick ? 200u : 1000u);
+  const std::size_t min_rounds = kPoolMinRounds.pick(0, o.quick);
+  const auto budget = std::chrono::milliseconds(kPoolBudgetMs.pick(o.budget_ms, o.quick));
   constexpr unsigned kMaxThreads = 2;
   constexpr unsigned kPermutations = 64;  // used in turn: 256 KiB of indexes per thread
   std::vector<std::vector<std::uint32_t>> orders;
-  for (unsigned t = 0; t < kMaxThreads; ++t) orders.push_back(slot_order(o.live, kPermutations, 42 + t));
+  for (unsigned t = 0; t < kMaxThreads; ++t) orders.push_back(slot_order(o.live, kPermutations, kSeed + t));
 
   const std::vector<int> allowed = allowed_cpus();
   std::vector<int> cpus;
@@ -358,6 +360,77 @@ PoolBenchReport run_pool(const PoolBenchOptions& o) {
     }
   }
   return rep;
+}
+
+namespace {
+
+/** The median of a pool case, or 0 when it is not in the report or was skipped. */
+double pool_median(const PoolBenchReport& r, const std::string& peer, std::size_t object, unsigned threads,
+                   bool cross) {
+  for (const auto& x : r.results)
+    if (x.peer == peer && x.object == object && x.threads == threads && x.cross == cross && !x.skipped)
+      return x.median_ns;
+  return 0;
+}
+
+}  // namespace
+
+Output pool_output(const PoolBenchOptions& o, const PoolBenchReport& r) {
+  Section s;
+  s.intro = {
+      "numacma bench pool: " + std::to_string(o.live) +
+          " live objects per thread, free + re-allocate in random order (seed " + std::to_string(kSeed) +
+          " + thread),",
+      "ns per alloc+free pair over " + std::to_string(kPoolRounds.pick(o.rounds, o.quick)) +
+          " rounds per thread after " + std::to_string(kPoolWarmupRounds.pick(0, o.quick)) + " warm-up round" +
+          (kPoolWarmupRounds.pick(0, o.quick) == 1 ? "" : "s") +
+          (o.quick ? " (--quick)" : "") + "; 2 threads: each with its own objects, or cross (the threads swap",
+      "their objects every round, so each frees what the other allocated); " + r.note + ";",
+      "numacma backing: " + (r.numacma_backing.empty() ? "(none)" : r.numacma_backing) +
+          "; ratio = peer median / numacma median (same object, threads, cross)",
+      ""};
+  s.configurations_title =
+      "configurations (at " + (r.results.empty() ? "-" : size_text(r.results.back().object)) + ", 2 threads)";
+  for (const PoolBenchResult& x : r.results) {
+    Row w;
+    w.bench = "pool";
+    w.cases = {col("peer", x.peer, x.peer), col("object", x.object, size_text(x.object)),
+               col("threads", x.threads, std::to_string(x.threads)),
+               col("cross", x.cross, x.threads == 1 ? "-" : x.cross ? "yes" : "no")};
+    w.peer = x.peer;
+    w.config = x.config;
+    w.skipped = x.skipped;
+    w.reason = x.reason;
+    w.median_ns = x.median_ns;
+    w.p99_ns = x.p99_ns;
+    w.ratio = x.ratio;
+    w.skipped_field = SkippedField::when_skipped;
+    s.rows.push_back(std::move(w));
+  }
+  // Text only: two threads' throughput relative to one (the target is numacma's).
+  Section t;
+  t.json = false;
+  t.timings = false;
+  const std::string target = ratio_target(">=", kPoolTwoThreadMinSpeedup);
+  t.intro = {"2-thread throughput relative to one thread (2 x median 1 thread / median 2 threads; target for",
+             "numacma, two threads on the same DmaPool: " + target + "):"};
+  for (const std::string& p : o.peers)
+    for (std::size_t obj : o.objects) {
+      const double m1 = pool_median(r, p, obj, 1, false);
+      const double m2 = pool_median(r, p, obj, 2, false), m2x = pool_median(r, p, obj, 2, true);
+      auto speedup = [&](double m) { return m1 <= 0 || m <= 0 ? 0.0 : 2 * m1 / m; };
+      auto cell = [](double v) { return v > 0 ? num(v, "%.2fx") : std::string("-"); };
+      Row w;
+      w.bench = "pool";
+      w.cases = {text_col("peer", p), text_col("object", size_text(obj)), text_col("own objects", cell(speedup(m2))),
+                 text_col("cross", cell(speedup(m2x)))};
+      if (p == "numacma" && speedup(m2) > 0) {
+        w.target = target;
+        w.met = speedup(m2) >= kPoolTwoThreadMinSpeedup;
+      }
+      t.rows.push_back(std::move(w));
+    }
+  return {{std::move(s), std::move(t)}};
 }
 
 }  // namespace numacma::bench

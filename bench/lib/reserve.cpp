@@ -16,6 +16,7 @@
 #include <fstream>
 
 #include "bench.hpp"
+#include "targets.hpp"
 #include "numacma/numacma.hpp"
 
 namespace numacma::bench {
@@ -43,8 +44,8 @@ constexpr std::uint64_t kHuge = 2ULL << 20;
 ReserveReport run_reserve(const ReserveOptions& o) {
   using clock = std::chrono::steady_clock;
   ReserveReport rep;
-  rep.bytes = o.bytes != 0 ? o.bytes : (o.quick ? 64ULL << 20 : 1ULL << 30);
-  const unsigned reps = o.repetitions != 0 ? o.repetitions : (o.quick ? 3u : 5u);
+  rep.bytes = o.bytes != 0 ? o.bytes : std::uint64_t{kReserveMiB.pick(0, o.quick)} << 20;
+  const unsigned reps = kReserveReps.pick(o.repetitions, o.quick);
   const long need = static_cast<long>(rep.bytes / kHuge);
 
   long restore = -1;
@@ -132,6 +133,36 @@ ReserveReport run_reserve(const ReserveOptions& o) {
   }
   rep.results = {n, m};
   return rep;
+}
+
+Output reserve_output(const ReserveOptions& o, const ReserveReport& r) {
+  (void)o;
+  Section s;
+  s.text_unit = s.json_unit = Unit::ms;
+  s.json_quantum = 0.01;
+  s.intro = {"numacma bench reserve: reserve + populate " + size_text(r.bytes) + "; " + r.note, ""};
+  for (const ReserveResult& x : r.results) {
+    Row w;
+    w.bench = "reserve";
+    w.cases = {col("who", x.who, x.who), col("how", x.how, x.how), json_col("bytes", r.bytes)};
+    w.peer = x.who;
+    w.config = x.who == "numacma"
+                   ? "Pool::create(cma=" + std::to_string(r.bytes >> 20) + "M, backing " + x.how +
+                         "): reserve + populate, the pool destroyed after each"
+                   : "mmap(" + size_text(r.bytes) + ", PROT_READ|PROT_WRITE, MAP_PRIVATE|" + x.how + ") + munmap";
+    w.skipped = x.skipped;
+    w.reason = x.reason;
+    w.median_ns = x.median_ms * 1e6;
+    w.p99_ns = x.p99_ms * 1e6;
+    w.ratio = x.ratio;
+    w.extra = {json_col("note", r.note)};
+    if (x.who == "numacma") {
+      w.target = ratio_target("<=", kReserveMaxRatio);
+      w.met = !x.skipped && x.ratio > 0 && x.ratio <= kReserveMaxRatio;
+    }
+    s.rows.push_back(std::move(w));
+  }
+  return {{std::move(s)}};
 }
 
 }  // namespace numacma::bench

@@ -44,6 +44,7 @@
 #include <random>
 
 #include "bench.hpp"
+#include "targets.hpp"
 #include "core/area.hpp"
 
 namespace numacma::bench {
@@ -190,7 +191,7 @@ class Scenario {
 
 ScalingReport run_scaling(const ScalingOptions& o) {
   ScalingReport rep;
-  const unsigned rounds = o.quick ? 15 : 1001;
+  const unsigned rounds = kScalingRounds.pick(0, o.quick);
   rep.workload =
       "core::Area filled with 64K blocks, 1 in 64 freed at random (again before every round); "
       "pairs of (free a random live block, alloc 64K first-fit); "
@@ -214,6 +215,40 @@ ScalingReport run_scaling(const ScalingOptions& o) {
   rep.large = large.result();
   if (rep.small.median_ns > 0) rep.ratio = rep.large.median_ns / rep.small.median_ns;
   return rep;
+}
+
+Output scaling_output(const ScalingOptions& o, const ScalingReport& r) {
+  (void)o;
+  Section s;
+  s.intro = {"numacma bench scaling: " + r.workload, ""};
+  s.outro = {"refills: pairs whose allocation got back the block the pair had just freed",
+             "ratio = median / the " + size_text(r.small.area_bytes) + " area's median; measured on CPU " +
+                 std::to_string(r.cpu)};
+  for (const ScalingResult* x : {&r.small, &r.large}) {
+    Row w;
+    w.bench = "scaling";
+    w.cases = {{"area_bytes", x->area_bytes, "area", size_text(x->area_bytes)},
+               {"blocks", x->blocks, "64K blocks", std::to_string(x->blocks)},
+               col("holes", x->holes, std::to_string(x->holes)),
+               {"used_pct", round_to(x->used_pct, 0.01), "used", num(x->used_pct, "%.2f%%")},
+               {"metadata_bytes", x->metadata_bytes, "metadata",
+                num(static_cast<double>(x->metadata_bytes) / 1024, "%.1f KiB")},
+               {"refill_pct", round_to(x->refill_pct, 0.1), "refills", num(x->refill_pct, "%.1f%%")}};
+    w.peer = "numacma";
+    w.config = "core::Area of " + size_text(x->area_bytes) + " (64K blocks, first-fit), " +
+               num(x->used_pct, "%.2f%%") + " used";
+    w.median_ns = x->median_ns;
+    w.p99_ns = x->p99_ns;
+    w.ratio = x == &r.large ? r.ratio : 1.0;
+    w.extra = {text_col("fill s", num(x->fill_s, "%.2f")), json_col("cpu", r.cpu)};
+    w.skipped_field = SkippedField::never;
+    if (x == &r.large) {
+      w.target = ratio_target("<=", kScalingMaxRatio);
+      w.met = r.ratio > 0 && r.ratio <= kScalingMaxRatio;
+    }
+    s.rows.push_back(std::move(w));
+  }
+  return {{std::move(s)}};
 }
 
 }  // namespace numacma::bench

@@ -27,6 +27,7 @@
 #include "numacma/shared.hpp"
 #include "core/records.hpp"
 #include "shared_bench.hpp"
+#include "targets.hpp"
 
 namespace numacma::bench::shared_bench {
 
@@ -176,7 +177,7 @@ bool one(Case& c, bool* broken) {
 }  // namespace
 
 std::vector<SharedRecoveryResult> run_recovery(const SharedOptions& o, RunDir& dir, std::string* error) {
-  const unsigned kills = o.kills != 0 ? o.kills : (o.quick ? 3u : 31u);
+  const unsigned kills = kSharedKills.pick(o.kills, o.quick);
   std::vector<Case> cases(3);
   const char* whats[] = {"reap", "reap-lock-only", "attach-clean"};
   const char* words[] = {
