@@ -1,4 +1,4 @@
-// nvme_example.cpp — the polled user-space NVMe driver (nvme_driver.hpp) on
+// nvme_example.cpp — the polled user-space NVMe driver (src/nvme) on
 // a numacma pool in vfio mode: reads 64 LBAs, writes a pattern to them,
 // reads it back and verifies it, writes the original contents back and
 // verifies them, and shows on which NUMA node and at which IOVA every queue
@@ -17,7 +17,7 @@
 
 #include <numacma/numacma.hpp>
 
-#include "nvme_driver.hpp"
+#include "nvme/selftest.hpp"
 
 int main(int argc, char** argv) {
   std::string bdf, params = "cma=16M cma_pernuma=8M", backing = "anon";

@@ -1,4 +1,4 @@
-// The example NVMe driver's self-test (examples/nvme/selftest.cpp) over a
+// The NVMe driver's self-test (src/nvme/selftest.cpp) over a
 // disk in memory that can fail or lie at any call: by default every byte of
 // the disk is as it was afterwards (read-modify-restore, as badblocks -n),
 // whatever failed on the way; what could not be restored is named LBA by
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "nvme/nvme_driver.hpp"
+#include "nvme/selftest.hpp"
 
 using nvme_example::LbaRange;
 using nvme_example::SelftestOptions;

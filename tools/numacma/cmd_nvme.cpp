@@ -1,5 +1,5 @@
 // `numacma nvme-selftest BDF`: drives an NVMe controller bound to vfio-pci
-// with the example driver (examples/nvme/nvme_driver.hpp) on a pool in vfio
+// with the NVMe driver (src/nvme: controller.hpp, selftest.hpp) on a pool in vfio
 // mode: identify, one I/O queue pair, then the self-test on 64 LBAs of
 // namespace 1. By default it is read-modify-restore (as badblocks -n): the
 // LBAs' contents are read, the pattern written and verified, the contents
@@ -19,7 +19,7 @@
 #include "cli_util.hpp"
 #include "commands.hpp"
 #include "numacma/numacma.hpp"
-#include "nvme/nvme_driver.hpp"
+#include "nvme/selftest.hpp"
 #include "topology/topology.hpp"
 
 namespace numacma::cli {
@@ -155,7 +155,7 @@ void register_nvme(CLI::App& app) {
   auto args = std::make_shared<NvmeArgs>();
   CLI::App* sub = app.add_subcommand(
       "nvme-selftest",
-      "drive an NVMe controller bound to vfio-pci with the example user-space driver: read 64 LBAs, "
+      "drive an NVMe controller bound to vfio-pci with the polled user-space NVMe driver: read 64 LBAs, "
       "write a pattern, read it back and verify it, write the original contents back and verify "
       "them; and show where its queues live");
   sub->add_option("bdf", args->bdf, "PCI address of the controller, e.g. 0000:05:00.0 or 05:00.0")->required();

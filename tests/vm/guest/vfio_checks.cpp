@@ -45,7 +45,8 @@
 #include <nlohmann/json.hpp>
 
 #include "numacma/numacma.hpp"
-#include "nvme/nvme_driver.hpp"
+#include "nvme/controller.hpp"
+#include "nvme/selftest.hpp"
 
 using numacma::DmaBuffer;
 using numacma::Pool;
