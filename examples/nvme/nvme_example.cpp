@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   // Buffers the controller writes into are declared before it: they are
   // freed only after its destructor has shut it down.
   numacma::DmaBuffer saved, data;
-  numacma::Result<nvme_example::Controller> ctrl = nvme_example::Controller::open(*pool, bdf);
+  numacma::Result<numacma::nvme::Controller> ctrl = numacma::nvme::Controller::open(*pool, bdf);
   if (!ctrl) return fail("open", ctrl.error());
   if (numacma::Status s = ctrl->identify(); !s) return fail("identify", s.error());
   if (numacma::Status s = ctrl->create_io_queues(); !s) return fail("I/O queues", s.error());

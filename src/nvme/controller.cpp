@@ -11,7 +11,7 @@
 #include "nvme/identify.hpp"
 #include "nvme/util.hpp"
 
-namespace nvme_example {
+namespace numacma::nvme {
 
 using detail::err;
 using detail::hex;
@@ -500,4 +500,4 @@ std::vector<DmaStructure> Controller::dma_structures() const {
   return v;
 }
 
-}  // namespace nvme_example
+}  // namespace numacma::nvme

@@ -7,7 +7,7 @@
 //   numacma::PoolOptions o;                       // the pool maps every area into
 //   o.vfio = {{"0000:05:00.0", ~0ULL}};           // the device's IOMMU container
 //   auto pool = numacma::Pool::create(o);
-//   auto ctrl = nvme_example::Controller::open(*pool, "0000:05:00.0");
+//   auto ctrl = numacma::nvme::Controller::open(*pool, "0000:05:00.0");
 //   ctrl->identify();  ctrl->create_io_queues();
 //   ctrl->write(lba, n, buf);  ctrl->read(lba, n, buf);
 //   ctrl->shutdown();                             // or let the destructor do it
@@ -41,7 +41,7 @@
 #include "nvme/queue.hpp"
 #include "nvme/spec.hpp"
 
-namespace nvme_example {
+namespace numacma::nvme {
 
 struct Options {
   std::uint32_t nsid = 1;             ///< the namespace that read()/write() address
@@ -142,4 +142,4 @@ class Controller {
   std::unique_ptr<State> s_;
 };
 
-}  // namespace nvme_example
+}  // namespace numacma::nvme

@@ -5,7 +5,7 @@
 
 #include "nvme/util.hpp"
 
-namespace nvme_example {
+namespace numacma::nvme {
 
 using detail::err;
 using detail::hex;
@@ -69,4 +69,4 @@ Result<NamespaceFormat> parse_identify_namespace(const IdentifyNamespace& ns, co
   return f;
 }
 
-}  // namespace nvme_example
+}  // namespace numacma::nvme

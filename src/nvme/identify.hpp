@@ -12,7 +12,7 @@
 #include "numacma/numacma.hpp"
 #include "nvme/spec.hpp"
 
-namespace nvme_example {
+namespace numacma::nvme {
 
 /** What Identify Controller (CNS 01h) says that the driver uses. */
 struct ControllerIdentity {
@@ -39,4 +39,4 @@ struct NamespaceFormat {
 numacma::Result<NamespaceFormat> parse_identify_namespace(const IdentifyNamespace& ns, const std::string& what,
                                                           std::size_t max_transfer);
 
-}  // namespace nvme_example
+}  // namespace numacma::nvme

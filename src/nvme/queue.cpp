@@ -8,7 +8,7 @@
 
 #include "nvme/util.hpp"
 
-namespace nvme_example {
+namespace numacma::nvme {
 
 using detail::err;
 using detail::hex;
@@ -142,4 +142,4 @@ Status build_prps(std::uint64_t iova, std::size_t bytes, const numacma::DmaBuffe
   return {};
 }
 
-}  // namespace nvme_example
+}  // namespace numacma::nvme

@@ -13,7 +13,7 @@
 #include "numacma/numacma.hpp"
 #include "nvme/spec.hpp"
 
-namespace nvme_example {
+namespace numacma::nvme {
 
 /** The completion of one command: DW0 and the status field of the CQE. */
 struct Completion {
@@ -74,4 +74,4 @@ struct QueuePair {
 numacma::Status build_prps(std::uint64_t iova, std::size_t bytes, const numacma::DmaBuffer& list,
                            std::uint64_t& prp1, std::uint64_t& prp2);
 
-}  // namespace nvme_example
+}  // namespace numacma::nvme

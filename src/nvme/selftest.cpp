@@ -10,7 +10,7 @@
 #include "nvme/selftest.hpp"
 #include "nvme/util.hpp"
 
-namespace nvme_example {
+namespace numacma::nvme {
 
 using detail::hex;
 using numacma::DmaBuffer;
@@ -318,4 +318,4 @@ SelftestResult selftest(numacma::Pool& pool, std::string_view bdf, const Selftes
   return r;
 }
 
-}  // namespace nvme_example
+}  // namespace numacma::nvme

@@ -12,7 +12,7 @@
 #include "numacma/numacma.hpp"
 #include "nvme/controller.hpp"
 
-namespace nvme_example {
+namespace numacma::nvme {
 
 // The self-test must not destroy the data on the disk it checks: by default it is a
 // read-modify-restore test, as `badblocks -n` is:
@@ -121,4 +121,4 @@ void run_pattern_test(SelftestDisk& disk, const SelftestOptions& options, Selfte
 SelftestResult selftest(numacma::Pool& pool, std::string_view bdf,
                         const SelftestOptions& options = {});
 
-}  // namespace nvme_example
+}  // namespace numacma::nvme

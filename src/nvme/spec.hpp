@@ -13,7 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace nvme_example {
+namespace numacma::nvme {
 
 static_assert(std::endian::native == std::endian::little,
               "NVMe structures are little-endian; this driver writes them as native integers");
@@ -227,4 +227,4 @@ inline constexpr StatusName kStatusNames[] = {
     {kSctMediaError, 0x87, "deallocated or unwritten logical block"},
 };
 
-}  // namespace nvme_example
+}  // namespace numacma::nvme

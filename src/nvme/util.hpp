@@ -10,7 +10,7 @@
 
 #include "numacma/numacma.hpp"
 
-namespace nvme_example::detail {
+namespace numacma::nvme::detail {
 
 inline std::string hex(std::uint64_t v) {
   char b[24];
@@ -29,4 +29,4 @@ inline numacma::Error wrap(const numacma::Error& e, const std::string& context) 
   return err(e.code, context + ": " + e.message);
 }
 
-}  // namespace nvme_example::detail
+}  // namespace numacma::nvme::detail
