@@ -2,8 +2,8 @@
 #   1. every folder of src/ is a layer of the map, and every layer of the map a folder;
 #   2. a file of layer L includes, of the other layers, only those L's line names
 #      ("capi ... -> pool": capi/ may include pool/ and the public numacma/ headers);
-#   3. the no-OS layers (src/core, src/config, src/pool, src/dmapool and the pure
-#      logic beside OS code: src/vfio/iova.*, src/vfio/in_use.*, src/shared/layout.*)
+#   3. the no-OS layers (src/core, src/config, src/pool, src/dmapool, src/nvme, and
+#      the pure logic beside OS code: src/vfio/iova.*, src/vfio/in_use.*, src/shared/layout.*)
 #      include no OS header and nothing of os/: every system call lives in src/os.
 # Usage: cmake -DSRC=<source>/src -P check_layering.cmake
 cmake_minimum_required(VERSION 3.20)
@@ -86,7 +86,7 @@ foreach(n IN LISTS _folders)
 endforeach()
 
 # ---- 3. the no-OS layers make no system calls
-foreach(layer core config pool dmapool vfio/iova vfio/in_use shared/layout)
+foreach(layer core config pool dmapool nvme vfio/iova vfio/in_use shared/layout)
   if(layer MATCHES "/")  # pure logic beside OS code
     file(GLOB _files ${SRC}/${layer}.cpp ${SRC}/${layer}.hpp)
   else()
@@ -100,6 +100,9 @@ foreach(layer core config pool dmapool vfio/iova vfio/in_use shared/layout)
         string(STRIP "${l}" l)
         list(APPEND _bad "${_rel}: ${l} (no system calls outside src/os)")
       endif()
+      if(layer STREQUAL "nvme" AND l MATCHES "\"" AND NOT l MATCHES "\"(nvme|numacma)/")
+        list(APPEND _bad "${f}: ${l} (nvme includes only nvme/ and numacma/: the public API)")
+      endif()
     endforeach()
   endforeach()
 endforeach()
@@ -109,5 +112,5 @@ if(_bad)
   message(FATAL_ERROR "layering broken:\n  ${_msg}")
 endif()
 list(LENGTH _layers _n)
-message(STATUS "layering ok: ${_n} layers follow src/README.md's map; core, config, pool, dmapool, "
+message(STATUS "layering ok: ${_n} layers follow src/README.md's map; core, config, pool, dmapool, nvme, "
                "the IOVA allocator, the in-use decision and the state-file layout make no system calls")

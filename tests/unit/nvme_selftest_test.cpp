@@ -1,4 +1,4 @@
-// The example NVMe driver's self-test (examples/nvme/selftest.cpp) over a
+// The NVMe driver's self-test (src/nvme/selftest.cpp) over a
 // disk in memory that can fail or lie at any call: by default every byte of
 // the disk is as it was afterwards (read-modify-restore, as badblocks -n),
 // whatever failed on the way; what could not be restored is named LBA by
@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "nvme/nvme_driver.hpp"
+#include "nvme/selftest.hpp"
 
-using nvme_example::LbaRange;
-using nvme_example::SelftestOptions;
-using nvme_example::SelftestResult;
+using numacma::nvme::LbaRange;
+using numacma::nvme::SelftestOptions;
+using numacma::nvme::SelftestResult;
 using numacma::Errc;
 using numacma::Status;
 
@@ -23,7 +23,7 @@ namespace {
 constexpr std::uint32_t kLba = 512;
 
 /** A namespace in memory and the I/O buffer, with every call logged. */
-class MemDisk final : public nvme_example::SelftestDisk {
+class MemDisk final : public numacma::nvme::SelftestDisk {
  public:
   struct Io {
     char op;  // 'r' or 'w'
@@ -104,7 +104,7 @@ SelftestOptions options(bool destructive = false) {
 
 SelftestResult run(MemDisk& d, const SelftestOptions& o = options()) {
   SelftestResult r;
-  nvme_example::run_pattern_test(d, o, r);
+  numacma::nvme::run_pattern_test(d, o, r);
   return r;
 }
 
@@ -162,7 +162,7 @@ TEST(NvmeSelftest, TheLbasAndTheModeAreAnnouncedBeforeAnyIo) {
     };
     run(d, o);
     ASSERT_EQ(said.size(), 1u);
-    EXPECT_EQ(said[0], nvme_example::describe_plan(1, 0, 64, kLba, destructive));
+    EXPECT_EQ(said[0], numacma::nvme::describe_plan(1, 0, 64, kLba, destructive));
     EXPECT_EQ(said[0].find("namespace 1: LBAs 0-63 (64 of 512 bytes): "), 0u) << said[0];
     EXPECT_TRUE(contains(said[0], destructive ? "NOT restored (destructive)" : "(read-modify-restore)")) << said[0];
   }

@@ -1,5 +1,5 @@
 // `numacma nvme-selftest BDF`: drives an NVMe controller bound to vfio-pci
-// with the example driver (examples/nvme/nvme_driver.hpp) on a pool in vfio
+// with the NVMe driver (src/nvme: controller.hpp, selftest.hpp) on a pool in vfio
 // mode: identify, one I/O queue pair, then the self-test on 64 LBAs of
 // namespace 1. By default it is read-modify-restore (as badblocks -n): the
 // LBAs' contents are read, the pattern written and verified, the contents
@@ -19,7 +19,7 @@
 #include "cli_util.hpp"
 #include "commands.hpp"
 #include "numacma/numacma.hpp"
-#include "nvme/nvme_driver.hpp"
+#include "nvme/selftest.hpp"
 #include "topology/topology.hpp"
 
 namespace numacma::cli {
@@ -35,15 +35,15 @@ struct NvmeArgs {
   bool yes = false;
 };
 
-std::string ranges_text(const std::vector<nvme_example::LbaRange>& v) {
+std::string ranges_text(const std::vector<numacma::nvme::LbaRange>& v) {
   std::string s;
-  for (const nvme_example::LbaRange& x : v)
+  for (const numacma::nvme::LbaRange& x : v)
     s += (s.empty() ? "" : ", ") + std::to_string(x.first) +
          (x.first == x.last ? std::string() : "-" + std::to_string(x.last));
   return s;
 }
 
-void print_result_json(const nvme_example::SelftestResult& r) {
+void print_result_json(const numacma::nvme::SelftestResult& r) {
   nlohmann::ordered_json o;
   o["op"] = "result";
   o["ok"] = r.ok;
@@ -56,7 +56,7 @@ void print_result_json(const nvme_example::SelftestResult& r) {
   o["restored"] = r.restored;
   o["lbas_restored"] = r.lbas_restored;
   nlohmann::ordered_json lost = nlohmann::ordered_json::array();
-  for (const nvme_example::LbaRange& x : r.unrestored) lost.push_back({{"first", x.first}, {"last", x.last}});
+  for (const numacma::nvme::LbaRange& x : r.unrestored) lost.push_back({{"first", x.first}, {"last", x.last}});
   o["unrestored"] = lost;
   o["error"] = r.error;
   o["model"] = r.model;
@@ -67,7 +67,7 @@ void run(const NvmeArgs& a) {
   Result<std::string> parsed = topo::parse_bdf(a.bdf);
   if (!parsed) return usage_error("nvme-selftest", parsed.error().message);
   const std::string bdf = *parsed;
-  nvme_example::SelftestOptions st;
+  numacma::nvme::SelftestOptions st;
   if (a.destructive && !a.yes)
     return usage_error("nvme-selftest",
                        "--destructive overwrites LBAs " + std::to_string(st.first_lba) + "-" +
@@ -89,7 +89,7 @@ void run(const NvmeArgs& a) {
   const std::uint64_t mask = a.dma_bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << a.dma_bits) - 1;
   opts.vfio = {{bdf, mask}};
 
-  nvme_example::SelftestResult r;  // as selftest() leaves it when nothing could be done
+  numacma::nvme::SelftestResult r;  // as selftest() leaves it when nothing could be done
   r.nsid = st.controller.nsid;
   r.restored = !a.destructive;  // nothing written
   r.destructive = a.destructive;
@@ -97,7 +97,7 @@ void run(const NvmeArgs& a) {
   if (!pool) {
     r.error = "creating the pool: " + pool.error().message;
   } else {
-    r = nvme_example::selftest(*pool, bdf, st);
+    r = numacma::nvme::selftest(*pool, bdf, st);
   }
   // A restore that failed is said on stderr whatever the output format:
   // those LBAs may hold the test's pattern instead of the user's data.
@@ -105,7 +105,7 @@ void run(const NvmeArgs& a) {
     std::fprintf(stderr, "numacma nvme-selftest: %s: %s\n", bdf.c_str(), r.restore_error.c_str());
 
   if (a.json) {
-    for (const nvme_example::DmaStructure& d : r.dma) {
+    for (const numacma::nvme::DmaStructure& d : r.dma) {
       nlohmann::ordered_json o;
       o["op"] = "dma";
       o["name"] = d.name;
@@ -124,7 +124,7 @@ void run(const NvmeArgs& a) {
   if (!r.dma.empty()) {
     std::printf("DMA structures of %s (dma mode %s)\n", bdf.c_str(), pool ? pool->dma_mode().c_str() : "-");
     Table t({"name", "area", "node", "iova", "bytes"});
-    for (const nvme_example::DmaStructure& d : r.dma)
+    for (const numacma::nvme::DmaStructure& d : r.dma)
       t.add({d.name, d.area, std::to_string(d.node), hex(d.iova), std::to_string(d.bytes)});
     t.print();
     std::printf("\n");
@@ -155,7 +155,7 @@ void register_nvme(CLI::App& app) {
   auto args = std::make_shared<NvmeArgs>();
   CLI::App* sub = app.add_subcommand(
       "nvme-selftest",
-      "drive an NVMe controller bound to vfio-pci with the example user-space driver: read 64 LBAs, "
+      "drive an NVMe controller bound to vfio-pci with the polled user-space NVMe driver: read 64 LBAs, "
       "write a pattern, read it back and verify it, write the original contents back and verify "
       "them; and show where its queues live");
   sub->add_option("bdf", args->bdf, "PCI address of the controller, e.g. 0000:05:00.0 or 05:00.0")->required();

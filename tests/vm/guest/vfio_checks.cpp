@@ -45,7 +45,8 @@
 #include <nlohmann/json.hpp>
 
 #include "numacma/numacma.hpp"
-#include "nvme/nvme_driver.hpp"
+#include "nvme/controller.hpp"
+#include "nvme/selftest.hpp"
 
 using numacma::DmaBuffer;
 using numacma::Pool;
@@ -148,7 +149,7 @@ int check_nvme(const std::string& bdf, int node, int bits) {
   auto pool = make_pool("cma=16M cma_pernuma=8M", "anon", {{bdf, mask_of(bits)}});
   if (!pool) return 1;
   info("pool dma mode " + pool->dma_mode());
-  auto ctrl = nvme_example::Controller::open(*pool, bdf);
+  auto ctrl = numacma::nvme::Controller::open(*pool, bdf);
   if (!ctrl) return fail("open: " + ctrl.error().message), 1;
   if (ctrl->node() != node) fail("controller node " + std::to_string(ctrl->node()) + ", want " + std::to_string(node));
   if (auto s = ctrl->identify(); !s) return fail("identify: " + s.error().message), 1;
@@ -177,7 +178,7 @@ int check_nvme(const std::string& bdf, int node, int bits) {
          "-page buffer at IOVA " + hex(dst->dma_addr()) + " (" + dst->area_name() + ")");
   const std::uint64_t mask = mask_of(bits);
   auto structures = ctrl->dma_structures();
-  structures.push_back(nvme_example::describe("data", *dst));
+  structures.push_back(numacma::nvme::describe("data", *dst));
   for (const auto& d : structures) {
     info(d.name + ": " + d.area + " node " + std::to_string(d.node) + " iova " + hex(d.iova) + " " +
          std::to_string(d.bytes) + " B");
@@ -232,7 +233,7 @@ int check_json(const std::string& path, int node, int bits) {
 int check_fault(const std::string& bdf) {
   auto pool = make_pool("cma=16M cma_pernuma=8M", "anon", {{bdf, ~0ULL}});
   if (!pool) return 1;
-  auto ctrl = nvme_example::Controller::open(*pool, bdf);
+  auto ctrl = numacma::nvme::Controller::open(*pool, bdf);
   if (!ctrl || !ctrl->identify() || !ctrl->create_io_queues()) return fail("controller bring-up"), 1;
   const numacma::Device dev = ctrl->device();
   const std::uint32_t lba = ctrl->lba_size();
@@ -261,7 +262,7 @@ int check_fault(const std::string& bdf) {
   for (const auto& [what, iova] : {std::pair<std::string, std::uint64_t>{"freed page buffer", freed},
                                    {"outside every mapping", outside}}) {
     const int before = dmar_faults_at(iova);
-    auto c = ctrl->submit_io_raw(nvme_example::IoOpcode::read, 0, 1, iova, 0);
+    auto c = ctrl->submit_io_raw(numacma::nvme::IoOpcode::read, 0, 1, iova, 0);
     if (!c) {
       fail("read aimed at " + what + ": no completion: " + c.error().message);
       continue;
@@ -292,7 +293,7 @@ int check_attach(const std::string& bdf0, const std::string& bdf1) {
   const auto after = pool->vfio_report();
   if (after.devices.size() != 2) fail("the container lists " + std::to_string(after.devices.size()) + " devices");
   if (after.mappings.size() != before.mappings.size()) fail("attaching changed the mappings");
-  auto r = nvme_example::selftest(*pool, bdf1);
+  auto r = numacma::nvme::selftest(*pool, bdf1);
   if (!r.ok) fail("selftest on the later device: " + r.error);
   for (const auto& d : r.dma) {
     const bool in_old = std::any_of(before.mappings.begin(), before.mappings.end(),

@@ -1,5 +1,5 @@
-// selftest.cpp — the self-test of nvme_driver.hpp (what `nvme_example` and
-// `numacma nvme-selftest` run), apart from the driver itself: the
+// nvme/selftest.cpp — the self-test of the driver (selftest.hpp: what
+// `numacma nvme-selftest` runs), apart from the driver itself: the
 // read-modify-restore sequence over any SelftestDisk, and selftest(), which
 // runs it on a Controller's namespace.
 #include <algorithm>
@@ -7,21 +7,17 @@
 #include <cstdio>
 #include <cstring>
 
-#include "nvme_driver.hpp"
+#include "nvme/selftest.hpp"
+#include "nvme/util.hpp"
 
-namespace nvme_example {
+namespace numacma::nvme {
 
+using detail::hex;
 using numacma::DmaBuffer;
 using numacma::Result;
 using numacma::Status;
 
 namespace {
-
-std::string hex(std::uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 
 /** "5" or "0-15". */
 std::string span(std::uint64_t first, std::uint64_t last) {
@@ -322,4 +318,4 @@ SelftestResult selftest(numacma::Pool& pool, std::string_view bdf, const Selftes
   return r;
 }
 
-}  // namespace nvme_example
+}  // namespace numacma::nvme
