@@ -151,7 +151,7 @@ Result<Pool> Pool::create(const PoolOptions& options) {
   auto impl = std::make_shared<detail::PoolImpl>();
   impl->opts = options;
   // A fixture is a fixture: over any tree but /sys, auto means sim and a real
-  // backing is refused. vfio_pool_test's fake VFIO kernel is the exception:
+  // backing is refused. The vfio_pool_*_test fake VFIO kernel is the exception:
   // its temporary tree stands for this host (one node, node 0, as here).
   if (!detail::vfio_kernel_for_testing()) {
     Result<std::string> kind = backing::backing_for_root(options.backing, options.sysfs_root);

@@ -2,7 +2,7 @@
 // private pool; holders free only their own buffers; a dead process's buffers
 // come back as soon as it is gone (the keeper sees its connection close);
 // release refuses while a live process holds buffers; the memory is a sealed
-// file with no name. (Attacks on the pool: shared_attack_test.cpp.)
+// file with no name. (Attacks on the pool: shared_attack_*_test.cpp.)
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>

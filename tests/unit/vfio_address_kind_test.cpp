@@ -1,5 +1,5 @@
 // A pool in vfio mode (the fake VFIO kernel of vfio_fake_kernel.hpp over a
-// temporary copy of tests/data/vm1, anon backing as vfio_pool_test.cpp uses
+// temporary copy of tests/data/vm1, anon backing as vfio_pool_fixture.hpp uses
 // it): its DMA addresses are IOVAs of its container, so a device can use
 // them (AddressKind::iova_vfio, DmaBuffer/Stats device_usable,
 // require_device_usable passes, the C API says NCMA_ADDR_IOVA_VFIO).

@@ -35,6 +35,10 @@
 //                device fd, as vfio-pci puts them
 // Every call is logged; tests assert that nothing leaked (no mapping, no fd,
 // no mmapped BAR) and that the order was right.
+// Files: this one (the class, its configuration and what tests look at),
+// vfio_fake_kernel_iommu.hpp (containers, groups, MAP/UNMAP_DMA),
+// vfio_fake_kernel_device.hpp (device fds, regions, BARs, config space),
+// vfio_fake_sysfs.hpp (SysfsTree).
 #pragma once
 
 #include <linux/vfio.h>
@@ -232,280 +236,24 @@ class FakeKernel final : public numacma::vfio::Kernel {
   }
 
   // ---- the Kernel interface ----------------------------------------------------
-  numacma::Result<int> open(const std::string& path) override {
-    std::lock_guard<std::mutex> l(mu_);
-    log("open " + path);
-    if (path == dev_root + "/vfio") {
-      if (container_open_errno != 0) return err("open(" + path + ")", container_open_errno);
-      const int fd = new_fd({Kind::container, -1, {}});
-      containers_[fd];
-      return fd;
-    }
-    const std::string prefix = dev_root + "/";
-    if (path.compare(0, prefix.size(), prefix) != 0) return err("open(" + path + ")", ENOENT);
-    const std::string num = path.substr(prefix.size());
-    if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos)
-      return err("open(" + path + ")", ENOENT);
-    const int id = std::stoi(num);
-    auto g = groups_.find(id);
-    if (g == groups_.end()) return err("open(" + path + ")", ENOENT);
-    if (g->second.open_errno != 0) return err("open(" + path + ")", g->second.open_errno);
-    GroupState& st = group_state_[id];
-    if (st.fd >= 0) return err("open(" + path + ")", EBUSY);  // one opener at a time
-    st.fd = new_fd({Kind::group, id, {}});
-    return st.fd;
-  }
-
-  void close(int fd) noexcept override {
-    std::lock_guard<std::mutex> l(mu_);
-    log("close " + std::to_string(fd));
-    auto it = fds_.find(fd);
-    if (it == fds_.end()) {
-      violation("close of fd " + std::to_string(fd) + ", which is not open");
-      return;
-    }
-    const Fd f = it->second;
-    fds_.erase(it);
-    switch (f.kind) {
-      case Kind::container: {
-        Container& c = containers_[fd];
-        if (!c.groups.empty()) violation("container " + std::to_string(fd) + " closed with groups still in it");
-        if (!c.maps.empty()) violation("container " + std::to_string(fd) + " closed with mappings");
-        containers_.erase(fd);
-        break;
-      }
-      case Kind::group: {
-        GroupState& st = group_state_[f.group];
-        if (st.container >= 0) {
-          violation("group " + std::to_string(f.group) + " closed while still in container " +
-                    std::to_string(st.container));
-          leave_container(f.group, st);
-        }
-        if (st.devices_open > 0)
-          violation("group " + std::to_string(f.group) + " closed while device fds are open");
-        st.fd = -1;
-        break;
-      }
-      case Kind::device: {
-        GroupState& st = group_state_[f.group];
-        --st.devices_open;
-        for (const auto& [p, r] : regions_)
-          if (r.fd == fd) violation("device fd " + std::to_string(fd) + " closed while its BAR is mmapped");
-        break;
-      }
-    }
-  }
-
-  numacma::Result<int> api_version(int c) override {
-    std::lock_guard<std::mutex> l(mu_);
-    if (!is(c, Kind::container)) return err("VFIO_GET_API_VERSION", EBADF);
-    return api;
-  }
-
-  numacma::Result<bool> has_type1v2(int c) override {
-    std::lock_guard<std::mutex> l(mu_);
-    if (!is(c, Kind::container)) return err("VFIO_CHECK_EXTENSION", EBADF);
-    return type1v2;
-  }
-
-  numacma::Result<bool> group_viable(int g) override {
-    std::lock_guard<std::mutex> l(mu_);
-    if (!is(g, Kind::group)) return err("VFIO_GROUP_GET_STATUS", EBADF);
-    return groups_.at(fds_.at(g).group).viable;
-  }
-
-  numacma::Status group_set_container(int g, int c) override {
-    std::lock_guard<std::mutex> l(mu_);
-    log("set_container " + std::to_string(g) + " " + std::to_string(c));
-    if (!is(g, Kind::group) || !is(c, Kind::container)) return err("VFIO_GROUP_SET_CONTAINER", EBADF);
-    const int id = fds_.at(g).group;
-    GroupState& st = group_state_[id];
-    if (st.container >= 0) return err("VFIO_GROUP_SET_CONTAINER", EINVAL);
-    if (!groups_.at(id).viable) return err("VFIO_GROUP_SET_CONTAINER", EPERM);
-    st.container = c;
-    containers_[c].groups.insert(id);
-    return {};
-  }
-
-  numacma::Status group_unset_container(int g) override {
-    std::lock_guard<std::mutex> l(mu_);
-    log("unset_container " + std::to_string(g));
-    if (!is(g, Kind::group)) return err("VFIO_GROUP_UNSET_CONTAINER", EBADF);
-    const int id = fds_.at(g).group;
-    GroupState& st = group_state_[id];
-    if (st.container < 0) return err("VFIO_GROUP_UNSET_CONTAINER", EINVAL);
-    if (st.devices_open > 0) return err("VFIO_GROUP_UNSET_CONTAINER", EBUSY);
-    leave_container(id, st);
-    return {};
-  }
-
-  numacma::Status set_iommu_type1v2(int c) override {
-    std::lock_guard<std::mutex> l(mu_);
-    log("set_iommu " + std::to_string(c));
-    if (!is(c, Kind::container)) return err("VFIO_SET_IOMMU", EBADF);
-    Container& k = containers_[c];
-    if (k.iommu) return err("VFIO_SET_IOMMU", EBUSY);
-    if (k.groups.empty()) return err("VFIO_SET_IOMMU", EINVAL);
-    if (set_iommu_errno != 0 && set_iommu_failures > 0) {
-      --set_iommu_failures;
-      return err("VFIO_SET_IOMMU", set_iommu_errno);
-    }
-    k.iommu = true;
-    return {};
-  }
-
-  numacma::Result<numacma::vfio::IommuInfo> iommu_info(int c) override {
-    std::lock_guard<std::mutex> l(mu_);
-    if (!is(c, Kind::container)) return err("VFIO_IOMMU_GET_INFO", EBADF);
-    const Container& k = containers_[c];
-    if (!k.iommu) return err("VFIO_IOMMU_GET_INFO", EINVAL);
-    numacma::vfio::IommuInfo info;
-    info.pgsizes = pgsizes;
-    for (const Range& r : ranges) info.ranges.push_back({r.first, r.last});
-    info.dma_avail = report_dma_avail ? static_cast<std::int64_t>(dma_entry_limit) -
-                                            static_cast<std::int64_t>(k.maps.size())
-                                      : -1;
-    return info;
-  }
-
-  numacma::Status map_dma(int c, std::uintptr_t vaddr, std::uint64_t iova, std::uint64_t bytes) override {
-    std::lock_guard<std::mutex> l(mu_);
-    log("map " + hex(iova) + " " + hex(bytes));
-    const std::string what = "VFIO_IOMMU_MAP_DMA(iova " + hex(iova) + ", " + hex(bytes) + " bytes)";
-    if (!is(c, Kind::container)) return err(what, EBADF);
-    Container& k = containers_[c];
-    if (!k.iommu) return err(what, EINVAL);
-    ++map_calls_;
-    if (fail_map_nth != 0 && map_calls_ == fail_map_nth) return err(what, fail_map_errno);
-    if (bytes == 0 || ((iova | bytes | vaddr) & 0xfff) != 0) return err(what, EINVAL);
-    if (iova + bytes - 1 < iova || vaddr + bytes - 1 < vaddr) return err(what, EINVAL);
-    if (vaddr == 0 || !mapped_here(vaddr, bytes)) return err(what, EFAULT);
-    const bool valid = std::any_of(ranges.begin(), ranges.end(), [&](const Range& r) {
-      return r.first <= iova && iova + bytes - 1 <= r.last;
-    }) || ranges.empty();
-    if (!valid) return err(what, EINVAL);
-    for (const auto& [a, m] : k.maps)
-      if (a <= iova + bytes - 1 && iova <= a + m.bytes - 1) return err(what, EEXIST);
-    if (k.maps.size() >= dma_entry_limit) return err(what, ENOSPC);
-    k.maps[iova] = FakeMapping{c, vaddr, iova, bytes};
-    return {};
-  }
-
-  numacma::Result<std::uint64_t> unmap_dma(int c, std::uint64_t iova, std::uint64_t bytes) override {
-    std::lock_guard<std::mutex> l(mu_);
-    log("unmap " + hex(iova) + " " + hex(bytes));
-    const std::string what = "VFIO_IOMMU_UNMAP_DMA(iova " + hex(iova) + ", " + hex(bytes) + " bytes)";
-    if (!is(c, Kind::container)) return err(what, EBADF);
-    Container& k = containers_[c];
-    if (!k.iommu) return err(what, EINVAL);
-    if (bytes == 0 || ((iova | bytes) & 0xfff) != 0) return err(what, EINVAL);
-    const std::uint64_t last = iova + bytes - 1;
-    if (last < iova) return err(what, EINVAL);
-    // type1v2: neither end may cut a mapping in two.
-    for (const auto& [a, m] : k.maps) {
-      const std::uint64_t mlast = a + m.bytes - 1;
-      if (a < iova && iova <= mlast) return err(what, EINVAL);
-      if (a <= last && last < mlast) return err(what, EINVAL);
-    }
-    std::uint64_t done = 0;
-    for (auto it = k.maps.begin(); it != k.maps.end();) {
-      if (it->first >= iova && it->first + it->second.bytes - 1 <= last) {
-        if (!mapped_here(it->second.vaddr, it->second.bytes))
-          violation("the memory of the mapping at " + hex(it->first) + " was freed while the IOMMU still mapped it");
-        done += it->second.bytes;
-        it = k.maps.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    return done;
-  }
-
-  numacma::Result<int> device_fd(int g, const std::string& bdf) override {
-    std::lock_guard<std::mutex> l(mu_);
-    log("device_fd " + std::to_string(g) + " " + bdf);
-    if (!is(g, Kind::group)) return err("VFIO_GROUP_GET_DEVICE_FD(" + bdf + ")", EBADF);
-    const int id = fds_.at(g).group;
-    GroupState& st = group_state_[id];
-    if (st.container < 0 || !containers_[st.container].iommu)
-      return err("VFIO_GROUP_GET_DEVICE_FD(" + bdf + ")", EINVAL);
-    const auto& devs = groups_.at(id).devices;
-    if (std::find(devs.begin(), devs.end(), bdf) == devs.end())
-      return err("VFIO_GROUP_GET_DEVICE_FD(" + bdf + ")", ENODEV);
-    ++st.devices_open;
-    return new_fd({Kind::device, id, bdf});
-  }
-
-  numacma::Result<numacma::vfio::RegionInfo> region_info(int d, std::uint32_t index) override {
-    std::lock_guard<std::mutex> l(mu_);
-    if (!is(d, Kind::device)) return err("VFIO_DEVICE_GET_REGION_INFO", EBADF);
-    numacma::vfio::RegionInfo r;
-    r.index = index;
-    r.offset = static_cast<std::uint64_t>(index) << kRegionShift;
-    if (index == 0) {
-      r.size = kBar0Bytes;
-      r.flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
-                (bar0_mmap ? VFIO_REGION_INFO_FLAG_MMAP : 0u);
-    } else if (index == 2) {
-      r.size = kBar2Bytes;
-      r.flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
-    } else if (index <= 6) {
-      r.size = 0;  // BAR absent (and no ROM)
-    } else if (index == VFIO_PCI_CONFIG_REGION_INDEX) {
-      r.size = kConfigBytes;
-      r.flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
-    } else {
-      return err("VFIO_DEVICE_GET_REGION_INFO(" + std::to_string(index) + ")", EINVAL);
-    }
-    return r;
-  }
-
+  numacma::Result<int> open(const std::string& path) override;
+  void close(int fd) noexcept override;
+  numacma::Result<int> api_version(int c) override;
+  numacma::Result<bool> has_type1v2(int c) override;
+  numacma::Result<bool> group_viable(int g) override;
+  numacma::Status group_set_container(int g, int c) override;
+  numacma::Status group_unset_container(int g) override;
+  numacma::Status set_iommu_type1v2(int c) override;
+  numacma::Result<numacma::vfio::IommuInfo> iommu_info(int c) override;
+  numacma::Status map_dma(int c, std::uintptr_t vaddr, std::uint64_t iova, std::uint64_t bytes) override;
+  numacma::Result<std::uint64_t> unmap_dma(int c, std::uint64_t iova, std::uint64_t bytes) override;
+  numacma::Result<int> device_fd(int g, const std::string& bdf) override;
+  numacma::Result<numacma::vfio::RegionInfo> region_info(int d, std::uint32_t index) override;
   std::uint32_t config_region_index() const noexcept override { return VFIO_PCI_CONFIG_REGION_INDEX; }
-
-  numacma::Status read_at(int fd, std::uint64_t offset, void* out, std::size_t len) override {
-    std::lock_guard<std::mutex> l(mu_);
-    ++preads_;
-    std::uint8_t* p = region_bytes(fd, offset, len);
-    if (p == nullptr) return err("pread(" + std::to_string(len) + " bytes at " + hex(offset) + ")", EINVAL);
-    std::memcpy(out, p, len);
-    return {};
-  }
-
-  numacma::Status write_at(int fd, std::uint64_t offset, const void* in, std::size_t len) override {
-    std::lock_guard<std::mutex> l(mu_);
-    ++pwrites_;
-    std::uint8_t* p = region_bytes(fd, offset, len);
-    if (p == nullptr) return err("pwrite(" + std::to_string(len) + " bytes at " + hex(offset) + ")", EINVAL);
-    const std::uint64_t index = offset >> kRegionShift, rel = offset & ((1ULL << kRegionShift) - 1);
-    for (std::size_t i = 0; i < len; ++i) {
-      if (index == VFIO_PCI_CONFIG_REGION_INDEX && rel + i < 4) continue;  // vendor/device ID: read-only
-      p[i] = static_cast<const std::uint8_t*>(in)[i];
-    }
-    return {};
-  }
-
-  numacma::Result<void*> map_region(int d, const numacma::vfio::RegionInfo& r) override {
-    std::lock_guard<std::mutex> l(mu_);
-    log("mmap " + std::to_string(d) + " " + std::to_string(r.index));
-    if (!is(d, Kind::device)) return err("mmap(region)", EBADF);
-    if (r.index != 0 || !bar0_mmap || map_region_fails || r.size != kBar0Bytes) return err("mmap(region)", EINVAL);
-    void* p = devs_.at(fds_.at(d).bdf).bar0.data();
-    if (regions_.count(p) != 0) return err("mmap(region)", EEXIST);  // the container maps a BAR once
-    regions_[p] = {d, r.size};
-    return p;
-  }
-
-  void unmap_region(void* addr, std::uint64_t bytes) noexcept override {
-    std::lock_guard<std::mutex> l(mu_);
-    log("munmap");
-    auto it = regions_.find(addr);
-    if (it == regions_.end()) {
-      violation("munmap of a BAR that is not mmapped");
-      return;
-    }
-    if (it->second.bytes != bytes) violation("munmap of a BAR with the wrong size " + std::to_string(bytes));
-    regions_.erase(it);
-  }
+  numacma::Status read_at(int fd, std::uint64_t offset, void* out, std::size_t len) override;
+  numacma::Status write_at(int fd, std::uint64_t offset, const void* in, std::size_t len) override;
+  numacma::Result<void*> map_region(int d, const numacma::vfio::RegionInfo& r) override;
+  void unmap_region(void* addr, std::uint64_t bytes) noexcept override;
 
   std::uint64_t memlock_limit() noexcept override { return memlock; }
   bool can_lock_unlimited() noexcept override { return unlimited; }
@@ -566,35 +314,12 @@ class FakeKernel final : public numacma::vfio::Kernel {
   void violation(const std::string& s) { violations_.push_back(s); }
 
   /** The group leaves its container; the last one out takes the IOMMU along. */
-  void leave_container(int id, GroupState& st) {
-    Container& c = containers_[st.container];
-    c.groups.erase(id);
-    if (c.groups.empty()) {
-      if (!c.maps.empty())
-        violation(std::to_string(c.maps.size()) + " mapping(s) dropped by the kernel when the last group left");
-      c.maps.clear();
-      c.iommu = false;
-    }
-    st.container = -1;
-  }
+  void leave_container(int id, GroupState& st);
 
   /** Pinning would fault on memory that is not mapped in this process. */
-  static bool mapped_here(std::uintptr_t vaddr, std::uint64_t bytes) {
-    std::vector<unsigned char> vec(static_cast<std::size_t>((bytes + 4095) / 4096));
-    return ::mincore(reinterpret_cast<void*>(vaddr), bytes, vec.data()) == 0;
-  }
+  static bool mapped_here(std::uintptr_t vaddr, std::uint64_t bytes);
 
-  std::uint8_t* region_bytes(int fd, std::uint64_t offset, std::size_t len) {
-    if (!is(fd, Kind::device)) return nullptr;
-    DeviceState& d = devs_.at(fds_.at(fd).bdf);
-    const std::uint64_t index = offset >> kRegionShift, rel = offset & ((1ULL << kRegionShift) - 1);
-    std::vector<std::uint8_t>* v = index == 0                              ? &d.bar0
-                                   : index == 2                            ? &d.bar2
-                                   : index == VFIO_PCI_CONFIG_REGION_INDEX ? &d.config
-                                                                           : nullptr;
-    if (v == nullptr || len == 0 || rel + len > v->size()) return nullptr;
-    return v->data() + rel;
-  }
+  std::uint8_t* region_bytes(int fd, std::uint64_t offset, std::size_t len);
 
   mutable std::mutex mu_;
   int next_fd_ = 1000;
@@ -622,70 +347,10 @@ inline long find_last_call(const std::vector<std::string>& calls, const std::str
   return -1;
 }
 
-// ---- the sysfs side ---------------------------------------------------------------
-
-/** A temporary copy of tests/data/vm1 (one node, node 0, like this host) with
- *  extra PCI devices: iommu_group and driver links as the kernel makes them,
- *  kernel/iommu_groups/<N>/{reserved_regions,devices/}. Removed on destruction. */
-class SysfsTree {
- public:
-  SysfsTree() {
-    static int seq = 0;
-    top_ = fs::temp_directory_path() /
-           ("numacma-vfio-" + std::to_string(::getpid()) + "-" + std::to_string(seq++));
-    fs::remove_all(top_);
-    fs::create_directories(top_);
-    root_ = top_ / "sys";
-    fs::copy(fs::path(NUMACMA_TEST_DATA) / "vm1", root_,
-             fs::copy_options::recursive | fs::copy_options::copy_symlinks);
-    fs::create_directories(root_ / "kernel/iommu_groups");
-  }
-  ~SysfsTree() {
-    std::error_code ec;
-    fs::remove_all(top_, ec);
-  }
-  SysfsTree(const SysfsTree&) = delete;
-  SysfsTree& operator=(const SysfsTree&) = delete;
-
-  std::string root() const { return root_.string(); }
-  fs::path dev_dir(const std::string& bdf) const { return root_ / "bus/pci/devices" / bdf; }
-
-  /** A PCI device on `node`; group < 0: no iommu_group link; driver "": unbound.
-   *  A new group gets the x86 MSI window as its reserved region. */
-  void add_device(const std::string& bdf, int group, const std::string& driver = "vfio-pci", int node = 0) {
-    const fs::path d = dev_dir(bdf);
-    fs::create_directories(d);
-    put(d / "numa_node", std::to_string(node) + "\n");
-    put(d / "vendor", "0x1b36\n");
-    put(d / "device", "0x0010\n");
-    put(d / "class", "0x010802\n");
-    if (group >= 0) {
-      const fs::path g = root_ / "kernel/iommu_groups" / std::to_string(group);
-      if (!fs::exists(g)) {
-        fs::create_directories(g / "devices");
-        put(g / "reserved_regions", "0x00000000fee00000 0x00000000feefffff msi\n");
-      }
-      fs::create_directory_symlink("../../../../bus/pci/devices/" + bdf, g / "devices" / bdf);
-      fs::create_directory_symlink("../../../../kernel/iommu_groups/" + std::to_string(group), d / "iommu_group");
-    }
-    if (!driver.empty()) set_driver(bdf, driver);
-  }
-  void set_driver(const std::string& bdf, const std::string& driver) {
-    const fs::path d = dev_dir(bdf);
-    fs::remove(d / "driver");
-    const fs::path drv = root_ / "bus/pci/drivers" / driver;
-    fs::create_directories(drv);
-    if (!fs::exists(fs::symlink_status(drv / bdf)))
-      fs::create_directory_symlink("../../../../bus/pci/devices/" + bdf, drv / bdf);
-    fs::create_directory_symlink("../../../../bus/pci/drivers/" + driver, d / "driver");
-  }
-  void set_reserved_regions(int group, const std::string& text) {
-    put(root_ / "kernel/iommu_groups" / std::to_string(group) / "reserved_regions", text);
-  }
-
- private:
-  static void put(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::trunc) << text; }
-  fs::path top_, root_;
-};
-
 }  // namespace fakevfio
+
+// The members defined out of the class (each of the two includes this file
+// first, so either may be included alone), and the sysfs side:
+#include "vfio_fake_kernel_device.hpp"
+#include "vfio_fake_kernel_iommu.hpp"
+#include "vfio_fake_sysfs.hpp"
