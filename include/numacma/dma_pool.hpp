@@ -39,8 +39,8 @@ namespace detail {
 struct DmaPoolCore;
 
 // The per-thread fast path, inline so that the common alloc/free costs what
-// a cache push/pop costs (src/dmapool/dma_pool.cpp owns these records; read
-// its comment first). Not API.
+// a cache push/pop costs (src/dmapool/dma_pool_core.hpp holds these records; read dma_pool.cpp's
+// comment first). Not API.
 // A block's state byte: free (in the shared lists), cached (in a thread's
 // cache, or held by a DmaBlock), live (held by address: detached, or from
 // the C API). Only frees by address change live -> cached, by CAS.
