@@ -371,13 +371,7 @@ Output alloc_output(const AllocOptions& o, const AllocReport& r) {
     w.bench = "alloc";
     w.cases = {col("peer", x.peer, x.peer), col("size", x.size, size_text(x.size)),
                col("align", x.align, size_text(x.align))};
-    w.peer = x.peer;
-    w.config = x.config;
-    w.skipped = x.skipped;
-    w.reason = x.reason;
-    w.median_ns = x.median_ns;
-    w.p99_ns = x.p99_ns;
-    w.ratio = x.ratio;
+    take_timings(w, x.peer, x);
     if (x.peer == "libnuma" && x.align < a6_alignment(x.size)) w.note = "page-aligned only";
     s.rows.push_back(std::move(w));
   }

@@ -397,13 +397,7 @@ Output pool_output(const PoolBenchOptions& o, const PoolBenchReport& r) {
     w.cases = {col("peer", x.peer, x.peer), col("object", x.object, size_text(x.object)),
                col("threads", x.threads, std::to_string(x.threads)),
                col("cross", x.cross, x.threads == 1 ? "-" : x.cross ? "yes" : "no")};
-    w.peer = x.peer;
-    w.config = x.config;
-    w.skipped = x.skipped;
-    w.reason = x.reason;
-    w.median_ns = x.median_ns;
-    w.p99_ns = x.p99_ns;
-    w.ratio = x.ratio;
+    take_timings(w, x.peer, x);
     w.skipped_field = SkippedField::when_skipped;
     s.rows.push_back(std::move(w));
   }

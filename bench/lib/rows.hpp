@@ -59,6 +59,20 @@ struct Row {
   bool json_config = true;       ///< JSON has "config"
 };
 
+/** A row's peer, configuration, skip and timings from a benchmark's result
+ *  `x` (any type with those members: peer, config, skipped, reason,
+ *  median_ns, p99_ns, ratio). */
+template <class Result>
+void take_timings(Row& w, const std::string& peer, const Result& x) {
+  w.peer = peer;
+  w.config = x.config;
+  w.skipped = x.skipped;
+  w.reason = x.reason;
+  w.median_ns = x.median_ns;
+  w.p99_ns = x.p99_ns;
+  w.ratio = x.ratio;
+}
+
 /** How a section prints its timings. */
 enum class Unit { ns, us, ms };
 

@@ -37,13 +37,7 @@ Section shared_alloc_section(const SharedOptions& o, const SharedReport& r) {
     w.bench = "shared";
     w.cases = {json_col("case", "alloc"), col("setup", x.setup, x.setup), col("size", x.size, size_text(x.size)),
                col("align", x.align, size_text(x.align))};
-    w.peer = x.setup;
-    w.config = x.config;
-    w.skipped = x.skipped;
-    w.reason = x.reason;
-    w.median_ns = x.median_ns;
-    w.p99_ns = x.p99_ns;
-    w.ratio = x.ratio;
+    take_timings(w, x.setup, x);
     if (x.setup == "attached") {
       w.target = attached;
       w.met = x.ratio <= kSharedAttachedMaxRatio;
