@@ -40,7 +40,6 @@ TOPOLOGIES = {
 TOPOLOGIES.update(ARM64_TOPOLOGIES)
 
 
-
 def arch_of(topo_name):
     return TOPOLOGIES[topo_name].get("arch", "x86_64")
 

@@ -10,7 +10,7 @@ import subprocess
 
 import cpio
 from vm_checks import checks
-from vm_topologies import bdfs, expect_json
+from vm_topologies import bdfs, expect_json, is_arm64, is_q35
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -20,12 +20,10 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 ARM64_MODULES = ["pci-stub"]
 ARM64_VFIO_MODULES = ["vfio", "vfio_iommu_type1", "vfio_virqfd", "vfio-pci-core", "vfio-pci"]
 
-
 # Modules the q35-iommu guests load (with their dependencies, from the unpacked
 # kernel package's lib/modules/<version>/modules.dep: guest_trees()), in
 # dependency order.
 VFIO_MODULES = ["irqbypass", "vfio", "vfio_iommu_type1", "vfio_virqfd", "vfio-pci-core", "vfio-pci"]
-
 
 # Modules packed into the q35-iommu guests' initramfs but not loaded at boot
 # (every check before the data checks wants its NVMe without a driver):
@@ -148,17 +146,16 @@ def init_script(name, modules=(), pre=()):
     return "\n".join(lines)
 
 
-
 def modules_of(topo, kernel, root):
     """(modules /init loads at boot, modules only packed, /init lines run
     after them) of a topology's guest: [(host path, path in the initramfs)]
     for the modules (guest_modules(); raises its RuntimeError)."""
     modules, packed, pre = [], [], []
-    if topo.get("machine") == "q35-iommu":
+    if is_q35(topo):
         modules = guest_modules(kernel, root)
         # Loaded by the data checks, not at boot (NVME_GUEST_MODULES).
         packed = [m for m in guest_modules(kernel, root, NVME_GUEST_MODULES) if m not in modules]
-    elif topo.get("machine") == "arm64-virt":
+    elif is_arm64(topo):
         # pci-stub for the edus: see arm64_bind_lines().
         names = ARM64_MODULES + (ARM64_VFIO_MODULES if any(k == "nvme" for k, _, _ in topo["devices"]) else [])
         modules = guest_modules(kernel, root, names)

@@ -69,7 +69,6 @@ def is_arm64(topo):
     return topo.get("machine") == "arm64-virt"
 
 
-
 def arch_of(topo):
     return "arm64" if is_arm64(topo) else "x86_64"
 
