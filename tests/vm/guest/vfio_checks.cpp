@@ -25,6 +25,8 @@
 //   vfio-bench BDF                figures: pool creation with and without VFIO
 //                                 (1 GiB of 2 MiB and of 4 KiB pages), alloc+free
 //                                 of an area buffer and of a page buffer
+// vfio-errors and vfio-bench are in vfio_errors.cpp; the helpers both files
+// use in vfio_checks.hpp.
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -47,50 +49,16 @@
 #include "numacma/numacma.hpp"
 #include "nvme/controller.hpp"
 #include "nvme/selftest.hpp"
+#include "vfio_checks.hpp"
+#include "vmcheck.hpp"
 
 using numacma::DmaBuffer;
 using numacma::Pool;
 using numacma::PoolOptions;
 
-namespace {
-
-constexpr std::size_t kPage = 4096;
-int g_fail = 0;
-
-void fail(const std::string& m) {
-  std::printf("FAIL: %s\n", m.c_str());
-  ++g_fail;
-}
-void info(const std::string& m) { std::printf("  %s\n", m.c_str()); }
-
-std::string hex(std::uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
+namespace vmcheck::vfio {
 
 std::uint64_t mask_of(int bits) { return bits >= 64 ? ~0ULL : (1ULL << bits) - 1; }
-
-std::vector<int> page_nodes(const void* p, std::size_t bytes) {
-  const std::size_t n = (bytes + kPage - 1) / kPage;
-  std::vector<void*> pages(n);
-  std::vector<int> status(n, -1);
-  const auto base = reinterpret_cast<std::uintptr_t>(p) & ~(kPage - 1);
-  for (std::size_t i = 0; i < n; ++i) pages[i] = reinterpret_cast<void*>(base + i * kPage);
-  if (move_pages(0, n, pages.data(), nullptr, status.data(), 0) != 0) return {};
-  return status;
-}
-
-bool on_node(const void* p, std::size_t bytes, int node, const std::string& what) {
-  const std::vector<int> st = page_nodes(p, bytes);
-  const auto bad = std::count_if(st.begin(), st.end(), [&](int s) { return s != node; });
-  if (st.empty() || bad != 0) {
-    fail(what + ": " + std::to_string(bad) + " of " + std::to_string(st.size()) + " pages not on node " +
-         std::to_string(node) + (st.empty() ? "" : " (page 0 on " + std::to_string(st[0]) + ")"));
-    return false;
-  }
-  return true;
-}
 
 std::optional<Pool> make_pool(const std::string& params, const std::string& backing,
                               std::vector<numacma::VfioDeviceSpec> vfio) {
@@ -115,6 +83,30 @@ std::string run(const std::string& cmd) {
     ::pclose(f);
   }
   return out;
+}
+
+
+namespace {
+
+std::vector<int> page_nodes(const void* p, std::size_t bytes) {
+  const std::size_t n = (bytes + kPage - 1) / kPage;
+  std::vector<void*> pages(n);
+  std::vector<int> status(n, -1);
+  const auto base = reinterpret_cast<std::uintptr_t>(p) & ~(kPage - 1);
+  for (std::size_t i = 0; i < n; ++i) pages[i] = reinterpret_cast<void*>(base + i * kPage);
+  if (move_pages(0, n, pages.data(), nullptr, status.data(), 0) != 0) return {};
+  return status;
+}
+
+bool on_node(const void* p, std::size_t bytes, int node, const std::string& what) {
+  const std::vector<int> st = page_nodes(p, bytes);
+  const auto bad = std::count_if(st.begin(), st.end(), [&](int s) { return s != node; });
+  if (st.empty() || bad != 0) {
+    fail(what + ": " + std::to_string(bad) + " of " + std::to_string(st.size()) + " pages not on node " +
+         std::to_string(node) + (st.empty() ? "" : " (page 0 on " + std::to_string(st[0]) + ")"));
+    return false;
+  }
+  return true;
 }
 
 /** Lines of the kernel log that report a DMAR fault at the page of `iova`. */
@@ -190,7 +182,7 @@ int check_nvme(const std::string& bdf, int node, int bits) {
   for (const numacma::VfioMapping& m : pool->vfio_report().mappings)
     if (m.iova + m.bytes - 1 > mask) fail("mapping " + m.what + " at " + hex(m.iova) + " is above the mask");
   if (auto sd = ctrl->shutdown(); !sd) fail("shutdown: " + sd.error().message);
-  return g_fail ? 1 : 0;
+  return g_failures ? 1 : 0;
 }
 
 // ---- vfio-json ----------------------------------------------------------------------
@@ -225,7 +217,7 @@ int check_json(const std::string& path, int node, int bits) {
     if (std::find(names.begin(), names.end(), want) == names.end()) fail(std::string("no dma line for ") + want);
   if (results != 1) fail("want exactly one result line, got " + std::to_string(results));
   info(std::to_string(dma) + " dma lines, " + std::to_string(results) + " result");
-  return g_fail ? 1 : 0;
+  return g_failures ? 1 : 0;
 }
 
 // ---- vfio-fault -------------------------------------------------------------------
@@ -280,7 +272,7 @@ int check_fault(const std::string& bdf) {
   else
     info("control: the same read into a mapped buffer lands");
   (void)ctrl->shutdown();
-  return g_fail ? 1 : 0;
+  return g_failures ? 1 : 0;
 }
 
 // ---- vfio-attach ------------------------------------------------------------------
@@ -305,7 +297,7 @@ int check_attach(const std::string& bdf0, const std::string& bdf1) {
   const auto data = std::find_if(r.dma.begin(), r.dma.end(), [](const auto& d) { return d.name == "data"; });
   if (data == r.dma.end() || data->area == "pages") fail("the data buffer did not come from an area");
   info("lbas written " + std::to_string(r.lbas_written) + ", verified " + std::to_string(r.lbas_verified));
-  return g_fail ? 1 : 0;
+  return g_failures ? 1 : 0;
 }
 
 // ---- vfio-avail ---------------------------------------------------------------------
@@ -336,182 +328,14 @@ int check_avail(const std::string& bdf, int cycles) {
   if (!pool->vfio_report().mappings.empty()) fail("mappings left behind");
   std::printf("{\"figure\":\"vfio_pages_alloc_free\",\"cycles\":%d,\"ns_per_pair\":%.0f,\"note\":\"4 KiB + 16 KiB page buffers, "
               "each mapped and unmapped, TCG guest\"}\n", cycles, ns / cycles / 2);
-  return g_fail ? 1 : 0;
-}
-
-// ---- vfio-errors -------------------------------------------------------------------
-
-/** Pool::create in a child that first runs `setup` (as root) and then drops to uid 1000. */
-template <class Setup>
-std::pair<numacma::Errc, std::string> create_as_user(const std::string& params, const std::string& bdf, Setup setup,
-                                                     bool alloc_page) {
-  int fds[2];
-  if (::pipe(fds) != 0) return {numacma::Errc::io_error, "pipe"};
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(fds[0]);
-    setup();
-    std::string msg;
-    int code = 0;
-    if (::setgid(1000) != 0 || ::setuid(1000) != 0) {
-      msg = "setuid failed";
-      code = -1;
-    } else {
-      PoolOptions o;
-      o.params = params;
-      o.backing = "anon";
-      o.vfio = {{bdf, ~0ULL}};
-      auto p = Pool::create(o);
-      if (!p) {
-        code = static_cast<int>(p.error().code);
-        msg = p.error().message;
-      } else if (alloc_page) {
-        auto d = numacma::Device::from_vfio(bdf, *p);
-        auto b = p->alloc_coherent(*d, kPage);
-        if (!b) {
-          code = static_cast<int>(b.error().code);
-          msg = b.error().message;
-        }
-      }
-    }
-    const std::string out = std::to_string(code) + "\n" + msg;
-    (void)!::write(fds[1], out.data(), out.size());
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  std::string out;
-  char buf[1024];
-  ssize_t n;
-  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-  ::close(fds[0]);
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  const auto nl = out.find('\n');
-  if (nl == std::string::npos) return {numacma::Errc::io_error, "child said nothing"};
-  return {static_cast<numacma::Errc>(std::stoi(out.substr(0, nl))), out.substr(nl + 1)};
-}
-
-void expect_error(const std::string& what, numacma::Errc code, const std::string& msg, numacma::Errc want_code,
-                  const std::string& want_text) {
-  info(what + ": " + numacma::errc_name(code) + ": " + msg);
-  if (code != want_code) fail(what + ": code " + numacma::errc_name(code) + ", want " + numacma::errc_name(want_code));
-  if (msg.find(want_text) == std::string::npos) fail(what + ": the message does not say '" + want_text + "'");
-}
-
-int check_errors(const std::string& nvme, const std::string& edu) {
-  using numacma::Errc;
-  // An unbound device: the message gives the exact command.
-  {
-    PoolOptions o;
-    o.backing = "anon";
-    o.vfio = {{edu, ~0ULL}};
-    auto p = Pool::create(o);
-    if (p) fail("a pool on an unbound device was created");
-    else expect_error("not bound", p.error().code, p.error().message, Errc::unsupported, "numacma vfio bind " + edu);
-  }
-  // A mask below every usable IOVA (IOVAs start at 1 MiB).
-  {
-    PoolOptions o;
-    o.backing = "anon";
-    o.vfio = {{nvme, 0xfffff}};
-    auto p = Pool::create(o);
-    if (p) fail("a 20-bit mask was accepted");
-    else expect_error("mask too narrow", p.error().code, p.error().message, Errc::unreachable, "below every usable IOVA range");
-  }
-  // IOVA space exhausted half-way through creation; then nothing may be left mapped.
-  {
-    PoolOptions o;
-    o.params = "cma_pernuma=64M";
-    o.backing = "anon";
-    o.vfio = {{nvme, mask_of(27)}};  // 1 MiB .. 128 MiB: room for one 64 MiB area, not two
-    auto p = Pool::create(o);
-    if (p) fail("two 64 MiB areas fit below 128 MiB?");
-    else expect_error("IOVA exhausted", p.error().code, p.error().message, Errc::no_memory, "IOVA space exhausted");
-    auto again = make_pool("", "anon", {{nvme, ~0ULL}});  // the group was given back
-    if (again) {
-      const auto rep = again->vfio_report();
-      info("after the failed create: a new container has " + std::to_string(rep.mappings.size()) +
-           " mappings, DMA_AVAIL " + std::to_string(rep.dma_avail));
-      if (!rep.mappings.empty()) fail("mappings in a fresh container");
-    }
-  }
-  // Permission: the group's node is root's alone.
-  const std::string group_link = run("readlink /sys/bus/pci/devices/" + nvme + "/iommu_group");
-  const std::string group = group_link.substr(group_link.find_last_of('/') + 1, std::string::npos);
-  const std::string gdev = "/dev/vfio/" + group.substr(0, group.find('\n'));
-  {
-    auto [code, msg] = create_as_user("", nvme, [&] { ::chmod(gdev.c_str(), 0600); }, false);
-    expect_error("permission", code, msg, Errc::permission, "permission denied on " + gdev);
-  }
-  // RLIMIT_MEMLOCK: the group is open to the user, but nothing may be pinned.
-  {
-    auto [code, msg] = create_as_user("", nvme, [&] {
-      ::chmod(gdev.c_str(), 0666);
-      rlimit rl{0, 0};
-      ::setrlimit(RLIMIT_MEMLOCK, &rl);
-    }, true);
-    expect_error("memlock", code, msg, Errc::no_memory, "RLIMIT_MEMLOCK");
-    ::chmod(gdev.c_str(), 0600);
-  }
-  return g_fail ? 1 : 0;
-}
-
-// ---- vfio-bench ---------------------------------------------------------------------
-
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
-
-/** ns per alloc+free pair of `bytes` for dev, n rounds. */
-double pair_ns(Pool& pool, const numacma::Device& dev, std::size_t bytes, int n) {
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < n; ++i) {
-    auto b = pool.alloc_coherent(dev, bytes);
-    if (!b) {
-      fail("bench alloc: " + b.error().message);
-      return 0;
-    }
-  }
-  return ms_since(t0) * 1e6 / n;
-}
-
-int check_bench(const std::string& bdf, int node) {
-  const std::string params = "numa_cma=" + std::to_string(node) + ":1G";
-  for (const char* backing : {"hugetlb", "anon"}) {
-    for (bool vfio : {false, true}) {
-      PoolOptions o;
-      o.params = params;
-      o.backing = backing;
-      if (vfio) o.vfio = {{bdf, ~0ULL}};
-      const auto t0 = std::chrono::steady_clock::now();
-      auto p = Pool::create(o);
-      const double create_ms = ms_since(t0);
-      if (!p) {
-        fail(std::string("create ") + backing + (vfio ? " vfio" : "") + ": " + p.error().message);
-        continue;
-      }
-      const auto st = p->stats();
-      if (st.areas.size() != 1 || st.areas[0].pages != (1u << 18)) {
-        fail("the 1 GiB area was not reserved: " +
-             (p->reservation_notes().empty() ? std::string("?") : p->reservation_notes()[0].message));
-        continue;
-      }
-      numacma::Device dev = vfio ? *numacma::Device::from_vfio(bdf, *p) : numacma::Device::on_node(node, "nvme");
-      double map_ms = 0;
-      for (const auto& m : p->vfio_report().mappings) map_ms += static_cast<double>(m.map_ns) / 1e6;
-      const double area_ns = pair_ns(*p, dev, 64 * 1024, 2000);
-      const double page_ns = pair_ns(*p, dev, kPage, 2000);
-      std::printf("{\"figure\":\"vfio_bench\",\"backing\":\"%s\",\"vfio\":%s,\"area_bytes\":1073741824,"
-                  "\"create_ms\":%.1f,\"map_ms\":%.1f,\"area_64k_pair_ns\":%.0f,\"page_4k_pair_ns\":%.0f,"
-                  "\"mode\":\"%s\"}\n",
-                  st.areas[0].backing.c_str(), vfio ? "true" : "false", create_ms, map_ms, area_ns, page_ns,
-                  p->dma_mode().c_str());
-    }
-  }
-  return g_fail ? 1 : 0;
+  return g_failures ? 1 : 0;
 }
 
 }  // namespace
+}  // namespace vmcheck::vfio
+
+namespace vmcheck {
+
 
 /** Runs a vfio-* check; -1 when `a[0]` is not one. */
 int run_vfio_check(const std::vector<std::string>& a) {
@@ -523,13 +347,15 @@ int run_vfio_check(const std::vector<std::string>& a) {
   };
   const std::string& c = a[0];
   int rc = -1;
-  if (c == "vfio-nvme") need(3), rc = check_nvme(a[1], std::stoi(a[2]), a.size() > 3 ? std::stoi(a[3]) : 64);
-  else if (c == "vfio-json") need(3), rc = check_json(a[1], std::stoi(a[2]), a.size() > 3 ? std::stoi(a[3]) : 64);
-  else if (c == "vfio-fault") need(2), rc = check_fault(a[1]);
-  else if (c == "vfio-attach") need(3), rc = check_attach(a[1], a[2]);
-  else if (c == "vfio-avail") need(3), rc = check_avail(a[1], std::stoi(a[2]));
-  else if (c == "vfio-errors") need(3), rc = check_errors(a[1], a[2]);
-  else if (c == "vfio-bench") need(3), rc = check_bench(a[1], std::stoi(a[2]));
-  if (rc == 0 && g_fail) rc = 1;
+  if (c == "vfio-nvme") need(3), rc = vfio::check_nvme(a[1], std::stoi(a[2]), a.size() > 3 ? std::stoi(a[3]) : 64);
+  else if (c == "vfio-json") need(3), rc = vfio::check_json(a[1], std::stoi(a[2]), a.size() > 3 ? std::stoi(a[3]) : 64);
+  else if (c == "vfio-fault") need(2), rc = vfio::check_fault(a[1]);
+  else if (c == "vfio-attach") need(3), rc = vfio::check_attach(a[1], a[2]);
+  else if (c == "vfio-avail") need(3), rc = vfio::check_avail(a[1], std::stoi(a[2]));
+  else if (c == "vfio-errors") need(3), rc = vfio::check_errors(a[1], a[2]);
+  else if (c == "vfio-bench") need(3), rc = vfio::check_bench(a[1], std::stoi(a[2]));
+  if (rc == 0 && g_failures) rc = 1;
   return rc;
 }
+
+}  // namespace vmcheck

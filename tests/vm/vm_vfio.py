@@ -1,0 +1,189 @@
+"""tests/vm/vm_vfio.py — the VFIO checks of the q35-iommu guest (vfio2) and
+of the arm64 guests with an NVMe: (name, guest shell command) pairs, run by
+/init in this order (vm_initramfs.init_script()). Their vmcheck side:
+tests/vm/guest/vfio_*.cpp."""
+from vm_topologies import TOPOLOGIES, bdfs, device_vars, fill
+
+# The VFIO checks of an arm64 guest with an NVMe (numacma nvme-selftest
+# behind the SMMUv3): as vfio2's, on the one controller.
+ARM64_VFIO_CHECKS = [
+    ("vfio_bind", "numacma vfio bind {nvme0} && numacma vfio bind {nvme0} && numacma topo | grep -e {nvme0}"),
+    ("vfio_nvme_node{nvme0_node}", "numacma-vmcheck vfio-nvme {nvme0} {nvme0_node}"),
+    ("vfio_selftest_json_node{nvme0_node}",
+     "numacma nvme-selftest {nvme0} --json > /tmp/st0.json; rc=$?; cat /tmp/st0.json; "
+     "[ $rc -eq 0 ] && numacma-vmcheck vfio-json /tmp/st0.json {nvme0_node}"),
+    ("vfio_mask28", "numacma nvme-selftest {nvme0} --dma-bits 28 --json > /tmp/m28.json; rc=$?; cat /tmp/m28.json; "
+                    "[ $rc -eq 0 ] && numacma-vmcheck vfio-json /tmp/m28.json {nvme0_node} 28 && "
+                    "numacma-vmcheck vfio-nvme {nvme0} {nvme0_node} 28"),
+    ("vfio_unbind", "numacma vfio unbind {nvme0} && [ ! -e /sys/bus/pci/devices/{nvme0}/driver ]"),
+]
+
+
+# vfio2's checks after vfio_smoke and topo (name, guest shell command), run in
+# this order before vfio_dmesg. In a command, {nvme0} {nvme1} {edu} (also {edu0})
+# stand for the devices' guest BDFs and {nvme0_node} {nvme1_node} {edu_node}
+# for their nodes (see device_vars()). vfio_bind binds both NVMe controllers
+# to vfio-pci with `numacma vfio bind` (the edu stays unbound: it is the
+# "not bound" case of vfio_errors); vfio_unbind gives them back at the end.
+# The vmcheck side of each check: tests/vm/guest/vfio_checks.cpp.
+VFIO_CHECKS = [
+    ("vfio_bind", "numacma vfio bind {nvme0} && numacma vfio bind {nvme1} && numacma vfio bind {nvme1} && "
+                  "numacma topo | grep -e {nvme0} -e {nvme1} -e {edu}"),
+    ("vfio_nvme_node0", "numacma-vmcheck vfio-nvme {nvme0} {nvme0_node}"),
+    ("vfio_nvme_node1", "numacma-vmcheck vfio-nvme {nvme1} {nvme1_node}"),
+    ("vfio_selftest_json_node0", "numacma nvme-selftest {nvme0} --json > /tmp/st0.json; rc=$?; cat /tmp/st0.json; "
+                                 "[ $rc -eq 0 ] && numacma-vmcheck vfio-json /tmp/st0.json {nvme0_node}"),
+    ("vfio_selftest_json_node1", "numacma nvme-selftest {nvme1} --json > /tmp/st1.json; rc=$?; cat /tmp/st1.json; "
+                                 "[ $rc -eq 0 ] && numacma-vmcheck vfio-json /tmp/st1.json {nvme1_node}"),
+    ("vfio_mask28", "numacma nvme-selftest {nvme1} --dma-bits 28 --json > /tmp/m28.json; rc=$?; cat /tmp/m28.json; "
+                    "[ $rc -eq 0 ] && numacma-vmcheck vfio-json /tmp/m28.json {nvme1_node} 28 && "
+                    "numacma-vmcheck vfio-nvme {nvme1} {nvme1_node} 28"),
+    ("vfio_fault", "numacma-vmcheck vfio-fault {nvme0}"),
+    ("vfio_attach_later", "numacma-vmcheck vfio-attach {nvme0} {nvme1}"),
+    ("vfio_dma_avail", "numacma-vmcheck vfio-avail {nvme1} 10000"),
+    ("vfio_errors", "numacma-vmcheck vfio-errors {nvme0} {edu}"),
+    ("vfio_bench", "numacma-vmcheck vfio-bench {nvme1} {nvme1_node}"),
+    ("vfio_unbind", "numacma vfio unbind {nvme0} && numacma vfio unbind {nvme1} && "
+                    "[ ! -e /sys/bus/pci/devices/{nvme0}/driver ] && [ ! -e /sys/bus/pci/devices/{nvme1}/driver ]"),
+]
+
+
+# Shell the data checks start with. nvme_up BDF: loads the kernel's nvme
+# driver (once), waits for BDF's namespace and its /dev node, prints its
+# name. lnk: the name a link points to. mbr DEV: writes a known first MiB
+# to DEV: random bytes under an MBR with one Linux partition (LBA 2048, 8 MiB),
+# kept in /tmp/head; the kernel reads the table again.
+DATA_SHELL = r"""fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+lnk() { if [ -e "$1" ]; then basename "$(readlink "$1")"; else echo -; fi; }
+nvme_up() {
+  [ -d /sys/module/nvme ] || for m in $(cat /nvme-modules); do insmod /$m || echo "insmod /$m FAILED" >&2; done
+  i=0
+  while [ $i -lt 600 ]; do
+    for n in /sys/bus/pci/devices/$1/nvme/nvme*/nvme*n1; do
+      [ -e "$n" ] && [ -b /dev/${n##*/} ] && { echo ${n##*/}; return 0; }
+    done
+    usleep 100000; i=$((i + 1))
+  done
+  echo "no namespace of $1 after 60 s (driver $(lnk /sys/bus/pci/devices/$1/driver))" >&2; return 1
+}
+mbr() {
+  dd if=/dev/urandom of=/tmp/head bs=512 count=2048 2>/dev/null
+  dd if=/dev/zero of=/tmp/head bs=1 seek=446 count=64 conv=notrunc 2>/dev/null
+  printf '\000\040\041\000\203\376\377\377\000\010\000\000\000\100\000\000' |
+    dd of=/tmp/head bs=1 seek=446 conv=notrunc 2>/dev/null
+  printf '\125\252' | dd of=/tmp/head bs=1 seek=510 conv=notrunc 2>/dev/null
+  dd if=/tmp/head of=/dev/$1 bs=4096 conv=fsync 2>/dev/null && blockdev --rereadpt /dev/$1
+}
+"""
+
+# The checks that the user's data survives (run after vfio_unbind, before
+# vfio_dmesg; each binds the controllers to the kernel's nvme driver first):
+# a default nvme-selftest gives every byte back, and `vfio bind` refuses a
+# disk with a mounted file system or active swap, the disk staying on nvme.
+VFIO_DATA_CHECKS = [
+    ("vfio_selftest_restores", DATA_SHELL + r"""ns=$(nvme_up {nvme0}) || exit 1
+mbr $ns || exit 1
+want=$(md5sum < /tmp/head)
+[ -e /sys/class/block/${ns}p1 ] && echo "{nvme0}: $ns, partition ${ns}p1, first MiB md5 $want" ||
+  bad "the kernel found no partition on $ns"
+numacma vfio bind {nvme0} || exit 1
+numacma nvme-selftest {nvme0} --json > /tmp/rs.json 2> /tmp/rs.err; rc=$?
+cat /tmp/rs.json /tmp/rs.err
+[ $rc -eq 0 ] || bad "nvme-selftest exit $rc"
+grep -q '"mode":"restore"' /tmp/rs.json && grep -q '"restored":true' /tmp/rs.json || bad "not restored"
+grep -q "{nvme0} namespace 1: LBAs 0-63 .*(read-modify-restore)" /tmp/rs.err || bad "not announced"
+numacma vfio unbind {nvme0} || exit 1
+ns=$(nvme_up {nvme0}) || exit 1
+got=$(dd if=/dev/$ns bs=4096 count=256 2>/dev/null | md5sum)
+echo "after the self-test: $ns, first MiB md5 $got"
+[ "$got" = "$want" ] || bad "the first MiB of $ns changed (md5 $got, was $want)"
+[ -e /sys/class/block/${ns}p1 ] || bad "the partition table of $ns is gone"
+[ $fail = 0 ] && echo PASS || { echo FAIL; exit 1; }"""),
+    ("vfio_bind_refuses_mounted", DATA_SHELL + r"""ns=$(nvme_up {nvme0}) || exit 1
+[ -e /sys/class/block/${ns}p1 ] || mbr $ns || exit 1
+mke2fs /dev/${ns}p1 > /dev/null || exit 1
+mkdir -p /mnt/data && mount -t ext2 /dev/${ns}p1 /mnt/data || exit 1
+echo kept > /mnt/data/file && sync
+numacma vfio bind {nvme0} 2> /tmp/b.err; rc=$?; cat /tmp/b.err
+[ $rc -eq 1 ] || bad "vfio bind exit $rc, want 1"
+grep -q "{nvme0} is in use: ${ns}p1 is mounted on /mnt/data" /tmp/b.err || bad "the message does not name the mount"
+d=$(lnk /sys/bus/pci/devices/{nvme0}/driver); echo "driver: $d"
+[ "$d" = nvme ] || bad "{nvme0} is on $d, not nvme"
+[ "$(cat /mnt/data/file)" = kept ] || bad "the file system lost its file"
+umount /mnt/data
+[ $fail = 0 ] && echo PASS || { echo FAIL; exit 1; }"""),
+    ("vfio_bind_refuses_swap", DATA_SHELL + r"""ns=$(nvme_up {nvme1}) || exit 1
+mkswap /dev/$ns > /dev/null && swapon /dev/$ns || exit 1
+cat /proc/swaps
+numacma vfio bind {nvme1} 2> /tmp/s.err; rc=$?; cat /tmp/s.err
+[ $rc -eq 1 ] || bad "vfio bind exit $rc, want 1"
+grep -q "{nvme1} is in use: $ns is used as swap" /tmp/s.err || bad "the message does not name the swap"
+d=$(lnk /sys/bus/pci/devices/{nvme1}/driver); echo "driver: $d"
+[ "$d" = nvme ] || bad "{nvme1} is on $d, not nvme"
+grep -q "^/dev/$ns " /proc/swaps || bad "the swap is gone"
+swapoff /dev/$ns
+[ $fail = 0 ] && echo PASS || { echo FAIL; exit 1; }"""),
+]
+
+
+# Guest shell (busybox) for vfio_smoke, a %-format: %(devs)s are "BDF NODE KIND"
+# lines, %(nvmes)s the NVMe BDFs (write a literal % as %%).
+VFIO_SMOKE = r"""fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+lnk() { if [ -e "$1" ]; then basename "$(readlink "$1")"; else echo -; fi; }
+echo "-- PCI devices (sysfs): bdf class vendor:device numa_node iommu_group driver"
+for d in /sys/bus/pci/devices/*; do
+  echo "${d##*/} $(cat $d/class) $(cat $d/vendor):$(cat $d/device) node=$(cat $d/numa_node) group=$(lnk $d/iommu_group) driver=$(lnk $d/driver)"
+done
+echo "-- modules: $(cut -d" " -f1 /proc/modules | tr "\n" " ")"
+for m in vfio vfio_iommu_type1 vfio_pci_core vfio_pci; do
+  grep -q "^$m " /proc/modules || bad "module $m not loaded"
+done
+for u in /sys/class/iommu/*; do
+  echo "${u##*/}: $(for f in version cap ecap address; do echo -n "$f=$(cat $u/intel-iommu/$f 2>/dev/null) "; done)"
+done
+if [ -c /dev/vfio/vfio ]; then echo "/dev/vfio/vfio: ok"; else bad "/dev/vfio/vfio missing"; fi
+echo "%(devs)s" | while read bdf node kind; do
+  d=/sys/bus/pci/devices/$bdf
+  [ -e $d ] || { bad "$kind $bdf not in /sys/bus/pci/devices"; continue; }
+  n=$(cat $d/numa_node)
+  if [ "$n" = "$node" ]; then echo "$kind $bdf numa_node=$n: ok"; else bad "$kind $bdf numa_node=$n, want $node"; fi
+  [ -L $d/iommu_group ] || { bad "$kind $bdf has no iommu_group"; continue; }
+  g=$(lnk $d/iommu_group)
+  echo "$kind $bdf iommu_group=$g (members: $(ls /sys/kernel/iommu_groups/$g/devices | tr "\n" " "))"
+  echo "$kind $bdf reserved_regions: $(tr "\n" ";" < /sys/kernel/iommu_groups/$g/reserved_regions)"
+  echo "$kind $bdf iommu_group type: $(cat /sys/kernel/iommu_groups/$g/type 2>/dev/null)"
+  drv=$(lnk $d/driver)
+  [ "$drv" = - ] || bad "$kind $bdf starts bound to $drv, want unbound"
+  [ $kind = nvme ] || continue
+  echo vfio-pci > $d/driver_override && echo $bdf > /sys/bus/pci/drivers_probe
+  drv=$(lnk $d/driver)
+  if [ "$drv" = vfio-pci ]; then echo "$kind $bdf bound to vfio-pci: ok"; else bad "$kind $bdf driver=$drv after drivers_probe"; fi
+  if [ -c /dev/vfio/$g ]; then echo "/dev/vfio/$g: ok"; else bad "/dev/vfio/$g missing"; fi
+done > /tmp/smoke.out
+cat /tmp/smoke.out; grep -q "^FAIL" /tmp/smoke.out && fail=1
+echo "-- /dev/vfio: $(ls /dev/vfio | tr "\n" " ")"
+for bdf in %(nvmes)s; do
+  d=/sys/bus/pci/devices/$bdf
+  [ -e $d/driver ] && echo $bdf > $d/driver/unbind
+  echo > $d/driver_override
+  if [ -e $d/driver ]; then bad "$bdf still bound to $(lnk $d/driver)"; else echo "$bdf unbound again"; fi
+done
+echo "-- dmesg (DMAR / IOMMU / vfio)"
+dmesg | grep -i -e dmar -e iommu -e vfio | tail -40
+[ $fail = 0 ] && echo PASS || { echo FAIL; exit 1; }"""
+
+
+def vfio_checks(name):
+    t = TOPOLOGIES[name]
+    v = device_vars(t)
+    devs = "\n".join("%s %d %s" % (bdf, node, kind) for (kind, node, _), bdf in zip(t["devices"], bdfs(t)))
+    nvmes = " ".join(bdf for (kind, _, _), bdf in zip(t["devices"], bdfs(t)) if kind == "nvme")
+    out = [("vfio_smoke", VFIO_SMOKE % {"devs": devs, "nvmes": nvmes})]
+    out.append(("topo", "numacma topo --json > /tmp/topo.json && cat /tmp/topo.json && "
+                        "numacma-vmcheck topo-match /tmp/topo.json /expect.json"))
+    out += [(c, fill(cmd, v)) for c, cmd in VFIO_CHECKS + VFIO_DATA_CHECKS]
+    # Last: the guest's kernel log (DMAR faults and the like), never fails.
+    out.append(("vfio_dmesg", "dmesg | tail -200"))
+    return out
