@@ -114,7 +114,7 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_
   // when it lies in the zone the request takes its pages from first.
   if (bytes == kPageBytes && !vfio) {
     PageShelf& sh = pages.of(node);
-    std::lock_guard<std::mutex> lock(sh.mu);  // one lock: cache pop + live insert
+    std::lock_guard<ShelfLock> lock(sh.mu);  // one lock: cache pop + live insert
     if (!sh.cached.empty()) {
       const std::uint32_t slot = sh.cached.back();
       const backing::PagesBlock& pb = sh.slots[slot];
@@ -145,7 +145,7 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_
   RawBuffer r = to_raw(*pb);
   r.fresh = pb->fresh;
   PageShelf& sh = pages.of(pb->node);
-  std::lock_guard<std::mutex> lock(sh.mu);
+  std::lock_guard<ShelfLock> lock(sh.mu);
   const std::uintptr_t cpu = pb->cpu;
   const std::uint32_t slot = sh.store(std::move(*pb));
   sh.owned[slot] = handle ? 1 : 0;
@@ -379,7 +379,7 @@ Status PoolImpl::free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t
     if (i > 0 && &sh == first) continue;
     backing::PagesBlock block;
     {
-      std::lock_guard<std::mutex> lock(sh.mu);
+      std::lock_guard<ShelfLock> lock(sh.mu);
       auto it = sh.live.find(cpu);
       if (it == sh.live.end()) continue;
       const std::uint32_t slot = it->second;
@@ -401,7 +401,7 @@ Status PoolImpl::free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t
     }
     Status s = release_block(block);  // the OS calls, outside the lock
     if (!s) {  // still mapped: kept, and freed when the pool goes (after its container)
-      std::lock_guard<std::mutex> lock(sh.mu);
+      std::lock_guard<ShelfLock> lock(sh.mu);
       sh.stuck.push_back(block);
     }
     return s;
@@ -420,7 +420,7 @@ void PoolImpl::forget_handle(int area, void* cpu_ptr, int node) noexcept {
     return;
   }
   PageShelf& sh = pages.of(node);
-  std::lock_guard<std::mutex> lock(sh.mu);
+  std::lock_guard<ShelfLock> lock(sh.mu);
   if (auto it = sh.live.find(cpu); it != sh.live.end()) sh.owned[it->second] = 0;
 }
 

@@ -145,7 +145,7 @@ Stats PoolImpl::stats() const {
     if (known || n.local + n.other_node + n.default_area + n.pages + n.failed > 0) st.nodes.push_back(n);
   }
   for (const PageShelf& sh : pages.all()) {
-    std::lock_guard<std::mutex> lock(sh.mu);
+    std::lock_guard<ShelfLock> lock(sh.mu);
     st.pages_live += sh.live.size();
   }
   st.bad_frees = bad_frees.load(std::memory_order_relaxed);
