@@ -302,37 +302,6 @@ std::vector<DeviceAreaSpec> Pool::device_areas() const {
 
 // ---- DmaBuffer -----------------------------------------------------------------
 
-DmaBuffer::DmaBuffer(DmaBuffer&& o) noexcept
-    : pool_(std::move(o.pool_)),
-      cpu_(std::exchange(o.cpu_, nullptr)),
-      dma_(o.dma_),
-      size_(o.size_),
-      node_(o.node_),
-      area_(o.area_),
-      iova_(o.iova_),
-      contiguous_(o.contiguous_),
-      served_(o.served_) {}
-
-DmaBuffer& DmaBuffer::operator=(DmaBuffer&& o) noexcept {
-  if (this != &o) {
-    if (cpu_ != nullptr) (void)release();
-    pool_ = std::move(o.pool_);
-    cpu_ = std::exchange(o.cpu_, nullptr);
-    dma_ = o.dma_;
-    size_ = o.size_;
-    node_ = o.node_;
-    area_ = o.area_;
-    iova_ = o.iova_;
-    contiguous_ = o.contiguous_;
-    served_ = o.served_;
-  }
-  return *this;
-}
-
-DmaBuffer::~DmaBuffer() {
-  if (cpu_ != nullptr) (void)release();
-}
-
 Status DmaBuffer::release() {
   if (cpu_ == nullptr || !pool_) return {};
   Status s = pool_->free(size_, cpu_, dma_, area_ >= 0 ? area_ : detail::kPagesBuffer, node_);
