@@ -88,9 +88,8 @@ class NumacmaPoolPeer final : public PoolPeer {
       for (std::size_t k = 0; k < n; ++k) {
         DmaBlock& s = slots_[idx[k]];
         ok &= s.release().ok();
-        Result<DmaBlock> b = dp_->alloc();
-        if (!b) return false;
-        s = std::move(*b);
+        s = dp_->try_alloc();  // alloc() without the Result: the same block
+        if (!s) return false;
       }
       return ok;
     }
