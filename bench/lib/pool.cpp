@@ -44,7 +44,7 @@ namespace {
 
 constexpr std::size_t kAlign = 64;  // the DmaPool's block alignment (a cache line)
 
-// ---- numacma: one DmaPool over a Pool (cma=1G), DmaPool::alloc + DmaBlock::release
+// ---- numacma: one DmaPool over a Pool (cma=1G), DmaPool::try_alloc + DmaBlock::release
 class NumacmaPoolPeer final : public PoolPeer {
  public:
   const char* name() const override { return "numacma"; }
@@ -105,7 +105,7 @@ class NumacmaPoolPeer final : public PoolPeer {
   std::string config(std::size_t object, unsigned threads) const override {
     return "DmaPool::create(pool, Device::on_node(" + std::to_string(node_) + "), \"bench\", " +
            std::to_string(object) + ", align " + std::to_string(kAlign) +
-           ", boundary 0) on " + words_ + "; DmaPool::alloc + DmaBlock::release (RAII handles)" +
+           ", boundary 0) on " + words_ + "; DmaPool::try_alloc + DmaBlock::release (RAII handles)" +
            (threads > 1 ? "; one pool shared by both threads" : "");
   }
   const std::string& backing() const { return backing_; }
