@@ -44,7 +44,7 @@ namespace {
 
 constexpr std::size_t kAlign = 64;  // the DmaPool's block alignment (a cache line)
 
-// ---- numacma: one DmaPool over a Pool (cma=1G), DmaPool::alloc + DmaBlock::release
+// ---- numacma: one DmaPool over a Pool (cma=1G), DmaPool::try_alloc + DmaBlock::release
 class NumacmaPoolPeer final : public PoolPeer {
  public:
   const char* name() const override { return "numacma"; }
@@ -88,9 +88,8 @@ class NumacmaPoolPeer final : public PoolPeer {
       for (std::size_t k = 0; k < n; ++k) {
         DmaBlock& s = slots_[idx[k]];
         ok &= s.release().ok();
-        Result<DmaBlock> b = dp_->alloc();
-        if (!b) return false;
-        s = std::move(*b);
+        s = dp_->try_alloc();  // alloc() without the Result: the same block
+        if (!s) return false;
       }
       return ok;
     }
@@ -106,7 +105,7 @@ class NumacmaPoolPeer final : public PoolPeer {
   std::string config(std::size_t object, unsigned threads) const override {
     return "DmaPool::create(pool, Device::on_node(" + std::to_string(node_) + "), \"bench\", " +
            std::to_string(object) + ", align " + std::to_string(kAlign) +
-           ", boundary 0) on " + words_ + "; DmaPool::alloc + DmaBlock::release (RAII handles)" +
+           ", boundary 0) on " + words_ + "; DmaPool::try_alloc + DmaBlock::release (RAII handles)" +
            (threads > 1 ? "; one pool shared by both threads" : "");
   }
   const std::string& backing() const { return backing_; }

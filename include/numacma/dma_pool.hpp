@@ -213,6 +213,22 @@ class DmaPool {
     }
     return alloc_slow();
   }
+  /** alloc() without the Result around the block, for the hot loop: the
+   *  same block alloc() would give, or an empty DmaBlock (false) when alloc()
+   *  would fail, its error then in *why when why is not null. */
+  DmaBlock try_alloc(Error* why = nullptr) {
+    const detail::DmaTlsSlot& t = detail::dma_tls[uid_ & (detail::kDmaTlsSlots - 1)];
+    if (t.uid == uid_) {
+      detail::DmaThreadCache* c = t.cache;
+      const std::uint32_t n = c->n.load(std::memory_order_relaxed);
+      if (n > 0) {
+        const detail::DmaCacheSlot& s = c->e[n - 1];
+        c->n.store(n - 1, std::memory_order_relaxed);
+        return DmaBlock(s, head_);  // its state stays "cached": a handle holds it
+      }
+    }
+    return try_alloc_slow(why);
+  }
   /** dma_pool_zalloc: alloc() with the block's bytes zeroed. */
   Result<DmaBlock> zalloc() {
     Result<DmaBlock> b = alloc();
@@ -239,6 +255,7 @@ class DmaPool {
  private:
   explicit DmaPool(std::shared_ptr<detail::DmaPoolCore> core);
   Result<DmaBlock> alloc_slow();
+  DmaBlock try_alloc_slow(Error* why);
   std::shared_ptr<detail::DmaPoolCore> core_;
   std::uint64_t uid_ = ~std::uint64_t{0};  ///< the core's uid; never a slot's
   detail::DmaPoolHead* head_ = nullptr;    ///< the core

@@ -154,11 +154,36 @@ const char* served_name(Served s) noexcept;
 class DmaBuffer {
  public:
   DmaBuffer() = default;
-  DmaBuffer(DmaBuffer&& o) noexcept;
-  DmaBuffer& operator=(DmaBuffer&& o) noexcept;
+  DmaBuffer(DmaBuffer&& o) noexcept
+      : pool_(std::move(o.pool_)),
+        cpu_(std::exchange(o.cpu_, nullptr)),
+        dma_(o.dma_),
+        size_(o.size_),
+        node_(o.node_),
+        area_(o.area_),
+        iova_(o.iova_),
+        contiguous_(o.contiguous_),
+        served_(o.served_) {}
+  DmaBuffer& operator=(DmaBuffer&& o) noexcept {
+    if (this != &o) {
+      if (cpu_ != nullptr) (void)release();
+      pool_ = std::move(o.pool_);
+      cpu_ = std::exchange(o.cpu_, nullptr);
+      dma_ = o.dma_;
+      size_ = o.size_;
+      node_ = o.node_;
+      area_ = o.area_;
+      iova_ = o.iova_;
+      contiguous_ = o.contiguous_;
+      served_ = o.served_;
+    }
+    return *this;
+  }
   DmaBuffer(const DmaBuffer&) = delete;
   DmaBuffer& operator=(const DmaBuffer&) = delete;
-  ~DmaBuffer();
+  ~DmaBuffer() {
+    if (cpu_ != nullptr) (void)release();
+  }
 
   void* cpu() const noexcept { return cpu_; }
   std::uint64_t dma_addr() const noexcept { return dma_; }

@@ -266,6 +266,13 @@ Result<DmaBlock> DmaPool::alloc_slow() {
   return core_->alloc();
 }
 
+DmaBlock DmaPool::try_alloc_slow(Error* why) {
+  Result<DmaBlock> r = alloc_slow();
+  if (r) return std::move(*r);
+  if (why != nullptr) *why = std::move(r).error();
+  return DmaBlock();
+}
+
 Status DmaPool::free(void* cpu, std::uint64_t dma) {
   if (!core_) return make_error(Errc::bad_free, "dma_pool: free to an empty DmaPool");
   if (cpu == nullptr) return core_->bad_free("free of a NULL block");

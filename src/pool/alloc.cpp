@@ -44,6 +44,26 @@ unsigned order_of(std::uint64_t count) noexcept {
   return count <= 1 ? 0u : static_cast<unsigned>(std::bit_width(count - 1));
 }
 
+/** A page block as the RawBuffer it serves. */
+RawBuffer to_raw(const backing::PagesBlock& pb) noexcept {
+  RawBuffer r;
+  r.cpu = reinterpret_cast<void*>(pb.cpu);
+  r.dma = pb.dma_addr;
+  r.node = pb.node;
+  r.area = -1;
+  r.iova = pb.addr_kind == backing::AddrKind::iova;
+  r.contiguous = pb.contiguous;
+  r.served = Served::pages;
+  return r;
+}
+
+/** A kept single page that a request may take: below the device's mask and
+ *  in [from, below), the zone its pages come from first. */
+bool kept_page_fits(const backing::PagesBlock& pb, std::uint64_t mask, std::uint64_t from,
+                    std::uint64_t below) noexcept {
+  return pb.dma_addr + (kPageBytes - 1) <= mask && pb.dma_addr >= from && pb.dma_addr + (kPageBytes - 1) < below;
+}
+
 }  // namespace
 
 bool PoolImpl::lock_area(const AreaSlot& slot) const noexcept {
@@ -98,28 +118,16 @@ Result<RawBuffer> PoolImpl::from_area(int idx, std::uint64_t count, std::uint64_
 
 Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_t bytes, bool handle,
                                        std::uint64_t from, std::uint64_t below) {
-  const auto to_raw = [](const backing::PagesBlock& pb) {
-    RawBuffer r;
-    r.cpu = reinterpret_cast<void*>(pb.cpu);
-    r.dma = pb.dma_addr;
-    r.node = pb.node;
-    r.area = -1;
-    r.iova = pb.addr_kind == backing::AddrKind::iova;
-    r.contiguous = pb.contiguous;
-    r.served = Served::pages;
-    return r;
-  };
   // A3's common case: reuse a page this node freed before (not in vfio mode:
   // a freed page is unmapped at once, so the device can no longer reach it),
   // when it lies in the zone the request takes its pages from first.
   if (bytes == kPageBytes && !vfio) {
     PageShelf& sh = pages.of(node);
-    std::lock_guard<std::mutex> lock(sh.mu);  // one lock: cache pop + live insert
+    std::lock_guard<ShelfLock> lock(sh.mu);  // one lock: cache pop + live insert
     if (!sh.cached.empty()) {
       const std::uint32_t slot = sh.cached.back();
       const backing::PagesBlock& pb = sh.slots[slot];
-      if (pb.dma_addr + (kPageBytes - 1) <= dev.coherent_dma_mask && pb.dma_addr >= from &&
-          pb.dma_addr + (kPageBytes - 1) < below) {
+      if (kept_page_fits(pb, dev.coherent_dma_mask, from, below)) {
         sh.live.emplace(pb.cpu, slot);
         sh.owned[slot] = handle ? 1 : 0;
         sh.cached.pop_back();
@@ -145,7 +153,7 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_
   RawBuffer r = to_raw(*pb);
   r.fresh = pb->fresh;
   PageShelf& sh = pages.of(pb->node);
-  std::lock_guard<std::mutex> lock(sh.mu);
+  std::lock_guard<ShelfLock> lock(sh.mu);
   const std::uintptr_t cpu = pb->cpu;
   const std::uint32_t slot = sh.store(std::move(*pb));
   sh.owned[slot] = handle ? 1 : 0;
@@ -186,6 +194,41 @@ void PoolImpl::zero(const RawBuffer& r, std::uint64_t bytes) noexcept {
     return;
   }
   if (!r.fresh) backing->zero(r.cpu, bytes, false);  // new pages from the OS are zero already
+}
+
+bool PoolImpl::kept_page(const Device& dev, std::size_t bytes, int cpu, RawBuffer& out) noexcept {
+  // The path alloc() takes for such a request, step by step: alloc_once's
+  // checks (A1, the node, the mask), no device area (A2), one page (A3: no
+  // area), page_fallback's first zone and its node, from_pages' kept page;
+  // anything else, and an empty shelf, is left to alloc().
+  if (bytes == 0 || bytes > kPageBytes || vfio || attachment || !dev.area.empty() || dev.coherent_dma_mask == 0)
+    return false;
+  if (dev.node != kNoNode && !node_online(dev.node)) return false;
+  int node = dev.node != kNoNode ? dev.node : node_of_cpu(cpu);
+  std::uint64_t from = 0;
+  std::uint64_t below = backing::Backing::kAnywhere;
+  if (takes_zones_) {
+    const config::Zone zone = zones.for_mask(dev.coherent_dma_mask);
+    node = node_for_zone(node, zone);
+    if (node < 0) return false;
+    from = zone_floor(node, zone);
+    below = zones.end(zone);
+  }
+  PageShelf& sh = pages.of(node);
+  {
+    std::lock_guard<ShelfLock> lock(sh.mu);
+    if (sh.cached.empty()) return false;
+    const std::uint32_t slot = sh.cached.back();
+    const backing::PagesBlock& pb = sh.slots[slot];
+    if (!kept_page_fits(pb, dev.coherent_dma_mask, from, below)) return false;
+    sh.live.emplace(pb.cpu, slot);
+    sh.owned[slot] = 1;  // a DmaBuffer owns it
+    sh.cached.pop_back();
+    out = to_raw(pb);
+  }
+  counters.add(dev.node, kPages);
+  zero(out, kPageBytes);  // used before: zeroed
+  return true;
 }
 
 Result<RawBuffer> PoolImpl::alloc(const Device& dev, std::size_t bytes, int cpu, bool handle) {
@@ -379,7 +422,7 @@ Status PoolImpl::free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t
     if (i > 0 && &sh == first) continue;
     backing::PagesBlock block;
     {
-      std::lock_guard<std::mutex> lock(sh.mu);
+      std::lock_guard<ShelfLock> lock(sh.mu);
       auto it = sh.live.find(cpu);
       if (it == sh.live.end()) continue;
       const std::uint32_t slot = it->second;
@@ -401,7 +444,7 @@ Status PoolImpl::free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t
     }
     Status s = release_block(block);  // the OS calls, outside the lock
     if (!s) {  // still mapped: kept, and freed when the pool goes (after its container)
-      std::lock_guard<std::mutex> lock(sh.mu);
+      std::lock_guard<ShelfLock> lock(sh.mu);
       sh.stuck.push_back(block);
     }
     return s;
@@ -420,7 +463,7 @@ void PoolImpl::forget_handle(int area, void* cpu_ptr, int node) noexcept {
     return;
   }
   PageShelf& sh = pages.of(node);
-  std::lock_guard<std::mutex> lock(sh.mu);
+  std::lock_guard<ShelfLock> lock(sh.mu);
   if (auto it = sh.live.find(cpu); it != sh.live.end()) sh.owned[it->second] = 0;
 }
 

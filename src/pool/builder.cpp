@@ -41,6 +41,8 @@ void PoolImpl::map_cpus() {
 void PoolImpl::set_topology(topo::Topology t) {
   topology = std::move(t);
   map_cpus();
+  online_.assign(static_cast<std::size_t>(std::max(topology.max_node_id() + 1, 0)), 0);
+  for (std::size_t n = 0; n < online_.size(); ++n) online_[n] = topology.is_online(static_cast<int>(n)) ? 1 : 0;
   layout = config::physical_layout(topology);
   zones = config::zones_of(config_arch(opts.arch), layout);
   node_zones_.assign(static_cast<std::size_t>(std::max(topology.max_node_id() + 1, 0)), NodeZones{});
@@ -60,6 +62,7 @@ void PoolImpl::set_topology(topo::Topology t) {
 
 void PoolImpl::finish() {
   areas.index_by_cpu();
+  takes_zones_ = backing && backing->takes_zones();
   const auto& all = areas.slots();
   const bool any_iova = std::any_of(all.begin(), all.end(), [](const auto& s) { return s->iova(); });
   switch (opts.dma_mode) {

@@ -59,21 +59,27 @@ std::string fmt_hex(std::uint64_t v) {
 
 PoolImpl* impl_of(const Pool& pool) noexcept { return pool.impl_.get(); }
 
-Result<DmaBuffer> PoolImpl::alloc_buffer(const Device& dev, std::size_t bytes, int cpu) {
+Result<DmaBuffer> PoolImpl::alloc_buffer(const Device& dev, std::size_t bytes, int cpu,
+                                         const std::shared_ptr<PoolImpl>* self) {
   // The DmaBuffer owns it (marked as it is allocated): a free by address is refused.
-  Result<RawBuffer> r = alloc(dev, bytes, cpu, true);
-  if (!r) return std::move(r).error();
-  DmaBuffer b;
-  b.pool_ = shared_from_this();
-  b.cpu_ = r->cpu;
-  b.dma_ = r->dma;
+  RawBuffer raw;
+  if (!kept_page(dev, bytes, cpu, raw)) {  // A3's kept page, else every rule
+    Result<RawBuffer> r = alloc(dev, bytes, cpu, true);
+    if (!r) return std::move(r).error();
+    raw = *r;
+  }
+  Result<DmaBuffer> out{DmaBuffer()};
+  DmaBuffer& b = *out;
+  b.pool_ = self != nullptr ? *self : shared_from_this();
+  b.cpu_ = raw.cpu;
+  b.dma_ = raw.dma;
   b.size_ = bytes;
-  b.node_ = r->node;
-  b.area_ = r->area;
-  b.iova_ = r->iova;
-  b.contiguous_ = r->contiguous;
-  b.served_ = r->served;
-  return b;
+  b.node_ = raw.node;
+  b.area_ = raw.area;
+  b.iova_ = raw.iova;
+  b.contiguous_ = raw.contiguous;
+  b.served_ = raw.served;
+  return out;
 }
 
 PoolImpl::~PoolImpl() {
@@ -145,7 +151,7 @@ Stats PoolImpl::stats() const {
     if (known || n.local + n.other_node + n.default_area + n.pages + n.failed > 0) st.nodes.push_back(n);
   }
   for (const PageShelf& sh : pages.all()) {
-    std::lock_guard<std::mutex> lock(sh.mu);
+    std::lock_guard<ShelfLock> lock(sh.mu);
     st.pages_live += sh.live.size();
   }
   st.bad_frees = bad_frees.load(std::memory_order_relaxed);
@@ -234,7 +240,7 @@ Result<DmaBuffer> Pool::alloc_coherent(const Device& dev, std::size_t bytes) {
   // The calling CPU matters only to a device with no node (its pages come
   // from that CPU's node, A3/A7): the others do not ask for it.
   const int cpu = dev.node == kNoNode ? impl_->backing->calling_cpu() : -1;
-  return impl_->alloc_buffer(dev, bytes, cpu);
+  return impl_->alloc_buffer(dev, bytes, cpu, &impl_);
 }
 
 Status Pool::free_coherent(const Device& dev, std::size_t bytes, void* cpu, std::uint64_t dma_addr) {
@@ -295,37 +301,6 @@ std::vector<DeviceAreaSpec> Pool::device_areas() const {
 }
 
 // ---- DmaBuffer -----------------------------------------------------------------
-
-DmaBuffer::DmaBuffer(DmaBuffer&& o) noexcept
-    : pool_(std::move(o.pool_)),
-      cpu_(std::exchange(o.cpu_, nullptr)),
-      dma_(o.dma_),
-      size_(o.size_),
-      node_(o.node_),
-      area_(o.area_),
-      iova_(o.iova_),
-      contiguous_(o.contiguous_),
-      served_(o.served_) {}
-
-DmaBuffer& DmaBuffer::operator=(DmaBuffer&& o) noexcept {
-  if (this != &o) {
-    if (cpu_ != nullptr) (void)release();
-    pool_ = std::move(o.pool_);
-    cpu_ = std::exchange(o.cpu_, nullptr);
-    dma_ = o.dma_;
-    size_ = o.size_;
-    node_ = o.node_;
-    area_ = o.area_;
-    iova_ = o.iova_;
-    contiguous_ = o.contiguous_;
-    served_ = o.served_;
-  }
-  return *this;
-}
-
-DmaBuffer::~DmaBuffer() {
-  if (cpu_ != nullptr) (void)release();
-}
 
 Status DmaBuffer::release() {
   if (cpu_ == nullptr || !pool_) return {};

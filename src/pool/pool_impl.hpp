@@ -144,6 +144,14 @@ struct PoolImpl : std::enable_shared_from_this<PoolImpl> {
   /** Once every area is in: the CPU index, and the DMA mode of the options. */
   void finish();
 
+  /** Per node id: online (topology.is_online, looked up once). */
+  std::vector<char> online_;
+  /** backing->takes_zones(), asked once (finish()). */
+  bool takes_zones_ = false;
+  bool node_online(int node) const noexcept {
+    return node >= 0 && static_cast<std::size_t>(node) < online_.size() && online_[static_cast<std::size_t>(node)] != 0;
+  }
+
   /** True when the topology lists the CPU. */
   bool knows_cpu(int cpu) const noexcept {
     return cpu >= 0 && static_cast<std::size_t>(cpu) < cpu_mem_node_.size() &&
@@ -159,8 +167,17 @@ struct PoolImpl : std::enable_shared_from_this<PoolImpl> {
    *  only to a device with no node: its pages come from that CPU's node. The
    *  memory is zeroed unless the options say not to. */
   Result<RawBuffer> alloc(const Device& dev, std::size_t bytes, int cpu, bool handle = false);
-  /** alloc() wrapped in a DmaBuffer of this pool, which owns it (Pool::alloc_coherent, replay). */
-  Result<DmaBuffer> alloc_buffer(const Device& dev, std::size_t bytes, int cpu);
+  /** alloc() wrapped in a DmaBuffer of this pool, which owns it (Pool::alloc_coherent, replay).
+   *  self: the pool's own shared_ptr when the caller has one (saves shared_from_this). */
+  Result<DmaBuffer> alloc_buffer(const Device& dev, std::size_t bytes, int cpu,
+                                 const std::shared_ptr<PoolImpl>* self = nullptr);
+  /** A3's common case in one step: a request that the rules send straight to
+   *  the pages of a node (one page, no device area, a private pool, not vfio
+   *  mode) served from the page that node's shelf kept last, as alloc() with
+   *  handle = true would serve it: the same page, the same counters, zeroed.
+   *  false, having changed nothing, when that is not the case (alloc() then
+   *  decides, errors included). */
+  bool kept_page(const Device& dev, std::size_t bytes, int cpu, RawBuffer& out) noexcept;
   /** area_hint: the owning area (a DmaBuffer's own record), kUnknownArea (an
    *  address from the caller: F1 looks for the area that contains it, and a
    *  buffer a DmaBuffer owns is refused) or kPagesBuffer (a DmaBuffer's

@@ -13,6 +13,7 @@
 //   vacant   slots that hold nothing
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -33,9 +34,39 @@ struct PageAddrHash {
   }
 };
 
+/** A shelf's lock: a word (0 free, 1 held, 2 held with waiters) that a
+ *  thread takes with one compare-and-swap and gives back with one exchange,
+ *  sleeping on it (futex, through std::atomic::wait) only when it is held.
+ *  A Lockable: std::lock_guard takes it. */
+class ShelfLock {
+ public:
+  void lock() noexcept {
+    std::uint32_t c = 0;
+    if (word_.compare_exchange_strong(c, 1, std::memory_order_acquire, std::memory_order_relaxed)) return;
+    lock_slow(c);
+  }
+  void unlock() noexcept {
+    if (word_.exchange(0, std::memory_order_release) == 2) word_.notify_one();
+  }
+
+ private:
+  void lock_slow(std::uint32_t c) noexcept {
+    for (int spin = 0; spin < 64 && c == 1; ++spin) {  // a short hold: spin a little first
+      c = 0;
+      if (word_.compare_exchange_weak(c, 1, std::memory_order_acquire, std::memory_order_relaxed)) return;
+    }
+    if (c != 2) c = word_.exchange(2, std::memory_order_acquire);
+    while (c != 0) {
+      word_.wait(2, std::memory_order_relaxed);
+      c = word_.exchange(2, std::memory_order_acquire);
+    }
+  }
+  std::atomic<std::uint32_t> word_{0};
+};
+
 struct PageShelf {
   static constexpr std::size_t kMax = 4096;  // 16 MiB of 4 KiB pages per node
-  mutable std::mutex mu;
+  mutable ShelfLock mu;
   std::vector<backing::PagesBlock> slots;
   std::vector<char> owned;
   tsl::robin_map<std::uintptr_t, std::uint32_t, PageAddrHash> live;

@@ -181,6 +181,33 @@ TEST(DmaPool, BlockAddressesArePageAddressPlusOffset) {
   }
 }
 
+TEST(DmaPool, TryAllocGivesTheBlockAllocWouldOrSaysWhyNot) {
+  Pool pool = sim_pool();
+  auto dp = DmaPool::create(pool, Device::on_node(0, "d"), "x", 64, 64, 0).value();
+  DmaBlock b = dp.try_alloc();
+  ASSERT_TRUE(b);
+  void* const cpu = b.cpu();
+  const std::uint64_t dma = b.dma_addr();
+  ASSERT_TRUE(b.release().ok());
+  DmaBlock a = dp.alloc().value();  // the block try_alloc had: the cache is LIFO
+  EXPECT_EQ(a.cpu(), cpu);
+  ASSERT_TRUE(a.release().ok());
+  DmaBlock t = dp.try_alloc();
+  EXPECT_EQ(t.cpu(), cpu);
+  EXPECT_EQ(t.dma_addr(), dma);
+  EXPECT_EQ(dp.stats().blocks_live, 1u);
+  EXPECT_TRUE(dp.free(t.cpu(), t.dma_addr()).error().code == Errc::bad_free);  // a handle holds it
+  ASSERT_TRUE(t.release().ok());
+  EXPECT_EQ(dp.stats().blocks_live, 0u);
+
+  DmaPool empty;
+  numacma::Error why;
+  DmaBlock none = empty.try_alloc(&why);
+  EXPECT_FALSE(none);
+  EXPECT_EQ(why.code, Errc::invalid_argument);
+  EXPECT_FALSE(empty.try_alloc());  // no error asked for
+}
+
 TEST(DmaPool, DoubleFreeWrongPoolAndBadAddressesAreRefusedAndCounted) {
   Pool pool = sim_pool();
   const Device dev = Device::on_node(0, "d");

@@ -88,7 +88,7 @@ TEST(NoNodeCpu, TheBlockLivesOnTheRealNodesShelfNeverOnMinusOne) {
   ASSERT_TRUE(a.ok()) << a.error().message;
   EXPECT_EQ(a->node, 1);
   auto shelf_live = [&](int node) {
-    std::lock_guard<std::mutex> lock(p.pages.of(node).mu);
+    std::lock_guard<numacma::detail::ShelfLock> lock(p.pages.of(node).mu);
     return p.pages.of(node).live.size();
   };
   EXPECT_EQ(shelf_live(1), 1u);
