@@ -64,6 +64,24 @@ bool kept_page_fits(const backing::PagesBlock& pb, std::uint64_t mask, std::uint
   return pb.dma_addr + (kPageBytes - 1) <= mask && pb.dma_addr >= from && pb.dma_addr + (kPageBytes - 1) < below;
 }
 
+/** A3's kept page: the node's last freed page, taken from its shelf when it
+ *  fits the request (kept_page_fits); it becomes live, owned by a handle or
+ *  not. False, and nothing taken, when the shelf is empty or its page does
+ *  not fit. Used before: the caller zeroes it. */
+bool take_kept_page(PageShelf& sh, std::uint64_t mask, std::uint64_t from, std::uint64_t below, bool handle,
+                    RawBuffer& out) noexcept {
+  std::lock_guard<ShelfLock> lock(sh.mu);  // one lock: cache pop + live insert
+  if (sh.cached.empty()) return false;
+  const std::uint32_t slot = sh.cached.back();
+  const backing::PagesBlock& pb = sh.slots[slot];
+  if (!kept_page_fits(pb, mask, from, below)) return false;
+  sh.live.emplace(pb.cpu, slot);
+  sh.owned[slot] = handle ? 1 : 0;
+  sh.cached.pop_back();
+  out = to_raw(pb);
+  return true;
+}
+
 }  // namespace
 
 bool PoolImpl::lock_area(const AreaSlot& slot) const noexcept {
@@ -122,18 +140,9 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_
   // a freed page is unmapped at once, so the device can no longer reach it),
   // when it lies in the zone the request takes its pages from first.
   if (bytes == kPageBytes && !vfio) {
-    PageShelf& sh = pages.of(node);
-    std::lock_guard<ShelfLock> lock(sh.mu);  // one lock: cache pop + live insert
-    if (!sh.cached.empty()) {
-      const std::uint32_t slot = sh.cached.back();
-      const backing::PagesBlock& pb = sh.slots[slot];
-      if (kept_page_fits(pb, dev.coherent_dma_mask, from, below)) {
-        sh.live.emplace(pb.cpu, slot);
-        sh.owned[slot] = handle ? 1 : 0;
-        sh.cached.pop_back();
-        return to_raw(pb);  // used before: zero() zeroes it
-      }
-    }
+    RawBuffer kept;
+    if (take_kept_page(pages.of(node), dev.coherent_dma_mask, from, below, handle, kept))
+      return kept;  // used before: zero() zeroes it
   }
   Result<backing::PagesBlock> pb = backing->alloc_pages(node, bytes, !iova_mode, below);
   if (!pb) return std::move(pb).error();
@@ -214,18 +223,8 @@ bool PoolImpl::kept_page(const Device& dev, std::size_t bytes, int cpu, RawBuffe
     from = zone_floor(node, zone);
     below = zones.end(zone);
   }
-  PageShelf& sh = pages.of(node);
-  {
-    std::lock_guard<ShelfLock> lock(sh.mu);
-    if (sh.cached.empty()) return false;
-    const std::uint32_t slot = sh.cached.back();
-    const backing::PagesBlock& pb = sh.slots[slot];
-    if (!kept_page_fits(pb, dev.coherent_dma_mask, from, below)) return false;
-    sh.live.emplace(pb.cpu, slot);
-    sh.owned[slot] = 1;  // a DmaBuffer owns it
-    sh.cached.pop_back();
-    out = to_raw(pb);
-  }
+  if (!take_kept_page(pages.of(node), dev.coherent_dma_mask, from, below, true, out))  // a DmaBuffer owns it
+    return false;
   counters.add(dev.node, kPages);
   zero(out, kPageBytes);  // used before: zeroed
   return true;
