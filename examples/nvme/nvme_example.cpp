@@ -3,9 +3,11 @@
 // controller, identifies it, and writes one LBA and reads it back, verified.
 // The LBA's contents are saved first and written back at the end.
 //
-// usage: nvme_example BDF [LBA]
+// usage: nvme_example BDF LBA
 //   BDF   the controller, bound to vfio-pci (`numacma vfio bind BDF`)
-//   LBA   the logical block to write (default 0) in namespace 1
+//   LBA   the logical block to write in namespace 1: named by the user, no
+//         default (LBA 0 holds a partition table; the block is lost if the
+//         program dies between its write and the write back)
 // Exit code 0 only when the LBA read back as written and was restored.
 // `numacma nvme-selftest BDF` runs the driver's full self-test (64 LBAs).
 #include <cstdio>
@@ -27,12 +29,13 @@ int fail(const char* what, const numacma::Error& e) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || argc > 3 || argv[1][0] == '-') {
-    std::fprintf(stderr, "usage: %s BDF [LBA]\n", argv[0]);
+  char* end = nullptr;
+  const std::uint64_t lba = argc == 3 ? std::strtoull(argv[2], &end, 0) : 0;
+  if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-' || end == argv[2] || *end != '\0') {
+    std::fprintf(stderr, "usage: %s BDF LBA   (LBA: the block to write, saved first and written back)\n", argv[0]);
     return 2;
   }
   const std::string bdf = argv[1];
-  const std::uint64_t lba = argc == 3 ? std::strtoull(argv[2], nullptr, 0) : 0;
 
   // The pool maps every area into the controller's IOMMU container (anon
   // backing: 4 KiB pages, which the IOMMU makes contiguous for the device);
@@ -67,6 +70,8 @@ int main(int argc, char** argv) {
 
   // Save the LBA, write a pattern, read it back into a poisoned buffer,
   // compare; then write the saved contents back, whatever the check found.
+  std::printf("LBA %llu: saving it, writing a pattern, reading it back, writing the original back\n",
+              static_cast<unsigned long long>(lba));
   numacma::Status io = ctrl->read(lba, 1, saved), restore;
   bool same = false;
   if (io) {
