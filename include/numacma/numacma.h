@@ -63,7 +63,7 @@ typedef struct ncma_pool_options {
   const ncma_vfio_device_spec *vfio;
   size_t n_vfio;
   /* Non-zero: creation fails unless a device could use the pool's DMA
-   * handles (NCMA_ADDR_PHYSICAL or NCMA_ADDR_IOVA_VFIO below): NCMA_EINVAL
+   * handles (NCMA_ADDR_PHYSICAL, _IOVA_VFIO or _IOVA_EXTERNAL): NCMA_EINVAL
    * for a sim pool, NCMA_EUNSUPPORTED for one whose handles would be
    * virtual addresses, the message saying what to do. Added in 0.1: a
    * caller built against an older header passes a shorter struct, so
@@ -79,7 +79,8 @@ enum {
   NCMA_ADDR_PHYSICAL = 0,
   NCMA_ADDR_IOVA_VFIO = 1,
   NCMA_ADDR_VIRTUAL_ONLY = 2,
-  NCMA_ADDR_SIMULATED = 3
+  NCMA_ADDR_SIMULATED = 3,
+  NCMA_ADDR_IOVA_EXTERNAL = 4 /* IOVAs in an IOMMU another framework owns (numacma/dpdk.h) */
 };
 
 ncma_pool *ncma_pool_create(const char *params, const ncma_pool_options *options);
@@ -94,7 +95,8 @@ ncma_pool *ncma_pool_attach(const char *name);
 void ncma_pool_destroy(ncma_pool *pool);
 /* The pool's kind of DMA address (NCMA_ADDR_*), or NCMA_EINVAL for NULL. */
 int ncma_pool_address_kind(const ncma_pool *pool);
-/* "physical", "iova_vfio", "virtual_only", "simulated"; "unknown" otherwise. */
+/* "physical", "iova_vfio", "virtual_only", "simulated", "iova_external";
+ * "unknown" otherwise. */
 const char *ncma_address_kind_name(int kind);
 
 /* A PCI device by BDF (node from sysfs), or one by hand. Free with

@@ -49,14 +49,45 @@ enum class DmaMode { automatic, phys, iova };
  *   - virtual_only: IOVA = the virtual address (anon areas, or hugetlb with
  *                   pagemap hidden; iova mode without VFIO): valid only where
  *                   the caller itself maps them so into an IOMMU. Not device-usable.
- *   - simulated:    the sim backing's made-up addresses. Never device-usable. */
-enum class AddressKind { physical, iova_vfio, virtual_only, simulated };
-/** "physical", "iova_vfio", "virtual_only", "simulated". */
+ *   - simulated:    the sim backing's made-up addresses. Never device-usable.
+ *   - iova_external: IOVAs that numacma chose and mapped through an IOMMU
+ *                   another framework owns (Pool::use_external_iommu: DPDK's
+ *                   VFIO container, numacma/dpdk.h). Device-usable. */
+enum class AddressKind { physical, iova_vfio, virtual_only, simulated, iova_external };
+/** "physical", "iova_vfio", "virtual_only", "simulated", "iova_external". */
 const char* address_kind_name(AddressKind k) noexcept;
-/** physical and iova_vfio: a device could DMA to such addresses. */
+/** physical, iova_vfio and iova_external: a device could DMA to such addresses. */
 inline constexpr bool device_usable(AddressKind k) noexcept {
-  return k == AddressKind::physical || k == AddressKind::iova_vfio;
+  return k == AddressKind::physical || k == AddressKind::iova_vfio ||
+         k == AddressKind::iova_external;
 }
+
+/** An IOMMU that another framework owns: its container, its devices (DPDK's
+ *  VFIO container with the ports DPDK probed). The pool chooses every IOVA
+ *  itself, lowest first within `usable` and below each device's mask, as in
+ *  vfio mode, and asks map()/unmap() to make the framework's devices reach
+ *  it (Pool::use_external_iommu). map and unmap are called with the pool's
+ *  own locks held: they must not call back into the pool. */
+class ExternalIommu {
+ public:
+  virtual ~ExternalIommu() = default;
+  /** Makes [iova, iova + bytes) reach [va, va + bytes) for the devices. */
+  virtual Status map(std::uintptr_t va, std::uint64_t iova, std::uint64_t bytes) = 0;
+  /** Undoes exactly one map(). */
+  virtual Status unmap(std::uintptr_t va, std::uint64_t iova, std::uint64_t bytes) = 0;
+};
+
+struct ExternalIommuSpec {
+  std::shared_ptr<ExternalIommu> iommu;
+  /** Inclusive [first, last] ranges the pool may hand out as IOVAs (the
+   *  framework's own IOVAs and the IOMMU's reserved regions left out);
+   *  below 1 MiB is never used. */
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> usable;
+  /** Inclusive ranges never to hand out, whatever `usable` says. */
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> reserved;
+  /** Who owns the IOMMU ("dpdk"): in notes, reports and messages. */
+  std::string owner;
+};
 
 /** A PCI device that the pool drives through VFIO, and the coherent DMA mask
  *  its driver declares (as dma_set_mask_and_coherent does in the kernel). */
@@ -249,7 +280,8 @@ struct AreaReport {
   std::uint64_t longest_segment = 0;  ///< pages of the longest physically contiguous segment
   std::string note;
   /** A device could use the area's DMA addresses: mapped in the pool's VFIO
-   *  container, or real physical addresses (not sim, not IOVA = VA). */
+   *  container or an external IOMMU, or real physical addresses (not sim,
+   *  not IOVA = VA). */
   bool device_usable = false;
 };
 
@@ -388,6 +420,16 @@ class Pool {
    *  above its mask are skipped for it by A8). invalid_argument when the
    *  pool is not in vfio mode. */
   Status vfio_attach(const VfioDeviceSpec& spec);
+  /** Puts a private pool's DMA addresses in an IOMMU another framework owns:
+   *  every area is mapped once at an IOVA the pool chooses in spec.usable,
+   *  page-fallback buffers are mapped as they are allocated and unmapped as
+   *  they are freed, and address_kind() becomes iova_external. Call it
+   *  before the first allocation, from one thread, once. Errors:
+   *  invalid_argument (no iommu, no usable range), unsupported (an attached
+   *  pool, a pool in vfio mode, the sim backing), busy (buffers are live, or
+   *  the pool already uses one), and the first map() error (every area
+   *  mapped before it is unmapped again). */
+  Status use_external_iommu(ExternalIommuSpec spec);
   /** The handle of an attached VFIO device; not_found otherwise. */
   Result<VfioDevice> vfio_device(std::string_view bdf) const;
   /** The container: usable IOVA ranges, DMA_AVAIL now, devices, mappings. */

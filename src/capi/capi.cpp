@@ -7,19 +7,8 @@
 #include <new>
 #include <string>
 
-#include "numacma/numacma.h"
-#include "numacma/numacma.hpp"
+#include "capi/capi.hpp"
 #include "pool/pool_impl.hpp"
-
-struct ncma_pool {
-  numacma::Pool pool;
-};
-struct ncma_device {
-  numacma::Device dev;
-};
-struct ncma_dma_pool {
-  numacma::DmaPool dp;
-};
 
 namespace {
 
@@ -27,9 +16,14 @@ static_assert(NCMA_ADDR_PHYSICAL == static_cast<int>(numacma::AddressKind::physi
 static_assert(NCMA_ADDR_IOVA_VFIO == static_cast<int>(numacma::AddressKind::iova_vfio));
 static_assert(NCMA_ADDR_VIRTUAL_ONLY == static_cast<int>(numacma::AddressKind::virtual_only));
 static_assert(NCMA_ADDR_SIMULATED == static_cast<int>(numacma::AddressKind::simulated));
+static_assert(NCMA_ADDR_IOVA_EXTERNAL == static_cast<int>(numacma::AddressKind::iova_external));
 
 thread_local int g_code = NCMA_OK;
 thread_local std::string g_message;
+
+}  // namespace
+
+namespace numacma::capi {
 
 void set_error(const numacma::Error& e) {
   g_code = -static_cast<int>(e.code);
@@ -44,7 +38,10 @@ void clear_error() {
   g_message.clear();
 }
 
-}  // namespace
+}  // namespace numacma::capi
+
+using numacma::capi::clear_error;
+using numacma::capi::set_error;
 
 extern "C" {
 
@@ -118,7 +115,7 @@ int ncma_pool_address_kind(const ncma_pool* pool) {
 }
 
 const char* ncma_address_kind_name(int kind) {
-  if (kind < NCMA_ADDR_PHYSICAL || kind > NCMA_ADDR_SIMULATED) return "unknown";
+  if (kind < NCMA_ADDR_PHYSICAL || kind > NCMA_ADDR_IOVA_EXTERNAL) return "unknown";
   return numacma::address_kind_name(static_cast<numacma::AddressKind>(kind));
 }
 

@@ -6,7 +6,7 @@
 //     A3  count == 1 -> pages on dev.node (node -1: the calling CPU's node,
 //         numa_mem_id(); an unknown CPU: CPU 0's node, else the first with memory)
 //     A4  node != -1 and the mask asks for no low zone (more than 32 bits:
-//         dma_direct_optimal_gfp_mask; in vfio mode the mask never makes
+//         dma_direct_optimal_gfp_mask; with an IOMMU the mask never makes
 //         one: it limits IOVAs, not memory)
 //             -> pernuma<N>, numa<N>
 //         policy=nearest: the other nodes' pernuma/numa by distance
@@ -129,32 +129,32 @@ Result<RawBuffer> PoolImpl::from_area(int idx, std::uint64_t count, std::uint64_
   r.node = slot.area.node();
   r.area = idx;
   r.iova = slot.iova();
-  r.contiguous = vfio != nullptr || !slot.iova() || count == 1;  // vfio: contiguous IOVAs
+  r.contiguous = iova_space != nullptr || !slot.iova() || count == 1;  // contiguous IOVAs
   r.served = served;
   return r;
 }
 
 Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_t bytes, bool handle,
                                        std::uint64_t from, std::uint64_t below) {
-  // A3's common case: reuse a page this node freed before (not in vfio mode:
+  // A3's common case: reuse a page this node freed before (not with IOVAs:
   // a freed page is unmapped at once, so the device can no longer reach it),
   // when it lies in the zone the request takes its pages from first.
-  if (bytes == kPageBytes && !vfio) {
+  if (bytes == kPageBytes && !iova_space) {
     RawBuffer kept;
     if (take_kept_page(pages.of(node), dev.coherent_dma_mask, from, below, handle, kept))
       return kept;  // used before: zero() zeroes it
   }
   Result<backing::PagesBlock> pb = backing->alloc_pages(node, bytes, !iova_mode, below);
   if (!pb) return std::move(pb).error();
-  if (vfio) {  // A8 in IOVA space: mapped below the device's own mask
-    if (Status s = map_pages_vfio(*this, *pb, dev.coherent_dma_mask); !s) {
+  if (iova_space) {  // A8 in IOVA space: mapped below the device's own mask
+    if (Status s = map_pages_iova(*this, *pb, dev.coherent_dma_mask); !s) {
       backing->free_pages(*pb);
       return std::move(s).error();
     }
   }
   const std::uint64_t last = pb->dma_addr + (bytes - 1);
   if (last < pb->dma_addr || last > dev.coherent_dma_mask) {
-    (void)release_block(*pb);  // unmapped first in vfio mode
+    (void)release_block(*pb);  // unmapped first with IOVAs
     return make_error(Errc::unreachable, "pages on node " + std::to_string(pb->node) + " at " +
                                              fmt_hex(pb->dma_addr) + " are above the DMA mask " +
                                              fmt_hex(dev.coherent_dma_mask));
@@ -172,9 +172,9 @@ Result<RawBuffer> PoolImpl::from_pages(const Device& dev, int node, std::uint64_
 
 Result<RawBuffer> PoolImpl::page_fallback(const Device& dev, int node, std::uint64_t bytes, bool handle) {
   // A backing that cannot choose where its pages lie (pages of the OS bound
-  // to a node), and vfio mode (dma-iommu: the mask limits the IOVA, no zone
+  // to a node), and an IOMMU (dma-iommu: the mask limits the IOVA, no zone
   // is asked for), take the node's pages and stop at the mask check.
-  if (vfio || !backing->takes_zones()) return from_pages(dev, node, bytes, handle, 0, backing::Backing::kAnywhere);
+  if (iova_space || !backing->takes_zones()) return from_pages(dev, node, bytes, handle, 0, backing::Backing::kAnywhere);
   const std::uint64_t mask = dev.coherent_dma_mask;
   config::Zone zone = zones.for_mask(mask);
   std::string tried;
@@ -210,7 +210,7 @@ bool PoolImpl::kept_page(const Device& dev, std::size_t bytes, int cpu, RawBuffe
   // checks (A1, the node, the mask), no device area (A2), one page (A3: no
   // area), page_fallback's first zone and its node, from_pages' kept page;
   // anything else, and an empty shelf, is left to alloc().
-  if (bytes == 0 || bytes > kPageBytes || vfio || attachment || !dev.area.empty() || dev.coherent_dma_mask == 0)
+  if (bytes == 0 || bytes > kPageBytes || iova_space || attachment || !dev.area.empty() || dev.coherent_dma_mask == 0)
     return false;
   if (dev.node != kNoNode && !node_online(dev.node)) return false;
   int node = dev.node != kNoNode ? dev.node : node_of_cpu(cpu);
@@ -309,8 +309,8 @@ Result<RawBuffer> PoolImpl::alloc_once(const Device& dev, std::size_t bytes, int
   if (count > 1) {  // A3: a single page never uses CMA areas
     // With an IOMMU the mask limits the IOVA, not the memory: the kernel's
     // dma-iommu path asks for no low zone, so per-node areas stay in play
-    // (vfio mode: A4 regardless of the mask; A8 holds in IOVA space).
-    const bool low_zone = !vfio && zones.for_mask(limit) != config::Zone::normal;
+    // (vfio or external IOMMU: A4 regardless of the mask; A8 in IOVA space).
+    const bool low_zone = !iova_space && zones.for_mask(limit) != config::Zone::normal;
     if (dev.node != kNoNode && !low_zone) {  // A4
       for (int idx : {areas.pernuma(dev.node), areas.numa(dev.node)}) {
         if (auto r = attempt(idx, Served::local)) return done(std::move(r), kLocal);
@@ -435,7 +435,7 @@ Status PoolImpl::free_pages(std::size_t bytes, std::uintptr_t cpu, std::uint64_t
                            "(or detach() it first)");
       sh.live.erase(it);
       sh.owned[slot] = 0;
-      if (b.bytes == kPageBytes && sh.cached.size() < PageShelf::kMax && !vfio) {  // same lock: kept
+      if (b.bytes == kPageBytes && sh.cached.size() < PageShelf::kMax && !iova_space) {  // same lock: kept
         sh.cached.push_back(slot);
         return {};
       }

@@ -70,7 +70,7 @@ void PoolImpl::finish() {
     case DmaMode::phys: iova_mode = false; break;
     case DmaMode::iova: iova_mode = true; break;
   }
-  if (vfio) iova_mode = true;
+  if (iova_space) iova_mode = true;
   if (!iova_mode && any_iova)
     for (const auto& s : all)
       if (s->iova())
@@ -86,8 +86,8 @@ Result<bool> reserve_area(PoolImpl& impl, const config::PlannedArea& pa) {
     impl.notes.push_back({pa.name, pa.node, "not reserved: " + r.error().message});
     return false;
   }
-  if (impl.vfio) {  // an area the devices cannot reach is an error, not a note
-    if (Status s = map_area_vfio(impl, pa.name, *r); !s) {
+  if (impl.iova_space) {  // an area the devices cannot reach is an error, not a note
+    if (Status s = map_area_iova(impl, pa.name, *r); !s) {
       impl.backing->release(*r);
       return make_error(s.error().code, "VFIO mapping of area " + pa.name + " (" + fmt_bytes(pa.bytes) + " on node " +
                                             std::to_string(pa.node) + "): " + s.error().message);
@@ -104,9 +104,9 @@ Result<bool> reserve_area(PoolImpl& impl, const config::PlannedArea& pa) {
   cfg.cpu_base = r->cpu_base;
   Result<core::Area> area = core::Area::create(std::move(cfg));
   if (!area) {
-    if (impl.vfio) {  // never free memory the IOMMU still maps
+    if (impl.iova_space) {  // never free memory the IOMMU still maps
       const std::uint64_t mapped = pages_of(r->mapped_bytes) * kPageBytes;
-      if (Status u = impl.vfio->unmap(r->segments.front().dma_base, mapped); !u)
+      if (Status u = impl.iova_space->unmap(r->segments.front().dma_base, mapped); !u)
         return make_error(u.error().code, "area " + pa.name + " is unusable and could not be unmapped: " +
                                               u.error().message);
     }

@@ -30,6 +30,7 @@ const char* address_kind_name(AddressKind k) noexcept {
     case AddressKind::iova_vfio: return "iova_vfio";
     case AddressKind::virtual_only: return "virtual_only";
     case AddressKind::simulated: return "simulated";
+    case AddressKind::iova_external: return "iova_external";
   }
   return "unknown";
 }
@@ -38,6 +39,7 @@ namespace detail {
 
 AddressKind PoolImpl::address_kind() const noexcept {
   if (vfio) return AddressKind::iova_vfio;
+  if (iova_space) return AddressKind::iova_external;
   if (backing && backing->name() == "sim") return AddressKind::simulated;
   // iova mode: some buffers carry virtual addresses; phys mode: every buffer
   // is physical (an IOVA-only area serves none, A7's pages must be physical).
@@ -45,7 +47,7 @@ AddressKind PoolImpl::address_kind() const noexcept {
 }
 
 bool PoolImpl::area_device_usable(const AreaSlot& slot) const noexcept {
-  if (vfio) return true;
+  if (iova_space) return true;
   return !slot.iova() && address_kind() != AddressKind::simulated;
 }
 
@@ -91,6 +93,7 @@ PoolImpl::~PoolImpl() {
     for (const auto& [cpu, slot] : sh.live) (void)release_block(sh.slots[slot]);
     for (std::uint32_t slot : sh.cached) (void)release_block(sh.slots[slot]);
   }
+  iova_space.reset();  // unmaps what an external IOMMU still maps (the areas)
   vfio.reset();
   if (backing) {
     for (const PageShelf& sh : pages.all())  // blocks whose unmap failed: unmapped now, with the container
@@ -276,7 +279,7 @@ const std::vector<ReservationNote>& Pool::reservation_notes() const noexcept {
 
 std::string Pool::dma_mode() const {
   if (!impl_) return "";
-  return impl_->vfio ? "vfio" : impl_->iova_mode ? "iova" : "phys";
+  return impl_->vfio ? "vfio" : impl_->iova_space ? "external" : impl_->iova_mode ? "iova" : "phys";
 }
 AddressKind Pool::address_kind() const noexcept {
   return impl_ ? impl_->address_kind() : AddressKind::simulated;
@@ -319,7 +322,8 @@ void DmaBuffer::detach() noexcept {
 bool DmaBuffer::device_usable() const noexcept {
   if (cpu_ == nullptr || !pool_) return false;
   switch (pool_->address_kind()) {
-    case AddressKind::iova_vfio: return true;
+    case AddressKind::iova_vfio:
+    case AddressKind::iova_external: return true;
     case AddressKind::simulated: return false;
     default: return !iova_ && contiguous_;  // iova mode: a hugetlb area's buffer is still physical
   }

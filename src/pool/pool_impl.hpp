@@ -39,6 +39,7 @@
 #include "pool/counters.hpp"
 #include "pool/shelves.hpp"
 #include "topology/topology.hpp"
+#include "pool/iova_space.hpp"
 #include "vfio/container.hpp"
 
 namespace numacma::detail {
@@ -90,6 +91,10 @@ struct PoolImpl : std::enable_shared_from_this<PoolImpl> {
   std::atomic<std::uint64_t> bad_frees{0};
   bool iova_mode = false;
   std::unique_ptr<vfio::Container> vfio;  ///< vfio mode: DMA addresses are its IOVAs
+  /** vfio mode (over `vfio`) or an external IOMMU: where every DMA address
+   *  comes from (iova_space.hpp); nullptr otherwise. Set before the first
+   *  allocation, never changed after. */
+  std::unique_ptr<IovaSpace> iova_space;
   std::vector<ReservationNote> notes;
 
   /** Attached pools (Pool::attach): the reservation's name, its side, the
@@ -231,13 +236,13 @@ void set_vfio_kernel_for_testing(std::shared_ptr<vfio::Kernel> kernel);
 std::shared_ptr<vfio::Kernel> vfio_kernel_for_testing();
 
 /** vfio mode (src/pool/vfio.cpp): opens the container, attaches the devices of
- *  the options; the areas are mapped by map_area_vfio as they are reserved. */
+ *  the options; the areas are mapped by map_area_iova as they are reserved. */
 Status open_vfio(PoolImpl& impl);
 /** Maps a reserved area into the container and makes its segments the one
  *  IOVA-contiguous segment it is in the devices' eyes. */
-Status map_area_vfio(PoolImpl& impl, const std::string& name, backing::Reservation& r);
+Status map_area_iova(PoolImpl& impl, const std::string& name, backing::Reservation& r);
 /** Maps a page block for a device (limit: its DMA mask): dma_addr = the IOVA. */
-Status map_pages_vfio(PoolImpl& impl, backing::PagesBlock& b, std::uint64_t limit);
+Status map_pages_iova(PoolImpl& impl, backing::PagesBlock& b, std::uint64_t limit);
 
 PoolImpl* impl_of(const Pool& pool) noexcept;
 

@@ -2,10 +2,10 @@
 // VFIO container (src/vfio/container.hpp), and the public VFIO handles.
 //
 //   create:  open_vfio (attach every PoolOptions::vfio device)
-//            each reserved area -> map_area_vfio: one IOVA range below the
+//            each reserved area -> map_area_iova: one IOVA range below the
 //            smallest mask, aligned to the backing's page (2 MiB at least, so
 //            A6's alignment in DMA space is the alignment in the area)
-//   alloc:   A7 pages -> map_pages_vfio below the device's own mask
+//   alloc:   A7 pages -> map_pages_iova below the device's own mask
 //   free:    pages unmapped before they go back to the OS (release_block)
 //   destroy: page blocks unmapped and freed, then the container (areas
 //            unmapped, fds closed), then the areas' memory
@@ -76,27 +76,27 @@ Status open_vfio(PoolImpl& impl) {
   for (const VfioDeviceSpec& d : o.vfio)
     if (Status s = (*c)->attach(d.bdf, d.dma_mask); !s) return s;
   impl.vfio = std::move(*c);
+  impl.iova_space = container_space(*impl.vfio);
   impl.iova_mode = true;
   impl.backing->pinned_by_iommu();
   return {};
 }
 
-Status map_area_vfio(PoolImpl& impl, const std::string& name, backing::Reservation& r) {
+Status map_area_iova(PoolImpl& impl, const std::string& name, backing::Reservation& r) {
   const std::uint64_t align = r.kind == "hugetlb-1G" ? k1G : k2M;
   const std::uint64_t bytes = (r.mapped_bytes + kPageBytes - 1) / kPageBytes * kPageBytes;
-  Result<std::uint64_t> iova = impl.vfio->map(r.cpu_base, bytes, align, impl.vfio->min_mask(), name);
+  Result<std::uint64_t> iova = impl.iova_space->map(r.cpu_base, bytes, align, impl.iova_space->area_limit(), name);
   if (!iova) return std::move(iova).error();
   r.segments = {{0, r.bytes / kPageBytes, *iova}};
   r.addr_kind = backing::AddrKind::iova;
-  r.note = r.kind + ", vfio: mapped at IOVA " + fmt_hex(*iova) + " for " +
-           std::to_string(impl.vfio->device_count()) + " device(s)" +
+  r.note = r.kind + ", " + impl.iova_space->describe_mapping(*iova) +
            (r.note.empty() ? std::string() : "; " + r.note);
   return {};
 }
 
-Status map_pages_vfio(PoolImpl& impl, backing::PagesBlock& b, std::uint64_t limit) {
+Status map_pages_iova(PoolImpl& impl, backing::PagesBlock& b, std::uint64_t limit) {
   const std::uint64_t bytes = (b.mapped_bytes + kPageBytes - 1) / kPageBytes * kPageBytes;
-  Result<std::uint64_t> iova = impl.vfio->map(b.cpu, bytes, pages_align(bytes), limit, "pages");
+  Result<std::uint64_t> iova = impl.iova_space->map(b.cpu, bytes, pages_align(bytes), limit, "pages");
   if (!iova) return std::move(iova).error();
   b.dma_addr = *iova;
   b.addr_kind = backing::AddrKind::iova;
@@ -105,9 +105,9 @@ Status map_pages_vfio(PoolImpl& impl, backing::PagesBlock& b, std::uint64_t limi
 }
 
 Status PoolImpl::release_block(const backing::PagesBlock& b) {
-  if (vfio) {
+  if (iova_space) {
     const std::uint64_t bytes = pages_of(b.mapped_bytes) * kPageBytes;
-    if (Status s = vfio->unmap(b.dma_addr, bytes); !s)
+    if (Status s = iova_space->unmap(b.dma_addr, bytes); !s)
       return make_error(s.error().code, "pages at IOVA " + fmt_hex(b.dma_addr) +
                                             " could not be unmapped, so they are kept (never freed "
                                             "while the device can reach them): " + s.error().message);

@@ -77,6 +77,7 @@ bool touch(const DmaBuffer& b) {
 const char* address_words(const Pool& pool, const DmaBuffer& b) {
   switch (pool.address_kind()) {
     case AddressKind::iova_vfio: return "VFIO IOVA";
+    case AddressKind::iova_external: return "external IOVA";
     case AddressKind::simulated: return "simulated";
     default: return b.iova() ? "virtual" : "physical";
   }
@@ -94,6 +95,8 @@ std::string device_line(const Pool& pool, const DemoArgs& a, const topo::Topolog
                for (const std::string& b : a.pool.vfio) d += (d.empty() ? "" : ", ") + b;
                return d;
              }();
+    case AddressKind::iova_external:  // the demo never hands its pool to another framework
+      return "a device of the framework that owns the IOMMU could use these addresses (external IOVAs)";
     case AddressKind::physical:
       return "a device could use these addresses here: they are physical addresses (with the IOMMU off or in "
              "passthrough; behind a translating IOMMU, bind the device and use --vfio BDF)";
