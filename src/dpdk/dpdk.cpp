@@ -17,6 +17,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_log.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_pool_ops.h>
@@ -24,6 +25,7 @@
 #include <rte_bus.h>
 #include <rte_dev.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -163,10 +165,19 @@ Status unregister_pool(Pool& pool) {
   if (!r) return std::move(r).error();
   for (auto& [id, p] : (*r)->ports) {
     if (p.heap.empty()) continue;
-    if (rte_malloc_heap_memory_remove(p.heap.c_str(), p.cpu, p.bytes) != 0)
+    // DPDK unmaps each page of the heap from its VFIO container as it goes;
+    // the pages are inside the area's one mapping, which VFIO does not split
+    // (EINVAL, nothing unmapped: the area stays mapped until the pool goes).
+    // Those expected refusals are not logged.
+    const int eal_level = rte_log_get_level(RTE_LOGTYPE_EAL);
+    (void)rte_log_set_level(RTE_LOGTYPE_EAL, RTE_LOG_CRIT);
+    const int removed = rte_malloc_heap_memory_remove(p.heap.c_str(), p.cpu, p.bytes);
+    const std::string why = removed != 0 ? rte_why() : std::string();
+    (void)rte_log_set_level(RTE_LOGTYPE_EAL, static_cast<std::uint32_t>(eal_level));
+    if (removed != 0)
       return fail(Errc::busy, what, "port " + std::to_string(id) + "'s heap " + p.heap +
                                         " still holds DPDK allocations (close the port first: "
-                                        "rte_eth_dev_close): " + rte_why());
+                                        "rte_eth_dev_close): " + why);
     (void)rte_malloc_heap_destroy(p.heap.c_str());
     (void)pool.free_coherent(p.dev, p.bytes, p.cpu, p.iova);
     p.heap.clear();
@@ -282,7 +293,10 @@ Result<rte_mempool*> pktmbuf_pool_create(Pool& pool, std::uint16_t port, const s
   const std::size_t obj = mp->header_size + mp->elt_size + mp->trailer_size;
   std::size_t chunk = 0;
   while (mp->populated_size < n) {
-    const std::size_t want = round_up((n - mp->populated_size) * obj + RTE_MEMPOOL_ALIGN, kPage);
+    // Room for one object more than is left (the alignment DPDK may take),
+    // and never one page: a one-page buffer never comes from an area (A3).
+    const std::size_t want =
+        std::max(round_up((n - mp->populated_size + 1) * obj + RTE_MEMPOOL_ALIGN, kPage), 2 * kPage);
     chunk = chunk == 0 ? want : std::min(chunk, want);
     Result<DmaBuffer> b = pool.alloc_coherent(dev, chunk);
     if (!b && b.error().code == Errc::no_memory && chunk / 2 >= kMinChunk) {

@@ -16,6 +16,7 @@
 #include <rte_memory.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,10 +33,13 @@ namespace {
 
 bool eal_up() {
   static const int rc = [] {
-    std::vector<const char*> args = {"dpdk_register_test", "--no-huge", "-m", "256", "--no-pci",
-                                     "--no-shconf", "-l", "0", "--iova-mode=va", "--vdev=net_null0",
-                                     "--vdev=net_null1", "--log-level=*:error"};
-    return rte_eal_init(static_cast<int>(args.size()), const_cast<char**>(args.data()));
+    // rte_eal_init writes into its arguments: copies that live as long as the EAL.
+    static std::vector<std::string> args = {"dpdk_register_test", "--no-huge", "-m", "256", "--no-pci",
+                                            "--no-shconf", "-l", "0", "--iova-mode=va", "--vdev=net_null0",
+                                            "--vdev=net_null1", "--log-level=*:error"};
+    static std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    return rte_eal_init(static_cast<int>(argv.size()), argv.data());
   }();
   return rc >= 0;
 }
@@ -50,17 +54,15 @@ Pool anon_pool() {
   return std::move(*p);
 }
 
-const numacma::AreaReport* area(const Pool& p, const std::string& kind) {
-  static numacma::Stats st;
-  st = p.stats();
-  for (const auto& a : st.areas)
-    if (a.kind == kind) return new numacma::AreaReport(a);  // leaked: a test's lifetime
-  return nullptr;
+std::optional<numacma::AreaReport> area(const Pool& p, const std::string& kind) {
+  for (const auto& a : p.stats().areas)
+    if (a.kind == kind) return a;
+  return std::nullopt;
 }
 
 std::uint64_t used(const Pool& p, const std::string& kind) {
-  const numacma::AreaReport* a = area(p, kind);
-  return a != nullptr ? a->used : ~std::uint64_t{0};
+  const auto a = area(p, kind);
+  return a ? a->used : ~std::uint64_t{0};
 }
 
 bool in_area(const numacma::AreaReport& a, std::uint64_t iova, std::uint64_t bytes) {
@@ -149,8 +151,8 @@ TEST(Dpdk, APortsSocketIsAHeapOfItsAreaTheSameOnEveryCall) {
   // What DPDK allocates on that socket is numacma's memory, at numacma's IOVAs.
   void* m = rte_malloc_socket("ring", 65536, 4096, *s);
   ASSERT_NE(m, nullptr);
-  const numacma::AreaReport* def = area(pool, "default");
-  ASSERT_NE(def, nullptr);
+  const auto def = area(pool, "default");
+  ASSERT_TRUE(def.has_value());
   EXPECT_TRUE(in_area(*def, rte_malloc_virt2iova(m), 65536)) << std::hex << rte_malloc_virt2iova(m);
   // Busy while DPDK holds some of it; given back once it does not.
   const numacma::Status busy = numacma::dpdk::unregister_pool(pool);
@@ -212,7 +214,7 @@ TEST(Dpdk, AnMbufPoolLivesInThePortsAreaAndGoesBackToIt) {
   struct rte_mempool* mp = ncma_dpdk_pktmbuf_pool_create(p, 0, "ncma_mb0", 1023, 32, 0, RTE_MBUF_DEFAULT_BUF_SIZE);
   ASSERT_NE(mp, nullptr) << ncma_last_error_message();
   EXPECT_GT(used(pool, "default"), before + 1023 * RTE_MBUF_DEFAULT_BUF_SIZE / 4096);
-  const numacma::AreaReport* def = area(pool, "default");
+  const auto def = area(pool, "default");
   std::vector<struct rte_mbuf*> m(1023);
   ASSERT_EQ(rte_pktmbuf_alloc_bulk(mp, m.data(), 1023), 0);
   for (struct rte_mbuf* b : m) {
