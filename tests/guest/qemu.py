@@ -65,9 +65,11 @@ def _nodes(mem, cpus, dist):
 
 
 def _devices(arch, iommu, devices):
-    """devices: [(kind "edu"|"nvme", node, dma mask or None, raw image or None)];
-    an NVMe without an image has no namespace. Per device: its bridge (x86),
-    the image's drive, the device."""
+    """devices: [(kind "edu"|"nvme"|"virtio-net", node, dma mask or None, raw
+    image or None)]; an NVMe without an image has no namespace. Per device:
+    its bridge (x86), the image's drive, the device. Every virtio-net is a
+    modern device that asks for the IOMMU (iommu_platform), on QEMU's hub 0:
+    what one sends, the others receive."""
     a = []
     for i, (kind, node, mask, image) in enumerate(devices):
         if arch == "arm64":
@@ -81,6 +83,10 @@ def _devices(arch, iommu, devices):
             a += ["-device", "pxb,id=bridge%d,bus=pci.0,bus_nr=%d,numa_node=%d" % (i, 4 * (i + 1), node)]
         if kind == "edu":
             opts = ["edu", where] + (["dma_mask=" + mask] if mask and mask != EDU_DEFAULT_MASK else [])
+        elif kind == "virtio-net":
+            a += ["-netdev", "hubport,id=net%d,hubid=0" % i]
+            opts = ["virtio-net-pci", "disable-legacy=on", "iommu_platform=on", "netdev=net%d" % i,
+                    "mac=52:54:00:12:34:%02x" % (0x50 + i), where]
         else:
             opts = ["nvme", "serial=numacma%d" % i]
             if image:
@@ -92,19 +98,23 @@ def _devices(arch, iommu, devices):
 
 
 def command(arch, mem, dist, kernel, initrd, append, cpus=None, iommu=False, devices=(), console=None,
-            data=None):
+            data=None, cpu_model=None):
     """The QEMU command line of a guest.
     arch: "x86_64" or "arm64"; mem: MiB per node; dist: the distance matrix;
     cpus: CPUs per node (default one each); iommu: see the module's doc;
     devices: [(kind, node, dma mask, image)] (see _devices()); kernel, initrd:
     host paths; append: the kernel command line after console=<the serial>;
     console: None, the serial console on QEMU's stdout (-nographic), else a
-    file the console is written to; data: a second serial port's file (x86)."""
+    file the console is written to; data: a second serial port's file (x86);
+    cpu_model: x86's -cpu (None: QEMU's default; "max" for programs built for
+    SSE4.2, as Debian's DPDK is)."""
     cpus = list(cpus) if cpus is not None else [1] * len(mem)
     a = [BINARY[arch]]
     if arch == "arm64":
         a += ["-M", "virt,iommu=smmuv3,gic-version=3" if iommu else "virt", "-cpu", "cortex-a57"]
     a += ["-accel", "tcg", "-m", "%dM" % sum(mem), "-smp", str(sum(cpus))]
+    if cpu_model and arch == "x86_64":
+        a += ["-cpu", cpu_model]
     if console is None:
         a += ["-nographic"]
     else:

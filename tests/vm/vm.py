@@ -56,6 +56,7 @@ def main():
     b.add_argument("--timeout", type=int, default=240)
     b.add_argument("--hello", help="examples/hello.cpp built for the guest (arm64 guests)")
     b.add_argument("--hello-c", help="examples/hello.c built for the guest (arm64 guests)")
+    b.add_argument("--dpdkcheck", help="numacma-dpdkcheck (the dpdk guests)")
     r = sub.add_parser("report")
     r.add_argument("topology", choices=sorted(TOPOLOGIES))
     r.add_argument("check")

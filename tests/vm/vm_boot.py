@@ -64,6 +64,11 @@ def boot(args):
             if not os.path.exists(path):
                 print("vm.py: cannot boot %s: %s missing (the arm64 cross build)" % (args.topology, path))
                 return 1
+    if TOPOLOGIES[args.topology].get("dpdk"):
+        if not args.dpdkcheck or not os.path.exists(args.dpdkcheck):
+            print("vm.py: cannot boot %s: --dpdkcheck %s missing" % (args.topology, args.dpdkcheck))
+            return 1
+        extra.append(("bin/numacma-dpdkcheck", args.dpdkcheck))
     if not os.access(kernel, os.R_OK):
         print("vm.py: cannot read %s" % kernel)
         return 1

@@ -17,9 +17,25 @@ def cmdq_check(t):
                     "numacma-vmcheck cmdq /tmp/cmdq.json %d %d %s" % (cpu_nodes[0], dev, ",".join(map(str, order))))
 
 
+# The DPDK guest (dpdk2): both virtio-net ports bound to vfio-pci, hugetlbfs
+# for DPDK's own memory, then numacma-dpdkcheck (tests/vm/guest/dpdk_check.cpp):
+# 10,000 frames port 0 -> port 1, every payload checked, each port's mbufs on
+# its node and in its node's area; again with a 32-bit mask on port 1.
+DPDK_CHECKS = [
+    ("dpdk_bind", "numacma vfio bind {virtio-net0} && numacma vfio bind {virtio-net1} && "
+                  "mkdir -p /dev/hugepages /var/run && mount -t hugetlbfs none /dev/hugepages"),
+    ("dpdk_fwd", "numacma-dpdkcheck {virtio-net0} {virtio-net0_node} {virtio-net1} {virtio-net1_node} 10000"),
+    ("dpdk_mask32", "numacma-dpdkcheck {virtio-net0} {virtio-net0_node} {virtio-net1} {virtio-net1_node} "
+                    "2000 --mask32 1"),
+]
+
+
 def checks(name):
     """[(check name, guest shell command)] for a topology."""
     t = TOPOLOGIES[name]
+    if t.get("dpdk"):
+        v = device_vars(t)
+        return [(n, fill(cmd, v)) for n, cmd in DPDK_CHECKS]
     if is_q35(t):
         return vfio_checks(name)
     if is_arm64(t):

@@ -8,7 +8,7 @@ import qemu
 from numa import arm64_4n, arm64_seed_4n, epyc_8n
 
 MiB = 1 << 20
-EDU, NVME = "0x1234:0x11e8", "0x1b36:0x10"
+EDU, NVME, VIRTIO_NET = "0x1234:0x11e8", "0x1b36:0x10", "0x1af4:0x1041"
 MASK28, MASK64 = "0xfffffff", "0xffffffffffffffff"
 
 
@@ -37,6 +37,14 @@ TOPOLOGIES = {
         # node 1 is large enough for the 1 GiB areas of vfio_bench (hugetlb and anon)
         mem=[512, 2560], cpus=[1, 1], dist=[[10, 21], [21, 10]], huge=[16, 528],
         devices=[("nvme", 0, None), ("nvme", 1, None), ("edu", 1, MASK64)]),
+    # DPDK (machine q35-iommu, dpdk=True): two virtio-net devices on two
+    # nodes, joined by QEMU's hub, bound to vfio-pci; DPDK's net_virtio PMD
+    # on numacma's memory (tests/vm/guest/dpdk_check.cpp). Hugepages on both
+    # nodes for DPDK's own memory; the CPU model has SSE4.2 (Debian's DPDK
+    # is built for corei7).
+    "dpdk2": dict(
+        machine="q35-iommu", dpdk=True, mem=[768, 768], cpus=[1, 1], dist=[[10, 21], [21, 10]],
+        huge=[40, 40], devices=[("virtio-net", 0, None), ("virtio-net", 1, None)]),
     # arm64 (machine="arm64-virt"): qemu-system-aarch64 -M virt,iommu=smmuv3
     # -cpu cortex-a57 under TCG, booted from a device tree, Debian's arm64
     # kernel (built with CONFIG_DMA_PERNUMA_CMA) with the guest's own
@@ -105,7 +113,7 @@ def expect_json(name):
     t = TOPOLOGIES[name]
     devices = []
     for kind, node, _ in t["devices"]:
-        devices.append("%s@%d" % (EDU if kind == "edu" else NVME, node))
+        devices.append("%s@%d" % ({"edu": EDU, "nvme": NVME}.get(kind, VIRTIO_NET), node))
     return {"nodes": list(range(len(t["mem"]))), "distances": t["dist"],
             "hugepages": {str(i): h for i, h in enumerate(t["huge"])}, "devices": devices}
 
@@ -138,4 +146,5 @@ def qemu_args(name, kernel, initrd, imgdir="IMGDIR"):
     else:
         append = "quiet panic=-1 hugepagesz=2M hugepages=%s" % huge + (" intel_iommu=on" if is_q35(t) else "")
     return qemu.command(arch, t["mem"], t["dist"], kernel, initrd, append, cpus=t["cpus"],
-                        iommu=is_q35(t) or is_arm64(t), devices=devices)
+                        iommu=is_q35(t) or is_arm64(t), devices=devices,
+                        cpu_model="max" if t.get("dpdk") else None)

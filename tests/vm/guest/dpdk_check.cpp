@@ -1,0 +1,230 @@
+// numacma-dpdkcheck — the DPDK guest check (tests/vm, topology dpdk2): two
+// virtio-net ports bound to vfio-pci behind an emulated Intel IOMMU, on two
+// nodes, joined by a QEMU hub. DPDK's own net_virtio PMD drives them; the
+// memory comes from numacma (numacma/dpdk.h):
+//
+//   numacma-dpdkcheck BDF0 NODE0 BDF1 NODE1 PACKETS [--mask32 PORT]
+//
+//   1. rte_eal_init (hugepages on both nodes, IOVA-as-VA, VFIO), a pool with a
+//      per-NUMA area on each node, ncma_dpdk_register
+//   2. per port: numacma's node for it (its PCI node), its heap socket and
+//      mbuf pool; every mbuf on that node (move_pages) and in that node's
+//      area (its IOVA in the area's range, the area's used pages); with
+//      --mask32 PORT that port's IOVAs all below 4 GiB
+//   3. PACKETS frames from port 0 to port 1, each payload checked in order
+//      (the device wrote them through the IOMMU at numacma's IOVAs)
+//   4. the rings net_virtio allocated (at probe, on the device's socket, in
+//      DPDK's own memory) are reported with their node
+//   5. teardown in the documented order; every area's used pages back to 0
+// Prints "dpdkcheck: PASS ..." and exits 0, or a FAIL line per problem and 1.
+#include <numaif.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_memzone.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "numacma/dpdk.hpp"
+#include "numacma/numacma.hpp"
+
+namespace {
+
+int g_fail = 0;
+void bad(const std::string& what) {
+  std::printf("FAIL: %s\n", what.c_str());
+  g_fail = 1;
+}
+
+constexpr std::uint16_t kEtherType = 0x88b5;  // local experimental
+constexpr unsigned kPayload = 96, kBurst = 32, kWindow = 128;
+
+int node_of(const void* p) {
+  void* page = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{4095});
+  int status = -1;
+  if (move_pages(0, 1, &page, nullptr, &status, 0) != 0) return -2;
+  return status;
+}
+
+const numacma::AreaReport* pernuma(const numacma::Stats& st, int node) {
+  for (const auto& a : st.areas)
+    if (a.kind == "pernuma" && a.node == node) return &a;
+  return nullptr;
+}
+
+struct Port {
+  std::uint16_t id;
+  int want_node;
+  int socket = -1;
+  rte_mempool* mp = nullptr;
+};
+
+std::uint8_t pattern(std::uint32_t seq, unsigned i) { return static_cast<std::uint8_t>(seq * 7 + i * 13); }
+
+/** Every mbuf of the port's pool: on its node, in its node's area, below 4 GiB with mask32. */
+void check_mbufs(const numacma::Pool& pool, const Port& p, bool mask32) {
+  const numacma::Stats st = pool.stats();
+  const numacma::AreaReport* a = pernuma(st, p.want_node);
+  if (a == nullptr) return bad("no pernuma area on node " + std::to_string(p.want_node));
+  std::vector<rte_mbuf*> m(2047);
+  if (rte_pktmbuf_alloc_bulk(p.mp, m.data(), 2047) != 0) return bad("rte_pktmbuf_alloc_bulk");
+  unsigned off_node = 0, off_area = 0, high = 0;
+  std::uint64_t top = 0;
+  for (rte_mbuf* b : m) {
+    off_node += node_of(b->buf_addr) != p.want_node;
+    off_area += !(b->buf_iova >= a->base_dma && b->buf_iova + b->buf_len <= a->base_dma + a->pages * 4096);
+    high += b->buf_iova + b->buf_len > (1ULL << 32);
+    top = std::max<std::uint64_t>(top, b->buf_iova + b->buf_len - 1);
+  }
+  rte_pktmbuf_free_bulk(m.data(), 2047);
+  std::printf("port %u: 2047 mbufs, %u off node %d, %u outside %s (IOVA 0x%llx+%llu pages, %llu used), highest IOVA 0x%llx\n",
+              p.id, off_node, p.want_node, off_area, a->name.c_str(), static_cast<unsigned long long>(a->base_dma),
+              static_cast<unsigned long long>(a->pages), static_cast<unsigned long long>(a->used),
+              static_cast<unsigned long long>(top));
+  if (off_node) bad("port " + std::to_string(p.id) + ": mbufs off the device's node");
+  if (off_area) bad("port " + std::to_string(p.id) + ": mbufs outside its node's area");
+  if (a->used < 2047ULL * RTE_MBUF_DEFAULT_BUF_SIZE / 4096) bad(a->name + " does not count the mbufs");
+  if (mask32 && high) bad("port " + std::to_string(p.id) + ": IOVAs above 4 GiB with a 32-bit mask");
+}
+
+bool setup(numacma::Pool& pool, Port& p, bool mask32) {
+  if (mask32 && !numacma::dpdk::set_dma_mask(pool, p.id, 0xffffffffULL)) return false;
+  auto dev = numacma::dpdk::port_device(pool, p.id);
+  if (!dev) return bad(dev.error().message), false;
+  std::printf("port %u: %s, numacma places its memory for node %d\n", p.id, dev->name.c_str(), dev->node);
+  if (dev->node != p.want_node) bad("port " + std::to_string(p.id) + ": node " + std::to_string(dev->node) +
+                                    ", expected " + std::to_string(p.want_node));
+  auto s = numacma::dpdk::socket(pool, p.id);
+  if (!s) return bad(s.error().message), false;
+  p.socket = *s;
+  auto mp = numacma::dpdk::pktmbuf_pool_create(pool, p.id, "mb" + std::to_string(p.id), 2047, 64, 0,
+                                               RTE_MBUF_DEFAULT_BUF_SIZE);
+  if (!mp) return bad(mp.error().message), false;
+  p.mp = *mp;
+  check_mbufs(pool, p, mask32);  // all of them, before the rx queue holds some
+  struct rte_eth_conf conf {};
+  if (rte_eth_dev_configure(p.id, 1, 1, &conf) != 0) return bad("rte_eth_dev_configure"), false;
+  if (rte_eth_rx_queue_setup(p.id, 0, 256, static_cast<unsigned>(p.socket), nullptr, p.mp) != 0 ||
+      rte_eth_tx_queue_setup(p.id, 0, 256, static_cast<unsigned>(p.socket), nullptr) != 0)
+    return bad("queue setup on port " + std::to_string(p.id)), false;
+  if (rte_eth_dev_start(p.id) != 0) return bad("rte_eth_dev_start"), false;
+  (void)rte_eth_promiscuous_enable(p.id);
+  return true;
+}
+
+void send_and_check(const Port& tx, const Port& rx, std::uint32_t count) {
+  struct rte_ether_addr src {};
+  (void)rte_eth_macaddr_get(tx.id, &src);
+  std::uint32_t sent = 0, got = 0, wrong = 0, foreign = 0;
+  const std::uint64_t deadline = rte_get_timer_cycles() + 120 * rte_get_timer_hz();
+  while (got < count && rte_get_timer_cycles() < deadline) {
+    rte_mbuf* out[kBurst];
+    unsigned n = 0;
+    while (n < kBurst && sent + n < count && sent + n - got < kWindow) {
+      rte_mbuf* m = rte_pktmbuf_alloc(tx.mp);
+      if (m == nullptr) break;
+      auto* eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr*);
+      std::memset(&eth->dst_addr, 0xff, sizeof eth->dst_addr);
+      eth->src_addr = src;
+      eth->ether_type = rte_cpu_to_be_16(kEtherType);
+      auto* pl = reinterpret_cast<std::uint8_t*>(eth + 1);
+      const std::uint32_t seq = sent + n;
+      std::memcpy(pl, &seq, 4);
+      for (unsigned i = 4; i < kPayload; ++i) pl[i] = pattern(seq, i);
+      m->data_len = m->pkt_len = sizeof(*eth) + kPayload;
+      out[n++] = m;
+    }
+    const std::uint16_t done = n ? rte_eth_tx_burst(tx.id, 0, out, static_cast<std::uint16_t>(n)) : 0;
+    for (unsigned i = done; i < n; ++i) rte_pktmbuf_free(out[i]);
+    sent += done;
+    rte_mbuf* in[kBurst];
+    const std::uint16_t r = rte_eth_rx_burst(rx.id, 0, in, kBurst);
+    for (std::uint16_t i = 0; i < r; ++i) {
+      const auto* eth = rte_pktmbuf_mtod(in[i], const struct rte_ether_hdr*);
+      if (eth->ether_type != rte_cpu_to_be_16(kEtherType)) {
+        ++foreign;  // the guest's own traffic, if any
+        rte_pktmbuf_free(in[i]);
+        continue;
+      }
+      if (in[i]->pool != rx.mp) bad("a received mbuf is not from port " + std::to_string(rx.id) + "'s pool");
+      const auto* pl = reinterpret_cast<const std::uint8_t*>(eth + 1);
+      std::uint32_t seq;
+      std::memcpy(&seq, pl, 4);
+      bool ok = seq == got && in[i]->pkt_len >= sizeof(*eth) + kPayload;
+      for (unsigned k = 4; ok && k < kPayload; ++k) ok = pl[k] == pattern(seq, k);
+      wrong += !ok;
+      ++got;
+      rte_pktmbuf_free(in[i]);
+    }
+  }
+  std::printf("sent %u from port %u, received %u on port %u, %u wrong, %u foreign\n", sent, tx.id, got, rx.id,
+              wrong, foreign);
+  if (got != count) bad("received " + std::to_string(got) + " of " + std::to_string(count));
+  if (wrong) bad(std::to_string(wrong) + " payloads wrong or out of order");
+}
+
+void report_rings(const Port& p) {
+  struct Arg {
+    std::uint16_t port;
+  } arg{p.id};
+  rte_memzone_walk(
+      [](const struct rte_memzone* mz, void* a) {
+        const auto* x = static_cast<const Arg*>(a);
+        const std::string prefix = "port" + std::to_string(x->port) + "_vq";
+        if (std::strncmp(mz->name, prefix.c_str(), prefix.size()) == 0)
+          std::printf("  ring %s: socket %d, node %d, IOVA 0x%llx (net_virtio's, from DPDK's own memory)\n",
+                      mz->name, mz->socket_id, node_of(mz->addr), static_cast<unsigned long long>(mz->iova));
+      },
+      &arg);
+}
+
+/** Steps 1-5 over an initialised EAL; the pool is gone when it returns. */
+void check(char** argv, int mask_port) {
+  if (rte_eth_dev_count_avail() != 2) bad("expected 2 ports, DPDK has " + std::to_string(rte_eth_dev_count_avail()));
+  numacma::PoolOptions o;
+  o.params = "cma=16M cma_pernuma=48M";
+  o.backing = "anon";
+  auto pool = numacma::Pool::create(o);
+  if (!pool) return bad(pool.error().message);
+  if (auto s = numacma::dpdk::register_pool(*pool); !s) return bad(s.error().message);
+  Port ports[2] = {{0, std::atoi(argv[2])}, {1, std::atoi(argv[4])}};
+  for (Port& p : ports)
+    if (!setup(*pool, p, mask_port == p.id)) return;
+  send_and_check(ports[0], ports[1], static_cast<std::uint32_t>(std::strtoul(argv[5], nullptr, 10)));
+  for (const Port& p : ports) report_rings(p);
+  for (const Port& p : ports) {
+    (void)rte_eth_dev_stop(p.id);
+    (void)rte_eth_dev_close(p.id);
+    rte_mempool_free(p.mp);
+  }
+  if (auto s = numacma::dpdk::unregister_pool(*pool); !s) bad(s.error().message);
+  for (const auto& a : pool->stats().areas)
+    if (a.used != 0) bad(a.name + ": " + std::to_string(a.used) + " pages still used after teardown");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 6) {
+    std::fprintf(stderr, "usage: %s BDF0 NODE0 BDF1 NODE1 PACKETS [--mask32 PORT]\n", argv[0]);
+    return 2;
+  }
+  const int mask_port = argc >= 8 && std::strcmp(argv[6], "--mask32") == 0 ? std::atoi(argv[7]) : -1;
+  // rte_eal_init writes into its arguments: copies, not literals.
+  std::vector<std::string> eal = {argv[0], "-l", "0", "--socket-mem", "64,64", "--no-shconf", "--iova-mode=va",
+                                  "--legacy-mem", "-a", argv[1], "-a", argv[3], "--log-level=*:notice"};
+  std::vector<char*> eal_argv;
+  for (std::string& a : eal) eal_argv.push_back(a.data());
+  if (rte_eal_init(static_cast<int>(eal_argv.size()), eal_argv.data()) < 0) {
+    std::printf("FAIL: rte_eal_init: %s\n", rte_strerror(rte_errno));
+    return 1;
+  }
+  check(argv, mask_port);
+  rte_eal_cleanup();
+  std::printf("dpdkcheck: %s\n", g_fail ? "FAIL" : "PASS");
+  return g_fail;
+}
