@@ -21,7 +21,11 @@ package_pkgs=(dpkg-dev file groff-base binutils)
 test_pkgs=(clang libclang-rt-14-dev python3 qemu-system-x86 busybox-static cpio kmod
            # tests/kernel: builds a minimal Linux 6.12 and an out-of-tree module from source
            linux-source-6.12 xz-utils make gcc bc flex bison libelf-dev libssl-dev)
-bench_pkgs=(libdpdk-dev)
+# numacma_dpdk, its tests and the dpdk2 guest (a static numacma-dpdkcheck needs
+# the archives of libbsd and libmd, which libdpdk-dev's shared libraries use);
+# bench: DPDK's rte_mempool as a peer.
+dpdk_pkgs=(libdpdk-dev libbsd-dev libmd-dev)
+bench_pkgs=("${dpdk_pkgs[@]}")
 # arm64 (issue 10): the cross toolchain and arm64 libraries (multiarch: needs
 # `dpkg --add-architecture arm64`, done below when one of these is missing),
 # QEMU for aarch64 guests. tests/vm (arm64 guests) and tests/kernel (the arm64
@@ -33,10 +37,10 @@ case "$what" in
   build)   pkgs=("${build_pkgs[@]}") ;;
   package) pkgs=("${build_pkgs[@]}" "${package_pkgs[@]}") ;;
   test)    pkgs=("${build_pkgs[@]}" "${package_pkgs[@]}" "${test_pkgs[@]}" "${arm64_pkgs[@]}"
-                 "${arm64_kernel_pkgs[@]}") ;;
+                 "${arm64_kernel_pkgs[@]}" "${dpdk_pkgs[@]}") ;;
   bench)   pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
   all)     pkgs=("${build_pkgs[@]}" "${package_pkgs[@]}" "${test_pkgs[@]}" "${arm64_pkgs[@]}"
-                 "${arm64_kernel_pkgs[@]}" "${bench_pkgs[@]}") ;;
+                 "${arm64_kernel_pkgs[@]}" "${dpdk_pkgs[@]}") ;;
   *) echo "usage: $0 [build|package|test|bench|all]" >&2; exit 2 ;;
 esac
 
