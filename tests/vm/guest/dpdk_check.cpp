@@ -14,7 +14,7 @@
 //   3. PACKETS frames from port 0 to port 1, each payload checked in order
 //      (the device wrote them through the IOMMU at numacma's IOVAs)
 //   4. the rings net_virtio allocated (at probe, on the device's socket, in
-//      DPDK's own memory) are reported with their node
+//      DPDK's own memory, not numacma's) are each on the device's node
 //   5. teardown in the documented order; every area's used pages back to 0
 // Prints "dpdkcheck: PASS ..." and exits 0, or a FAIL line per problem and 1.
 #include <numaif.h>
@@ -167,19 +167,30 @@ void send_and_check(const Port& tx, const Port& rx, std::uint32_t count) {
   if (wrong) bad(std::to_string(wrong) + " payloads wrong or out of order");
 }
 
-void report_rings(const Port& p) {
+/** The rings net_virtio allocated at probe: DPDK's own memory, on the
+ *  device's socket. numacma cannot give them (no public DPDK API puts memory
+ *  of its own under a device's socket), but they must be on the node. */
+void check_rings(const Port& p) {
   struct Arg {
     std::uint16_t port;
-  } arg{p.id};
+    int want_node;
+    unsigned found, off_node;
+  } arg{p.id, p.want_node, 0, 0};
   rte_memzone_walk(
       [](const struct rte_memzone* mz, void* a) {
-        const auto* x = static_cast<const Arg*>(a);
+        auto* x = static_cast<Arg*>(a);
         const std::string prefix = "port" + std::to_string(x->port) + "_vq";
-        if (std::strncmp(mz->name, prefix.c_str(), prefix.size()) == 0)
-          std::printf("  ring %s: socket %d, node %d, IOVA 0x%llx (net_virtio's, from DPDK's own memory)\n",
-                      mz->name, mz->socket_id, node_of(mz->addr), static_cast<unsigned long long>(mz->iova));
+        if (std::strncmp(mz->name, prefix.c_str(), prefix.size()) != 0) return;
+        const int node = node_of(mz->addr);
+        ++x->found;
+        if (node != x->want_node) ++x->off_node;
+        std::printf("  ring %s: socket %d, node %d, IOVA 0x%llx (net_virtio's, from DPDK's own memory)\n",
+                    mz->name, mz->socket_id, node, static_cast<unsigned long long>(mz->iova));
       },
       &arg);
+  if (arg.found == 0) bad("port " + std::to_string(p.id) + ": no net_virtio ring memzone found");
+  if (arg.off_node != 0)
+    bad("port " + std::to_string(p.id) + ": " + std::to_string(arg.off_node) + " rings off the device's node");
 }
 
 /** Steps 1-5 over an initialised EAL; the pool is gone when it returns. */
@@ -195,7 +206,7 @@ void check(char** argv, int mask_port) {
   for (Port& p : ports)
     if (!setup(*pool, p, mask_port == p.id)) return;
   send_and_check(ports[0], ports[1], static_cast<std::uint32_t>(std::strtoul(argv[5], nullptr, 10)));
-  for (const Port& p : ports) report_rings(p);
+  for (const Port& p : ports) check_rings(p);
   for (const Port& p : ports) {
     (void)rte_eth_dev_stop(p.id);
     (void)rte_eth_dev_close(p.id);
