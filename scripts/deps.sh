@@ -25,7 +25,6 @@ test_pkgs=(clang libclang-rt-14-dev python3 qemu-system-x86 busybox-static cpio 
 # the archives of libbsd and libmd, which libdpdk-dev's shared libraries use);
 # bench: DPDK's rte_mempool as a peer.
 dpdk_pkgs=(libdpdk-dev libbsd-dev libmd-dev)
-bench_pkgs=("${dpdk_pkgs[@]}")
 # arm64 (issue 10): the cross toolchain and arm64 libraries (multiarch: needs
 # `dpkg --add-architecture arm64`, done below when one of these is missing),
 # QEMU for aarch64 guests. tests/vm (arm64 guests) and tests/kernel (the arm64
@@ -38,7 +37,7 @@ case "$what" in
   package) pkgs=("${build_pkgs[@]}" "${package_pkgs[@]}") ;;
   test)    pkgs=("${build_pkgs[@]}" "${package_pkgs[@]}" "${test_pkgs[@]}" "${arm64_pkgs[@]}"
                  "${arm64_kernel_pkgs[@]}" "${dpdk_pkgs[@]}") ;;
-  bench)   pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  bench)   pkgs=("${build_pkgs[@]}" "${dpdk_pkgs[@]}") ;;
   all)     pkgs=("${build_pkgs[@]}" "${package_pkgs[@]}" "${test_pkgs[@]}" "${arm64_pkgs[@]}"
                  "${arm64_kernel_pkgs[@]}" "${dpdk_pkgs[@]}") ;;
   *) echo "usage: $0 [build|package|test|bench|all]" >&2; exit 2 ;;
