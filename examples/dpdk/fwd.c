@@ -251,6 +251,16 @@ static int setup_port(struct port *p) {
   return 0;
 }
 
+/* What DPDK took from numacma, area by area (the ports' heaps and mbufs). */
+static void print_areas(void) {
+  const int n = ncma_pool_area_count(app.pool);
+  ncma_area_stats a;
+  for (int i = 0; i < n; ++i)
+    if (ncma_pool_area_stats(app.pool, (unsigned)i, &a) == 0)
+      printf("area %s (%s, node %d): %" PRIu64 " of %" PRIu64 " pages used\n", a.name, a.kind, a.node, a.used,
+             a.pages);
+}
+
 /* io mode: what a port receives goes out of its peer as it is. */
 static uint64_t forward(void) {
   struct rte_mbuf *bufs[BURST];
@@ -334,6 +344,7 @@ int main(int argc, char **argv) {
 
   for (unsigned i = 0; i < app.n_ports; ++i)
     if ((rc = setup_port(&app.ports[i])) != 0) return finish(rc);
+  print_areas();
   for (unsigned i = 0; i < app.n_ports; i += 2)
     if (app.ports[i].peer == i)
       printf("forwarding port %u -> port %u\n", app.ports[i].id, app.ports[i].id);

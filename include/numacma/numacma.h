@@ -147,6 +147,28 @@ void *ncma_alloc_coherent(ncma_pool *pool, const ncma_device *dev, size_t size,
 int ncma_free_coherent(ncma_pool *pool, const ncma_device *dev, size_t size, void *cpu,
                        uint64_t dma_handle);
 
+/* One area of a pool, as Pool::stats() reports it (docs/api.md): what the
+ * pool, and anything built on it (numacma_dpdk's heaps and mbuf pools), holds
+ * of it. name and kind are NUL-terminated, a name longer than 63 bytes cut at
+ * 63; node is the node the area's memory is on. */
+typedef struct ncma_area_stats {
+  char name[64];
+  char kind[16]; /* "default", "pernuma", "numa", "device" */
+  int node;
+  uint64_t base_dma;              /* the area's first DMA address */
+  uint64_t pages;                 /* 4 KiB pages */
+  uint64_t used;                  /* pages allocated now */
+  uint64_t maxchunk;              /* longest free run, pages */
+  uint64_t alloc_pages_success;   /* the kernel's CMA counters */
+  uint64_t alloc_pages_fail;
+  uint64_t release_pages_success;
+} ncma_area_stats;
+/* The number of areas (>= 0), or NCMA_EINVAL for NULL. */
+int ncma_pool_area_count(const ncma_pool *pool);
+/* Area `index` (0 .. count-1) into *out: 0, or NCMA_EINVAL (NULL, index out
+ * of range). */
+int ncma_pool_area_stats(const ncma_pool *pool, unsigned index, ncma_area_stats *out);
+
 /* dma_pool (mm/dmapool.c; docs/api.md): fixed-size blocks carved from
  * coherent pages allocated for `dev` (so from its node and area), aligned to
  * `align` (0: 1), never crossing `boundary` (0: the page). create: NULL on

@@ -104,3 +104,51 @@ TEST(CApi, DmaPoolAsTheKernelsWithErrorsAsCodes) {
   ncma_device_destroy(dev);
   ncma_pool_destroy(pool);
 }
+
+TEST(CApi, AreaStatsShowWhatABufferTookFromWhichArea) {
+  const std::string r = root();
+  ncma_pool_options opt{"sim", "kernel", r.c_str(), nullptr, 0, 0};
+  ncma_pool* pool = ncma_pool_create("cma=16M cma_pernuma=8M", &opt);
+  ASSERT_NE(pool, nullptr) << ncma_last_error_message();
+  const int n = ncma_pool_area_count(pool);
+  ASSERT_EQ(n, 5);  // the default area and pernuma0..3 of the 4-node fixture
+  ncma_area_stats a;
+  int pernuma2 = -1;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(ncma_pool_area_stats(pool, static_cast<unsigned>(i), &a), NCMA_OK);
+    EXPECT_EQ(a.used, 0u) << a.name;
+    if (std::string(a.name) == "pernuma2") {
+      pernuma2 = i;
+      EXPECT_STREQ(a.kind, "pernuma");
+      EXPECT_EQ(a.node, 2);
+      EXPECT_EQ(a.pages, 8u * 1024 * 1024 / 4096);
+    }
+    if (std::string(a.kind) == "default") {
+      EXPECT_STREQ(a.name, "reserved");
+      EXPECT_GE(a.node, 0);  // the node its memory is on
+    }
+  }
+  ASSERT_GE(pernuma2, 0);
+  ncma_device* dev = ncma_device_pci(pool, "0000:80:00.0");  // node 2
+  ASSERT_NE(dev, nullptr) << ncma_last_error_message();
+  uint64_t dma = 0;
+  void* cpu = ncma_alloc_coherent(pool, dev, 65536, &dma);
+  ASSERT_NE(cpu, nullptr) << ncma_last_error_message();
+  ASSERT_EQ(ncma_pool_area_stats(pool, static_cast<unsigned>(pernuma2), &a), NCMA_OK);
+  EXPECT_EQ(a.used, 16u);
+  EXPECT_EQ(a.alloc_pages_success, 16u);
+  EXPECT_TRUE(dma >= a.base_dma && dma + 65536 <= a.base_dma + a.pages * 4096);
+  EXPECT_EQ(ncma_free_coherent(pool, dev, 65536, cpu, dma), NCMA_OK);
+  ASSERT_EQ(ncma_pool_area_stats(pool, static_cast<unsigned>(pernuma2), &a), NCMA_OK);
+  EXPECT_EQ(a.used, 0u);
+  EXPECT_EQ(a.release_pages_success, 16u);
+  // Bad input: each a code with a message, *out untouched on error.
+  EXPECT_EQ(ncma_pool_area_count(nullptr), NCMA_EINVAL);
+  EXPECT_EQ(ncma_pool_area_stats(nullptr, 0, &a), NCMA_EINVAL);
+  EXPECT_EQ(ncma_pool_area_stats(pool, 0, nullptr), NCMA_EINVAL);
+  EXPECT_EQ(ncma_pool_area_stats(pool, static_cast<unsigned>(n), &a), NCMA_EINVAL);
+  EXPECT_NE(std::string(ncma_last_error_message()).find("area 5 of 5"), std::string::npos)
+      << ncma_last_error_message();
+  ncma_device_destroy(dev);
+  ncma_pool_destroy(pool);
+}
