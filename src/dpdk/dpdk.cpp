@@ -49,10 +49,19 @@ struct Port {
   std::uint64_t mask = ~std::uint64_t{0};
   std::string heap;
   int socket = -1;
-  void* cpu = nullptr;
-  std::uint64_t iova = 0;
-  std::size_t bytes = 0;
+  struct Chunk {
+    void* cpu;
+    std::uint64_t iova;
+    std::size_t bytes;
+  };
+  std::vector<Chunk> chunks;  // the heap's memory: one run, or runs of at least kMinChunk
 };
+
+/** A smaller run may do where this one failed: no free run that long, or
+ *  (physical addresses) none that contiguous. */
+bool retry_smaller(const Error& e, std::size_t bytes) {
+  return (e.code == Errc::no_memory || e.code == Errc::not_contiguous) && bytes / 2 >= kMinChunk;
+}
 
 struct Registered {
   unsigned id = 0;
@@ -171,7 +180,9 @@ Status unregister_pool(Pool& pool) {
     // Those expected refusals are not logged.
     const int eal_level = rte_log_get_level(RTE_LOGTYPE_EAL);
     (void)rte_log_set_level(RTE_LOGTYPE_EAL, RTE_LOG_CRIT);
-    const int removed = rte_malloc_heap_memory_remove(p.heap.c_str(), p.cpu, p.bytes);
+    int removed = 0;
+    for (const Port::Chunk& c : p.chunks)
+      if ((removed = rte_malloc_heap_memory_remove(p.heap.c_str(), c.cpu, c.bytes)) != 0) break;
     const std::string why = removed != 0 ? rte_why() : std::string();
     (void)rte_log_set_level(RTE_LOGTYPE_EAL, static_cast<std::uint32_t>(eal_level));
     if (removed != 0)
@@ -179,7 +190,8 @@ Status unregister_pool(Pool& pool) {
                                         " still holds DPDK allocations (close the port first: "
                                         "rte_eth_dev_close): " + why);
     (void)rte_malloc_heap_destroy(p.heap.c_str());
-    (void)pool.free_coherent(p.dev, p.bytes, p.cpu, p.iova);
+    for (const Port::Chunk& c : p.chunks) (void)pool.free_coherent(p.dev, c.bytes, c.cpu, c.iova);
+    p.chunks.clear();
     p.heap.clear();
     p.socket = -1;
   }
@@ -231,30 +243,47 @@ Result<int> socket(Pool& pool, std::uint16_t port) {
   if (!pp) return std::move(pp).error();
   Port& p = **pp;
   if (p.socket >= 0) return p.socket;
-  const std::size_t bytes = (*r)->port_bytes;
-  Result<DmaBuffer> b = pool.alloc_coherent(p.dev, bytes);
-  if (!b)
-    return fail(b.error().code, what, "port " + std::to_string(port) + " (" + p.dev.name + ", node " +
-                                          std::to_string(p.dev.node) + "): " + std::to_string(bytes >> 10) +
-                                          " KiB for its heap: " + b.error().message);
   char name[32];
   std::snprintf(name, sizeof name, "numacma%u-port%u", (*r)->id, static_cast<unsigned>(port));
   if (rte_malloc_heap_create(name) != 0)
     return fail(Errc::io_error, what, std::string("rte_malloc_heap_create(") + name + "): " + rte_why());
-  std::vector<rte_iova_t> iovas(bytes / kPage);
-  for (std::size_t i = 0; i < iovas.size(); ++i) iovas[i] = b->dma_addr() + i * kPage;
-  if (rte_malloc_heap_memory_add(name, b->cpu(), bytes, iovas.data(), static_cast<unsigned>(iovas.size()),
-                                 kPage) != 0) {
-    const std::string why = rte_why();
+  // The heap's memory in one run when the area has one; else in runs halved
+  // down to kMinChunk (hugetlb areas in IOVA-as-PA mode are contiguous only
+  // hugepage by hugepage). Each run is its own piece of the heap, with each
+  // page's IOVA.
+  std::vector<DmaBuffer> runs;
+  auto undo = [&](Errc code, const std::string& why) {
+    for (const DmaBuffer& b : runs) (void)rte_malloc_heap_memory_remove(name, b.cpu(), b.size());
     (void)rte_malloc_heap_destroy(name);
-    return fail(Errc::io_error, what, std::string("rte_malloc_heap_memory_add(") + name + "): " + why);
+    return fail(code, what, why);  // runs free themselves
+  };
+  const std::size_t total = (*r)->port_bytes;
+  std::size_t left = total, run = total;
+  while (left > 0) {
+    run = std::min(run, left);
+    Result<DmaBuffer> b = pool.alloc_coherent(p.dev, run);
+    if (!b && retry_smaller(b.error(), run)) {
+      run = round_up(run / 2, kPage);
+      continue;
+    }
+    if (!b)
+      return undo(b.error().code, "port " + std::to_string(port) + " (" + p.dev.name + ", node " +
+                                      std::to_string(p.dev.node) + "): " + std::to_string(run >> 10) + " of " +
+                                      std::to_string(total >> 10) + " KiB for its heap: " + b.error().message);
+    std::vector<rte_iova_t> iovas(run / kPage);
+    for (std::size_t i = 0; i < iovas.size(); ++i) iovas[i] = b->dma_addr() + i * kPage;
+    if (rte_malloc_heap_memory_add(name, b->cpu(), run, iovas.data(), static_cast<unsigned>(iovas.size()), kPage) !=
+        0)
+      return undo(Errc::io_error, std::string("rte_malloc_heap_memory_add(") + name + "): " + rte_why());
+    runs.push_back(std::move(*b));
+    left -= run;
   }
   p.heap = name;
-  p.cpu = b->cpu();
-  p.iova = b->dma_addr();
-  p.bytes = bytes;
+  for (DmaBuffer& b : runs) {
+    p.chunks.push_back({b.cpu(), b.dma_addr(), b.size()});
+    b.detach();  // the heap's now; unregister_pool frees it
+  }
   p.socket = rte_malloc_heap_get_socket(name);
-  b->detach();  // the heap's now; unregister_pool frees it
   return p.socket;
 }
 
@@ -299,7 +328,7 @@ Result<rte_mempool*> pktmbuf_pool_create(Pool& pool, std::uint16_t port, const s
         std::max(round_up((n - mp->populated_size + 1) * obj + RTE_MEMPOOL_ALIGN, kPage), 2 * kPage);
     chunk = chunk == 0 ? want : std::min(chunk, want);
     Result<DmaBuffer> b = pool.alloc_coherent(dev, chunk);
-    if (!b && b.error().code == Errc::no_memory && chunk / 2 >= kMinChunk) {
+    if (!b && retry_smaller(b.error(), chunk)) {
       chunk = round_up(chunk / 2, kPage);  // no run that long: smaller chunks
       continue;
     }
