@@ -180,18 +180,24 @@ Status unregister_pool(Pool& pool) {
     // Those expected refusals are not logged.
     const int eal_level = rte_log_get_level(RTE_LOGTYPE_EAL);
     (void)rte_log_set_level(RTE_LOGTYPE_EAL, RTE_LOG_CRIT);
-    int removed = 0;
-    for (const Port::Chunk& c : p.chunks)
-      if ((removed = rte_malloc_heap_memory_remove(p.heap.c_str(), c.cpu, c.bytes)) != 0) break;
-    const std::string why = removed != 0 ? rte_why() : std::string();
+    // A run DPDK gave back is freed at once, so a call that finds a later run
+    // busy leaves only what DPDK still holds, and the next call goes on from there.
+    std::string why;
+    while (!p.chunks.empty()) {
+      const Port::Chunk c = p.chunks.back();
+      if (rte_malloc_heap_memory_remove(p.heap.c_str(), c.cpu, c.bytes) != 0) {
+        why = rte_why();
+        break;
+      }
+      (void)pool.free_coherent(p.dev, c.bytes, c.cpu, c.iova);
+      p.chunks.pop_back();
+    }
     (void)rte_log_set_level(RTE_LOGTYPE_EAL, static_cast<std::uint32_t>(eal_level));
-    if (removed != 0)
+    if (!p.chunks.empty())
       return fail(Errc::busy, what, "port " + std::to_string(id) + "'s heap " + p.heap +
                                         " still holds DPDK allocations (close the port first: "
                                         "rte_eth_dev_close): " + why);
     (void)rte_malloc_heap_destroy(p.heap.c_str());
-    for (const Port::Chunk& c : p.chunks) (void)pool.free_coherent(p.dev, c.bytes, c.cpu, c.iova);
-    p.chunks.clear();
     p.heap.clear();
     p.socket = -1;
   }
