@@ -20,13 +20,16 @@ def cmdq_check(t):
 # The DPDK guest (dpdk2): both virtio-net ports bound to vfio-pci, hugetlbfs
 # for DPDK's own memory, then numacma-dpdkcheck (tests/vm/guest/dpdk_check.cpp):
 # 10,000 frames port 0 -> port 1, every payload checked, each port's mbufs on
-# its node and in its node's area; again with a 32-bit mask on port 1.
+# its node and in its node's area; again with a 32-bit mask on port 1, and with
+# port 1's mask below its node's area (A8: the default area serves it instead).
 DPDK_CHECKS = [
     ("dpdk_bind", "numacma vfio bind {virtio-net0} && numacma vfio bind {virtio-net1} && "
                   "mkdir -p /dev/hugepages /var/run && mount -t hugetlbfs none /dev/hugepages"),
     ("dpdk_fwd", "numacma-dpdkcheck {virtio-net0} {virtio-net0_node} {virtio-net1} {virtio-net1_node} 10000"),
     ("dpdk_mask32", "numacma-dpdkcheck {virtio-net0} {virtio-net0_node} {virtio-net1} {virtio-net1_node} "
                     "2000 --mask32 1"),
+    ("dpdk_mask_below_area", "numacma-dpdkcheck {virtio-net0} {virtio-net0_node} {virtio-net1} {virtio-net1_node} "
+                             "2000 --mask-below-area 1"),
 ]
 
 

@@ -3,14 +3,18 @@
 // nodes, joined by a QEMU hub. DPDK's own net_virtio PMD drives them; the
 // memory comes from numacma (numacma/dpdk.h):
 //
-//   numacma-dpdkcheck BDF0 NODE0 BDF1 NODE1 PACKETS [--mask32 PORT]
+//   numacma-dpdkcheck BDF0 NODE0 BDF1 NODE1 PACKETS [--mask32 PORT | --mask-below-area PORT]
 //
 //   1. rte_eal_init (hugepages on both nodes, IOVA-as-VA, VFIO), a pool with a
 //      per-NUMA area on each node, ncma_dpdk_register
 //   2. per port: numacma's node for it (its PCI node), its heap socket and
 //      mbuf pool; every mbuf on that node (move_pages) and in that node's
 //      area (its IOVA in the area's range, the area's used pages); with
-//      --mask32 PORT that port's IOVAs all below 4 GiB
+//      --mask32 PORT that port's IOVAs all below 4 GiB; with
+//      --mask-below-area PORT that port's mask is the largest 2^k - 1 below
+//      its node's per-NUMA area, which it then cannot reach (A8): no mbuf
+//      there, every IOVA under the mask, in the default area (A5), and the
+//      device still receives every frame at those IOVAs
 //   3. PACKETS frames from port 0 to port 1, each payload checked in order
 //      (the device wrote them through the IOMMU at numacma's IOVAs)
 //   4. the rings net_virtio allocated (at probe, on the device's socket, in
@@ -56,43 +60,89 @@ const numacma::AreaReport* pernuma(const numacma::Stats& st, int node) {
   return nullptr;
 }
 
+enum class Mask { none, bits32, below_area };
+
 struct Port {
   std::uint16_t id;
   int want_node;
+  Mask mode = Mask::none;
+  std::uint64_t mask = ~std::uint64_t{0};
   int socket = -1;
   rte_mempool* mp = nullptr;
 };
 
+const numacma::AreaReport* area_of(const numacma::Stats& st, std::uint64_t iova) {
+  for (const auto& a : st.areas)
+    if (iova >= a.base_dma && iova < a.base_dma + a.pages * 4096) return &a;
+  return nullptr;
+}
+
 std::uint8_t pattern(std::uint32_t seq, unsigned i) { return static_cast<std::uint8_t>(seq * 7 + i * 13); }
 
-/** Every mbuf of the port's pool: on its node, in its node's area, below 4 GiB with mask32. */
-void check_mbufs(const numacma::Pool& pool, const Port& p, bool mask32) {
+/** Every mbuf of the port's pool: on its node and in its node's area, under
+ *  its mask; with Mask::below_area none in that area, all in the default one. */
+void check_mbufs(const numacma::Pool& pool, const Port& p) {
   const numacma::Stats st = pool.stats();
   const numacma::AreaReport* a = pernuma(st, p.want_node);
   if (a == nullptr) return bad("no pernuma area on node " + std::to_string(p.want_node));
   std::vector<rte_mbuf*> m(2047);
   if (rte_pktmbuf_alloc_bulk(p.mp, m.data(), 2047) != 0) return bad("rte_pktmbuf_alloc_bulk");
-  unsigned off_node = 0, off_area = 0, high = 0;
+  unsigned off_node = 0, off_area = 0, in_default = 0, high = 0;
   std::uint64_t top = 0;
   for (rte_mbuf* b : m) {
     off_node += node_of(b->buf_addr) != p.want_node;
     off_area += !(b->buf_iova >= a->base_dma && b->buf_iova + b->buf_len <= a->base_dma + a->pages * 4096);
-    high += b->buf_iova + b->buf_len > (1ULL << 32);
+    const numacma::AreaReport* where = area_of(st, b->buf_iova);
+    in_default += where != nullptr && where->kind == "default";
+    high += b->buf_iova + b->buf_len - 1 > p.mask;
     top = std::max<std::uint64_t>(top, b->buf_iova + b->buf_len - 1);
   }
   rte_pktmbuf_free_bulk(m.data(), 2047);
-  std::printf("port %u: 2047 mbufs, %u off node %d, %u outside %s (IOVA 0x%llx+%llu pages, %llu used), highest IOVA 0x%llx\n",
-              p.id, off_node, p.want_node, off_area, a->name.c_str(), static_cast<unsigned long long>(a->base_dma),
-              static_cast<unsigned long long>(a->pages), static_cast<unsigned long long>(a->used),
-              static_cast<unsigned long long>(top));
-  if (off_node) bad("port " + std::to_string(p.id) + ": mbufs off the device's node");
-  if (off_area) bad("port " + std::to_string(p.id) + ": mbufs outside its node's area");
+  const std::string port = "port " + std::to_string(p.id);
+  std::printf("%s: 2047 mbufs, %u off node %d, %u outside %s (IOVA 0x%llx+%llu pages, %llu used), %u in the "
+              "default area, highest IOVA 0x%llx, mask 0x%llx\n",
+              port.c_str(), off_node, p.want_node, off_area, a->name.c_str(),
+              static_cast<unsigned long long>(a->base_dma), static_cast<unsigned long long>(a->pages),
+              static_cast<unsigned long long>(a->used), in_default, static_cast<unsigned long long>(top),
+              static_cast<unsigned long long>(p.mask));
+  if (high) bad(port + ": " + std::to_string(high) + " mbufs above its DMA mask");
+  if (p.mode == Mask::below_area) {
+    if (off_area != 2047) bad(port + ": mbufs in " + a->name + ", which its mask cannot reach");
+    if (in_default != 2047) bad(port + ": mbufs outside the default area (A5 after an unreachable area)");
+    if (a->used != 0) bad(a->name + " counts pages its device cannot reach");
+    return;
+  }
+  if (off_node) bad(port + ": mbufs off the device's node");
+  if (off_area) bad(port + ": mbufs outside its node's area");
   if (a->used < 2047ULL * RTE_MBUF_DEFAULT_BUF_SIZE / 4096) bad(a->name + " does not count the mbufs");
-  if (mask32 && high) bad("port " + std::to_string(p.id) + ": IOVAs above 4 GiB with a 32-bit mask");
 }
 
-bool setup(numacma::Pool& pool, Port& p, bool mask32) {
-  if (mask32 && !numacma::dpdk::set_dma_mask(pool, p.id, 0xffffffffULL)) return false;
+/** The port's mask for its mode: 32 bits, or the largest 2^k - 1 below its
+ *  node's per-NUMA area (which must then leave the default area reachable). */
+bool choose_mask(const numacma::Pool& pool, Port& p) {
+  if (p.mode == Mask::bits32) p.mask = 0xffffffffULL;
+  if (p.mode != Mask::below_area) return true;
+  const numacma::Stats st = pool.stats();
+  const numacma::AreaReport* a = pernuma(st, p.want_node);
+  const numacma::AreaReport* d = nullptr;
+  for (const auto& x : st.areas)
+    if (x.kind == "default") d = &x;
+  if (a == nullptr || d == nullptr) return bad("no pernuma or default area"), false;
+  if (a->base_dma < 2) return bad(a->name + " starts at IOVA 0: no mask lies below it"), false;
+  p.mask = (std::uint64_t{1} << (63 - __builtin_clzll(a->base_dma))) - 1;
+  std::printf("port %u: mask 0x%llx, below %s at 0x%llx; %s at 0x%llx+%llu pages\n", p.id,
+              static_cast<unsigned long long>(p.mask), a->name.c_str(), static_cast<unsigned long long>(a->base_dma),
+              d->name.c_str(), static_cast<unsigned long long>(d->base_dma), static_cast<unsigned long long>(d->pages));
+  if (d->base_dma + d->pages * 4096 - 1 > p.mask)
+    return bad("the default area lies above the mask too: the check proves nothing here"), false;
+  return true;
+}
+
+bool setup(numacma::Pool& pool, Port& p) {
+  if (!choose_mask(pool, p)) return false;
+  if (p.mode != Mask::none) {
+    if (auto s = numacma::dpdk::set_dma_mask(pool, p.id, p.mask); !s) return bad(s.error().message), false;
+  }
   auto dev = numacma::dpdk::port_device(pool, p.id);
   if (!dev) return bad(dev.error().message), false;
   std::printf("port %u: %s, numacma places its memory for node %d\n", p.id, dev->name.c_str(), dev->node);
@@ -105,7 +155,7 @@ bool setup(numacma::Pool& pool, Port& p, bool mask32) {
                                                RTE_MBUF_DEFAULT_BUF_SIZE);
   if (!mp) return bad(mp.error().message), false;
   p.mp = *mp;
-  check_mbufs(pool, p, mask32);  // all of them, before the rx queue holds some
+  check_mbufs(pool, p);  // all of them, before the rx queue holds some
   struct rte_eth_conf conf {};
   if (rte_eth_dev_configure(p.id, 1, 1, &conf) != 0) return bad("rte_eth_dev_configure"), false;
   if (rte_eth_rx_queue_setup(p.id, 0, 256, static_cast<unsigned>(p.socket), nullptr, p.mp) != 0 ||
@@ -194,7 +244,7 @@ void check_rings(const Port& p) {
 }
 
 /** Steps 1-5 over an initialised EAL; the pool is gone when it returns. */
-void check(char** argv, int mask_port) {
+void check(char** argv, int mask_port, Mask mode) {
   if (rte_eth_dev_count_avail() != 2) bad("expected 2 ports, DPDK has " + std::to_string(rte_eth_dev_count_avail()));
   numacma::PoolOptions o;
   o.params = "cma=16M cma_pernuma=48M";
@@ -203,8 +253,10 @@ void check(char** argv, int mask_port) {
   if (!pool) return bad(pool.error().message);
   if (auto s = numacma::dpdk::register_pool(*pool); !s) return bad(s.error().message);
   Port ports[2] = {{0, std::atoi(argv[2])}, {1, std::atoi(argv[4])}};
-  for (Port& p : ports)
-    if (!setup(*pool, p, mask_port == p.id)) return;
+  for (Port& p : ports) {
+    if (p.id == mask_port) p.mode = mode;
+    if (!setup(*pool, p)) return;
+  }
   send_and_check(ports[0], ports[1], static_cast<std::uint32_t>(std::strtoul(argv[5], nullptr, 10)));
   for (const Port& p : ports) check_rings(p);
   for (const Port& p : ports) {
@@ -221,10 +273,19 @@ void check(char** argv, int mask_port) {
 
 int main(int argc, char** argv) {
   if (argc < 6) {
-    std::fprintf(stderr, "usage: %s BDF0 NODE0 BDF1 NODE1 PACKETS [--mask32 PORT]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s BDF0 NODE0 BDF1 NODE1 PACKETS [--mask32 PORT | --mask-below-area PORT]\n",
+                 argv[0]);
     return 2;
   }
-  const int mask_port = argc >= 8 && std::strcmp(argv[6], "--mask32") == 0 ? std::atoi(argv[7]) : -1;
+  int mask_port = -1;
+  Mask mode = Mask::none;
+  if (argc >= 8 && std::strcmp(argv[6], "--mask32") == 0) mode = Mask::bits32;
+  if (argc >= 8 && std::strcmp(argv[6], "--mask-below-area") == 0) mode = Mask::below_area;
+  if (mode != Mask::none) mask_port = std::atoi(argv[7]);
+  if (argc >= 7 && mode == Mask::none) {
+    std::fprintf(stderr, "%s: unknown option %s\n", argv[0], argv[6]);
+    return 2;
+  }
   // rte_eal_init writes into its arguments: copies, not literals.
   std::vector<std::string> eal = {argv[0], "-l", "0", "--socket-mem", "64,64", "--no-shconf", "--iova-mode=va",
                                   "--legacy-mem", "-a", argv[1], "-a", argv[3], "--log-level=*:notice"};
@@ -234,7 +295,7 @@ int main(int argc, char** argv) {
     std::printf("FAIL: rte_eal_init: %s\n", rte_strerror(rte_errno));
     return 1;
   }
-  check(argv, mask_port);
+  check(argv, mask_port, mode);
   rte_eal_cleanup();
   std::printf("dpdkcheck: %s\n", g_fail ? "FAIL" : "PASS");
   return g_fail;
