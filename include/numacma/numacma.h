@@ -69,6 +69,14 @@ typedef struct ncma_pool_options {
    * caller built against an older header passes a shorter struct, so
    * rebuild (the library's SOVERSION is 0 until the API settles). */
   int require_device_usable;
+  /* Whose per-NUMA CMA rules (docs/semantics.md, "Kernel profiles"): NULL or
+   * "6.12" (pernuma<N> and numa<N>), or "7.2" (one numa<N> per node);
+   * anything else is NCMA_EINVAL. Added in 0.2, as require_device_usable. */
+  const char *kernel;
+  /* Non-zero: 7.2's CONFIG_CMA_SIZE_PERNUMA (with neither cma_pernuma= nor
+   * numa_cma= and more than one node, every node gets an area of the
+   * default area's size); NCMA_EINVAL with kernel 6.12. */
+  int cma_size_pernuma;
 } ncma_pool_options;
 
 /* What a pool's DMA handles are (ncma_pool_address_kind; docs/backings.md):
@@ -162,6 +170,8 @@ typedef struct ncma_area_stats {
   uint64_t alloc_pages_success;   /* the kernel's CMA counters */
   uint64_t alloc_pages_fail;
   uint64_t release_pages_success;
+  uint64_t total_pages;           /* what newer kernels (6.15) add to */
+  uint64_t available_pages;       /* /sys/kernel/mm/cma: pages, pages - used */
 } ncma_area_stats;
 /* The number of areas (>= 0), or NCMA_EINVAL for NULL. */
 int ncma_pool_area_count(const ncma_pool *pool);

@@ -32,6 +32,11 @@ enum class Policy { kernel, nearest };
  *  where the default area goes, and the sim's physical layout. host: the
  *  architecture numacma was built for. */
 enum class Arch { host, x86_64, arm64 };
+/** Whose per-NUMA CMA rules the plan follows (docs/semantics.md, "Kernel
+ *  profiles"): Linux 6.12 (the default, what the kernel oracle checks:
+ *  "pernuma<N>" and "numa<N>", two areas a node may both have) or mainline
+ *  7.2 (one "numa<N>" per node, numa_cma= winning over cma_pernuma=). */
+enum class Kernel { v6_12, v7_2 };
 /** phys: buffers carry physical addresses (hugetlb, sim); iova: multi-page
  *  buffers may carry IOVAs (anon areas, page fallback); auto: iova when any
  *  area is IOVA-only, else phys. A pool given VFIO devices (PoolOptions::vfio)
@@ -108,6 +113,11 @@ struct PoolOptions {
   Policy policy = Policy::kernel;
   DmaMode dma_mode = DmaMode::automatic;
   Arch arch = Arch::host;
+  Kernel kernel = Kernel::v6_12;
+  /** Kernel 7.2's CONFIG_CMA_SIZE_PERNUMA: with neither cma_pernuma= nor
+   *  numa_cma= given and more than one node online, every online node gets a
+   *  "numa<N>" area of the default area's size. invalid_argument with 6.12. */
+  bool cma_size_pernuma = false;
   /** Where the topology is read. "/sys" is this machine; any other tree is a
    *  fixture (tests/data/...): backing "auto" then means "sim", and a real
    *  backing (hugetlb, anon) is invalid_argument (backing::backing_for_root). */
@@ -283,6 +293,10 @@ struct AreaReport {
    *  container or an external IOMMU, or real physical addresses (not sim,
    *  not IOVA = VA). */
   bool device_usable = false;
+  /** The counters Linux 6.15 added to /sys/kernel/mm/cma/<name>/ (7365ff2c8eef;
+   *  6.12 has neither): the area's size and what is free of it, in pages. */
+  std::uint64_t total_pages() const noexcept { return pages; }
+  std::uint64_t available_pages() const noexcept { return pages - used; }
 };
 
 /** A9: per requesting node (kNoNode counted too). */

@@ -26,6 +26,8 @@ struct ReserveOptions {
   std::string backing = "auto";     ///< auto | hugetlb | hugetlb-1G | anon | sim
   Policy policy = Policy::kernel;
   Arch arch = Arch::host;
+  Kernel kernel = Kernel::v6_12;   ///< whose per-NUMA CMA rules (PoolOptions::kernel)
+  bool cma_size_pernuma = false;   ///< 7.2's CONFIG_CMA_SIZE_PERNUMA (PoolOptions::cma_size_pernuma)
   std::string sysfs_root = "/sys";
   unsigned order_per_bit = 0;
   std::vector<DeviceAreaSpec> device_areas;

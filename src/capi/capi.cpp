@@ -74,6 +74,17 @@ ncma_pool* ncma_pool_create(const char* params, const ncma_pool_options* options
       o.vfio.push_back({v.bdf, v.dma_mask == 0 ? ~uint64_t{0} : v.dma_mask});
     }
     o.require_device_usable = options->require_device_usable != 0;
+    if (options->kernel != nullptr) {
+      if (std::strcmp(options->kernel, "6.12") == 0) {
+        o.kernel = numacma::Kernel::v6_12;
+      } else if (std::strcmp(options->kernel, "7.2") == 0) {
+        o.kernel = numacma::Kernel::v7_2;
+      } else {
+        set_error(NCMA_EINVAL, "kernel must be \"6.12\" or \"7.2\"");
+        return nullptr;
+      }
+    }
+    o.cma_size_pernuma = options->cma_size_pernuma != 0;
   }
   numacma::Result<numacma::Pool> p = numacma::Pool::create(o);
   if (!p) {

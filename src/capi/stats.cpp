@@ -53,6 +53,8 @@ int ncma_pool_area_stats(const ncma_pool* pool, unsigned index, ncma_area_stats*
   out->alloc_pages_success = a.alloc_pages_success;
   out->alloc_pages_fail = a.alloc_pages_fail;
   out->release_pages_success = a.release_pages_success;
+  out->total_pages = a.total_pages();
+  out->available_pages = a.available_pages();
   clear_error();
   return 0;
 }

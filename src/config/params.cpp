@@ -202,6 +202,17 @@ Result<Params> parse_params(std::string_view text) {
   return params;
 }
 
+Result<KernelProfile> parse_kernel_profile(std::string_view text) {
+  if (text == "6.12") return KernelProfile::v6_12;
+  if (text == "7.2") return KernelProfile::v7_2;
+  return make_error(Errc::invalid_argument,
+                    "kernel profile '" + std::string(text) + "': expected 6.12 or 7.2");
+}
+
+const char* kernel_profile_name(KernelProfile k) noexcept {
+  return k == KernelProfile::v7_2 ? "7.2" : "6.12";
+}
+
 const char* area_kind_name(AreaKind k) noexcept {
   switch (k) {
     case AreaKind::default_area: return "default";

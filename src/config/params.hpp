@@ -52,6 +52,28 @@ struct Params {
  *  as in the kernel the last size wins, and a note says so. */
 Result<Params> parse_params(std::string_view text);
 
+/** Whose per-NUMA CMA rules make_plan follows (docs/semantics.md, "Kernel
+ *  profiles"):
+ *   v6_12  cma_pernuma= makes "pernuma<N>" and numa_cma= "numa<N>", two
+ *          independent areas a node may both have; reserved before the
+ *          default area.
+ *   v7_2   one area per node, "numa<N>": numa_cma='s size for the nodes it
+ *          names, else cma_pernuma='s (d5cae2261b86); reserved after the
+ *          default area, and not at all when the default area fails. With
+ *          cma_size_pernuma (CONFIG_CMA_SIZE_PERNUMA, 7e6ace2535d0), neither
+ *          key given and more than one node online, every online node gets
+ *          an area of the default area's reserved size. */
+enum class KernelProfile { v6_12, v7_2 };
+
+struct Profile {
+  KernelProfile kernel = KernelProfile::v6_12;
+  bool cma_size_pernuma = false;  ///< 7.2's CONFIG_CMA_SIZE_PERNUMA; invalid with 6.12
+};
+
+/** "6.12" | "7.2" -> the profile; anything else is invalid_argument. */
+Result<KernelProfile> parse_kernel_profile(std::string_view text);
+const char* kernel_profile_name(KernelProfile k) noexcept;
+
 enum class AreaKind { default_area, pernuma, numa, device };
 const char* area_kind_name(AreaKind k) noexcept;
 
@@ -78,7 +100,7 @@ struct ReservationPlan {
   std::vector<PhysRange> free_after;
 };
 
-/** Places params on the topology (R1-R6) as the kernel would on `arch`:
+/** Places params on the topology (R1-R6) as the kernel `profile` would on `arch`:
  *  sizes round up to 2 MiB (the CMA minimum alignment, a pageblock) and to
  *  P << order_per_bit; the per-node areas are placed first, node by node
  *  (pernuma<N>, then numa<N>), each inside its node; then the default area
@@ -87,7 +109,7 @@ struct ReservationPlan {
  *  A size of 0 plans nothing for that key. */
 ReservationPlan make_plan(const Params& params, const topo::Topology& topology,
                           std::uint64_t page_size = core::kPageBytes, unsigned order_per_bit = 0,
-                          Arch arch = host_arch());
+                          Arch arch = host_arch(), const Profile& profile = {});
 
 /** Places one more area (a device's own) in the plan's free memory, top-down
  *  inside its node; not_placed (with the reason) when it does not fit. */

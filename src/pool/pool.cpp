@@ -185,8 +185,14 @@ Result<config::ReservationPlan> plan_areas(const PoolOptions& options, const top
                           std::to_string(core::kMaxOrderPerBit) + ": one bit per 2 MiB)");
   Result<config::Params> params = config::parse_params(options.params);
   if (!params) return std::move(params).error();
+  if (options.cma_size_pernuma && options.kernel != Kernel::v7_2)
+    return make_error(Errc::invalid_argument,
+                      "cma_size_pernuma is kernel 7.2's CONFIG_CMA_SIZE_PERNUMA: ask for kernel 7.2 with it");
+  const config::Profile profile{options.kernel == Kernel::v7_2 ? config::KernelProfile::v7_2
+                                                              : config::KernelProfile::v6_12,
+                                options.cma_size_pernuma};
   config::ReservationPlan plan =
-      config::make_plan(*params, t, kPageBytes, options.order_per_bit, config_arch(options.arch));
+      config::make_plan(*params, t, kPageBytes, options.order_per_bit, config_arch(options.arch), profile);
 
   // Device areas (dev->cma_area): validated here, reserved with the rest.
   std::set<std::string> names;

@@ -102,6 +102,8 @@ json stats_to_json(const Pool& pool) {
                      {"alloc_pages_success", a.alloc_pages_success},
                      {"alloc_pages_fail", a.alloc_pages_fail},
                      {"release_pages_success", a.release_pages_success},
+                     {"total_pages", a.total_pages()},
+                     {"available_pages", a.available_pages()},
                      {"device_usable", a.device_usable}});
   }
   for (const NodeReport& n : st.nodes) {

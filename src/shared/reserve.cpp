@@ -109,6 +109,8 @@ Result<std::vector<ReservationNote>> reserve(std::string_view name, const Reserv
   po.backing = o.backing;
   po.policy = o.policy;
   po.arch = o.arch;
+  po.kernel = o.kernel;
+  po.cma_size_pernuma = o.cma_size_pernuma;
   po.sysfs_root = o.sysfs_root;
   po.order_per_bit = o.order_per_bit;
   po.device_areas = o.device_areas;

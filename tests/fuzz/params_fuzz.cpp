@@ -58,10 +58,22 @@ void check_size(std::string_view text) {
   FUZZ_CHECK(hex.ok() && *hex == *r);
 }
 
-void check_plan(const config::Params& p, unsigned order, config::Arch arch) {
+void check_plan(const config::Params& p, unsigned order, config::Arch arch, config::Profile profile = {}) {
   // Every CMA area is whole 2 MiB pageblocks, and whole bitmap bits.
   const std::uint64_t unit = std::max<std::uint64_t>(std::uint64_t{4096} << order, 2ULL << 20);
-  const auto plan = config::make_plan(p, four_nodes(), 4096, order, arch);
+  const auto plan = config::make_plan(p, four_nodes(), 4096, order, arch, profile);
+  const bool v7_2 = profile.kernel == config::KernelProfile::v7_2;
+  // 7.2: a node's size is numa_cma='s, else cma_pernuma='s, else (cma_size_pernuma,
+  // neither key, more than one node online: 3 on x86-64, 4 on arm64) the default's.
+  std::uint64_t per_node = p.pernuma_bytes.value_or(0);
+  if (v7_2 && profile.cma_size_pernuma && !p.pernuma_bytes && p.numa_cma.empty() && p.cma_bytes && *p.cma_bytes)
+    per_node = *p.cma_bytes;
+  const auto named = [&](int node) {
+    std::uint64_t b = 0;
+    for (const auto& [n, size] : p.numa_cma)
+      if (n == node) b = size;
+    return b;
+  };
   const auto layout = config::physical_layout(four_nodes());
   std::set<std::string> names;
   for (const auto& a : plan.areas) {
@@ -78,16 +90,24 @@ void check_plan(const config::Params& p, unsigned order, config::Arch arch) {
     std::uint64_t want = 0;
     if (a.kind == config::AreaKind::default_area) want = *p.cma_bytes;
     else if (a.kind == config::AreaKind::pernuma) want = *p.pernuma_bytes;
-    else
-      for (const auto& [n, b] : p.numa_cma)
-        if (n == a.node) want = b;
-    FUZZ_CHECK(a.bytes >= want && a.bytes - want < unit);
+    else if (v7_2) want = named(a.node) != 0 ? named(a.node) : per_node;
+    else want = named(a.node);
+    FUZZ_CHECK(!v7_2 || a.kind != config::AreaKind::pernuma);
+    FUZZ_CHECK(a.name == (a.kind == config::AreaKind::default_area ? std::string("reserved")
+                          : (a.kind == config::AreaKind::pernuma ? "pernuma" : "numa") + std::to_string(a.node)));
+    // The auto size is the default area's after rounding: up to one more unit.
+    FUZZ_CHECK(a.bytes >= want && a.bytes - want < (v7_2 ? 2 : 1) * unit);
   }
   for (const auto& n : plan.not_placed) FUZZ_CHECK(!n.reason.empty());
   std::size_t asked = 0;
   if (p.cma_bytes && *p.cma_bytes) asked += 1;
-  if (p.pernuma_bytes && *p.pernuma_bytes) asked += 3;  // nodes 0, 1, 3
-  for (const auto& [n, b] : p.numa_cma) asked += b != 0;
+  if (!v7_2) {
+    if (p.pernuma_bytes && *p.pernuma_bytes) asked += 3;  // nodes 0, 1, 3
+    for (const auto& [n, b] : p.numa_cma) asked += b != 0;
+  } else {
+    for (int node : {0, 1, 3}) asked += named(node) != 0 || per_node != 0;
+    for (const auto& [n, b] : p.numa_cma) asked += b != 0 && (n == 2 || n > 3);  // reported
+  }
   FUZZ_CHECK(plan.areas.size() + plan.not_placed.size() == asked);
 }
 
@@ -104,5 +124,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   check_plan(*params, 0, config::Arch::x86_64);
   check_plan(*params, size % 8, size % 2 ? config::Arch::arm64 : config::Arch::x86_64);
+  check_plan(*params, size % 3, size % 2 ? config::Arch::arm64 : config::Arch::x86_64,
+             {config::KernelProfile::v7_2, size % 4 < 2});
   return 0;
 }

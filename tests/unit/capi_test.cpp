@@ -152,3 +152,51 @@ TEST(CApi, AreaStatsShowWhatABufferTookFromWhichArea) {
   ncma_device_destroy(dev);
   ncma_pool_destroy(pool);
 }
+
+TEST(CApi, KernelProfileSevenTwoMakesOneNumaAreaANodeAndOthersAreRefused) {
+  const std::string r = root();
+  ncma_pool_options opt{"sim", "kernel", r.c_str(), nullptr, 0, 0, "7.2", 0};
+  ncma_pool* pool = ncma_pool_create("cma=16M cma_pernuma=8M numa_cma=2:4M", &opt);
+  ASSERT_NE(pool, nullptr) << ncma_last_error_message();
+  ASSERT_EQ(ncma_pool_area_count(pool), 5);  // reserved and numa0..3: no pernuma<N>
+  ncma_area_stats a;
+  for (unsigned i = 0; i < 5; ++i) {
+    ASSERT_EQ(ncma_pool_area_stats(pool, i, &a), NCMA_OK);
+    if (std::string(a.kind) == "default") continue;
+    EXPECT_STREQ(a.kind, "numa") << a.name;
+    EXPECT_EQ(std::string(a.name), "numa" + std::to_string(a.node));
+    EXPECT_EQ(a.pages, (a.node == 2 ? 4u : 8u) * 1024 * 1024 / 4096) << a.name;  // numa_cma= wins on node 2
+  }
+  ncma_device* dev = ncma_device_pci(pool, "0000:80:00.0");  // node 2
+  ASSERT_NE(dev, nullptr) << ncma_last_error_message();
+  uint64_t dma = 0;
+  void* cpu = ncma_alloc_coherent(pool, dev, 65536, &dma);
+  ASSERT_NE(cpu, nullptr) << ncma_last_error_message();
+  for (unsigned i = 0; i < 5; ++i) {
+    ASSERT_EQ(ncma_pool_area_stats(pool, i, &a), NCMA_OK);
+    EXPECT_EQ(a.total_pages, a.pages) << a.name;
+    EXPECT_EQ(a.available_pages, a.pages - a.used) << a.name;
+    if (std::string(a.name) == "numa2") EXPECT_EQ(a.available_pages, 1024u - 16u);
+  }
+  EXPECT_EQ(ncma_free_coherent(pool, dev, 65536, cpu, dma), NCMA_OK);
+  ncma_device_destroy(dev);
+  ncma_pool_destroy(pool);
+  // CONFIG_CMA_SIZE_PERNUMA: every node an area of the default area's size.
+  opt.cma_size_pernuma = 1;
+  pool = ncma_pool_create("cma=4M", &opt);
+  ASSERT_NE(pool, nullptr) << ncma_last_error_message();
+  EXPECT_EQ(ncma_pool_area_count(pool), 5);
+  ncma_pool_destroy(pool);
+  // Refused: an unknown profile; cma_size_pernuma with 6.12, given or NULL.
+  for (const char* bad : {"7.1", "", "6.12"}) {
+    opt.kernel = bad;
+    EXPECT_EQ(ncma_pool_create("cma=4M", &opt), nullptr) << bad;
+    EXPECT_EQ(ncma_last_error(), NCMA_EINVAL) << bad;
+    EXPECT_NE(std::string(ncma_last_error_message()).find(std::string(bad) == "6.12" ? "kernel 7.2" : "\"6.12\""),
+              std::string::npos)
+        << ncma_last_error_message();
+  }
+  opt.kernel = nullptr;
+  EXPECT_EQ(ncma_pool_create("cma=4M", &opt), nullptr);
+  EXPECT_EQ(ncma_last_error(), NCMA_EINVAL);
+}

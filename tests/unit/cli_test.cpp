@@ -49,7 +49,9 @@ TEST(Cli, BadUsageExitsTwoWithAMessage) {
                            "vfio", "vfio bind", "vfio frob 0000:05:00.0", "vfio bind 5:00.0",
                            "vfio unbind 0000:05:00.8", "replay --params cma=1M --vfio 5:0.0 -",
                            "demo --vfio 0000:05:00.0/..", "status --json --prometheus",
-                           "status --svg - --json"}) {
+                           "status --svg - --json", "plan --kernel 7.1 cma=1M",
+                           "plan --cma-size-pernuma cma=1M", "replay --params cma=1M --kernel 6.1 -",
+                           "replay --params cma=1M --cma-size-pernuma -"}) {
     const CliRun r = run(args, "alloc a 0 4K\n");
     EXPECT_EQ(r.rc, 2) << "numacma " << args << "\nstdout: " << r.out << "\nstderr: " << r.err;
     EXPECT_EQ(r.err.rfind("numacma", 0), 0u) << "numacma " << args << ": " << r.err;

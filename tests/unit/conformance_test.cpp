@@ -78,7 +78,9 @@ void check_expectation(const Request& r, const json& out) {
 void run_trace(const fs::path& trace) {
   std::ifstream f(trace);
   std::string line, sysfs = "arm64-4n", params, policy = "kernel", backing = "sim",
-              arch = "x86_64";  // placement rules: the same on every host unless a trace says
+              arch = "x86_64",  // placement rules: the same on every host unless a trace says
+      kernel = "6.12", areas;
+  bool cma_size_pernuma = false;
   std::vector<std::string> dev_areas;
   std::vector<Request> reqs;
   std::string end_check;
@@ -94,6 +96,9 @@ void run_trace(const fs::path& trace) {
       else if (k == "policy") policy = v;
       else if (k == "backing") backing = v;
       else if (k == "arch") arch = v;
+      else if (k == "kernel") kernel = v;
+      else if (k == "cma-size-pernuma") cma_size_pernuma = true;
+      else if (k == "areas") areas = v;
       else if (k == "device-area") dev_areas.push_back(v);
       else if (d.rfind("end", 0) == 0) end_check = trim(d.substr(3));
       else ADD_FAILURE() << trace << ":" << n << ": unknown directive " << d;
@@ -109,8 +114,8 @@ void run_trace(const fs::path& trace) {
   }
   std::string cmd = std::string(NUMACMA_CLI) + " replay --json --sysfs-root " +
                     shell_quote(std::string(NUMACMA_TEST_DATA) + "/" + sysfs) +
-                    " --backing " + backing + " --policy " + policy + " --arch " + arch + " --params " +
-                    shell_quote(params);
+                    " --backing " + backing + " --policy " + policy + " --arch " + arch + " --kernel " + kernel +
+                    (cma_size_pernuma ? " --cma-size-pernuma" : "") + " --params " + shell_quote(params);
   for (const auto& d : dev_areas) cmd += " --device-area " + shell_quote(d);
   cmd += " " + shell_quote(trace.string()) + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
@@ -134,6 +139,17 @@ void run_trace(const fs::path& trace) {
   }
   const json& stats = outs.back();
   ASSERT_EQ(stats.value("op", ""), "stats") << stats.dump();
+  if (!areas.empty()) {  // "#! areas=reserved,numa0:8M,...": the pool's areas, in order, sizes where given
+    std::string have;
+    for (const auto& a : stats["areas"]) {
+      const std::string name = a["name"].get<std::string>();
+      const std::size_t colon = areas.find(name + ":");
+      const bool sized = colon != std::string::npos && (colon == 0 || areas[colon - 1] == ',');
+      have += (have.empty() ? "" : ",") + name +
+              (sized ? ":" + std::to_string(a["pages"].get<std::uint64_t>() * 4096 >> 20) + "M" : "");
+    }
+    EXPECT_EQ(have, areas) << stats.dump();
+  }
   if (end_check == "used=0") {
     for (const auto& a : stats["areas"]) {
       EXPECT_EQ(a["used"].get<std::uint64_t>(), 0u) << a.dump();

@@ -9,6 +9,7 @@
 #include "cli_util.hpp"
 #include "commands.hpp"
 #include "config/params.hpp"
+#include "pool_args.hpp"
 #include "topology/topology.hpp"
 
 namespace numacma::cli {
@@ -19,6 +20,8 @@ struct PlanArgs {
   std::vector<std::string> params;
   unsigned order_per_bit = 0;
   std::string arch;
+  std::string kernel = "6.12";
+  bool cma_size_pernuma = false;
   bool json = false;
 };
 
@@ -35,7 +38,12 @@ void run(const PlanArgs& a) {
   }
   Result<topo::Topology> t = topo::Topology::from_sysfs(a.sysfs_root);
   if (!t) return failure("plan", t.error().message);
-  const config::ReservationPlan plan = config::make_plan(*params, *t, 4096, a.order_per_bit, arch);
+  Result<config::KernelProfile> kernel = config::parse_kernel_profile(a.kernel);
+  if (!kernel) return usage_error("plan", kernel.error().message);
+  if (a.cma_size_pernuma && *kernel != config::KernelProfile::v7_2)
+    return usage_error("plan", "--cma-size-pernuma is kernel 7.2's CONFIG_CMA_SIZE_PERNUMA: add --kernel 7.2");
+  const config::ReservationPlan plan =
+      config::make_plan(*params, *t, 4096, a.order_per_bit, arch, {*kernel, a.cma_size_pernuma});
   std::uint64_t total = 0;
   for (const auto& area : plan.areas) total += area.bytes;
   if (a.json) {
@@ -52,6 +60,7 @@ void run(const PlanArgs& a) {
     for (const auto& n : params->notes) notes.push_back(n);
     std::printf("%s\n", nlohmann::json{{"params", text},
                                        {"arch", config::arch_name(arch)},
+                                       {"kernel", config::kernel_profile_name(*kernel)},
                                        {"areas", areas},
                                        {"not_placed", skipped},
                                        {"notes", notes},
@@ -60,8 +69,9 @@ void run(const PlanArgs& a) {
                             .c_str());
     return;
   }
-  std::printf("plan for \"%s\" on %s (%s): %zu area(s), %s in all\n\n", text.c_str(),
-              a.sysfs_root.c_str(), config::arch_name(arch), plan.areas.size(), human_size(total).c_str());
+  std::printf("plan for \"%s\" on %s (%s, kernel %s): %zu area(s), %s in all\n\n", text.c_str(),
+              a.sysfs_root.c_str(), config::arch_name(arch), config::kernel_profile_name(*kernel), plan.areas.size(),
+              human_size(total).c_str());
   Table tab({"area", "kind", "node", "size", "phys_base"});
   for (const auto& area : plan.areas)
     tab.add({area.name, config::area_kind_name(area.kind), std::to_string(area.node),
@@ -87,6 +97,7 @@ void register_plan(CLI::App& app) {
       ->check(CLI::Range(0u, 9u));
   sub->add_option("--arch", args->arch, "x86_64 | arm64: whose placement rules (default: this machine's)")
       ->check(CLI::IsMember({"x86_64", "arm64"}));
+  add_kernel_options(sub, args->kernel, args->cma_size_pernuma);
   sub->add_flag("--json", args->json, "one JSON object instead of a table");
   sub->add_option("params", args->params, "e.g. cma=64M cma_pernuma=16M numa_cma=1:32M")
       ->required();

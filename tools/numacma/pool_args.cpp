@@ -26,6 +26,7 @@ void add_pool_options(CLI::App* sub, PoolArgs& a, const std::string& default_bac
   sub->add_option("--arch", a.arch,
                   "x86_64 | arm64: whose placement rules the plan and the sim follow (default: this machine's)")
       ->check(CLI::IsMember({"x86_64", "arm64"}));
+  add_kernel_options(sub, a.kernel, a.cma_size_pernuma);
   sub->add_option("--vfio", a.vfio,
                   "BDF (DDDD:BB:DD.F, or BB:DD.F for domain 0000) of a device bound to vfio-pci: the "
                   "pool maps its areas into the device's IOMMU container and DMA addresses are IOVAs "
@@ -33,6 +34,16 @@ void add_pool_options(CLI::App* sub, PoolArgs& a, const std::string& default_bac
   sub->add_option("--pool", a.pool_name,
                   "attach to the reservation NAME (numacma reserve) instead of reserving a private "
                   "pool: its parameters, backing and policy apply");
+}
+
+void add_kernel_options(CLI::App* sub, std::string& kernel, bool& cma_size_pernuma) {
+  sub->add_option("--kernel", kernel,
+                  "6.12 | 7.2: whose per-NUMA CMA rules (default 6.12: pernuma<N> and numa<N>; 7.2: one "
+                  "numa<N> per node)")
+      ->check(CLI::IsMember({"6.12", "7.2"}));
+  sub->add_flag("--cma-size-pernuma", cma_size_pernuma,
+                "with --kernel 7.2: its CONFIG_CMA_SIZE_PERNUMA (no cma_pernuma= nor numa_cma= and more than "
+                "one node: every node gets an area of the default area's size)");
 }
 
 Result<DeviceAreaSpec> parse_device_area(std::string_view text) {
@@ -67,6 +78,8 @@ Result<PoolOptions> to_pool_options(const PoolArgs& a) {
   o.order_per_bit = a.order_per_bit;
   o.compact = a.compact;
   o.arch = a.arch == "arm64" ? Arch::arm64 : a.arch == "x86_64" ? Arch::x86_64 : Arch::host;
+  o.kernel = a.kernel == "7.2" ? Kernel::v7_2 : Kernel::v6_12;
+  o.cma_size_pernuma = a.cma_size_pernuma;
   for (const std::string& spec : a.device_areas) {
     Result<DeviceAreaSpec> d = parse_device_area(spec);
     if (!d) return make_error(Errc::invalid_argument, "--device-area " + d.error().message);

@@ -24,6 +24,8 @@ struct PoolArgs {
   unsigned order_per_bit = 0;
   bool compact = false;  ///< compact each node before taking its hugepages
   std::string arch;  ///< "" = this machine's
+  std::string kernel = "6.12";    ///< --kernel: whose per-NUMA CMA rules
+  bool cma_size_pernuma = false;  ///< --cma-size-pernuma (7.2's CONFIG_CMA_SIZE_PERNUMA)
   std::vector<std::string> vfio;  ///< BDFs bound to vfio-pci: the pool runs in vfio mode
   /** --pool NAME: attach to that reservation (numacma reserve) instead of
    *  building a private pool; its own parameters and backing apply. */
@@ -38,6 +40,9 @@ struct PoolArgs {
  *  invalid_argument quoting the text otherwise. Pure: also parses the
  *  device_area= lines of a reserve config (reserve_config.hpp). */
 Result<DeviceAreaSpec> parse_device_area(std::string_view spec);
+
+/** --kernel 6.12|7.2 and --cma-size-pernuma (also used by `plan`). */
+void add_kernel_options(CLI::App* sub, std::string& kernel, bool& cma_size_pernuma);
 
 /** Adds the options to `sub`, with `backing` as the default backing. */
 void add_pool_options(CLI::App* sub, PoolArgs& args, const std::string& default_backing);

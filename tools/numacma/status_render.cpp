@@ -84,6 +84,8 @@ nlohmann::ordered_json status_json(const PoolStatus& st) {
     o["alloc_pages_success"] = a.alloc_pages_success;
     o["alloc_pages_fail"] = a.alloc_pages_fail;
     o["release_pages_success"] = a.release_pages_success;
+    o["total_pages"] = a.total_pages();
+    o["available_pages"] = a.available_pages();
     o["kind"] = a.kind;
     o["backing"] = a.backing;
     o["bytes"] = a.pages * 4096;
@@ -277,6 +279,8 @@ std::string status_prometheus(const std::vector<PoolStatus>& pools, const std::v
        [](const SharedAreaStatus& s) { return s.area.pages; }, kPage},
       {"numacma_area_used_bytes", "gauge", "Memory of the area held by buffers.",
        [](const SharedAreaStatus& s) { return s.area.used; }, kPage},
+      {"numacma_area_available_bytes", "gauge", "Memory of the area not held by buffers.",
+       [](const SharedAreaStatus& s) { return s.area.available_pages(); }, kPage},
       {"numacma_area_maxchunk_bytes", "gauge", "Largest free run of the area.",
        [](const SharedAreaStatus& s) { return s.area.maxchunk; }, kPage},
       {"numacma_area_segments", "gauge", "Physically contiguous segments of the area.",
