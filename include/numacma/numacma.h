@@ -77,6 +77,10 @@ typedef struct ncma_pool_options {
    * numa_cma= and more than one node, every node gets an area of the
    * default area's size); NCMA_EINVAL with kernel 6.12. */
   int cma_size_pernuma;
+  /* vfio mode: NULL or "auto" (iommufd when /dev/iommu and the devices'
+   * cdevs exist, else the type1 container), "iommufd" or "type1"; anything
+   * else is NCMA_EINVAL. Added in 0.2. */
+  const char *iommu;
 } ncma_pool_options;
 
 /* What a pool's DMA handles are (ncma_pool_address_kind; docs/backings.md):

@@ -37,6 +37,12 @@ enum class Arch { host, x86_64, arm64 };
  *  "pernuma<N>" and "numa<N>", two areas a node may both have) or mainline
  *  7.2 (one "numa<N>" per node, numa_cma= winning over cma_pernuma=). */
 enum class Kernel { v6_12, v7_2 };
+/** Which kernel interface a vfio-mode pool maps through (docs/vfio.md):
+ *  iommufd (/dev/iommu and the devices' cdevs, /dev/vfio/devices/vfioN;
+ *  Linux 6.2/6.6 and later) or the type1 container (/dev/vfio/vfio and the
+ *  groups). automatic: iommufd when /dev/iommu opens and the first device
+ *  has a cdev, else type1. */
+enum class Iommu { automatic, iommufd, type1 };
 /** phys: buffers carry physical addresses (hugetlb, sim); iova: multi-page
  *  buffers may carry IOVAs (anon areas, page fallback); auto: iova when any
  *  area is IOVA-only, else phys. A pool given VFIO devices (PoolOptions::vfio)
@@ -133,7 +139,8 @@ struct PoolOptions {
    *  at an IOVA below every listed device's mask; page-fallback buffers are
    *  mapped when allocated and unmapped when freed. */
   std::vector<VfioDeviceSpec> vfio;
-  std::string vfio_dev_root = "/dev/vfio";   ///< where /dev/vfio/vfio and the groups are
+  std::string vfio_dev_root = "/dev/vfio";   ///< where vfio, the groups and devices/ are; iommu is its sibling
+  Iommu iommu = Iommu::automatic;            ///< vfio mode: iommufd or the type1 container
   /** Buffers are zeroed, as the kernel's dma_alloc_coherent zeroes them.
    *  false: not zeroed (for a caller that overwrites every byte anyway); an
    *  attached pool zeroes whatever this says, so that no process ever reads
@@ -323,7 +330,7 @@ struct VfioMapping {
   std::string what;          ///< the area's name, or "pages" for a page-fallback buffer
   std::uint64_t iova = 0;
   std::uint64_t bytes = 0;
-  std::uint64_t map_ns = 0;  ///< time VFIO_IOMMU_MAP_DMA took for it (pinning included)
+  std::uint64_t map_ns = 0;  ///< time VFIO_IOMMU_MAP_DMA / IOMMU_IOAS_MAP took (pinning included)
 };
 
 struct VfioDeviceReport {
@@ -336,6 +343,7 @@ struct VfioDeviceReport {
 /** The VFIO container of a pool in vfio mode. */
 struct VfioReport {
   bool enabled = false;      ///< false: the pool has no VFIO devices
+  std::string iommu;         ///< "iommufd" or "type1": the interface the pool maps through
   /** Usable IOVA ranges [first, last] (VFIO_IOMMU_GET_INFO's IOVA_RANGE
    *  capability, less the groups' reserved regions such as the MSI window). */
   std::vector<std::pair<std::uint64_t, std::uint64_t>> iova_ranges;

@@ -85,6 +85,18 @@ ncma_pool* ncma_pool_create(const char* params, const ncma_pool_options* options
       }
     }
     o.cma_size_pernuma = options->cma_size_pernuma != 0;
+    if (options->iommu != nullptr) {
+      if (std::strcmp(options->iommu, "auto") == 0) {
+        o.iommu = numacma::Iommu::automatic;
+      } else if (std::strcmp(options->iommu, "iommufd") == 0) {
+        o.iommu = numacma::Iommu::iommufd;
+      } else if (std::strcmp(options->iommu, "type1") == 0) {
+        o.iommu = numacma::Iommu::type1;
+      } else {
+        set_error(NCMA_EINVAL, "iommu must be \"auto\", \"iommufd\" or \"type1\"");
+        return nullptr;
+      }
+    }
   }
   numacma::Result<numacma::Pool> p = numacma::Pool::create(o);
   if (!p) {

@@ -114,14 +114,16 @@ json stats_to_json(const Pool& pool) {
                      {"pages", n.pages},
                      {"failed", n.failed}});
   }
-  return json{{"op", "stats"},
-              {"dma_mode", pool.dma_mode()},
-              {"address_kind", address_kind_name(st.address_kind)},
-              {"device_usable", st.device_usable},
-              {"areas", areas},
-              {"nodes", nodes},
-              {"pages_live", st.pages_live},
-              {"bad_frees", st.bad_frees}};
+  json j{{"op", "stats"},
+         {"dma_mode", pool.dma_mode()},
+         {"address_kind", address_kind_name(st.address_kind)},
+         {"device_usable", st.device_usable},
+         {"areas", areas},
+         {"nodes", nodes},
+         {"pages_live", st.pages_live},
+         {"bad_frees", st.bad_frees}};
+  if (const VfioReport v = pool.vfio_report(); v.enabled) j["iommu"] = v.iommu;  // vfio mode only
+  return j;
 }
 
 json Replayer::stats_json() const {

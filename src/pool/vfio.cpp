@@ -71,7 +71,10 @@ Status open_vfio(PoolImpl& impl) {
         return make_error(Errc::invalid_argument, "VFIO device " + d.bdf + " listed twice");
   }
   Result<std::unique_ptr<vfio::Container>> c =
-      vfio::Container::create(impl.topology, o.vfio_dev_root, vfio_kernel_for_testing());
+      vfio::Container::create(impl.topology, o.vfio_dev_root, vfio_kernel_for_testing(),
+                              o.iommu == Iommu::iommufd ? vfio::IommuBackend::iommufd
+                              : o.iommu == Iommu::type1 ? vfio::IommuBackend::type1
+                                                        : vfio::IommuBackend::automatic);
   if (!c) return std::move(c).error();
   for (const VfioDeviceSpec& d : o.vfio)
     if (Status s = (*c)->attach(d.bdf, d.dma_mask); !s) return s;
@@ -143,6 +146,7 @@ VfioReport Pool::vfio_report() const {
   if (!impl_->vfio) return rep;
   const vfio::ContainerReport c = impl_->vfio->report();
   rep.enabled = true;
+  rep.iommu = c.backend;
   for (const vfio::IovaRange& r : c.ranges) rep.iova_ranges.emplace_back(r.first, r.last);
   rep.iova_pgsizes = c.pgsizes;
   rep.dma_avail = c.dma_avail;

@@ -22,6 +22,7 @@
 // so the plan is still true when it is applied; two attach() calls must not
 // overlap (container.hpp).
 #include "vfio/container.hpp"
+#include "vfio/container_impl.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -39,7 +40,7 @@
 
 namespace numacma::vfio {
 
-namespace {
+namespace detail {
 
 std::string hex(std::uint64_t v) {
   char b[24];
@@ -47,7 +48,6 @@ std::string hex(std::uint64_t v) {
   return b;
 }
 
-/** "4 KiB", "8.0 MiB", "unlimited". */
 std::string mib(std::uint64_t b) {
   if (b == ~std::uint64_t{0}) return "unlimited";
   char buf[32];
@@ -58,86 +58,22 @@ std::string mib(std::uint64_t b) {
   return buf;
 }
 
-/** The IOVA space a container has when the kernel reports no IOVA_RANGE
- *  capability: the 39 bits every VT-d/AMD-Vi IOMMU translates. */
-constexpr std::uint64_t kNoCapabilityLast = (std::uint64_t{1} << 39) - 1;
+}  // namespace detail
 
-struct Group {
-  int id = -1;
-  int fd = -1;
-};
+using namespace detail;
 
-/** Closes an fd through the Kernel unless released. */
-struct FdGuard {
-  Kernel* k = nullptr;
-  int fd = -1;
-  FdGuard(Kernel* kernel, int f) : k(kernel), fd(f) {}
-  FdGuard(const FdGuard&) = delete;
-  FdGuard& operator=(const FdGuard&) = delete;
-  ~FdGuard() { reset(); }
-  void reset() noexcept {
-    if (fd >= 0) k->close(fd);
-    fd = -1;
+Container::Impl::~Impl() {
+  for (auto& [iova_addr, m] : mappings) (void)kernel_unmap(m.iova, m.bytes);
+  mappings.clear();
+  devs.clear();  // device fds (and BAR mappings) before the groups and the iommufd
+  for (Group& g : groups) {
+    (void)k->group_unset_container(g.fd);
+    k->close(g.fd);
   }
-  int release() noexcept { return std::exchange(fd, -1); }
-};
-
-/** The group attach() brings the device in through. */
-struct GroupJoin {
-  int id = -1;
-  int fd = -1;       ///< the group's fd, whether fresh or already in the container
-  bool fresh = false;
-};
-
-/** What the container's IOVA space becomes with the group (plan_iova). */
-struct IovaPlan {
-  std::vector<IovaRange> usable;  ///< the group's usable ranges: a new allocator's
-  std::vector<IovaRange> gone;    ///< what the group takes out of the current space
-  std::uint64_t pgsizes = 0;
-};
-
-}  // namespace
-
-struct Container::Impl {
-  std::string root;      // sysfs
-  std::string dev_root;  // /dev/vfio
-  std::shared_ptr<Kernel> k;
-  int container = -1;
-  bool iommu_set = false;
-  std::vector<Group> groups;
-  std::vector<std::unique_ptr<DeviceAccess>> devs;
-  std::uint64_t pgsizes = 0;
-
-  mutable std::mutex mu;  // allocator, mappings, locked bytes, pgsizes, the tables report() reads
-  std::unique_ptr<IovaAllocator> iova;
-  std::map<std::uint64_t, Mapping> mappings;  // by IOVA
-  std::uint64_t mapped_bytes = 0;
-
-  ~Impl() {
-    for (auto& [iova_addr, m] : mappings) (void)k->unmap_dma(container, m.iova, m.bytes);
-    mappings.clear();
-    devs.clear();  // device fds (and BAR mappings) before the groups
-    for (Group& g : groups) {
-      (void)k->group_unset_container(g.fd);
-      k->close(g.fd);
-    }
-    groups.clear();
-    if (container >= 0) k->close(container);
-  }
-
-  Result<topo::PciDevice> check_device(const std::string& bdf, std::uint64_t mask) const;
-  Status open_container();
-  Result<GroupJoin> join_group(int group, const std::string& bdf, FdGuard& fresh);
-  Error group_open_error(const std::string& gpath, int group, const std::string& bdf, Error e) const;
-  Status set_iommu(int group_fd);
-  void leave_group(const GroupJoin& g);
-  Result<IovaPlan> plan_iova(int group, std::uint64_t mask, const std::string& bdf) const;
-  Status narrow_iova(const IovaPlan& plan, const std::string& bdf);
-  void publish(const GroupJoin& g, FdGuard& fresh, const topo::PciDevice& pci, const std::string& bdf,
-               std::uint64_t mask, FdGuard& dfd, std::uint64_t pgsizes);
-  Result<std::vector<IovaRange>> reserved_regions(int group) const;
-  Error not_viable(int group, const std::string& bdf) const;
-};
+  groups.clear();
+  if (container >= 0) k->close(container);
+  if (iommufd >= 0) k->close(iommufd);
+}
 
 /** The device's node, group and driver, read now (the topology's copy may be
  *  stale); an error that says what to do for each thing missing. */
@@ -257,14 +193,19 @@ void Container::Impl::leave_group(const GroupJoin& g) {
 Result<IovaPlan> Container::Impl::plan_iova(int group, std::uint64_t mask, const std::string& bdf) const {
   Result<IommuInfo> info = k->iommu_info(container);
   if (!info) return std::move(info).error();
-  Result<std::vector<IovaRange>> holes = reserved_regions(group);
-  if (!holes) return std::move(holes).error();
   std::vector<IovaRange> ranges;
   for (const auto& r : info->ranges) ranges.push_back({r.first, r.last});
+  return plan_ranges(std::move(ranges), group, info->pgsizes, mask, bdf);
+}
+
+Result<IovaPlan> Container::Impl::plan_ranges(std::vector<IovaRange> ranges, int group, std::uint64_t pgs,
+                                              std::uint64_t mask, const std::string& bdf) const {
+  Result<std::vector<IovaRange>> holes = reserved_regions(group);
+  if (!holes) return std::move(holes).error();
   if (ranges.empty()) ranges.push_back({0, kNoCapabilityLast});
   IovaPlan plan;
   plan.usable = subtract(ranges, *holes);
-  plan.pgsizes = info->pgsizes;
+  plan.pgsizes = pgs;
   std::lock_guard<std::mutex> lock(mu);
   const std::vector<IovaRange> cur = iova ? iova->usable() : subtract(plan.usable, {{0, kIovaFloor - 1}});
   if (iova) plan.gone = subtract(cur, plan.usable);
@@ -328,8 +269,9 @@ Container::~Container() = default;
 
 Result<std::unique_ptr<Container>> Container::create(const topo::Topology& topology,
                                                      std::string dev_root,
-                                                     std::shared_ptr<Kernel> kernel) {
+                                                     std::shared_ptr<Kernel> kernel, IommuBackend backend) {
   auto impl = std::make_unique<Impl>();
+  impl->want = backend;
   impl->k = kernel ? std::move(kernel) : os_kernel();
   impl->root = topology.root();
   impl->dev_root = std::move(dev_root);
@@ -343,27 +285,45 @@ Status Container::attach(std::string_view bdf_text, std::uint64_t mask) {
   const std::string bdf = std::move(*parsed);
   Result<topo::PciDevice> pci = m.check_device(bdf, mask);
   if (!pci) return std::move(pci).error();
-  if (Status s = m.open_container(); !s) return s;
-  FdGuard fresh(m.k.get(), -1);  // a group opened here, closed unless published
-  Result<GroupJoin> g = m.join_group(pci->iommu_group, bdf, fresh);
+  if (Status s = m.choose_backend(bdf); !s) return s;
+  if (m.mode == IommuBackend::type1) return m.attach_type1(bdf, mask, *pci);
+  Status s = m.attach_iommufd(bdf, mask, *pci);
+  if (s || m.want != IommuBackend::automatic || !m.devs.empty()) return s;
+  // Automatic, and the first device does not come in over iommufd (a cdev
+  // this user may not open, say): the type1 container instead.
+  m.k->close(m.iommufd);
+  m.iommufd = -1;
+  m.mode = IommuBackend::type1;
+  Status t = m.attach_type1(bdf, mask, *pci);
+  if (t) return t;
+  m.mode = IommuBackend::automatic;
+  Error e = std::move(t).error();
+  e.message = "over iommufd: " + s.error().message + "; over the type1 container: " + e.message;
+  return e;
+}
+
+Status Container::Impl::attach_type1(const std::string& bdf, std::uint64_t mask, const topo::PciDevice& pci) {
+  if (Status s = open_container(); !s) return s;
+  FdGuard fresh(k.get(), -1);  // a group opened here, closed unless published
+  Result<GroupJoin> g = join_group(pci.iommu_group, bdf, fresh);
   if (!g) return std::move(g).error();
-  Result<IovaPlan> plan = m.plan_iova(g->id, mask, bdf);
+  Result<IovaPlan> plan = plan_iova(g->id, mask, bdf);
   if (!plan) {
-    m.leave_group(*g);
+    leave_group(*g);
     return std::move(plan).error();
   }
-  Result<int> dfd_r = m.k->device_fd(g->fd, bdf);
+  Result<int> dfd_r = k->device_fd(g->fd, bdf);
   if (!dfd_r) {
-    m.leave_group(*g);
+    leave_group(*g);
     return std::move(dfd_r).error();
   }
-  FdGuard dfd(m.k.get(), *dfd_r);
-  if (Status s = m.narrow_iova(*plan, bdf); !s) {
+  FdGuard dfd(k.get(), *dfd_r);
+  if (Status s = narrow_iova(*plan, bdf); !s) {
     dfd.reset();  // closed before the group leaves the container
-    m.leave_group(*g);
+    leave_group(*g);
     return s;
   }
-  m.publish(*g, fresh, *pci, bdf, mask, dfd, plan->pgsizes);
+  publish(*g, fresh, pci, bdf, mask, dfd, plan->pgsizes);
   return {};
 }
 
@@ -386,12 +346,12 @@ Result<std::uint64_t> Container::map(std::uintptr_t vaddr, std::uint64_t bytes, 
     return e;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  if (Status s = m.k->map_dma(m.container, vaddr, *iova, bytes); !s) {
+  if (Status s = m.kernel_map(vaddr, *iova, bytes); !s) {
     (void)m.iova->free(*iova, bytes);
     Error e = std::move(s).error();
     if (e.code == Errc::no_memory && memlock != ~std::uint64_t{0})
       e.message += " (RLIMIT_MEMLOCK is " + mib(memlock) + ": raise it, ulimit -l)";
-    else if (e.sys_errno == ENOSPC)
+    else if (e.sys_errno == ENOSPC && m.mode == IommuBackend::type1)
       e.message += " (the container's DMA mapping limit is reached: vfio_iommu_type1 dma_entry_limit)";
     e.message = std::string(what) + ": " + e.message;
     return e;
@@ -410,15 +370,18 @@ Status Container::unmap(std::uint64_t iova, std::uint64_t bytes) {
   if (it == m.mappings.end() || it->second.bytes != bytes)
     return make_error(Errc::invalid_argument,
                       "VFIO unmap of " + hex(iova) + " + " + std::to_string(bytes) + ": not a mapping");
-  Result<std::uint64_t> done = m.k->unmap_dma(m.container, iova, bytes);
+  Result<std::uint64_t> done = m.kernel_unmap(iova, bytes);
   if (!done) return std::move(done).error();
   if (*done != bytes)
-    return make_error(Errc::io_error, "VFIO_IOMMU_UNMAP_DMA at " + hex(iova) + " unmapped " +
+    return make_error(Errc::io_error, std::string(m.mode == IommuBackend::iommufd ? "IOMMU_IOAS_UNMAP" : "VFIO_IOMMU_UNMAP_DMA") +
+                                          " at " + hex(iova) + " unmapped " +
                                           std::to_string(*done) + " of " + std::to_string(bytes) + " bytes");
   m.mappings.erase(it);
   m.mapped_bytes -= bytes;
   return m.iova->free(iova, bytes);
 }
+
+IommuBackend Container::backend() const noexcept { return impl_->mode; }
 
 std::uint64_t Container::min_mask() const noexcept {
   std::uint64_t mask = ~std::uint64_t{0};
@@ -488,6 +451,7 @@ ContainerReport Container::report() const {
   std::lock_guard<std::mutex> lock(m.mu);
   if (m.iova) rep.ranges = m.iova->usable();
   rep.pgsizes = m.pgsizes;
+  rep.backend = backend_name(m.mode);
   if (m.container >= 0) {
     if (Result<IommuInfo> info = m.k->iommu_info(m.container)) rep.dma_avail = info->dma_avail;
   }

@@ -1,5 +1,7 @@
-// src/vfio/container.hpp — one VFIO type1 container: its groups, the IOMMU
-// type, the DMA mappings, and attach. What a device's fd reaches (regions,
+// src/vfio/container.hpp — one IOMMU address space for VFIO devices: a type1
+// container (its groups, the IOMMU type) or an iommufd IOAS (devices through
+// their cdevs: container_iommufd.cpp), the DMA mappings, and attach. Which
+// one is chosen at the first attach (IommuBackend). What a device's fd reaches (regions,
 // BARs, MMIO, config space) is vfio::DeviceAccess (device.hpp), one per
 // attached device; the by-index calls below forward to it.
 //
@@ -47,21 +49,31 @@ struct Mapping {
   std::uint64_t map_ns = 0;   ///< how long VFIO_IOMMU_MAP_DMA took (pinning included)
 };
 
+/** Which kernel interface a Container speaks. automatic: iommufd when
+ *  /dev/iommu opens and the first device has a VFIO cdev
+ *  (<sysfs>/bus/pci/devices/BDF/vfio-dev/vfioN), else the type1 container. */
+enum class IommuBackend { automatic, iommufd, type1 };
+/** "auto", "iommufd", "type1". */
+const char* backend_name(IommuBackend b) noexcept;
+
 struct ContainerReport {
+  std::string backend;             ///< "iommufd" or "type1" ("auto": no device yet)
   std::vector<IovaRange> ranges;
   std::uint64_t pgsizes = 0;
-  std::int64_t dma_avail = -1;
+  std::int64_t dma_avail = -1;     ///< type1's DMA_AVAIL; -1 with iommufd (no such limit)
   std::vector<DeviceInfo> devices;
   std::vector<Mapping> mappings;   ///< by IOVA
 };
 
 class Container {
  public:
-  /** dev_root: where vfio/ and the group nodes are ("/dev/vfio"); kernel:
-   *  the VFIO calls (nullptr: the real kernel, os_kernel()). */
+  /** dev_root: where vfio/, the group nodes and devices/ (the cdevs) are
+   *  ("/dev/vfio"; iommufd is its sibling, "/dev/iommu"); kernel: the VFIO
+   *  calls (nullptr: the real kernel, os_kernel()). */
   static Result<std::unique_ptr<Container>> create(const topo::Topology& topology,
                                                    std::string dev_root,
-                                                   std::shared_ptr<Kernel> kernel = nullptr);
+                                                   std::shared_ptr<Kernel> kernel = nullptr,
+                                                   IommuBackend backend = IommuBackend::automatic);
   ~Container();
   Container(const Container&) = delete;
   Container& operator=(const Container&) = delete;
@@ -76,6 +88,9 @@ class Container {
                             std::uint64_t limit, std::string_view what);
   /** Undoes a map() exactly. */
   Status unmap(std::uint64_t iova, std::uint64_t bytes);
+
+  /** The backend in use (automatic until the first device is attached). */
+  IommuBackend backend() const noexcept;
 
   /** The smallest DMA mask of the attached devices. */
   std::uint64_t min_mask() const noexcept;

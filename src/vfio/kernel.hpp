@@ -14,12 +14,14 @@
 #include <string>
 
 #include "numacma/result.hpp"
+#include "os/iommufd.hpp"
 #include "os/vfio.hpp"
 
 namespace numacma::vfio {
 
 using IommuInfo = os::vfio::IommuInfo;
 using RegionInfo = os::vfio::RegionInfo;
+using IoasRanges = os::iommufd::IovaRanges;
 
 class Kernel {
  public:
@@ -43,10 +45,38 @@ class Kernel {
   virtual Status write_at(int fd, std::uint64_t offset, const void* in, std::size_t len) = 0;
   virtual Result<void*> map_region(int device, const RegionInfo& r) = 0;
   virtual void unmap_region(void* addr, std::uint64_t bytes) noexcept = 0;
+
+  // iommufd (/dev/iommu) and a device's cdev (/dev/vfio/devices/vfioN), both
+  // opened with open(): os/iommufd.hpp. A Kernel without them (an older
+  // fake) answers unsupported.
+  virtual Result<std::uint32_t> ioas_alloc(int /*iommufd*/) { return no_iommufd("IOMMU_IOAS_ALLOC"); }
+  virtual Result<IoasRanges> ioas_iova_ranges(int /*iommufd*/, std::uint32_t /*ioas*/) {
+    return no_iommufd("IOMMU_IOAS_IOVA_RANGES");
+  }
+  virtual Status ioas_map(int /*iommufd*/, std::uint32_t /*ioas*/, std::uintptr_t /*vaddr*/, std::uint64_t /*iova*/,
+                          std::uint64_t /*bytes*/) {
+    return no_iommufd("IOMMU_IOAS_MAP");
+  }
+  virtual Result<std::uint64_t> ioas_unmap(int /*iommufd*/, std::uint32_t /*ioas*/, std::uint64_t /*iova*/,
+                                           std::uint64_t /*bytes*/) {
+    return no_iommufd("IOMMU_IOAS_UNMAP");
+  }
+  virtual Result<std::uint32_t> device_bind_iommufd(int /*device*/, int /*iommufd*/) {
+    return no_iommufd("VFIO_DEVICE_BIND_IOMMUFD");
+  }
+  virtual Status device_attach_ioas(int /*device*/, std::uint32_t /*ioas*/) {
+    return no_iommufd("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+  }
+
   /** RLIMIT_MEMLOCK (UINT64_MAX: unlimited). */
   virtual std::uint64_t memlock_limit() noexcept = 0;
   /** True when pinning is not limited by RLIMIT_MEMLOCK (root). */
   virtual bool can_lock_unlimited() noexcept = 0;
+
+ private:
+  static Error no_iommufd(const char* call) {
+    return make_error(Errc::unsupported, std::string(call) + ": this Kernel has no iommufd");
+  }
 };
 
 /** The real kernel (src/os/vfio.hpp). */

@@ -8,6 +8,7 @@ namespace numacma::vfio {
 namespace {
 
 namespace ov = numacma::os::vfio;
+namespace oi = numacma::os::iommufd;
 
 class OsKernel final : public Kernel {
  public:
@@ -45,6 +46,16 @@ class OsKernel final : public Kernel {
   }
   Result<void*> map_region(int d, const RegionInfo& r) override { return ov::map_region(d, r); }
   void unmap_region(void* addr, std::uint64_t bytes) noexcept override { (void)os::unmap(addr, bytes); }
+  Result<std::uint32_t> ioas_alloc(int fd) override { return oi::ioas_alloc(fd); }
+  Result<IoasRanges> ioas_iova_ranges(int fd, std::uint32_t ioas) override { return oi::ioas_iova_ranges(fd, ioas); }
+  Status ioas_map(int fd, std::uint32_t ioas, std::uintptr_t vaddr, std::uint64_t iova, std::uint64_t bytes) override {
+    return oi::ioas_map_fixed(fd, ioas, reinterpret_cast<const void*>(vaddr), iova, bytes);
+  }
+  Result<std::uint64_t> ioas_unmap(int fd, std::uint32_t ioas, std::uint64_t iova, std::uint64_t bytes) override {
+    return oi::ioas_unmap(fd, ioas, iova, bytes);
+  }
+  Result<std::uint32_t> device_bind_iommufd(int d, int fd) override { return oi::device_bind(d, fd); }
+  Status device_attach_ioas(int d, std::uint32_t ioas) override { return oi::device_attach(d, ioas); }
   std::uint64_t memlock_limit() noexcept override { return ov::memlock_limit(); }
   bool can_lock_unlimited() noexcept override { return ov::can_lock_unlimited(); }
 };

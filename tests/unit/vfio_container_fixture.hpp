@@ -95,11 +95,11 @@ class VfioContainer : public ::testing::Test {
   }
 
   /** A fresh container (the topology is read now, so tree changes made before count). */
-  Container& make() {
+  Container& make(numacma::vfio::IommuBackend backend = numacma::vfio::IommuBackend::automatic) {
     auto t = numacma::topo::Topology::from_sysfs(tree_->root());
     EXPECT_TRUE(t) << t.error().message;
     topo_ = std::make_unique<numacma::topo::Topology>(std::move(*t));
-    auto c = Container::create(*topo_, kRoot, fake_);
+    auto c = Container::create(*topo_, kRoot, fake_, backend);
     EXPECT_TRUE(c) << c.error().message;
     c_ = std::move(*c);
     return *c_;

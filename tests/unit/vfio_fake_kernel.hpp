@@ -29,6 +29,20 @@
 //                still reach pages the process gave back)
 //   GET_INFO     IOVA ranges (default Intel 39-bit: the MSI window left out),
 //                pgsizes 0x40201000, DMA_AVAIL = limit - live mappings
+//   iommufd      open(<parent of dev_root>/iommu): ENOENT unless `iommufd`, or
+//                its configured errno; IOAS_ALLOC ids from 1; an IOAS's
+//                IOVA ranges are everything until a device is attached, then
+//                `ranges`; IOAS_MAP as MAP_DMA (FIXED_IOVA) without the entry
+//                limit; IOAS_UNMAP as UNMAP_DMA; closing the iommufd with
+//                mappings or bound devices left is a violation
+//   cdevs        open(<dev_root>/devices/vfioN): each device gets vfio<k> in
+//                the order groups were added (cdev(bdf)); ENOENT unless
+//                `cdevs`, or cdev_open_errno; BIND_IOMMUFD once (EBUSY when
+//                the group is not viable or its group node is open), then
+//                ATTACH_IOMMUFD_PT to an IOAS of that iommufd (ENOENT for
+//                another; EADDRINUSE when a mapping lies in the MSI window
+//                the device reserves); region calls before BIND are a
+//                violation; close detaches
 //   device       BAR0 of 16 KiB (std::vector; mmap-able or not), BAR2 of
 //                4 KiB (never mmap-able), BARs 1, 3-5 absent, a 256-byte
 //                config space (IDs read-only); regions at index << 40 in the
@@ -96,7 +110,7 @@ struct FakeMapping {
 
 class FakeKernel final : public numacma::vfio::Kernel {
  public:
-  enum class Kind { container, group, device };
+  enum class Kind { container, group, device, iommufd };
 
   struct GroupConfig {
     std::vector<std::string> devices;
@@ -121,6 +135,11 @@ class FakeKernel final : public numacma::vfio::Kernel {
   bool unlimited = true;
   bool bar0_mmap = true;      ///< BAR0 region has VFIO_REGION_INFO_FLAG_MMAP
   bool map_region_fails = false;
+  bool iommufd = false;           ///< /dev/iommu exists
+  int iommufd_open_errno = 0;
+  bool cdevs = false;             ///< /dev/vfio/devices/vfioN exist
+  int cdev_open_errno = 0;
+  std::uint64_t iova_alignment = 4096;  ///< IOAS_IOVA_RANGES' out_iova_alignment
 
   explicit FakeKernel(std::string root = "/dev/vfio") : dev_root(std::move(root)) {}
 
@@ -133,6 +152,7 @@ class FakeKernel final : public numacma::vfio::Kernel {
     g.viable = viable;
     for (const std::string& b : bdfs) {
       g.devices.push_back(b);
+      cdev_of_[b] = "vfio" + std::to_string(cdev_of_.size());
       DeviceState& d = devs_[b];
       d.bar0.assign(kBar0Bytes, 0);
       d.bar2.assign(kBar2Bytes, 0);
@@ -142,6 +162,9 @@ class FakeKernel final : public numacma::vfio::Kernel {
     }
   }
   GroupConfig& group(int id) { return groups_.at(id); }
+  /** "vfioN": the device's cdev name (SysfsTree::add_cdev puts it in sysfs). */
+  std::string cdev(const std::string& bdf) const { return cdev_of_.at(bdf); }
+  std::string iommu_path() const { return fs::path(dev_root).parent_path().string() + "/iommu"; }
 
   // ---- what tests look at ------------------------------------------------------
   std::vector<FakeMapping> mappings() const {
@@ -149,6 +172,9 @@ class FakeKernel final : public numacma::vfio::Kernel {
     std::vector<FakeMapping> out;
     for (const auto& [fd, c] : containers_)
       for (const auto& [iova, m] : c.maps) out.push_back(m);
+    for (const auto& [fd, f] : iommufds_)
+      for (const auto& [id, a] : f.ioas)
+        for (const auto& [iova, m] : a.maps) out.push_back(m);
     std::sort(out.begin(), out.end(), [](const FakeMapping& a, const FakeMapping& b) { return a.iova < b.iova; });
     return out;
   }
@@ -255,6 +281,15 @@ class FakeKernel final : public numacma::vfio::Kernel {
   numacma::Result<void*> map_region(int d, const numacma::vfio::RegionInfo& r) override;
   void unmap_region(void* addr, std::uint64_t bytes) noexcept override;
 
+  numacma::Result<std::uint32_t> ioas_alloc(int fd) override;
+  numacma::Result<numacma::vfio::IoasRanges> ioas_iova_ranges(int fd, std::uint32_t ioas) override;
+  numacma::Status ioas_map(int fd, std::uint32_t ioas, std::uintptr_t vaddr, std::uint64_t iova,
+                           std::uint64_t bytes) override;
+  numacma::Result<std::uint64_t> ioas_unmap(int fd, std::uint32_t ioas, std::uint64_t iova,
+                                            std::uint64_t bytes) override;
+  numacma::Result<std::uint32_t> device_bind_iommufd(int d, int fd) override;
+  numacma::Status device_attach_ioas(int d, std::uint32_t ioas) override;
+
   std::uint64_t memlock_limit() noexcept override { return memlock; }
   bool can_lock_unlimited() noexcept override { return unlimited; }
 
@@ -263,6 +298,7 @@ class FakeKernel final : public numacma::vfio::Kernel {
       case Kind::container: return "container";
       case Kind::group: return "group";
       case Kind::device: return "device";
+      case Kind::iommufd: return "iommufd";
     }
     return "?";
   }
@@ -272,6 +308,18 @@ class FakeKernel final : public numacma::vfio::Kernel {
     Kind kind;
     int group = -1;
     std::string bdf;
+    bool cdev = false;      ///< a device opened through /dev/vfio/devices/vfioN
+    int iommufd = -1;       ///< cdev: bound to this iommufd (-1: not yet)
+    std::uint32_t ioas = 0; ///< cdev: attached to this IOAS (0: not yet)
+  };
+  struct Ioas {
+    std::map<std::uint64_t, FakeMapping> maps;
+    std::set<int> devices;  ///< cdev fds attached
+  };
+  struct IommufdState {
+    std::uint32_t next = 1;
+    std::map<std::uint32_t, Ioas> ioas;
+    std::set<int> bound;    ///< cdev fds bound
   };
   struct Container {
     bool iommu = false;
@@ -305,6 +353,10 @@ class FakeKernel final : public numacma::vfio::Kernel {
   }
   bool is(int fd, Kind k) {
     auto it = fds_.find(fd);
+    if (it != fds_.end() && it->second.kind == k && k == Kind::device && it->second.cdev && it->second.iommufd < 0) {
+      violation("device cdev fd " + std::to_string(fd) + " used before VFIO_DEVICE_BIND_IOMMUFD");
+      return false;
+    }
     if (it != fds_.end() && it->second.kind == k) return true;
     violation(std::string("fd ") + std::to_string(fd) + " used as a " + kind_name(k) + " but it is " +
               (it == fds_.end() ? std::string("not open") : kind_name(it->second.kind)));
@@ -318,6 +370,15 @@ class FakeKernel final : public numacma::vfio::Kernel {
 
   /** Pinning would fault on memory that is not mapped in this process. */
   static bool mapped_here(std::uintptr_t vaddr, std::uint64_t bytes);
+  /** MAP_DMA's and IOAS_MAP's checks, then the mapping entered in `maps`. */
+  numacma::Status map_into(std::map<std::uint64_t, FakeMapping>& maps, int owner, std::uintptr_t vaddr,
+                           std::uint64_t iova, std::uint64_t bytes, const std::string& what,
+                           const std::vector<Range>& valid, std::uint64_t limit);
+  /** UNMAP_DMA's and IOAS_UNMAP's rules on `maps`. */
+  numacma::Result<std::uint64_t> unmap_from(std::map<std::uint64_t, FakeMapping>& maps, std::uint64_t iova,
+                                            std::uint64_t bytes, const std::string& what);
+  /** A cdev fd closing: out of its IOAS and its iommufd. */
+  void detach_cdev(const Fd& f, int fd);
 
   std::uint8_t* region_bytes(int fd, std::uint64_t offset, std::size_t len);
 
@@ -328,6 +389,8 @@ class FakeKernel final : public numacma::vfio::Kernel {
   std::map<int, GroupConfig> groups_;
   std::map<int, GroupState> group_state_;
   std::map<std::string, DeviceState> devs_;
+  std::map<std::string, std::string> cdev_of_;  // bdf -> "vfioN"
+  std::map<int, IommufdState> iommufds_;
   std::map<void*, MappedRegion> regions_;
   std::vector<std::string> log_;
   std::vector<std::string> violations_;
@@ -353,4 +416,5 @@ inline long find_last_call(const std::vector<std::string>& calls, const std::str
 // first, so either may be included alone), and the sysfs side:
 #include "vfio_fake_kernel_device.hpp"
 #include "vfio_fake_kernel_iommu.hpp"
+#include "vfio_fake_kernel_iommufd.hpp"
 #include "vfio_fake_sysfs.hpp"

@@ -24,6 +24,29 @@ inline numacma::Result<int> FakeKernel::open(const std::string& path) {
     containers_[fd];
     return fd;
   }
+  if (path == iommu_path()) {
+    if (!iommufd) return err("open(" + path + ")", ENOENT);
+    if (iommufd_open_errno != 0) return err("open(" + path + ")", iommufd_open_errno);
+    const int fd = new_fd({Kind::iommufd, -1, {}});
+    iommufds_[fd];
+    return fd;
+  }
+  const std::string cdevs_dir = dev_root + "/devices/";
+  if (path.compare(0, cdevs_dir.size(), cdevs_dir) == 0) {
+    const std::string name = path.substr(cdevs_dir.size());
+    for (const auto& [bdf, n] : cdev_of_) {
+      if (n != name) continue;
+      if (!cdevs) break;
+      if (cdev_open_errno != 0) return err("open(" + path + ")", cdev_open_errno);
+      for (const auto& [id, g] : groups_)
+        if (std::find(g.devices.begin(), g.devices.end(), bdf) != g.devices.end()) {
+          Fd f{Kind::device, id, bdf};
+          f.cdev = true;
+          return new_fd(std::move(f));
+        }
+    }
+    return err("open(" + path + ")", ENOENT);
+  }
   const std::string prefix = dev_root + "/";
   if (path.compare(0, prefix.size(), prefix) != 0) return err("open(" + path + ")", ENOENT);
   const std::string num = path.substr(prefix.size());
@@ -70,10 +93,20 @@ inline void FakeKernel::close(int fd) noexcept {
       break;
     }
     case Kind::device: {
-      GroupState& st = group_state_[f.group];
-      --st.devices_open;
+      if (f.cdev) detach_cdev(f, fd);
+      else --group_state_[f.group].devices_open;
       for (const auto& [p, r] : regions_)
         if (r.fd == fd) violation("device fd " + std::to_string(fd) + " closed while its BAR is mmapped");
+      break;
+    }
+    case Kind::iommufd: {
+      IommufdState& st = iommufds_[fd];
+      if (!st.bound.empty()) violation("iommufd " + std::to_string(fd) + " closed with devices still bound");
+      for (const auto& [id, a] : st.ioas)
+        if (!a.maps.empty())
+          violation("iommufd " + std::to_string(fd) + " closed with " + std::to_string(a.maps.size()) +
+                    " mapping(s) left in IOAS " + std::to_string(id));
+      iommufds_.erase(fd);
       break;
     }
   }
@@ -158,19 +191,26 @@ inline numacma::Status FakeKernel::map_dma(int c, std::uintptr_t vaddr, std::uin
   if (!is(c, Kind::container)) return err(what, EBADF);
   Container& k = containers_[c];
   if (!k.iommu) return err(what, EINVAL);
+  return map_into(k.maps, c, vaddr, iova, bytes, what, ranges, dma_entry_limit);
+}
+
+inline numacma::Status FakeKernel::map_into(std::map<std::uint64_t, FakeMapping>& maps, int owner,
+                                            std::uintptr_t vaddr, std::uint64_t iova, std::uint64_t bytes,
+                                            const std::string& what, const std::vector<Range>& valid_ranges,
+                                            std::uint64_t limit) {
   ++map_calls_;
   if (fail_map_nth != 0 && map_calls_ == fail_map_nth) return err(what, fail_map_errno);
   if (bytes == 0 || ((iova | bytes | vaddr) & 0xfff) != 0) return err(what, EINVAL);
   if (iova + bytes - 1 < iova || vaddr + bytes - 1 < vaddr) return err(what, EINVAL);
   if (vaddr == 0 || !mapped_here(vaddr, bytes)) return err(what, EFAULT);
-  const bool valid = std::any_of(ranges.begin(), ranges.end(), [&](const Range& r) {
+  const bool valid = std::any_of(valid_ranges.begin(), valid_ranges.end(), [&](const Range& r) {
     return r.first <= iova && iova + bytes - 1 <= r.last;
-  }) || ranges.empty();
+  }) || valid_ranges.empty();
   if (!valid) return err(what, EINVAL);
-  for (const auto& [a, m] : k.maps)
+  for (const auto& [a, m] : maps)
     if (a <= iova + bytes - 1 && iova <= a + m.bytes - 1) return err(what, EEXIST);
-  if (k.maps.size() >= dma_entry_limit) return err(what, ENOSPC);
-  k.maps[iova] = FakeMapping{c, vaddr, iova, bytes};
+  if (maps.size() >= limit) return err(what, ENOSPC);
+  maps[iova] = FakeMapping{owner, vaddr, iova, bytes};
   return {};
 }
 
@@ -181,22 +221,28 @@ inline numacma::Result<std::uint64_t> FakeKernel::unmap_dma(int c, std::uint64_t
   if (!is(c, Kind::container)) return err(what, EBADF);
   Container& k = containers_[c];
   if (!k.iommu) return err(what, EINVAL);
+  return unmap_from(k.maps, iova, bytes, what);
+}
+
+inline numacma::Result<std::uint64_t> FakeKernel::unmap_from(std::map<std::uint64_t, FakeMapping>& maps,
+                                                           std::uint64_t iova, std::uint64_t bytes,
+                                                           const std::string& what) {
   if (bytes == 0 || ((iova | bytes) & 0xfff) != 0) return err(what, EINVAL);
   const std::uint64_t last = iova + bytes - 1;
   if (last < iova) return err(what, EINVAL);
-  // type1v2: neither end may cut a mapping in two.
-  for (const auto& [a, m] : k.maps) {
+  // type1v2 (and iommufd): neither end may cut a mapping in two.
+  for (const auto& [a, m] : maps) {
     const std::uint64_t mlast = a + m.bytes - 1;
     if (a < iova && iova <= mlast) return err(what, EINVAL);
     if (a <= last && last < mlast) return err(what, EINVAL);
   }
   std::uint64_t done = 0;
-  for (auto it = k.maps.begin(); it != k.maps.end();) {
+  for (auto it = maps.begin(); it != maps.end();) {
     if (it->first >= iova && it->first + it->second.bytes - 1 <= last) {
       if (!mapped_here(it->second.vaddr, it->second.bytes))
         violation("the memory of the mapping at " + hex(it->first) + " was freed while the IOMMU still mapped it");
       done += it->second.bytes;
-      it = k.maps.erase(it);
+      it = maps.erase(it);
     } else {
       ++it;
     }

@@ -68,6 +68,13 @@ class SysfsTree {
       fs::create_directory_symlink("../../../../bus/pci/devices/" + bdf, drv / bdf);
     fs::create_directory_symlink("../../../../bus/pci/drivers/" + driver, d / "driver");
   }
+  /** The device's VFIO cdev as the kernel lists it (CONFIG_VFIO_DEVICE_CDEV):
+   *  bus/pci/devices/BDF/vfio-dev/vfioN/dev. */
+  void add_cdev(const std::string& bdf, const std::string& name) {
+    const fs::path d = dev_dir(bdf) / "vfio-dev" / name;
+    fs::create_directories(d);
+    put(d / "dev", "511:" + name.substr(4) + "\n");
+  }
   void set_reserved_regions(int group, const std::string& text) {
     put(root_ / "kernel/iommu_groups" / std::to_string(group) / "reserved_regions", text);
   }

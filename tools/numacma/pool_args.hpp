@@ -27,6 +27,7 @@ struct PoolArgs {
   std::string kernel = "6.12";    ///< --kernel: whose per-NUMA CMA rules
   bool cma_size_pernuma = false;  ///< --cma-size-pernuma (7.2's CONFIG_CMA_SIZE_PERNUMA)
   std::vector<std::string> vfio;  ///< BDFs bound to vfio-pci: the pool runs in vfio mode
+  std::string iommu = "auto";     ///< --iommu auto|iommufd|type1 (vfio mode)
   /** --pool NAME: attach to that reservation (numacma reserve) instead of
    *  building a private pool; its own parameters and backing apply. */
   std::string pool_name;
