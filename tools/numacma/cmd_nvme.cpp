@@ -30,6 +30,7 @@ struct NvmeArgs {
   std::string params = "cma=16M cma_pernuma=8M";
   std::string backing = "anon";
   unsigned dma_bits = 64;
+  std::string iommu = "auto";
   bool json = false;
   bool destructive = false;
   bool yes = false;
@@ -43,10 +44,11 @@ std::string ranges_text(const std::vector<numacma::nvme::LbaRange>& v) {
   return s;
 }
 
-void print_result_json(const numacma::nvme::SelftestResult& r) {
+void print_result_json(const numacma::nvme::SelftestResult& r, const std::string& iommu) {
   nlohmann::ordered_json o;
   o["op"] = "result";
   o["ok"] = r.ok;
+  o["iommu"] = iommu;  // "iommufd" or "type1"; "" when no pool was made
   o["controller_node"] = r.controller_node;
   o["nsid"] = r.nsid;
   o["mode"] = r.destructive ? "destructive" : "restore";
@@ -88,6 +90,7 @@ void run(const NvmeArgs& a) {
   // The mask the driver declares, as dma_set_mask_and_coherent(DMA_BIT_MASK(N)).
   const std::uint64_t mask = a.dma_bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << a.dma_bits) - 1;
   opts.vfio = {{bdf, mask}};
+  opts.iommu = a.iommu == "iommufd" ? Iommu::iommufd : a.iommu == "type1" ? Iommu::type1 : Iommu::automatic;
 
   numacma::nvme::SelftestResult r;  // as selftest() leaves it when nothing could be done
   r.nsid = st.controller.nsid;
@@ -115,14 +118,15 @@ void run(const NvmeArgs& a) {
       o["bytes"] = d.bytes;
       std::printf("%s\n", o.dump().c_str());
     }
-    print_result_json(r);
+    print_result_json(r, pool ? pool->vfio_report().iommu : std::string());
     std::fflush(stdout);
     if (!r.ok) exit_code() = 1;  // the result object says why; stdout stays pure JSON lines
     return;
   }
 
   if (!r.dma.empty()) {
-    std::printf("DMA structures of %s (dma mode %s)\n", bdf.c_str(), pool ? pool->dma_mode().c_str() : "-");
+    std::printf("DMA structures of %s (dma mode %s over %s)\n", bdf.c_str(), pool ? pool->dma_mode().c_str() : "-",
+                pool ? pool->vfio_report().iommu.c_str() : "-");
     Table t({"name", "area", "node", "iova", "bytes"});
     for (const numacma::nvme::DmaStructure& d : r.dma)
       t.add({d.name, d.area, std::to_string(d.node), hex(d.iova), std::to_string(d.bytes)});
@@ -164,6 +168,10 @@ void register_nvme(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "hugetlb", "anon", "sim"}));
   sub->add_option("--dma-bits", args->dma_bits, "the DMA mask the driver declares, in bits (default 64)")
       ->check(CLI::Range(12u, 64u));
+  sub->add_option("--iommu", args->iommu,
+                  "auto | iommufd | type1: the kernel interface (auto: iommufd when /dev/iommu and the "
+                  "controller's cdev exist, else the type1 container)")
+      ->check(CLI::IsMember({"auto", "iommufd", "type1"}));
   sub->add_flag("--json", args->json, "one JSON object a line: a \"dma\" object per structure, then the result");
   sub->add_flag("--destructive", args->destructive,
                 "overwrite the LBAs with the pattern and leave it there (no read first, no restore): their "
