@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tests/kernel/build_kernel.py — builds what the kernel differential tests boot.
 
-  build_kernel.py [--out build/kernel] [--jobs 2] [--force]
+  build_kernel.py [--out build/kernel] [--jobs 2] [--force] [--variant oracle|vfio]
 
 From Debian's linux-source-6.12 (/usr/src/linux-source-6.12.tar.xz):
   1. `make tinyconfig` (x86_64) + tests/kernel/kernel.config merged over it,
@@ -20,9 +20,20 @@ Everything is cached under OUT, keyed by a hash:
                                    rebuild the kernel)
   OUT/runner-<key>/kdiff_runner    key: its source and the compiler's version
   OUT/current.json                 what the tests use (paths, keys, versions)
-A step whose output exists for its key is skipped ("cached"). Other k-* and
-runner-* directories are removed after a rebuild (disk). A lock file
+A step whose output exists for its key is skipped ("cached"). Other k-<key>
+and runner-* directories are removed after a rebuild (disk). A lock file
 serialises concurrent calls. Exit 0 when everything is there, 1 otherwise.
+
+--variant vfio builds the kernel the q35 + intel-iommu guests of tests/vm boot
+when their topology says kernel="vfio" (iommufd2): tests/kernel/kernel-vfio.config
+over tinyconfig (PCIe, ACPI NUMA, intel-iommu with interrupt remapping, VFIO
+with type1, the device cdev, no-IOMMU mode, IOMMUFD, NVMe, ext4, swap; built
+in, no modules), bzImage only (no module, no runner), the same config check:
+  OUT/k-vfio-<key>/obj, OUT/k-vfio-<key>/bzImage   key: kernel-vfio.config,
+                                   RECIPE_VFIO and the kernel source version
+  OUT/current-vfio.json            what tests/vm boots (bzImage, config, key)
+It shares OUT/src-<version> and the lock with the oracle's kernel; neither
+variant removes the other's k-* directory or touches its json.
 """
 import argparse
 import fcntl
@@ -41,10 +52,20 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 TARBALL = "/usr/src/linux-source-6.12.tar.xz"
 PACKAGE = "linux-source-6.12"
 FRAGMENT = os.path.join(HERE, "kernel.config")
+FRAGMENT_VFIO = os.path.join(HERE, "kernel-vfio.config")
 MODULE_DIR = os.path.join(HERE, "module")
 RUNNER_SRC = os.path.join(HERE, "guest", "kdiff_runner.c")
 # Bump when the build steps change in a way that changes the kernel.
 RECIPE = "tinyconfig+fragment;olddefconfig;bzImage+modules;ARCH=x86_64;v1"
+RECIPE_VFIO = "tinyconfig+fragment;olddefconfig;bzImage;ARCH=x86_64;vfio;v1"
+# The variants of --variant: fragment, recipe, the k-<dir> prefix (a k-dir of a
+# variant is <prefix><16 hex digits>), the make targets, the manifest's name.
+VARIANTS = {
+    "oracle": dict(fragment=FRAGMENT, recipe=RECIPE, prefix="k-", targets=["bzImage", "modules"],
+                   manifest="current.json"),
+    "vfio": dict(fragment=FRAGMENT_VFIO, recipe=RECIPE_VFIO, prefix="k-vfio-", targets=["bzImage"],
+                 manifest="current-vfio.json"),
+}
 TOOLS = [("make", "make"), ("gcc", "gcc"), ("bc", "bc"), ("flex", "flex"), ("bison", "bison"),
          ("xz", "xz-utils"), ("perl", "perl")]
 HEADERS = [("/usr/include/gelf.h", "libelf-dev"), ("/usr/include/openssl/opensslv.h", "libssl-dev")]
@@ -138,14 +159,14 @@ def parse_fragment(path):
     return want
 
 
-def check_config(config_path, want):
+def check_config(config_path, want, fragment=FRAGMENT):
     have = {}
     for line in open(config_path):
         m = re.match(r"^(CONFIG_\w+)=(.*)$", line.strip())
         if m:
             have[m.group(1)] = m.group(2)
     bad = 0
-    say("config check (%d options of %s):" % (len(want), os.path.relpath(FRAGMENT, ROOT)))
+    say("config check (%d options of %s):" % (len(want), os.path.relpath(fragment, ROOT)))
     for k, v in want.items():
         got = have.get(k, "n")
         ok = got == v
@@ -193,12 +214,21 @@ def ensure_source(out, ver, log, tarball=TARBALL):
     return src
 
 
+def own_kdirs(out, prefix):
+    """The k-dirs of the variant whose prefix is `prefix` (k-<16 hex digits>
+    for the oracle, k-vfio-<16 hex digits> for vfio): what its rebuild may remove."""
+    pat = re.compile("^" + re.escape(prefix) + "[0-9a-f]{16}$")
+    return [d for d in glob.glob(os.path.join(out, prefix + "*")) if pat.match(os.path.basename(d))]
+
+
 def build(args):
     out = os.path.abspath(args.out)
     lock = lock_dir(out)  # noqa: F841  (held until build returns)
     t_start = time.monotonic()
     if not ensure_deps():
         return 1
+    if getattr(args, "variant", "oracle") != "oracle":
+        return build_variant(args, out, VARIANTS[args.variant], t_start)
     ver = source_version()
     frag = open(FRAGMENT, "rb").read()
     kkey = sha(RECIPE, ver, frag)
@@ -230,24 +260,15 @@ def build(args):
         shutil.rmtree(kdir, ignore_errors=True)
         os.makedirs(obj)
         log = os.path.join(kdir, "build.log")
-        say("kernel: configuring (tinyconfig + %s) in %s" % (os.path.relpath(FRAGMENT, ROOT), obj))
-        run(kmake + ["tinyconfig"], log, cwd=src)
-        run([os.path.join(src, "scripts", "kconfig", "merge_config.sh"), "-m", "-O", obj,
-             os.path.join(obj, ".config"), FRAGMENT], log, cwd=src)
-        run(kmake + ["olddefconfig"], log, cwd=src)
-        if not check_config(os.path.join(obj, ".config"), parse_fragment(FRAGMENT)):
-            say("FAILED: options of the fragment did not end up as asked (missing dependencies?); "
-                "see %s/.config" % obj)
-            return 1
-        say("kernel: make %s bzImage modules (log: %s) ..." % (jobs[0], log))
         t1 = time.monotonic()
-        run(kmake + jobs + ["bzImage", "modules"], log, cwd=src)
+        if not configure_and_make(src, kmake, FRAGMENT, VARIANTS["oracle"]["targets"], jobs, log):
+            return 1
         shutil.copy(os.path.join(obj, "arch", "x86", "boot", "bzImage"), bzimage)
         open(os.path.join(kdir, "config-ok"), "w").write("ok\n")
         timings["kernel_s"] = round(time.monotonic() - t0, 1)
-        say("kernel: built %s in %.0f s (compile %.0f s)" % (bzimage, time.monotonic() - t0,
-                                                            time.monotonic() - t1))
-        for old in glob.glob(os.path.join(out, "k-*")):
+        say("kernel: built %s in %.0f s (configure + compile %.0f s)" % (
+            bzimage, time.monotonic() - t0, time.monotonic() - t1))
+        for old in own_kdirs(out, "k-"):
             if old != kdir:
                 say("removing an older kernel build: %s" % old)
                 shutil.rmtree(old, ignore_errors=True)
@@ -275,6 +296,64 @@ def build(args):
     return write_manifest(out, manifest, t_start, timings)
 
 
+def configure_and_make(src, kmake, fragment, targets, jobs, log):
+    """tinyconfig + fragment, olddefconfig, the config check, make targets in
+    kmake's O= (False when the check failed)."""
+    obj = [a[2:] for a in kmake if a.startswith("O=")][0]
+    say("kernel: configuring (tinyconfig + %s) in %s" % (os.path.relpath(fragment, ROOT), obj))
+    run(kmake + ["tinyconfig"], log, cwd=src)
+    run([os.path.join(src, "scripts", "kconfig", "merge_config.sh"), "-m", "-O", obj,
+         os.path.join(obj, ".config"), fragment], log, cwd=src)
+    run(kmake + ["olddefconfig"], log, cwd=src)
+    if not check_config(os.path.join(obj, ".config"), parse_fragment(fragment), fragment):
+        say("FAILED: options of the fragment did not end up as asked (missing dependencies?); "
+            "see %s/.config" % obj)
+        return False
+    say("kernel: make %s %s (log: %s) ..." % (jobs[0], " ".join(targets), log))
+    run(kmake + jobs + targets, log, cwd=src)
+    return True
+
+
+def build_variant(args, out, v, t_start):
+    """A kernel variant other than the oracle's (VARIANTS): only the kernel,
+    in OUT/<prefix><key>/, described by OUT/<manifest>."""
+    ver = source_version()
+    kkey = sha(v["recipe"], ver, open(v["fragment"], "rb").read())
+    kdir = os.path.join(out, v["prefix"] + kkey)
+    obj = os.path.join(kdir, "obj")
+    bzimage = os.path.join(kdir, "bzImage")
+    say("variant %s: kernel source %s; kernel key %s (%s + recipe + source)"
+        % (args.variant, ver, kkey, os.path.relpath(v["fragment"], ROOT)))
+    timings = {}
+    if args.force:
+        shutil.rmtree(kdir, ignore_errors=True)
+    if os.path.exists(bzimage) and os.path.exists(os.path.join(kdir, "config-ok")):
+        say("kernel: cached %s" % bzimage)
+    else:
+        t0 = time.monotonic()
+        src = ensure_source(out, ver, os.path.join(out, "unpack.log"))
+        shutil.rmtree(kdir, ignore_errors=True)
+        os.makedirs(obj)
+        log = os.path.join(kdir, "build.log")
+        t1 = time.monotonic()
+        if not configure_and_make(src, ["make", "ARCH=x86_64", "O=" + obj], v["fragment"], v["targets"],
+                                  ["-j%d" % args.jobs], log):
+            return 1
+        shutil.copy(os.path.join(obj, "arch", "x86", "boot", "bzImage"), bzimage)
+        open(os.path.join(kdir, "config-ok"), "w").write("ok\n")
+        timings["kernel_s"] = round(time.monotonic() - t0, 1)
+        say("kernel: built %s in %.0f s (configure + compile %.0f s)" % (
+            bzimage, time.monotonic() - t0, time.monotonic() - t1))
+        for old in own_kdirs(out, v["prefix"]):
+            if old != kdir:
+                say("removing an older %s kernel build: %s" % (args.variant, old))
+                shutil.rmtree(old, ignore_errors=True)
+    manifest = {"variant": args.variant, "kernel_source": ver, "kernel_key": kkey, "bzImage": bzimage,
+                "config": os.path.join(obj, ".config"), "fragment": v["fragment"],
+                "kernel_release": open(os.path.join(obj, "include", "config", "kernel.release")).read().strip()}
+    return write_manifest(out, manifest, t_start, timings, v["manifest"])
+
+
 def ensure_runner(out, rdir, runner, cc, timings):
     """The static runner out/runner-<key>/kdiff_runner built with cc (cached;
     other keys' runners removed)."""
@@ -294,9 +373,9 @@ def ensure_runner(out, rdir, runner, cc, timings):
             shutil.rmtree(old, ignore_errors=True)
 
 
-def write_manifest(d, manifest, t_start, timings):
-    """d/current.json (written whole, then renamed), and the closing line."""
-    path = os.path.join(d, "current.json")
+def write_manifest(d, manifest, t_start, timings, name="current.json"):
+    """d/<name> (written whole, then renamed), and the closing line."""
+    path = os.path.join(d, name)
     tmp = path + ".tmp"
     json.dump(manifest, open(tmp, "w"), indent=1)
     os.rename(tmp, path)
@@ -306,17 +385,22 @@ def write_manifest(d, manifest, t_start, timings):
     return 0
 
 
-def cli(build, doc):
-    """The command line both build scripts take: --out, --jobs, --force."""
+def cli(build, doc, variants=None):
+    """The command line both build scripts take: --out, --jobs, --force
+    (and --variant where variants are given)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "kernel"))
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--force", action="store_true", help="rebuild even when cached")
+    if variants:
+        ap.add_argument("--variant", choices=variants, default=variants[0],
+                        help="oracle: the differential tests' kernel (kernel.config); vfio: the "
+                             "tests/vm kernel with IOMMUFD and the VFIO cdev (kernel-vfio.config)")
     return build(ap.parse_args())
 
 
 def main():
-    return cli(build, __doc__)
+    return cli(build, __doc__, list(VARIANTS))
 
 
 if __name__ == "__main__":

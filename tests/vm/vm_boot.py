@@ -10,20 +10,23 @@ import devtree
 import qemu
 import vm_initramfs
 from vm_checks import checks
-from vm_topologies import TOPOLOGIES, is_arm64, is_q35, nvme_images, qemu_args
+from vm_topologies import TOPOLOGIES, is_arm64, is_q35, kernel_variant, nvme_images, qemu_args
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def need_tools(arm64=False):
+def need_tools(arm64=False, debian_kernel=True):
+    """What is missing to boot a guest (after scripts/deps.sh test, as root).
+    debian_kernel=False: the guest boots a kernel of build_kernel.py."""
     arch = "arm64" if arm64 else "amd64"
 
     def missing_now():
-        tr = vm_initramfs.guest_trees(arch, fetch=shutil.which("apt-get") is not None)
+        tr = vm_initramfs.guest_trees(arch, fetch=debian_kernel and shutil.which("apt-get") is not None)
         q = "arm64" if arm64 else "x86_64"
         return [w for w, ok in ((qemu.PACKAGE[q], shutil.which(qemu.BINARY[q])),
-                                ("linux-image-%s:%s (scripts/debs.sh %s)" % (arch, arch, arch), tr["kernel"]),
+                                ("linux-image-%s:%s (scripts/debs.sh %s)" % (arch, arch, arch),
+                                 tr["kernel"] or not debian_kernel),
                                 ("busybox-static" + (":arm64 (scripts/debs.sh arm64)" if arm64 else ""),
                                  tr["busybox"])) if not ok]
     missing = missing_now()
@@ -45,7 +48,8 @@ def arm64_dtb(cmd, pci_node, path):
 
 def boot(args):
     arm64 = is_arm64(TOPOLOGIES[args.topology])
-    missing = need_tools(arm64)
+    variant = kernel_variant(TOPOLOGIES[args.topology])
+    missing = need_tools(arm64, debian_kernel=variant is None)
     if missing:
         print("vm.py: cannot boot: missing " + " ".join(missing) +
               " (run scripts/deps.sh test as root)")
@@ -53,6 +57,13 @@ def boot(args):
     extra = []  # (path in the initramfs, host file)
     trees = vm_initramfs.guest_trees("arm64" if arm64 else "amd64", fetch=False)
     kernel, busybox = trees["kernel"], trees["busybox"]
+    if variant:
+        kernel, err = vm_initramfs.custom_kernel(variant, getattr(args, "kernel_dir", None))
+        if err:
+            print("vm.py: cannot boot %s: %s" % (args.topology, err))
+            return 1
+        print("vm.py: %s boots the %s kernel %s (drivers built in, no modules)" % (
+            args.topology, variant, kernel), flush=True)
     if arm64:
         for name, path in (("hello_cpp", args.hello), ("hello_c", args.hello_c)):
             if not path or not os.path.exists(path):

@@ -10,7 +10,7 @@ import subprocess
 
 import cpio
 from vm_checks import checks
-from vm_topologies import bdfs, expect_json, is_arm64, is_q35
+from vm_topologies import bdfs, expect_json, is_arm64, is_q35, kernel_variant
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -86,6 +86,42 @@ def guest_trees(arch, fetch):
     return out
 
 
+def kernel_cache_dir(kernel_dir=None):
+    """Where tests/kernel/build_kernel.py caches its kernels: kernel_dir, else
+    $NUMACMA_KERNEL_CACHE_DIR, else build/kernel (as the build script)."""
+    return kernel_dir or os.environ.get("NUMACMA_KERNEL_CACHE_DIR") or os.path.join(ROOT, "build", "kernel")
+
+
+def custom_kernel(variant, kernel_dir=None):
+    """(bzImage, None) of tests/kernel/build_kernel.py --variant `variant`
+    (its manifest kernel_dir/current-<variant>.json), or (None, what is wrong)."""
+    d = kernel_cache_dir(kernel_dir)
+    path = os.path.join(d, "current-%s.json" % variant)
+    build = "tests/kernel/build_kernel.py --variant %s --out %s (the kernel_%s_build test)" % (variant, d, variant)
+    if not os.path.exists(path):
+        return None, "%s missing: run %s first" % (path, build)
+    m = json.load(open(path))
+    if not os.access(m.get("bzImage", ""), os.R_OK):
+        return None, "%s (from %s) missing: run %s" % (m.get("bzImage"), path, build)
+    return m["bzImage"], None
+
+
+def unbind_nvme_lines(topo):
+    """/init lines that take every NVMe controller from a built-in nvme driver
+    (it probed them at boot), so that the checks start with no driver on any
+    device as with Debian's kernel, whose nvme module is loaded by the data
+    checks only (their nvme_up() probes the controller again)."""
+    out = []
+    for (kind, _, _), bdf in zip(topo["devices"], bdfs(topo)):
+        if kind != "nvme":
+            continue
+        d = "/sys/bus/pci/devices/" + bdf
+        out.append("if [ -e %s/driver ]; then drv=$(basename $(readlink %s/driver)); echo %s > %s/driver/unbind && "
+                   "echo \"VMTEST-UNBIND %s from $drv ok\" || echo \"VMTEST-UNBIND %s from $drv FAILED\"; fi"
+                   % (d, d, bdf, d, bdf, bdf))
+    return out
+
+
 def guest_modules(kernel, root, names=VFIO_MODULES):
     """[(host path, path in the initramfs)] of the modules `names` and their
     dependencies in load order, for the kernel image `kernel` whose modules
@@ -149,9 +185,14 @@ def init_script(name, modules=(), pre=()):
 def modules_of(topo, kernel, root):
     """(modules /init loads at boot, modules only packed, /init lines run
     after them) of a topology's guest: [(host path, path in the initramfs)]
-    for the modules (guest_modules(); raises its RuntimeError)."""
+    for the modules (guest_modules(); raises its RuntimeError). A topology
+    with its own kernel (kernel_variant()) has every driver built in: no
+    modules; /init unbinds the NVMe controllers (unbind_nvme_lines())."""
     modules, packed, pre = [], [], []
-    if is_q35(topo):
+    if kernel_variant(topo):
+        # our own kernel: every driver built in, nothing to load
+        pre = unbind_nvme_lines(topo)
+    elif is_q35(topo):
         modules = guest_modules(kernel, root)
         # Loaded by the data checks, not at boot (NVME_GUEST_MODULES).
         packed = [m for m in guest_modules(kernel, root, NVME_GUEST_MODULES) if m not in modules]

@@ -37,6 +37,16 @@ TOPOLOGIES = {
         # node 1 is large enough for the 1 GiB areas of vfio_bench (hugetlb and anon)
         mem=[512, 2560], cpus=[1, 1], dist=[[10, 21], [21, 10]], huge=[16, 528],
         devices=[("nvme", 0, None), ("nvme", 1, None), ("edu", 1, MASK64)]),
+    # iommufd2: vfio2's machine, devices and checks on our own kernel
+    # (kernel="vfio": tests/kernel/build_kernel.py --variant vfio, from
+    # linux-source-6.12 with kernel-vfio.config: vfio, vfio-pci, type1, NVMe
+    # built in, plus IOMMUFD (/dev/iommu) and the VFIO device cdev
+    # (/dev/vfio/devices/vfioN), which Debian's kernels lack); one check more,
+    # iommufd_cdev (vm_vfio.IOMMUFD_CHECK).
+    "iommufd2": dict(
+        machine="q35-iommu", nvme_mib=16, kernel="vfio",
+        mem=[512, 2560], cpus=[1, 1], dist=[[10, 21], [21, 10]], huge=[16, 528],
+        devices=[("nvme", 0, None), ("nvme", 1, None), ("edu", 1, MASK64)]),
     # DPDK (machine q35-iommu, dpdk=True): two virtio-net devices on two
     # nodes, joined by QEMU's hub, bound to vfio-pci; DPDK's net_virtio PMD
     # on numacma's memory (tests/vm/guest/dpdk_check.cpp). Hugepages on both
@@ -75,6 +85,12 @@ def is_q35(topo):
 
 def is_arm64(topo):
     return topo.get("machine") == "arm64-virt"
+
+
+def kernel_variant(topo):
+    """The variant of tests/kernel/build_kernel.py whose kernel the guest boots
+    (all its drivers built in: no modules), or None: Debian's image."""
+    return topo.get("kernel")
 
 
 def arch_of(topo):

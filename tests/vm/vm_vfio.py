@@ -2,7 +2,7 @@
 of the arm64 guests with an NVMe: (name, guest shell command) pairs, run by
 /init in this order (vm_initramfs.init_script()). Their vmcheck side:
 tests/vm/guest/vfio_*.cpp."""
-from vm_topologies import TOPOLOGIES, bdfs, device_vars, fill
+from vm_topologies import TOPOLOGIES, bdfs, device_vars, fill, kernel_variant
 
 # The VFIO checks of an arm64 guest with an NVMe (numacma nvme-selftest
 # behind the SMMUv3): as vfio2's, on the one controller.
@@ -48,16 +48,30 @@ VFIO_CHECKS = [
 ]
 
 
+# vfio_unbind where the nvme driver is built in (iommufd2): the controllers
+# had no driver before vfio_bind (/init took them from nvme) and nothing is
+# remembered, so the kernel picks on unbind, and nvme takes them back.
+VFIO_UNBIND_BUILTIN = (
+    "vfio_unbind", "numacma vfio unbind {nvme0} && numacma vfio unbind {nvme1} && "
+                   "[ \"$(basename $(readlink /sys/bus/pci/devices/{nvme0}/driver))\" = nvme ] && "
+                   "[ \"$(basename $(readlink /sys/bus/pci/devices/{nvme1}/driver))\" = nvme ]")
+
+
 # Shell the data checks start with. nvme_up BDF: loads the kernel's nvme
-# driver (once), waits for BDF's namespace and its /dev node, prints its
-# name. lnk: the name a link points to. mbr DEV: writes a known first MiB
+# driver (once; where it is built in, /nvme-modules is empty, and BDF, which
+# /init took from it, is probed again), waits for BDF's namespace and its
+# /dev node, prints its name. lnk: the name a link points to. mbr DEV: writes a known first MiB
 # to DEV: random bytes under an MBR with one Linux partition (LBA 2048, 8 MiB),
 # kept in /tmp/head; the kernel reads the table again.
 DATA_SHELL = r"""fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 lnk() { if [ -e "$1" ]; then basename "$(readlink "$1")"; else echo -; fi; }
 nvme_up() {
-  [ -d /sys/module/nvme ] || for m in $(cat /nvme-modules); do insmod /$m || echo "insmod /$m FAILED" >&2; done
+  if [ -s /nvme-modules ]; then
+    [ -d /sys/module/nvme ] || for m in $(cat /nvme-modules); do insmod /$m || echo "insmod /$m FAILED" >&2; done
+  else
+    [ -e /sys/bus/pci/devices/$1/driver ] || echo $1 > /sys/bus/pci/drivers_probe
+  fi
   i=0
   while [ $i -lt 600 ]; do
     for n in /sys/bus/pci/devices/$1/nvme/nvme*/nvme*n1; do
@@ -136,10 +150,20 @@ echo "-- PCI devices (sysfs): bdf class vendor:device numa_node iommu_group driv
 for d in /sys/bus/pci/devices/*; do
   echo "${d##*/} $(cat $d/class) $(cat $d/vendor):$(cat $d/device) node=$(cat $d/numa_node) group=$(lnk $d/iommu_group) driver=$(lnk $d/driver)"
 done
-echo "-- modules: $(cut -d" " -f1 /proc/modules | tr "\n" " ")"
-for m in vfio vfio_iommu_type1 vfio_pci_core vfio_pci; do
-  grep -q "^$m " /proc/modules || bad "module $m not loaded"
-done
+if [ -e /proc/modules ]; then
+  echo "-- modules: $(cut -d" " -f1 /proc/modules | tr "\n" " ")"
+  for m in vfio vfio_iommu_type1 vfio_pci_core vfio_pci; do
+    grep -q "^$m " /proc/modules || bad "module $m not loaded"
+  done
+else
+  # a kernel without modules (iommufd2): built in, they show in /sys/module
+  # by their parameters (vfio_pci_core has none) and vfio-pci as a driver
+  echo "-- modules: none, the kernel has no module support (all built in)"
+  for m in vfio vfio_iommu_type1 vfio_pci; do
+    [ -d /sys/module/$m ] && echo "$m: built in" || bad "$m not built in (no /sys/module/$m)"
+  done
+  [ -d /sys/bus/pci/drivers/vfio-pci ] || bad "no vfio-pci driver in /sys/bus/pci/drivers"
+fi
 for u in /sys/class/iommu/*; do
   echo "${u##*/}: $(for f in version cap ecap address; do echo -n "$f=$(cat $u/intel-iommu/$f 2>/dev/null) "; done)"
 done
@@ -175,6 +199,63 @@ dmesg | grep -i -e dmar -e iommu -e vfio | tail -40
 [ $fail = 0 ] && echo PASS || { echo FAIL; exit 1; }"""
 
 
+# iommufd2 (our kernel, built with IOMMUFD and VFIO_DEVICE_CDEV), right after
+# vfio_bind: the iommufd pieces exist next to the group/container interface.
+# /dev/iommu; for each NVMe bound to vfio-pci its group node /dev/vfio/<group>
+# and its device cdev: /sys/bus/pci/devices/<bdf>/vfio-dev/vfioN, whose dev
+# (major:minor) is that of /dev/vfio/devices/vfioN; the container /dev/vfio/vfio
+# (type1) still there; no-IOMMU mode built (vfio's enable_unsafe_noiommu_mode
+# parameter) and off.
+IOMMUFD_CHECK = ("iommufd_cdev", r"""fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+lnk() { if [ -e "$1" ]; then basename "$(readlink "$1")"; else echo -; fi; }
+ls -l /dev/iommu /dev/vfio/vfio; ls -l /dev/vfio/ /dev/vfio/devices/
+[ -c /dev/iommu ] && echo "/dev/iommu: ok" || bad "/dev/iommu missing"
+[ -c /dev/vfio/vfio ] && echo "/dev/vfio/vfio: ok" || bad "/dev/vfio/vfio (the container) missing"
+for bdf in {nvme0} {nvme1}; do
+  d=/sys/bus/pci/devices/$bdf
+  drv=$(lnk $d/driver); g=$(lnk $d/iommu_group)
+  [ "$drv" = vfio-pci ] || bad "$bdf is on $drv, not vfio-pci"
+  [ -c /dev/vfio/$g ] && echo "$bdf group $g: /dev/vfio/$g ok" || bad "$bdf: /dev/vfio/$g missing"
+  n=0
+  for c in $d/vfio-dev/vfio*; do
+    [ -e "$c" ] || continue
+    n=$((n + 1)); v=${c##*/}; want=$(cat $c/dev)
+    got=$(stat -c "%t %T" /dev/vfio/devices/$v 2>/dev/null | { read ma mi; [ -n "$ma" ] && echo $((0x$ma)):$((0x$mi)); })
+    echo "$bdf: $c dev=$want, /dev/vfio/devices/$v dev=${got:-missing}"
+    [ -c /dev/vfio/devices/$v ] && [ "$got" = "$want" ] || bad "$bdf: /dev/vfio/devices/$v is not the cdev $want"
+  done
+  [ $n = 1 ] || bad "$bdf: $n entries in $d/vfio-dev, want 1"
+done
+p=/sys/module/vfio/parameters/enable_unsafe_noiommu_mode
+[ -e $p ] && echo "vfio no-IOMMU mode built, enable_unsafe_noiommu_mode=$(cat $p)" || bad "$p missing (VFIO_NOIOMMU)"
+grep -q N $p 2>/dev/null || bad "no-IOMMU mode is on"
+echo "-- dmesg (iommufd / vfio)"
+dmesg | grep -i -e iommufd -e vfio | tail -20
+[ $fail = 0 ] && echo PASS || { echo FAIL; exit 1; }""")
+
+
+# iommufd2 only, after the vfio2 checks (which run with the automatic choice,
+# iommufd on this kernel): the selftest with iommufd forced on each node and
+# with a 28-bit mask, the result saying "iommu":"iommufd" and every queue on
+# the controller's node; and the same with the type1 container forced, on the
+# same kernel.
+IOMMUFD_RUNS = [
+    ("iommufd_selftest_node0", "numacma nvme-selftest {nvme0} --iommu iommufd --json > /tmp/i0.json; rc=$?; "
+                               "cat /tmp/i0.json; [ $rc -eq 0 ] && grep -q '\"iommu\":\"iommufd\"' /tmp/i0.json && "
+                               "numacma-vmcheck vfio-json /tmp/i0.json {nvme0_node}"),
+    ("iommufd_selftest_node1", "numacma nvme-selftest {nvme1} --iommu iommufd --json > /tmp/i1.json; rc=$?; "
+                               "cat /tmp/i1.json; [ $rc -eq 0 ] && grep -q '\"iommu\":\"iommufd\"' /tmp/i1.json && "
+                               "numacma-vmcheck vfio-json /tmp/i1.json {nvme1_node}"),
+    ("iommufd_mask28", "numacma nvme-selftest {nvme1} --iommu iommufd --dma-bits 28 --json > /tmp/i28.json; rc=$?; "
+                       "cat /tmp/i28.json; [ $rc -eq 0 ] && grep -q '\"iommu\":\"iommufd\"' /tmp/i28.json && "
+                       "numacma-vmcheck vfio-json /tmp/i28.json {nvme1_node} 28"),
+    ("iommufd_type1_forced", "numacma nvme-selftest {nvme1} --iommu type1 --json > /tmp/t1.json; rc=$?; "
+                             "cat /tmp/t1.json; [ $rc -eq 0 ] && grep -q '\"iommu\":\"type1\"' /tmp/t1.json && "
+                             "numacma-vmcheck vfio-json /tmp/t1.json {nvme1_node}"),
+]
+
+
 def vfio_checks(name):
     t = TOPOLOGIES[name]
     v = device_vars(t)
@@ -183,7 +264,14 @@ def vfio_checks(name):
     out = [("vfio_smoke", VFIO_SMOKE % {"devs": devs, "nvmes": nvmes})]
     out.append(("topo", "numacma topo --json > /tmp/topo.json && cat /tmp/topo.json && "
                         "numacma-vmcheck topo-match /tmp/topo.json /expect.json"))
-    out += [(c, fill(cmd, v)) for c, cmd in VFIO_CHECKS + VFIO_DATA_CHECKS]
+    more = VFIO_CHECKS[:1] + ([IOMMUFD_CHECK] if kernel_variant(t) == "vfio" else []) + VFIO_CHECKS[1:]
+    if kernel_variant(t) == "vfio":  # before vfio_unbind, the last of VFIO_CHECKS
+        more = more[:-1] + IOMMUFD_RUNS + more[-1:]
+    if kernel_variant(t):
+        # nvme built in: `numacma vfio unbind` (no driver remembered: the
+        # kernel picks) gives the controllers to it, not to no driver
+        more = [VFIO_UNBIND_BUILTIN if c == "vfio_unbind" else (c, cmd) for c, cmd in more]
+    out += [(c, fill(cmd, v)) for c, cmd in more + VFIO_DATA_CHECKS]
     # Last: the guest's kernel log (DMAR faults and the like), never fails.
     out.append(("vfio_dmesg", "dmesg | tail -200"))
     return out

@@ -178,15 +178,28 @@ double pair_ns(Pool& pool, const numacma::Device& dev, std::size_t bytes, int n)
 
 int check_bench(const std::string& bdf, int node) {
   const std::string params = "numa_cma=" + std::to_string(node) + ":1G";
+  // Without VFIO, then over each interface the kernel has: iommufd (where
+  // /dev/iommu and the cdev exist) and the type1 container, side by side.
+  struct Run {
+    bool vfio;
+    numacma::Iommu iommu;
+  };
   for (const char* backing : {"hugetlb", "anon"}) {
-    for (bool vfio : {false, true}) {
+    for (const Run run : {Run{false, numacma::Iommu::automatic}, Run{true, numacma::Iommu::iommufd},
+                          Run{true, numacma::Iommu::type1}}) {
+      const bool vfio = run.vfio;
       PoolOptions o;
       o.params = params;
       o.backing = backing;
       if (vfio) o.vfio = {{bdf, ~0ULL}};
+      o.iommu = run.iommu;
       const auto t0 = std::chrono::steady_clock::now();
       auto p = Pool::create(o);
       const double create_ms = ms_since(t0);
+      if (!p && run.iommu == numacma::Iommu::iommufd && p.error().code == numacma::Errc::unsupported) {
+        info(std::string("no iommufd row (") + backing + "): " + p.error().message);
+        continue;
+      }
       if (!p) {
         fail(std::string("create ") + backing + (vfio ? " vfio" : "") + ": " + p.error().message);
         continue;
@@ -202,11 +215,11 @@ int check_bench(const std::string& bdf, int node) {
       for (const auto& m : p->vfio_report().mappings) map_ms += static_cast<double>(m.map_ns) / 1e6;
       const double area_ns = pair_ns(*p, dev, 64 * 1024, 2000);
       const double page_ns = pair_ns(*p, dev, kPage, 2000);
-      std::printf("{\"figure\":\"vfio_bench\",\"backing\":\"%s\",\"vfio\":%s,\"area_bytes\":1073741824,"
+      std::printf("{\"figure\":\"vfio_bench\",\"backing\":\"%s\",\"vfio\":%s,\"iommu\":\"%s\",\"area_bytes\":1073741824,"
                   "\"create_ms\":%.1f,\"map_ms\":%.1f,\"area_64k_pair_ns\":%.0f,\"page_4k_pair_ns\":%.0f,"
                   "\"mode\":\"%s\"}\n",
-                  st.areas[0].backing.c_str(), vfio ? "true" : "false", create_ms, map_ms, area_ns, page_ns,
-                  p->dma_mode().c_str());
+                  st.areas[0].backing.c_str(), vfio ? "true" : "false", p->vfio_report().iommu.c_str(), create_ms,
+                  map_ms, area_ns, page_ns, p->dma_mode().c_str());
     }
   }
   return g_failures ? 1 : 0;
