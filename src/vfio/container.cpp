@@ -288,7 +288,7 @@ Status Container::attach(std::string_view bdf_text, std::uint64_t mask) {
   if (Status s = m.choose_backend(bdf); !s) return s;
   if (m.mode == IommuBackend::type1) return m.attach_type1(bdf, mask, *pci);
   Status s = m.attach_iommufd(bdf, mask, *pci);
-  if (s || m.want != IommuBackend::automatic || !m.devs.empty()) return s;
+  if (s || m.want != IommuBackend::automatic || !m.devs.empty() || !m.interface_refused) return s;
   // Automatic, and the first device does not come in over iommufd (a cdev
   // this user may not open, say): the type1 container instead.
   m.k->close(m.iommufd);

@@ -81,6 +81,10 @@ struct Container::Impl {
   // iommufd
   int iommufd = -1;
   std::uint32_t ioas = 0;
+  /** The last attach_iommufd failed in the interface itself (/dev/iommu, the
+   *  cdev, BIND, ATTACH), not over the device or its mask: automatic may try
+   *  type1 instead. */
+  bool interface_refused = false;
 
   std::vector<std::unique_ptr<DeviceAccess>> devs;
   std::uint64_t pgsizes = 0;

@@ -88,6 +88,7 @@ Status Container::Impl::open_iommufd() {
 }
 
 Status Container::Impl::attach_iommufd(const std::string& bdf, std::uint64_t mask, const topo::PciDevice& pci) {
+  interface_refused = true;  // until the device is in the IOAS
   if (Status s = open_iommufd(); !s) return s;
   Result<std::string> name = cdev_name(bdf);
   if (!name)
@@ -112,7 +113,10 @@ Status Container::Impl::attach_iommufd(const std::string& bdf, std::uint64_t mas
     Error e = std::move(id).error();
     if (e.sys_errno == EBUSY) {  // DMA ownership of the group: another driver has it, or another opener
       Result<std::vector<GroupMember>> blocking = group_blockers(root, pci.iommu_group, bdf);
-      if (blocking && !blocking->empty()) return not_viable(pci.iommu_group, bdf);
+      if (blocking && !blocking->empty()) {
+        interface_refused = false;  // type1 would refuse the group as well
+        return not_viable(pci.iommu_group, bdf);
+      }
       return os::with_errno(make_error(Errc::io_error, path + " is busy: " + bdf +
                                                            " is already in use through its VFIO group or cdev by "
                                                            "another process or container"),
@@ -126,6 +130,7 @@ Status Container::Impl::attach_iommufd(const std::string& bdf, std::uint64_t mas
     e.message = "attaching " + bdf + " to IOAS " + std::to_string(ioas) + ": " + e.message;
     return e;
   }
+  interface_refused = false;  // the device is in; what fails from here fails over type1 too
   Result<IoasRanges> ranges = k->ioas_iova_ranges(iommufd, ioas);  // narrowed by this device now
   if (!ranges) return std::move(ranges).error();
   std::vector<IovaRange> usable;

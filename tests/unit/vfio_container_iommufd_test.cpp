@@ -149,6 +149,16 @@ TEST_F(VfioIommufd, AutomaticFallsBackToType1WhenTheCdevCannotBeOpened) {
   EXPECT_NE(e.code, Errc::ok);
   EXPECT_TRUE(contains(e.message, "over iommufd: ") && contains(e.message, "over the type1 container: "))
       << e.message;
+  // What is about the device, not the interface (a mask below every range),
+  // is said once, from iommufd, without trying type1.
+  c_.reset();
+  reset_fake();
+  Container& m = make();
+  const numacma::Error narrow = attach_error(m, kA, 0xfffff);
+  EXPECT_EQ(narrow.code, Errc::unreachable) << narrow.message;
+  EXPECT_FALSE(contains(narrow.message, "type1")) << narrow.message;
+  EXPECT_EQ(m.backend(), IommuBackend::iommufd);
+  EXPECT_EQ(count("open /fake/dev/vfio/vfio"), 0u);
 }
 
 TEST_F(VfioIommufd, ForcedType1NeverOpensDevIommu) {
