@@ -38,6 +38,8 @@ TEST(ReserveConfig, EveryKey) {
       "policy=nearest\n"
       "order_per_bit=2\n"
       "compact=yes\n"
+      "kernel=7.2\n"
+      "cma_size_pernuma=no\n"
       "device_area=0000:81:00.0:2:64M\n"
       "device_area=smmu:-1:4K\n");
   ASSERT_TRUE(r.ok()) << r.error().message;
@@ -48,6 +50,8 @@ TEST(ReserveConfig, EveryKey) {
   EXPECT_EQ(o.policy, Policy::nearest);
   EXPECT_EQ(o.order_per_bit, 2u);
   EXPECT_TRUE(o.compact);
+  EXPECT_EQ(o.kernel, numacma::Kernel::v7_2);
+  EXPECT_FALSE(o.cma_size_pernuma);
   ASSERT_EQ(o.device_areas.size(), 2u);
   EXPECT_EQ(o.device_areas[0].device, "0000:81:00.0");
   EXPECT_EQ(o.device_areas[0].node, 2);
@@ -55,7 +59,8 @@ TEST(ReserveConfig, EveryKey) {
   EXPECT_EQ(o.device_areas[1].device, "smmu");
   EXPECT_EQ(o.device_areas[1].node, -1);
   EXPECT_EQ(r->keys, (std::vector<std::string>{"params", "backing", "group", "policy", "order_per_bit",
-                                               "compact", "device_area", "device_area"}));
+                                               "compact", "kernel", "cma_size_pernuma", "device_area",
+                                               "device_area"}));
 }
 
 TEST(ReserveConfig, EmptyKeepsTheDefaults) {
@@ -65,6 +70,8 @@ TEST(ReserveConfig, EmptyKeepsTheDefaults) {
   EXPECT_EQ(r->options.policy, Policy::kernel);
   EXPECT_EQ(r->options.group, "");
   EXPECT_FALSE(r->options.compact);
+  EXPECT_EQ(r->options.kernel, numacma::Kernel::v6_12);
+  EXPECT_FALSE(r->options.cma_size_pernuma);
   EXPECT_TRUE(r->keys.empty());
   EXPECT_TRUE(parse_reserve_config("").ok());
   EXPECT_TRUE(parse_reserve_config("compact=off").ok());  // no final newline
@@ -88,7 +95,7 @@ TEST(ReserveConfig, ErrorsNameTheLine) {
   e = error_of("device_area=a:0:4K\ndevice_area=a:1:4K\n");
   EXPECT_TRUE(has(e, "line 2: device area 'a' already declared on line 1")) << e;
   for (const char* bad : {"backing=hugetlb-3G", "policy=far", "order_per_bit=10", "order_per_bit=-1",
-                          "compact=maybe", "group=-wheel", "group=a b", "device_area=smmu:two:4K",
+                          "compact=maybe", "kernel=6.1", "kernel=latest", "cma_size_pernuma=2", "group=-wheel", "group=a b", "device_area=smmu:two:4K",
                           "device_area=smmu:0", "device_area=smmu:0:9Q"}) {
     e = error_of(std::string(bad) + "\n");
     EXPECT_TRUE(has(e, "line 1: ")) << bad << ": " << e;

@@ -49,8 +49,8 @@ void reserve_run(const ReserveArgs& a, const CLI::App& sub) {
   o.backing = given("--backing") || a.config.empty() ? po->backing : file.backing;
   o.policy = given("--policy") || a.config.empty() ? po->policy : file.policy;
   o.arch = po->arch;
-  o.kernel = po->kernel;
-  o.cma_size_pernuma = po->cma_size_pernuma;
+  o.kernel = given("--kernel") || a.config.empty() ? po->kernel : file.kernel;
+  o.cma_size_pernuma = pa.cma_size_pernuma || file.cma_size_pernuma;
   o.sysfs_root = po->sysfs_root;
   o.order_per_bit = given("--order-per-bit") || a.config.empty() ? po->order_per_bit : file.order_per_bit;
   o.device_areas = po->device_areas;

@@ -66,6 +66,14 @@ Status apply(ReserveConfig& cfg, std::string_view key, std::string_view value) {
     Result<bool> b = parse_bool(value);
     if (!b) return make_error(Errc::invalid_argument, "'" + v + "': " + b.error().message);
     o.compact = *b;
+  } else if (key == "kernel") {
+    Result<config::KernelProfile> k = config::parse_kernel_profile(value);
+    if (!k) return k.error();
+    o.kernel = *k == config::KernelProfile::v7_2 ? Kernel::v7_2 : Kernel::v6_12;
+  } else if (key == "cma_size_pernuma") {
+    Result<bool> b = parse_bool(value);
+    if (!b) return make_error(Errc::invalid_argument, "'" + v + "': " + b.error().message);
+    o.cma_size_pernuma = *b;
   } else {  // device_area
     Result<DeviceAreaSpec> d = parse_device_area(value);
     if (!d) return d.error();
@@ -77,8 +85,8 @@ Status apply(ReserveConfig& cfg, std::string_view key, std::string_view value) {
 }  // namespace
 
 const std::vector<std::string>& reserve_config_keys() {
-  static const std::vector<std::string> kKeys = {"params", "backing", "group", "policy",
-                                                 "order_per_bit", "compact", "device_area"};
+  static const std::vector<std::string> kKeys = {"params", "backing", "group", "policy", "order_per_bit",
+                                                 "compact", "kernel", "cma_size_pernuma", "device_area"};
   return kKeys;
 }
 
