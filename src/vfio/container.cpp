@@ -291,7 +291,7 @@ Status Container::attach(std::string_view bdf_text, std::uint64_t mask) {
   if (s || m.want != IommuBackend::automatic || !m.devs.empty() || !m.interface_refused) return s;
   // Automatic, and the first device does not come in over iommufd (a cdev
   // this user may not open, say): the type1 container instead.
-  m.k->close(m.iommufd);
+  if (m.iommufd >= 0) m.k->close(m.iommufd);
   m.iommufd = -1;
   m.mode = IommuBackend::type1;
   Status t = m.attach_type1(bdf, mask, *pci);
