@@ -84,9 +84,10 @@ Result<topo::PciDevice> Container::Impl::check_device(const std::string& bdf, st
       return make_error(Errc::invalid_argument, "VFIO device " + bdf + " attached twice");
   Result<topo::PciDevice> pci = topo::read_pci_device(root, bdf);
   if (!pci) {
-    if (pci.error().code == Errc::not_found)
-      return make_error(Errc::not_found, "no PCI device " + bdf + ": " + pci.error().message);
-    return pci;
+    const std::string prefix = "no PCI device " + bdf;
+    if (pci.error().code == Errc::not_found && pci.error().message.rfind(prefix, 0) != 0)
+      return make_error(Errc::not_found, prefix + ": " + pci.error().message);
+    return pci;  // a missing directory says "no PCI device BDF: ..." itself
   }
   if (pci->iommu_group < 0)
     return make_error(Errc::unsupported,
