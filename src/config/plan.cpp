@@ -118,14 +118,13 @@ void place(ReservationPlan& plan, const topo::Topology& topology, KernelProfile 
  *  per online node, numa_cma='s size where it names the node, else
  *  cma_pernuma='s; with cma_size_pernuma and neither key given, the default
  *  area's reserved size when more than one node is online. */
-void plan_numa_v7_2(Planner& p, const Params& params, const topo::Topology& topology, Arch arch,
-                    const Profile& profile) {
+void plan_numa_v7_2(Planner& p, const Params& params, const topo::Topology& topology, const Profile& profile) {
   std::uint64_t per_node = params.pernuma_bytes.value_or(0);
   const bool configured = params.pernuma_bytes.has_value() || !params.numa_cma.empty();
   // nr_online_nodes when dma_contiguous_reserve runs: x86-64 has onlined only
   // the nodes with memory by then, arm64 every node it parsed.
   std::size_t online = 0;
-  for (const topo::NodeInfo& n : topology.nodes()) online += arch == Arch::arm64 || n.has_memory;
+  for (const topo::NodeInfo& n : topology.nodes()) online += p.plan.arch == Arch::arm64 || n.has_memory;
   if (profile.cma_size_pernuma && !configured && online > 1)
     for (const PlannedArea& a : p.plan.areas)
       if (a.kind == AreaKind::default_area) per_node = a.bytes;  // cma_get_size(): the rounded size
@@ -174,7 +173,7 @@ ReservationPlan make_plan(const Params& params, const topo::Topology& topology,
   }
 
   if (profile.kernel == KernelProfile::v7_2) {
-    plan_numa_v7_2(p, params, topology, arch, profile);
+    plan_numa_v7_2(p, params, topology, profile);
     place(p.plan, topology, profile.kernel);
     return p.plan;
   }
