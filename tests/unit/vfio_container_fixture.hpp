@@ -80,13 +80,19 @@ class VfioContainer : public ::testing::Test {
     tree_->add_device(kNv0, 14);
     tree_->add_device(kNv1, 14, "nvme");
     tree_->add_device(kNoGroup, -1);
-    fake_ = std::make_shared<FakeKernel>(kRoot);
-    fake_->add_group(10, {kA, kA2});
-    fake_->add_group(11, {kB});
-    fake_->add_group(12, {kC});
-    fake_->add_group(13, {kNvme});
-    fake_->add_group(15, {kUnbound});
-    fake_->add_group(14, {kNv0, kNv1}, /*viable=*/false);
+    fake_ = make_fake();
+  }
+
+  /** A fake kernel with the groups above (in this order: the cdev names follow it). */
+  static std::shared_ptr<FakeKernel> make_fake() {
+    auto f = std::make_shared<FakeKernel>(kRoot);
+    f->add_group(10, {kA, kA2});
+    f->add_group(11, {kB});
+    f->add_group(12, {kC});
+    f->add_group(13, {kNvme});
+    f->add_group(15, {kUnbound});
+    f->add_group(14, {kNv0, kNv1}, /*viable=*/false);
+    return f;
   }
 
   void TearDown() override {

@@ -27,13 +27,7 @@ class VfioIommufd : public VfioContainer {
   }
   /** A fresh fake with the fixture's groups (so the cdev names match the tree's). */
   void reset_fake() {
-    fake_ = std::make_shared<FakeKernel>(kRoot);
-    fake_->add_group(10, {kA, kA2});
-    fake_->add_group(11, {kB});
-    fake_->add_group(12, {kC});
-    fake_->add_group(13, {kNvme});
-    fake_->add_group(15, {kUnbound});
-    fake_->add_group(14, {kNv0, kNv1}, /*viable=*/false);
+    fake_ = make_fake();
     fake_->iommufd = fake_->cdevs = true;
   }
   bool called(const std::string& prefix) const { return fakevfio::find_call(calls(), prefix) >= 0; }
