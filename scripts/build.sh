@@ -6,6 +6,7 @@ dir="$1"; shift
 root="$(cd "$(dirname "$0")/.." && pwd)"
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
+mkdir -p "$(dirname "$dir")"
 if [ ! -f "$dir/CMakeCache.txt" ]; then
   cmake -S "$root" -B "$dir" "${gen[@]}" "$@" >"$dir.configure.log" 2>&1 || {
     cat "$dir.configure.log" >&2; exit 1; }
