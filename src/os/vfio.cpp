@@ -65,6 +65,18 @@ Status set_iommu_type1v2(int container) {
   return {};
 }
 
+Result<bool> has_noiommu(int container) {
+  const int v = ::ioctl(container, VFIO_CHECK_EXTENSION, VFIO_NOIOMMU_IOMMU);
+  if (v < 0) return errno_error("ioctl(VFIO_CHECK_EXTENSION, VFIO_NOIOMMU_IOMMU)", errno);
+  return v != 0;
+}
+
+Status set_iommu_noiommu(int container) {
+  if (::ioctl(container, VFIO_SET_IOMMU, VFIO_NOIOMMU_IOMMU) != 0)
+    return errno_error("ioctl(VFIO_SET_IOMMU, VFIO_NOIOMMU_IOMMU)", errno);
+  return {};
+}
+
 Result<IommuInfo> iommu_info(int container) {
   // First call learns the size the capability chain needs.
   vfio_iommu_type1_info probe{};

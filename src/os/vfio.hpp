@@ -1,8 +1,10 @@
 // src/os/vfio.hpp — the VFIO ioctls (type1 IOMMU), wrapped one call each.
 //
-//   /dev/vfio/vfio        container: API version, TYPE1v2 extension, SET_IOMMU,
-//                         GET_INFO (IOVA ranges, DMA_AVAIL), MAP_DMA / UNMAP_DMA
-//   /dev/vfio/<group>     group: GET_STATUS (viable?), SET_CONTAINER, GET_DEVICE_FD
+//   /dev/vfio/vfio        container: API version, TYPE1v2 and NOIOMMU extensions,
+//                         SET_IOMMU, GET_INFO (IOVA ranges, DMA_AVAIL), MAP_DMA /
+//                         UNMAP_DMA
+//   /dev/vfio/<group>     group (noiommu-<group> in no-IOMMU mode): GET_STATUS
+//                         (viable?), SET_CONTAINER, GET_DEVICE_FD
 //   device fd             REGION_INFO, pread/pwrite/mmap of a region (BARs, config)
 //
 // Same error convention as os.hpp: every call returns a Result whose message
@@ -34,6 +36,12 @@ Status group_set_container(int group, int container);
 Status group_unset_container(int group);
 /** VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU). */
 Status set_iommu_type1v2(int container);
+/** VFIO_CHECK_EXTENSION(VFIO_NOIOMMU_IOMMU) != 0: the kernel has VFIO's
+ *  no-IOMMU mode and it is on (vfio's enable_unsafe_noiommu_mode). */
+Result<bool> has_noiommu(int container);
+/** VFIO_SET_IOMMU(VFIO_NOIOMMU_IOMMU): a container of no-IOMMU groups, which
+ *  maps nothing (CAP_SYS_RAWIO). */
+Status set_iommu_noiommu(int container);
 
 struct IommuInfo {
   std::uint64_t pgsizes = 0;

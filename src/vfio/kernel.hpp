@@ -68,6 +68,13 @@ class Kernel {
     return no_iommufd("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
   }
 
+  // VFIO's no-IOMMU mode (the type1 container's calls otherwise): a Kernel
+  // without it (an older fake) says the mode is off.
+  virtual Result<bool> has_noiommu(int /*container*/) { return false; }
+  virtual Status set_iommu_noiommu(int /*container*/) {
+    return make_error(Errc::unsupported, "VFIO_SET_IOMMU(VFIO_NOIOMMU_IOMMU): this Kernel has no no-IOMMU mode");
+  }
+
   /** RLIMIT_MEMLOCK (UINT64_MAX: unlimited). */
   virtual std::uint64_t memlock_limit() noexcept = 0;
   /** True when pinning is not limited by RLIMIT_MEMLOCK (root). */

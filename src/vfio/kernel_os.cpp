@@ -24,6 +24,8 @@ class OsKernel final : public Kernel {
   Status group_set_container(int g, int c) override { return ov::group_set_container(g, c); }
   Status group_unset_container(int g) override { return ov::group_unset_container(g); }
   Status set_iommu_type1v2(int c) override { return ov::set_iommu_type1v2(c); }
+  Result<bool> has_noiommu(int c) override { return ov::has_noiommu(c); }
+  Status set_iommu_noiommu(int c) override { return ov::set_iommu_noiommu(c); }
   Result<IommuInfo> iommu_info(int c) override { return ov::iommu_info(c); }
   Status map_dma(int c, std::uintptr_t vaddr, std::uint64_t iova, std::uint64_t bytes) override {
     return ov::map_dma(c, reinterpret_cast<const void*>(vaddr), iova, bytes);
