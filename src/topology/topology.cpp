@@ -3,6 +3,8 @@
 //   <root>/devices/system/node/{online,has_memory,node<N>/...}
 //   <root>/bus/pci/devices/<bdf>/{numa_node,vendor,device,class}
 //   <root>/bus/pci/devices/<bdf>/{iommu_group,driver}   (symbolic links)
+//   <root>/kernel/iommu_groups/<group>/name              ("vfio-noiommu")
+//   <root>/module/vfio/parameters/enable_unsafe_noiommu_mode
 //
 // Required: node/online. Optional (absent is fine, malformed is an error that
 // names the file): has_memory, per-node cpulist/distance/meminfo/hugepages,
@@ -73,6 +75,12 @@ Result<PciDevice> read_pci_device(const std::string& root, std::string_view bdf)
     Result<int> group = parse_iommu_group(*target);
     if (!group) return in_file(dir + "/iommu_group", group.error());
     d.iommu_group = *group;
+    // VFIO names the groups it makes for devices without an IOMMU (the kernel's
+    // drivers/vfio/group.c); an IOMMU's own groups have no name.
+    Result<std::string> name =
+        read_optional(root + "/kernel/iommu_groups/" + std::to_string(d.iommu_group) + "/name", &present);
+    if (!name) return name.error();
+    d.noiommu_group = present && name->rfind("vfio-noiommu", 0) == 0;
   }
   target = read_optional_link(dir + "/driver", &present);
   if (!target) return target.error();
@@ -216,6 +224,11 @@ Result<Topology> Topology::from_sysfs(const std::string& root) {
       t.pci_.push_back(std::move(*d));
     }
   }
+  Result<std::string> mode =
+      read_optional(root + "/module/vfio/parameters/enable_unsafe_noiommu_mode", &present);
+  if (!mode) return mode.error();
+  if (present)
+    t.noiommu_mode_ = !mode->empty() && ((*mode)[0] == 'Y' || (*mode)[0] == '1') ? NoIommuMode::on : NoIommuMode::off;
   return t;
 }
 

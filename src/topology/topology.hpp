@@ -118,6 +118,10 @@ struct PciDevice {
   std::uint32_t device = 0;
   std::uint32_t class_code = 0;
   int iommu_group = -1;          ///< -1: no group (no IOMMU, or it is off)
+  /** The group is VFIO's no-IOMMU group (<root>/kernel/iommu_groups/<g>/name
+   *  is "vfio-noiommu"): vfio-pci made it because no IOMMU translates for the
+   *  device; its node is /dev/vfio/noiommu-<g>. */
+  bool noiommu_group = false;
   std::string driver;            ///< the bound driver ("nvme", "vfio-pci"); "" when none
 };
 
@@ -158,8 +162,15 @@ class Topology {
 
   const std::string& root() const noexcept { return root_; }
 
+  /** VFIO's no-IOMMU mode (<root>/module/vfio/parameters/
+   *  enable_unsafe_noiommu_mode): on, off, or absent (vfio not loaded, or
+   *  built without CONFIG_VFIO_NOIOMMU). */
+  enum class NoIommuMode { absent, off, on };
+  NoIommuMode vfio_noiommu_mode() const noexcept { return noiommu_mode_; }
+
  private:
   std::string root_;
+  NoIommuMode noiommu_mode_ = NoIommuMode::absent;
   std::vector<NodeInfo> nodes_;
   std::vector<std::vector<int>> dist_;  // indexed by position in nodes_
   std::vector<PciDevice> pci_;
