@@ -89,11 +89,18 @@ Result<topo::PciDevice> Container::Impl::check_device(const std::string& bdf, st
       return make_error(Errc::not_found, prefix + ": " + pci.error().message);
     return pci;  // a missing directory says "no PCI device BDF: ..." itself
   }
+  if (pci->iommu_group < 0 && want == IommuBackend::noiommu)
+    return make_error(Errc::unsupported, "no IOMMU group: " + bdf + " has no VFIO no-IOMMU group. " +
+                                             kNoIommuModeHow + ", then bind it again: numacma vfio unbind " +
+                                             bdf + "; numacma vfio bind " + bdf);
   if (pci->iommu_group < 0)
     return make_error(Errc::unsupported,
                       "no IOMMU: " + bdf + " has no IOMMU group, so VFIO cannot drive it (boot with "
                       "intel_iommu=on or amd_iommu=on and enable VT-d/AMD-Vi in the firmware; "
-                      "without an IOMMU use phys mode instead: --backing hugetlb as root, no --vfio)");
+                      "without an IOMMU use phys mode instead: --backing hugetlb as root, no --vfio; or, "
+                      "if you accept that the device can then write anywhere in memory, VFIO's no-IOMMU "
+                      "mode: --iommu noiommu, docs/vfio.md)");
+  if (Status s = check_group_kind(*pci); !s) return std::move(s).error();
   const std::string& drv = pci->driver;
   if (drv != "vfio-pci")
     return make_error(Errc::unsupported,
@@ -121,11 +128,17 @@ Status Container::Impl::open_container() {
   if (!v) return std::move(v).error();
   if (*v != 0)  // VFIO_API_VERSION
     return make_error(Errc::unsupported, path + " speaks VFIO API version " + std::to_string(*v) + ", not 0");
-  Result<bool> t = k->has_type1v2(fd.fd);
-  if (!t) return std::move(t).error();
-  if (!*t)
-    return make_error(Errc::unsupported, "the kernel's VFIO has no type1v2 IOMMU backend "
-                                         "(modprobe vfio_iommu_type1)");
+  if (mode == IommuBackend::noiommu) {
+    Result<bool> n = k->has_noiommu(fd.fd);
+    if (!n) return std::move(n).error();
+    if (!*n) return make_error(Errc::unsupported, path + " offers no no-IOMMU container. " + kNoIommuModeHow);
+  } else {
+    Result<bool> t = k->has_type1v2(fd.fd);
+    if (!t) return std::move(t).error();
+    if (!*t)
+      return make_error(Errc::unsupported, "the kernel's VFIO has no type1v2 IOMMU backend "
+                                           "(modprobe vfio_iommu_type1)");
+  }
   container = fd.release();
   return {};
 }
@@ -136,7 +149,8 @@ Status Container::Impl::open_container() {
 Result<GroupJoin> Container::Impl::join_group(int group, const std::string& bdf, FdGuard& fresh) {
   for (const Group& g : groups)
     if (g.id == group) return GroupJoin{group, g.fd, false};
-  const std::string gpath = dev_root + "/" + std::to_string(group);
+  const std::string gpath =
+      dev_root + "/" + (mode == IommuBackend::noiommu ? "noiommu-" : "") + std::to_string(group);
   Result<int> gfd = k->open(gpath);
   if (!gfd) return group_open_error(gpath, group, bdf, std::move(gfd).error());
   fresh.fd = *gfd;
@@ -150,6 +164,9 @@ Result<GroupJoin> Container::Impl::join_group(int group, const std::string& bdf,
 
 Error Container::Impl::group_open_error(const std::string& gpath, int group, const std::string& bdf,
                                         Error e) const {
+  if (e.code == Errc::permission && mode == IommuBackend::noiommu)
+    return make_error(Errc::permission, "permission denied on " + gpath + " (no-IOMMU group of " + bdf +
+                                            "): no-IOMMU mode needs CAP_SYS_RAWIO: run as root");
   if (e.code == Errc::permission)
     return make_error(Errc::permission, "permission denied on " + gpath + " (IOMMU group of " + bdf +
                                             "): run as root, or give this user the group's node "
@@ -167,6 +184,16 @@ Error Container::Impl::group_open_error(const std::string& gpath, int group, con
 /** SET_IOMMU once, when the first group is in; on failure the group leaves. */
 Status Container::Impl::set_iommu(int group_fd) {
   if (iommu_set) return {};
+  if (mode == IommuBackend::noiommu) {
+    if (Status s = k->set_iommu_noiommu(container); !s) {
+      (void)k->group_unset_container(group_fd);
+      if (s.error().code == Errc::permission)
+        return make_error(Errc::permission, s.error().message + ": no-IOMMU mode needs CAP_SYS_RAWIO (run as root)");
+      return s;
+    }
+    iommu_set = true;
+    return {};
+  }
   if (Status s = k->set_iommu_type1v2(container); !s) {
     (void)k->group_unset_container(group_fd);
     if (s.error().code == Errc::permission)
@@ -287,6 +314,7 @@ Status Container::attach(std::string_view bdf_text, std::uint64_t mask) {
   Result<topo::PciDevice> pci = m.check_device(bdf, mask);
   if (!pci) return std::move(pci).error();
   if (Status s = m.choose_backend(bdf); !s) return s;
+  if (m.mode == IommuBackend::noiommu) return m.attach_noiommu(bdf, mask, *pci);
   if (m.mode == IommuBackend::type1) return m.attach_type1(bdf, mask, *pci);
   Status s = m.attach_iommufd(bdf, mask, *pci);
   if (s || m.want != IommuBackend::automatic || !m.devs.empty() || !m.interface_refused) return s;
@@ -332,6 +360,10 @@ Result<std::uint64_t> Container::map(std::uintptr_t vaddr, std::uint64_t bytes, 
                                      std::uint64_t limit, std::string_view what) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
+  if (m.mode == IommuBackend::noiommu)
+    return make_error(Errc::unsupported, std::string(what) +
+                                             ": VFIO's no-IOMMU mode maps nothing (no IOMMU translates): "
+                                             "the devices take physical addresses");
   if (!m.iova) return make_error(Errc::invalid_argument, "VFIO container without devices");
   const std::uint64_t memlock = m.k->memlock_limit();
   if (!m.k->can_lock_unlimited() && m.mapped_bytes + bytes > memlock)
@@ -453,7 +485,7 @@ ContainerReport Container::report() const {
   if (m.iova) rep.ranges = m.iova->usable();
   rep.pgsizes = m.pgsizes;
   rep.backend = backend_name(m.mode);
-  if (m.container >= 0) {
+  if (m.container >= 0 && m.mode == IommuBackend::type1) {
     if (Result<IommuInfo> info = m.k->iommu_info(m.container)) rep.dma_avail = info->dma_avail;
   }
   for (const auto& d : m.devs) rep.devices.push_back(d->info());

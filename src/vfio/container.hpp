@@ -51,13 +51,17 @@ struct Mapping {
 
 /** Which kernel interface a Container speaks. automatic: iommufd when
  *  /dev/iommu opens and the first device has a VFIO cdev
- *  (<sysfs>/bus/pci/devices/BDF/vfio-dev/vfioN), else the type1 container. */
-enum class IommuBackend { automatic, iommufd, type1 };
-/** "auto", "iommufd", "type1". */
+ *  (<sysfs>/bus/pci/devices/BDF/vfio-dev/vfioN), else the type1 container.
+ *  noiommu: VFIO's no-IOMMU mode (container_noiommu.cpp), never chosen
+ *  automatically: groups /dev/vfio/noiommu-N in a container of type
+ *  VFIO_NOIOMMU_IOMMU, which maps nothing (map() is refused): the devices
+ *  reach physical memory unchecked, the caller hands them physical addresses. */
+enum class IommuBackend { automatic, iommufd, type1, noiommu };
+/** "auto", "iommufd", "type1", "noiommu". */
 const char* backend_name(IommuBackend b) noexcept;
 
 struct ContainerReport {
-  std::string backend;             ///< "iommufd" or "type1" ("auto": no device yet)
+  std::string backend;             ///< "iommufd", "type1" or "noiommu" ("auto": no device yet)
   std::vector<IovaRange> ranges;
   std::uint64_t pgsizes = 0;
   std::int64_t dma_avail = -1;     ///< type1's DMA_AVAIL; -1 with iommufd (no such limit)

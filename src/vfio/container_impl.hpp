@@ -1,6 +1,7 @@
-// src/vfio/container_impl.hpp — Container::Impl and the helpers its two
+// src/vfio/container_impl.hpp — Container::Impl and the helpers its
 // files share: container.cpp (the type1 container: groups, SET_IOMMU,
-// MAP_DMA) and container_iommufd.cpp (/dev/iommu, an IOAS, device cdevs).
+// MAP_DMA), container_iommufd.cpp (/dev/iommu, an IOAS, device cdevs) and
+// container_noiommu.cpp (VFIO's no-IOMMU mode: groups, no mappings).
 // Private to src/vfio.
 #pragma once
 
@@ -31,6 +32,12 @@ std::string mib(std::uint64_t b);
 /** The IOVA space a container has when the kernel reports no IOVA_RANGE
  *  capability: the 39 bits every VT-d/AMD-Vi IOMMU translates. */
 inline constexpr std::uint64_t kNoCapabilityLast = (std::uint64_t{1} << 39) - 1;
+
+/** How to turn VFIO's no-IOMMU mode on (a sentence). */
+inline constexpr const char* kNoIommuModeHow =
+    "Turn VFIO's no-IOMMU mode on (the kernel needs CONFIG_VFIO_NOIOMMU): echo 1 > "
+    "/sys/module/vfio/parameters/enable_unsafe_noiommu_mode, or vfio.enable_unsafe_noiommu_mode=1 "
+    "on the kernel command line";
 
 struct Group {
   int id = -1;
@@ -97,6 +104,9 @@ struct Container::Impl {
   ~Impl();
 
   Result<topo::PciDevice> check_device(const std::string& bdf, std::uint64_t mask) const;
+  /** A no-IOMMU group only with IommuBackend::noiommu, and that only with
+   *  one (container_noiommu.cpp). */
+  Status check_group_kind(const topo::PciDevice& pci) const;
   /** At the first attach: the backend `want` resolves to (auto: iommufd when
    *  /dev/iommu opens and the device has a cdev, else type1). */
   Status choose_backend(const std::string& bdf);
@@ -122,6 +132,9 @@ struct Container::Impl {
   Result<std::string> cdev_name(const std::string& bdf) const;
   Status open_iommufd();
   Status attach_iommufd(const std::string& bdf, std::uint64_t mask, const topo::PciDevice& pci);
+  // no-IOMMU mode (container_noiommu.cpp): open_container, join_group and
+  // set_iommu as type1's, for VFIO_NOIOMMU_IOMMU and /dev/vfio/noiommu-N
+  Status attach_noiommu(const std::string& bdf, std::uint64_t mask, const topo::PciDevice& pci);
   // the mapping calls of whichever backend is in use
   Status kernel_map(std::uintptr_t vaddr, std::uint64_t iova, std::uint64_t bytes);
   Result<std::uint64_t> kernel_unmap(std::uint64_t iova, std::uint64_t bytes);

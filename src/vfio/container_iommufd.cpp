@@ -31,6 +31,7 @@ const char* backend_name(IommuBackend b) noexcept {
   switch (b) {
     case IommuBackend::iommufd: return "iommufd";
     case IommuBackend::type1: return "type1";
+    case IommuBackend::noiommu: return "noiommu";
     case IommuBackend::automatic: break;
   }
   return "auto";

@@ -43,6 +43,13 @@
 //                another; EADDRINUSE when a mapping lies in the MSI window
 //                the device reserves); region calls before BIND are a
 //                violation; close detaches
+//   no-IOMMU     a group added with add_noiommu_group opens only as
+//                <dev_root>/noiommu-<N> (and the others only as <dev_root>/<N>),
+//                EPERM without `rawio` (CAP_SYS_RAWIO); CHECK_EXTENSION(NOIOMMU)
+//                is `noiommu_mode`; SET_CONTAINER mixing no-IOMMU and real
+//                groups is EPERM; SET_IOMMU(NOIOMMU) only for a container of
+//                no-IOMMU groups (type1v2's only for the others: ENODEV), and
+//                GET_INFO, MAP_DMA or UNMAP_DMA on it are violations
 //   device       BAR0 of 16 KiB (std::vector; mmap-able or not), BAR2 of
 //                4 KiB (never mmap-able), BARs 1, 3-5 absent, a 256-byte
 //                config space (IDs read-only); regions at index << 40 in the
@@ -116,6 +123,7 @@ class FakeKernel final : public numacma::vfio::Kernel {
     std::vector<std::string> devices;
     bool viable = true;
     int open_errno = 0;  ///< open of /dev/vfio/<N> fails with it (0: opens)
+    bool noiommu = false;  ///< VFIO's no-IOMMU group: /dev/vfio/noiommu-<N>
   };
 
   // ---- configuration (set before the calls it concerns) -----------------------
@@ -138,6 +146,8 @@ class FakeKernel final : public numacma::vfio::Kernel {
   bool iommufd = false;           ///< /dev/iommu exists
   int iommufd_open_errno = 0;
   bool cdevs = false;             ///< /dev/vfio/devices/vfioN exist
+  bool noiommu_mode = false;      ///< vfio's enable_unsafe_noiommu_mode (CHECK_EXTENSION(NOIOMMU))
+  bool rawio = true;              ///< the caller has CAP_SYS_RAWIO (no-IOMMU groups and SET_IOMMU)
   int cdev_open_errno = 0;
   std::uint64_t iova_alignment = 4096;  ///< IOAS_IOVA_RANGES' out_iova_alignment
 
@@ -160,6 +170,13 @@ class FakeKernel final : public numacma::vfio::Kernel {
       put16(d.config, 0, kVendor);
       put16(d.config, 2, kDeviceId);
     }
+  }
+  /** A no-IOMMU group (what vfio-pci makes in no-IOMMU mode for a device
+   *  without an IOMMU). */
+  void add_noiommu_group(int id, std::vector<std::string> bdfs) {
+    add_group(id, std::move(bdfs));
+    std::lock_guard<std::mutex> l(mu_);
+    groups_[id].noiommu = true;
   }
   GroupConfig& group(int id) { return groups_.at(id); }
   /** "vfioN": the device's cdev name (SysfsTree::add_cdev puts it in sysfs). */
@@ -270,6 +287,8 @@ class FakeKernel final : public numacma::vfio::Kernel {
   numacma::Status group_set_container(int g, int c) override;
   numacma::Status group_unset_container(int g) override;
   numacma::Status set_iommu_type1v2(int c) override;
+  numacma::Result<bool> has_noiommu(int c) override;
+  numacma::Status set_iommu_noiommu(int c) override;
   numacma::Result<numacma::vfio::IommuInfo> iommu_info(int c) override;
   numacma::Status map_dma(int c, std::uintptr_t vaddr, std::uint64_t iova, std::uint64_t bytes) override;
   numacma::Result<std::uint64_t> unmap_dma(int c, std::uint64_t iova, std::uint64_t bytes) override;
@@ -323,6 +342,7 @@ class FakeKernel final : public numacma::vfio::Kernel {
   };
   struct Container {
     bool iommu = false;
+    bool noiommu = false;  ///< its groups are no-IOMMU groups (and so its IOMMU type, once set)
     std::set<int> groups;
     std::map<std::uint64_t, FakeMapping> maps;
   };

@@ -49,13 +49,16 @@ inline numacma::Result<int> FakeKernel::open(const std::string& path) {
   }
   const std::string prefix = dev_root + "/";
   if (path.compare(0, prefix.size(), prefix) != 0) return err("open(" + path + ")", ENOENT);
-  const std::string num = path.substr(prefix.size());
+  std::string num = path.substr(prefix.size());
+  const bool noiommu_node = num.compare(0, 8, "noiommu-") == 0;
+  if (noiommu_node) num = num.substr(8);
   if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos)
     return err("open(" + path + ")", ENOENT);
   const int id = std::stoi(num);
   auto g = groups_.find(id);
-  if (g == groups_.end()) return err("open(" + path + ")", ENOENT);
+  if (g == groups_.end() || g->second.noiommu != noiommu_node) return err("open(" + path + ")", ENOENT);
   if (g->second.open_errno != 0) return err("open(" + path + ")", g->second.open_errno);
+  if (g->second.noiommu && !rawio) return err("open(" + path + ")", EPERM);
   GroupState& st = group_state_[id];
   if (st.fd >= 0) return err("open(" + path + ")", EBUSY);  // one opener at a time
   st.fd = new_fd({Kind::group, id, {}});
@@ -138,8 +141,13 @@ inline numacma::Status FakeKernel::group_set_container(int g, int c) {
   GroupState& st = group_state_[id];
   if (st.container >= 0) return err("VFIO_GROUP_SET_CONTAINER", EINVAL);
   if (!groups_.at(id).viable) return err("VFIO_GROUP_SET_CONTAINER", EPERM);
+  Container& k = containers_[c];
+  const bool noiommu = groups_.at(id).noiommu;
+  if (noiommu && !rawio) return err("VFIO_GROUP_SET_CONTAINER", EPERM);
+  if (!k.groups.empty() && k.noiommu != noiommu) return err("VFIO_GROUP_SET_CONTAINER", EPERM);  // never mixed
   st.container = c;
-  containers_[c].groups.insert(id);
+  k.groups.insert(id);
+  k.noiommu = noiommu;
   return {};
 }
 
@@ -162,6 +170,29 @@ inline numacma::Status FakeKernel::set_iommu_type1v2(int c) {
   Container& k = containers_[c];
   if (k.iommu) return err("VFIO_SET_IOMMU", EBUSY);
   if (k.groups.empty()) return err("VFIO_SET_IOMMU", EINVAL);
+  if (k.noiommu) return err("VFIO_SET_IOMMU", ENODEV);  // type1 serves no no-IOMMU container
+  if (set_iommu_errno != 0 && set_iommu_failures > 0) {
+    --set_iommu_failures;
+    return err("VFIO_SET_IOMMU", set_iommu_errno);
+  }
+  k.iommu = true;
+  return {};
+}
+
+inline numacma::Result<bool> FakeKernel::has_noiommu(int c) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!is(c, Kind::container)) return err("VFIO_CHECK_EXTENSION", EBADF);
+  return noiommu_mode;
+}
+
+inline numacma::Status FakeKernel::set_iommu_noiommu(int c) {
+  std::lock_guard<std::mutex> l(mu_);
+  log("set_iommu_noiommu " + std::to_string(c));
+  if (!is(c, Kind::container)) return err("VFIO_SET_IOMMU", EBADF);
+  Container& k = containers_[c];
+  if (k.iommu) return err("VFIO_SET_IOMMU", EBUSY);
+  if (k.groups.empty() || !k.noiommu || !noiommu_mode) return err("VFIO_SET_IOMMU", ENODEV);
+  if (!rawio) return err("VFIO_SET_IOMMU", EPERM);
   if (set_iommu_errno != 0 && set_iommu_failures > 0) {
     --set_iommu_failures;
     return err("VFIO_SET_IOMMU", set_iommu_errno);
@@ -174,6 +205,7 @@ inline numacma::Result<numacma::vfio::IommuInfo> FakeKernel::iommu_info(int c) {
   std::lock_guard<std::mutex> l(mu_);
   if (!is(c, Kind::container)) return err("VFIO_IOMMU_GET_INFO", EBADF);
   const Container& k = containers_[c];
+  if (k.noiommu) violation("VFIO_IOMMU_GET_INFO on a no-IOMMU container");
   if (!k.iommu) return err("VFIO_IOMMU_GET_INFO", EINVAL);
   numacma::vfio::IommuInfo info;
   info.pgsizes = pgsizes;
@@ -191,6 +223,10 @@ inline numacma::Status FakeKernel::map_dma(int c, std::uintptr_t vaddr, std::uin
   if (!is(c, Kind::container)) return err(what, EBADF);
   Container& k = containers_[c];
   if (!k.iommu) return err(what, EINVAL);
+  if (k.noiommu) {
+    violation(what + " on a no-IOMMU container");
+    return err(what, ENOTTY);
+  }
   return map_into(k.maps, c, vaddr, iova, bytes, what, ranges, dma_entry_limit);
 }
 
@@ -221,6 +257,10 @@ inline numacma::Result<std::uint64_t> FakeKernel::unmap_dma(int c, std::uint64_t
   if (!is(c, Kind::container)) return err(what, EBADF);
   Container& k = containers_[c];
   if (!k.iommu) return err(what, EINVAL);
+  if (k.noiommu) {
+    violation(what + " on a no-IOMMU container");
+    return err(what, ENOTTY);
+  }
   return unmap_from(k.maps, iova, bytes, what);
 }
 
@@ -258,6 +298,7 @@ inline void FakeKernel::leave_container(int id, GroupState& st) {
       violation(std::to_string(c.maps.size()) + " mapping(s) dropped by the kernel when the last group left");
     c.maps.clear();
     c.iommu = false;
+    c.noiommu = false;
   }
   st.container = -1;
 }

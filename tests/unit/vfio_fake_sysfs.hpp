@@ -75,6 +75,23 @@ class SysfsTree {
     fs::create_directories(d);
     put(d / "dev", "511:" + name.substr(4) + "\n");
   }
+  /** Node 0's 2 MiB hugepages as the tree says (the hugetlb backing reads
+   *  how many are free from the topology; the pages themselves are this host's). */
+  void set_hugepages_2m(long total, long free) {
+    const fs::path d = root_ / "devices/system/node/node0/hugepages/hugepages-2048kB";
+    put(d / "nr_hugepages", std::to_string(total) + "\n");
+    put(d / "free_hugepages", std::to_string(free) + "\n");
+  }
+  /** The group is VFIO's no-IOMMU group: kernel/iommu_groups/<N>/name. */
+  void set_noiommu_group(int group) {
+    put(root_ / "kernel/iommu_groups" / std::to_string(group) / "name", "vfio-noiommu\n");
+  }
+  /** vfio's enable_unsafe_noiommu_mode parameter ("Y" or "N"). */
+  void set_noiommu_mode(bool on) {
+    const fs::path d = root_ / "module/vfio/parameters";
+    fs::create_directories(d);
+    put(d / "enable_unsafe_noiommu_mode", on ? "Y\n" : "N\n");
+  }
   void set_reserved_regions(int group, const std::string& text) {
     put(root_ / "kernel/iommu_groups" / std::to_string(group) / "reserved_regions", text);
   }
