@@ -78,8 +78,10 @@ typedef struct ncma_pool_options {
    * default area's size); NCMA_EINVAL with kernel 6.12. */
   int cma_size_pernuma;
   /* vfio mode: NULL or "auto" (iommufd when /dev/iommu and the devices'
-   * cdevs exist, else the type1 container), "iommufd" or "type1"; anything
-   * else is NCMA_EINVAL. Added in 0.2. */
+   * cdevs exist, else the type1 container), "iommufd", "type1", or
+   * "noiommu": VFIO's no-IOMMU mode, UNSAFE (the devices can write anywhere
+   * in memory; physical addresses, hugetlb backing, CAP_SYS_RAWIO; never
+   * chosen by "auto"); anything else is NCMA_EINVAL. Added in 0.2. */
   const char *iommu;
 } ncma_pool_options;
 

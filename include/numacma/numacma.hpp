@@ -41,8 +41,14 @@ enum class Kernel { v6_12, v7_2 };
  *  iommufd (/dev/iommu and the devices' cdevs, /dev/vfio/devices/vfioN;
  *  Linux 6.2/6.6 and later) or the type1 container (/dev/vfio/vfio and the
  *  groups). automatic: iommufd when /dev/iommu opens and the first device
- *  has a cdev, else type1. */
-enum class Iommu { automatic, iommufd, type1 };
+ *  has a cdev, else type1.
+ *  noiommu: VFIO's no-IOMMU mode (vfio's enable_unsafe_noiommu_mode, groups
+ *  /dev/vfio/noiommu-N), for devices no IOMMU translates for. UNSAFE: the
+ *  device can read and write all of memory. Never chosen automatically. The
+ *  pool is in phys mode (DMA handles are physical addresses: hugetlb areas
+ *  read as root; dma_mode iova is refused), maps nothing, and says "noiommu"
+ *  in Pool::dma_mode() and VfioReport (unsafe = true). Needs CAP_SYS_RAWIO. */
+enum class Iommu { automatic, iommufd, type1, noiommu };
 /** phys: buffers carry physical addresses (hugetlb, sim); iova: multi-page
  *  buffers may carry IOVAs (anon areas, page fallback); auto: iova when any
  *  area is IOVA-only, else phys. A pool given VFIO devices (PoolOptions::vfio)
@@ -343,7 +349,10 @@ struct VfioDeviceReport {
 /** The VFIO container of a pool in vfio mode. */
 struct VfioReport {
   bool enabled = false;      ///< false: the pool has no VFIO devices
-  std::string iommu;         ///< "iommufd" or "type1": the interface the pool maps through
+  std::string iommu;         ///< "iommufd", "type1" or "noiommu": the interface the pool maps through
+  /** VFIO's no-IOMMU mode (Iommu::noiommu): no IOMMU isolates the devices,
+   *  which can read and write all of memory; the DMA addresses are physical. */
+  bool unsafe = false;
   /** Usable IOVA ranges [first, last] (VFIO_IOMMU_GET_INFO's IOVA_RANGE
    *  capability, less the groups' reserved regions such as the MSI window). */
   std::vector<std::pair<std::uint64_t, std::uint64_t>> iova_ranges;
@@ -424,7 +433,9 @@ class Pool {
   /** The bitmap of one area (Bitmap::dump format); not_found if no such area. */
   Result<std::string> dump_bitmap(std::string_view area) const;
   const std::vector<ReservationNote>& reservation_notes() const noexcept;
-  /** "phys", "iova" or "vfio": the DMA mode in force. */
+  /** "phys", "iova", "vfio", "external" (Pool::use_external_iommu) or
+   *  "noiommu" (vfio devices in VFIO's no-IOMMU mode, physical addresses:
+   *  unsafe): the DMA mode in force. */
   std::string dma_mode() const;
   /** What the pool's DMA addresses are: iova_vfio in vfio mode, simulated
    *  with the sim backing, virtual_only in iova mode without VFIO, else

@@ -92,8 +92,10 @@ ncma_pool* ncma_pool_create(const char* params, const ncma_pool_options* options
         o.iommu = numacma::Iommu::iommufd;
       } else if (std::strcmp(options->iommu, "type1") == 0) {
         o.iommu = numacma::Iommu::type1;
+      } else if (std::strcmp(options->iommu, "noiommu") == 0) {
+        o.iommu = numacma::Iommu::noiommu;
       } else {
-        set_error(NCMA_EINVAL, "iommu must be \"auto\", \"iommufd\" or \"type1\"");
+        set_error(NCMA_EINVAL, "iommu must be \"auto\", \"iommufd\", \"type1\" or \"noiommu\"");
         return nullptr;
       }
     }

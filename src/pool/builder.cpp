@@ -182,6 +182,8 @@ Result<Pool> Pool::create(const PoolOptions& options) {
   for (const config::PlannedArea& pa : plan->areas)
     if (Result<bool> r = detail::reserve_area(*impl, pa); !r) return std::move(r).error();
   impl->finish();
+  if (impl->noiommu())
+    if (Status s = detail::check_noiommu_areas(*impl); !s) return std::move(s).error();
   if (options.require_device_usable && !numacma::device_usable(impl->address_kind()))
     return detail::not_device_usable(*impl);
   return Pool(std::move(impl));

@@ -37,8 +37,12 @@ const char* address_kind_name(AddressKind k) noexcept {
 
 namespace detail {
 
+bool PoolImpl::noiommu() const noexcept {
+  return vfio && vfio->backend() == vfio::IommuBackend::noiommu;
+}
+
 AddressKind PoolImpl::address_kind() const noexcept {
-  if (vfio) return AddressKind::iova_vfio;
+  if (vfio && !noiommu()) return AddressKind::iova_vfio;
   if (iova_space) return AddressKind::iova_external;
   if (backing && backing->name() == "sim") return AddressKind::simulated;
   // iova mode: some buffers carry virtual addresses; phys mode: every buffer
@@ -285,6 +289,7 @@ const std::vector<ReservationNote>& Pool::reservation_notes() const noexcept {
 
 std::string Pool::dma_mode() const {
   if (!impl_) return "";
+  if (impl_->noiommu()) return "noiommu";
   return impl_->vfio ? "vfio" : impl_->iova_space ? "external" : impl_->iova_mode ? "iova" : "phys";
 }
 AddressKind Pool::address_kind() const noexcept {

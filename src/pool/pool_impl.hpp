@@ -194,6 +194,8 @@ struct PoolImpl : std::enable_shared_from_this<PoolImpl> {
   Stats stats() const;
   /** Pool::address_kind(): vfio mode, the sim backing, iova mode, phys mode. */
   AddressKind address_kind() const noexcept;
+  /** vfio mode in VFIO's no-IOMMU mode: a container, no IOVA space, physical addresses. */
+  bool noiommu() const noexcept;
   /** A device could use this area's DMA addresses (AreaReport::device_usable). */
   bool area_device_usable(const AreaSlot& slot) const noexcept;
   /** An area's lock, waiting at most lock_timeout_ms; false when it could not be had. */
@@ -238,6 +240,8 @@ std::shared_ptr<vfio::Kernel> vfio_kernel_for_testing();
 /** vfio mode (src/pool/vfio.cpp): opens the container, attaches the devices of
  *  the options; the areas are mapped by map_area_iova as they are reserved. */
 Status open_vfio(PoolImpl& impl);
+/** VFIO's no-IOMMU mode: every area has physical addresses, else why not. */
+Status check_noiommu_areas(const PoolImpl& impl);
 /** Maps a reserved area into the container and makes its segments the one
  *  IOVA-contiguous segment it is in the devices' eyes. */
 Status map_area_iova(PoolImpl& impl, const std::string& name, backing::Reservation& r);

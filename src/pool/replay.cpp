@@ -122,7 +122,10 @@ json stats_to_json(const Pool& pool) {
          {"nodes", nodes},
          {"pages_live", st.pages_live},
          {"bad_frees", st.bad_frees}};
-  if (const VfioReport v = pool.vfio_report(); v.enabled) j["iommu"] = v.iommu;  // vfio mode only
+  if (const VfioReport v = pool.vfio_report(); v.enabled) {  // vfio mode only
+    j["iommu"] = v.iommu;
+    if (v.unsafe) j["unsafe"] = true;  // no-IOMMU mode
+  }
   return j;
 }
 

@@ -9,6 +9,10 @@
 //   free:    pages unmapped before they go back to the OS (release_block)
 //   destroy: page blocks unmapped and freed, then the container (areas
 //            unmapped, fds closed), then the areas' memory
+//
+// VFIO's no-IOMMU mode (Iommu::noiommu) has a container but no IOVA space:
+// the pool is in phys mode, its DMA handles physical addresses, and every
+// area must have them (check_noiommu_areas, after the areas are reserved).
 #include <algorithm>
 #include <mutex>
 
@@ -48,7 +52,16 @@ std::shared_ptr<vfio::Kernel> vfio_kernel_for_testing() {
 
 Status open_vfio(PoolImpl& impl) {
   const PoolOptions& o = impl.opts;
-  if (o.dma_mode == DmaMode::phys)
+  const bool noiommu = o.iommu == Iommu::noiommu;
+  if (noiommu && o.dma_mode == DmaMode::iova)
+    return make_error(Errc::invalid_argument,
+                      "dma_mode iova and VFIO's no-IOMMU mode exclude each other: without an IOMMU every "
+                      "DMA address is physical");
+  if (noiommu && o.backing == "sim")
+    return make_error(Errc::invalid_argument,
+                      "the sim backing simulates its DMA addresses: VFIO's no-IOMMU mode needs physical "
+                      "ones (--backing hugetlb, as root)");
+  if (!noiommu && o.dma_mode == DmaMode::phys)
     return make_error(Errc::invalid_argument,
                       "dma_mode phys and VFIO devices exclude each other: with VFIO every DMA "
                       "address is an IOVA");
@@ -72,17 +85,35 @@ Status open_vfio(PoolImpl& impl) {
   }
   Result<std::unique_ptr<vfio::Container>> c =
       vfio::Container::create(impl.topology, o.vfio_dev_root, vfio_kernel_for_testing(),
-                              o.iommu == Iommu::iommufd ? vfio::IommuBackend::iommufd
-                              : o.iommu == Iommu::type1 ? vfio::IommuBackend::type1
-                                                        : vfio::IommuBackend::automatic);
+                              o.iommu == Iommu::iommufd   ? vfio::IommuBackend::iommufd
+                              : o.iommu == Iommu::type1   ? vfio::IommuBackend::type1
+                              : o.iommu == Iommu::noiommu ? vfio::IommuBackend::noiommu
+                                                          : vfio::IommuBackend::automatic);
   if (!c) return std::move(c).error();
   for (const VfioDeviceSpec& d : o.vfio)
     if (Status s = (*c)->attach(d.bdf, d.dma_mask); !s) return s;
   impl.vfio = std::move(*c);
+  if (noiommu) {  // phys mode: no IOVA space, the backing keeps its pages locked
+    impl.opts.dma_mode = DmaMode::phys;
+    return {};
+  }
   impl.iova_space = container_space(*impl.vfio);
   impl.iova_mode = true;
   impl.backing->pinned_by_iommu();
   return {};
+}
+
+Status check_noiommu_areas(const PoolImpl& impl) {
+  std::string virt;
+  for (const auto& slot : impl.areas.slots())
+    if (!impl.area_device_usable(*slot))
+      virt += (virt.empty() ? "" : ", ") + slot->area.name() + " (" + slot->res.kind + ")";
+  if (virt.empty()) return {};
+  return make_error(Errc::unsupported,
+                    "VFIO's no-IOMMU mode hands the devices physical addresses, but areas " + virt +
+                        " have none a device could use (anon memory, or hugetlb whose pagemap this "
+                        "process cannot read): use --backing hugetlb as root, with free hugepages on each "
+                        "node (numacma doctor says how)");
 }
 
 Status map_area_iova(PoolImpl& impl, const std::string& name, backing::Reservation& r) {
@@ -147,6 +178,7 @@ VfioReport Pool::vfio_report() const {
   const vfio::ContainerReport c = impl_->vfio->report();
   rep.enabled = true;
   rep.iommu = c.backend;
+  rep.unsafe = impl_->noiommu();
   for (const vfio::IovaRange& r : c.ranges) rep.iova_ranges.emplace_back(r.first, r.last);
   rep.iova_pgsizes = c.pgsizes;
   rep.dma_avail = c.dma_avail;
