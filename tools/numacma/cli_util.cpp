@@ -82,4 +82,21 @@ void failure(const std::string& command, const std::string& message) {
   exit_code() = 1;
 }
 
+CLI::Option* add_iommu_option(CLI::App* sub, std::string& value) {
+  return sub
+      ->add_option("--iommu", value,
+                   "with VFIO devices: auto | iommufd | type1 | noiommu, the kernel interface (auto: iommufd "
+                   "when /dev/iommu and the devices' cdevs exist, else the type1 container). noiommu: VFIO's "
+                   "no-IOMMU mode for a device no IOMMU translates for, UNSAFE (the device can write "
+                   "anywhere in memory): physical addresses, hugetlb backing, root; never chosen by auto")
+      ->check(CLI::IsMember({"auto", "iommufd", "type1", "noiommu"}));
+}
+
+Iommu iommu_of(const std::string& name) {
+  if (name == "iommufd") return Iommu::iommufd;
+  if (name == "type1") return Iommu::type1;
+  if (name == "noiommu") return Iommu::noiommu;
+  return Iommu::automatic;
+}
+
 }  // namespace numacma::cli

@@ -9,6 +9,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "numacma/numacma.hpp"
+
 namespace numacma::cli {
 
 /** Sizes in IEC units, as every table and message shows them (bytes stay
@@ -47,5 +49,15 @@ inline const CLI::IsMember& policy_names() {
   static const CLI::IsMember v({"kernel", "nearest"});
   return v;
 }
+
+/** --iommu auto | iommufd | type1 | noiommu (PoolOptions::iommu) on `sub`,
+ *  with its help. */
+CLI::Option* add_iommu_option(CLI::App* sub, std::string& value);
+/** What every report of a pool in VFIO's no-IOMMU mode says (one line). */
+inline constexpr const char* kNoIommuWarning =
+    "UNSAFE: VFIO no-IOMMU mode: no IOMMU isolates the devices, which can read and write all of memory; "
+    "their DMA addresses are physical";
+/** The Iommu an --iommu value names (auto: Iommu::automatic). */
+Iommu iommu_of(const std::string& name);
 
 }  // namespace numacma::cli

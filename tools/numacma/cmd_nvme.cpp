@@ -28,7 +28,7 @@ namespace {
 struct NvmeArgs {
   std::string bdf;
   std::string params = "cma=16M cma_pernuma=8M";
-  std::string backing = "anon";
+  std::string backing;  // "": anon, or hugetlb with --iommu noiommu
   unsigned dma_bits = 64;
   std::string iommu = "auto";
   bool json = false;
@@ -44,11 +44,12 @@ std::string ranges_text(const std::vector<numacma::nvme::LbaRange>& v) {
   return s;
 }
 
-void print_result_json(const numacma::nvme::SelftestResult& r, const std::string& iommu) {
+void print_result_json(const numacma::nvme::SelftestResult& r, const VfioReport& vfio) {
   nlohmann::ordered_json o;
   o["op"] = "result";
   o["ok"] = r.ok;
-  o["iommu"] = iommu;  // "iommufd" or "type1"; "" when no pool was made
+  o["iommu"] = vfio.iommu;    // "iommufd", "type1" or "noiommu"; "" when no pool was made
+  o["unsafe"] = vfio.unsafe;  // no-IOMMU mode: the "iova"s are physical addresses
   o["controller_node"] = r.controller_node;
   o["nsid"] = r.nsid;
   o["mode"] = r.destructive ? "destructive" : "restore";
@@ -86,11 +87,11 @@ void run(const NvmeArgs& a) {
 
   PoolOptions opts;
   opts.params = a.params;
-  opts.backing = a.backing;
+  opts.backing = !a.backing.empty() ? a.backing : a.iommu == "noiommu" ? "hugetlb" : "anon";
   // The mask the driver declares, as dma_set_mask_and_coherent(DMA_BIT_MASK(N)).
   const std::uint64_t mask = a.dma_bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << a.dma_bits) - 1;
   opts.vfio = {{bdf, mask}};
-  opts.iommu = a.iommu == "iommufd" ? Iommu::iommufd : a.iommu == "type1" ? Iommu::type1 : Iommu::automatic;
+  opts.iommu = iommu_of(a.iommu);
 
   numacma::nvme::SelftestResult r;  // as selftest() leaves it when nothing could be done
   r.nsid = st.controller.nsid;
@@ -118,12 +119,13 @@ void run(const NvmeArgs& a) {
       o["bytes"] = d.bytes;
       std::printf("%s\n", o.dump().c_str());
     }
-    print_result_json(r, pool ? pool->vfio_report().iommu : std::string());
+    print_result_json(r, pool ? pool->vfio_report() : VfioReport{});
     std::fflush(stdout);
     if (!r.ok) exit_code() = 1;  // the result object says why; stdout stays pure JSON lines
     return;
   }
 
+  if (pool && pool->vfio_report().unsafe) std::printf("%s\n", kNoIommuWarning);
   if (!r.dma.empty()) {
     std::printf("DMA structures of %s (dma mode %s over %s)\n", bdf.c_str(), pool ? pool->dma_mode().c_str() : "-",
                 pool ? pool->vfio_report().iommu.c_str() : "-");
@@ -164,14 +166,11 @@ void register_nvme(CLI::App& app) {
       "them; and show where its queues live");
   sub->add_option("bdf", args->bdf, "PCI address of the controller, e.g. 0000:05:00.0 or 05:00.0")->required();
   sub->add_option("--params", args->params, "kernel-style pool parameters (default \"cma=16M cma_pernuma=8M\")");
-  sub->add_option("--backing", args->backing, "auto | hugetlb | anon | sim (default anon)")
+  sub->add_option("--backing", args->backing, "auto | hugetlb | anon | sim (default anon; hugetlb with --iommu noiommu)")
       ->check(CLI::IsMember({"auto", "hugetlb", "anon", "sim"}));
   sub->add_option("--dma-bits", args->dma_bits, "the DMA mask the driver declares, in bits (default 64)")
       ->check(CLI::Range(12u, 64u));
-  sub->add_option("--iommu", args->iommu,
-                  "auto | iommufd | type1: the kernel interface (auto: iommufd when /dev/iommu and the "
-                  "controller's cdev exist, else the type1 container)")
-      ->check(CLI::IsMember({"auto", "iommufd", "type1"}));
+  add_iommu_option(sub, args->iommu);
   sub->add_flag("--json", args->json, "one JSON object a line: a \"dma\" object per structure, then the result");
   sub->add_flag("--destructive", args->destructive,
                 "overwrite the LBAs with the pattern and leave it there (no read first, no restore): their "

@@ -19,6 +19,15 @@ struct TopoArgs {
   bool json = false;
 };
 
+const char* noiommu_mode_name(topo::Topology::NoIommuMode m) {
+  switch (m) {
+    case topo::Topology::NoIommuMode::on: return "on";
+    case topo::Topology::NoIommuMode::off: return "off";
+    case topo::Topology::NoIommuMode::absent: break;
+  }
+  return "absent";
+}
+
 nlohmann::json to_json(const topo::Topology& t) {
   using nlohmann::json;
   json nodes = json::array(), dist = json::array(), pci = json::array();
@@ -43,9 +52,11 @@ nlohmann::json to_json(const topo::Topology& t) {
                    {"device", hex(d.device)},
                    {"class", hex(d.class_code)},
                    {"iommu_group", d.iommu_group},
+                   {"noiommu_group", d.noiommu_group},
                    {"driver", d.driver}});
   }
-  return json{{"sysfs_root", t.root()}, {"nodes", nodes}, {"distances", dist}, {"pci", pci}};
+  return json{{"sysfs_root", t.root()}, {"nodes", nodes}, {"distances", dist}, {"pci", pci},
+              {"vfio_noiommu_mode", noiommu_mode_name(t.vfio_noiommu_mode())}};
 }
 
 /** "0x8086:0x0d57": vendor and device as lspci shows them, 4 hex digits each. */
@@ -91,10 +102,16 @@ void print_tables(const topo::Topology& t) {
     for (const auto& d : t.pci_devices())
       pci.add({d.bdf, d.numa_node < 0 ? "-1 (none)" : std::to_string(d.numa_node),
                vendor_device(d), class_code(d),
-               d.iommu_group < 0 ? "-" : std::to_string(d.iommu_group),
+               d.iommu_group < 0 ? "-"
+               : d.noiommu_group ? std::to_string(d.iommu_group) + " (no-IOMMU, UNSAFE)"
+                                 : std::to_string(d.iommu_group),
                d.driver.empty() ? "-" : d.driver});
     pci.print();
   }
+  if (t.vfio_noiommu_mode() == topo::Topology::NoIommuMode::on)
+    std::printf("\nVFIO no-IOMMU mode is ON (vfio enable_unsafe_noiommu_mode=Y): UNSAFE. A device without an "
+                "IOMMU that is bound to vfio-pci gets a no-IOMMU group, /dev/vfio/noiommu-N, through which "
+                "its user can make it read and write all of memory (numacma: --iommu noiommu)\n");
 }
 
 void run(const TopoArgs& a) {

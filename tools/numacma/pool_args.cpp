@@ -31,10 +31,7 @@ void add_pool_options(CLI::App* sub, PoolArgs& a, const std::string& default_bac
                   "BDF (DDDD:BB:DD.F, or BB:DD.F for domain 0000) of a device bound to vfio-pci: the "
                   "pool maps its areas into the device's IOMMU container and DMA addresses are IOVAs "
                   "(repeatable)");
-  sub->add_option("--iommu", a.iommu,
-                  "with --vfio: auto | iommufd | type1, the kernel interface the pool maps through (auto: "
-                  "iommufd when /dev/iommu and the devices' cdevs exist, else the type1 container)")
-      ->check(CLI::IsMember({"auto", "iommufd", "type1"}));
+  add_iommu_option(sub, a.iommu);
   sub->add_option("--pool", a.pool_name,
                   "attach to the reservation NAME (numacma reserve) instead of reserving a private "
                   "pool: its parameters, backing and policy apply");
@@ -84,7 +81,7 @@ Result<PoolOptions> to_pool_options(const PoolArgs& a) {
   o.arch = a.arch == "arm64" ? Arch::arm64 : a.arch == "x86_64" ? Arch::x86_64 : Arch::host;
   o.kernel = a.kernel == "7.2" ? Kernel::v7_2 : Kernel::v6_12;
   o.cma_size_pernuma = a.cma_size_pernuma;
-  o.iommu = a.iommu == "iommufd" ? Iommu::iommufd : a.iommu == "type1" ? Iommu::type1 : Iommu::automatic;
+  o.iommu = iommu_of(a.iommu);
   for (const std::string& spec : a.device_areas) {
     Result<DeviceAreaSpec> d = parse_device_area(spec);
     if (!d) return make_error(Errc::invalid_argument, "--device-area " + d.error().message);
@@ -140,8 +137,9 @@ void print_stats_tables(const Pool& pool) {
   const Stats st = pool.stats();
   const VfioReport vfio = pool.vfio_report();
   std::printf("areas (dma mode %s%s, addresses %s, policy %s)\n", pool.dma_mode().c_str(),
-              vfio.enabled ? (" over " + vfio.iommu).c_str() : "", address_kind_name(pool.address_kind()),
-              pool.policy() == Policy::nearest ? "nearest" : "kernel");
+              vfio.enabled && !vfio.unsafe ? (" over " + vfio.iommu).c_str() : "",
+              address_kind_name(pool.address_kind()), pool.policy() == Policy::nearest ? "nearest" : "kernel");
+  if (vfio.unsafe) std::printf("%s\n", kNoIommuWarning);
   // Sizes, not page counts: maxchunk is the largest free run; alloc_ok,
   // alloc_fail and released are the kernel's CMA counters, as amounts.
   Table areas({"area", "kind", "node", "backing", "base_dma", "size", "used", "maxchunk", "segs",
