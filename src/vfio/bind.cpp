@@ -114,8 +114,24 @@ struct Ctx {
   }
 };
 
+/** VFIO's no-IOMMU mode is on: vfio-pci gives a device without an IOMMU a
+ *  no-IOMMU group when it probes it (the kernel's drivers/vfio/group.c). */
+bool noiommu_mode_on(const std::string& root) {
+  Result<std::string> v = os::read_file(root + "/module/vfio/parameters/enable_unsafe_noiommu_mode");
+  return v && !v->empty() && ((*v)[0] == 'Y' || (*v)[0] == '1');
+}
+
+/** The group's node: /dev/vfio/<group>, or /dev/vfio/noiommu-<group>. */
+std::string group_node(const topo::PciDevice& d) {
+  return std::string("/dev/vfio/") + (d.noiommu_group ? "noiommu-" : "") + std::to_string(d.iommu_group);
+}
+
+const char* kNoIommuNote =
+    "UNSAFE: a no-IOMMU group: no IOMMU isolates this device, which can read and write all of memory; "
+    "only VFIO's no-IOMMU mode drives it (--iommu noiommu, as root)";
+
 /** Fills r.blocking and r.note (group_blockers). */
-void check_group(const std::string& root, BindReport& r) {
+void check_members(const std::string& root, BindReport& r) {
   Result<std::vector<GroupMember>> blocking = group_blockers(root, r.iommu_group, r.bdf);
   if (!blocking) {
     r.note = "could not check the other devices of group " + std::to_string(r.iommu_group) + ": " +
@@ -129,6 +145,12 @@ void check_group(const std::string& root, BindReport& r) {
   r.note = "group " + std::to_string(r.iommu_group) +
            " is not viable until its other devices are bound to vfio-pci too: " + who +
            "; bind each of them (numacma vfio bind BDF) before using " + r.dev;
+}
+
+/** check_members, and the warning of a no-IOMMU group. */
+void check_group(const std::string& root, BindReport& r) {
+  check_members(root, r);
+  if (r.dev.rfind("/dev/vfio/noiommu-", 0) == 0) r.note = kNoIommuNote + (r.note.empty() ? "" : ". " + r.note);
 }
 
 }  // namespace
@@ -172,7 +194,8 @@ bool iommu_registered(const std::string& root) {
 const char* kNoGroupHint =
     ": the IOMMU is off. Boot with intel_iommu=on (Intel) or amd_iommu=on (AMD) on the kernel "
     "command line (arm64: the firmware must describe the SMMU), or use phys mode (a pool without "
-    "--vfio: physical addresses from hugetlb)";
+    "--vfio: physical addresses from hugetlb), or, accepting that the device can then write anywhere "
+    "in memory, turn VFIO's no-IOMMU mode on (vfio enable_unsafe_noiommu_mode=1) and bind it again";
 
 }  // namespace
 
@@ -189,12 +212,14 @@ Result<BindReport> bind(std::string_view bdf_text, const BindOptions& o) {
   r.from = dev->driver;
   r.iommu_group = dev->iommu_group;
   // No group: the IOMMU is off, unless one is registered and the device has
-  // no driver yet (arm64): then vfio-pci's probe gives it its group.
-  const bool group_at_probe = r.iommu_group < 0 && r.from.empty() && iommu_registered(o.sysfs_root);
+  // no driver yet (arm64), or VFIO's no-IOMMU mode is on: then vfio-pci's
+  // probe gives it its group.
+  const bool group_at_probe =
+      r.iommu_group < 0 && ((r.from.empty() && iommu_registered(o.sysfs_root)) || noiommu_mode_on(o.sysfs_root));
   if (r.iommu_group < 0 && !group_at_probe)
     return make_error(Errc::unsupported, r.bdf + " has no IOMMU group (" + c.dev_dir +
                                              "/iommu_group is absent)" + kNoGroupHint);
-  if (r.iommu_group >= 0) r.dev = "/dev/vfio/" + std::to_string(r.iommu_group);
+  if (r.iommu_group >= 0) r.dev = group_node(*dev);
   if (r.from == kVfioPci) {
     r.to = kVfioPci;
     check_group(o.sysfs_root, r);
@@ -260,7 +285,7 @@ Result<BindReport> bind(std::string_view bdf_text, const BindOptions& o) {
                                                "/iommu_group is absent) even bound to vfio-pci; "
                                                "rolled back" + kNoGroupHint);
     }
-    r.dev = "/dev/vfio/" + std::to_string(r.iommu_group);
+    r.dev = group_node(*probed_dev);
   }
   if (now && *now == kVfioPci) {
     r.to = kVfioPci;

@@ -121,6 +121,7 @@ struct Kernel {
   std::map<std::string, std::string> native;  // bdf -> the driver whose id table matches
   std::set<std::string> refusing;             // drivers whose probe fails
   std::map<std::string, int> group_at_probe;  // bdf -> the IOMMU group a probe gives it (arm64)
+  std::set<std::string> noiommu;              // of those, the no-IOMMU groups (VFIO's no-IOMMU mode)
   bool deny = false;                          // every write: EACCES (not root)
   std::vector<std::pair<std::string, std::string>> log;
 
@@ -156,8 +157,13 @@ struct Kernel {
         return numacma::make_error(Errc::invalid_argument, "write(" + path + "): Invalid argument");
       sys.link_driver(text, pick);
       if (auto g = group_at_probe.find(text); g != group_at_probe.end())
+      {
         fs::create_symlink("../../../../kernel/iommu_groups/" + std::to_string(g->second),
                            sys.dev(text) / "iommu_group");
+        const fs::path gdir = sys.root / "kernel/iommu_groups" / std::to_string(g->second);
+        fs::create_directories(gdir / "devices");
+        if (noiommu.count(text) != 0) put((gdir / "name").string(), "vfio-noiommu\n");
+      }
     }
     return {};
   }

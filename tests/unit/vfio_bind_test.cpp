@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "vfio_bind_fake.hpp"
@@ -145,6 +146,40 @@ TEST(VfioBind, Arm64NoGroupEvenAfterTheProbeIsRolledBack) {
     EXPECT_NE(r.error().message.find(want), std::string::npos) << want << ": " << r.error().message;
   EXPECT_EQ(sys.driver_of(kX), "");
   EXPECT_EQ(slurp(sys.dev(kX) / "driver_override"), "\n");
+}
+
+// VFIO's no-IOMMU mode on: vfio-pci's probe gives a device without an IOMMU a
+// no-IOMMU group (drivers/vfio/group.c); the bind says so, loudly.
+TEST(VfioBind, NoIommuModeGivesTheGroupAtTheProbeAndTheNoteSaysUnsafe) {
+  FakeSysfs sys;
+  sys.driver("nvme");
+  sys.driver("vfio-pci");
+  sys.device(kX, -1, "nvme");
+  const fs::path param = sys.root / "module/vfio/parameters/enable_unsafe_noiommu_mode";
+  fs::create_directories(param.parent_path());
+  std::ofstream(param) << "N\n";
+  Kernel k(sys);
+  k.group_at_probe[kX] = 4;
+  k.noiommu.insert(kX);
+  auto off = vfio::bind(kX, k.options());  // the mode off: refused as without any IOMMU
+  ASSERT_FALSE(off.ok());
+  EXPECT_NE(off.error().message.find("no-IOMMU mode"), std::string::npos) << off.error().message;
+  EXPECT_TRUE(k.log.empty());
+  std::ofstream(param, std::ios::trunc) << "Y\n";
+  auto r = vfio::bind(kX, k.options());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->iommu_group, 4);
+  EXPECT_EQ(r->dev, "/dev/vfio/noiommu-4");
+  EXPECT_NE(r->note.find("UNSAFE"), std::string::npos) << r->note;
+  EXPECT_NE(r->note.find("--iommu noiommu"), std::string::npos) << r->note;
+  EXPECT_EQ(sys.driver_of(kX), "vfio-pci");
+  // Bound already: the same node and warning, nothing written.
+  k.log.clear();
+  auto again = vfio::bind(kX, k.options());
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->dev, "/dev/vfio/noiommu-4");
+  EXPECT_NE(again->note.find("UNSAFE"), std::string::npos) << again->note;
+  EXPECT_TRUE(k.log.empty());
 }
 
 TEST(VfioBind, NoGroupNoDriverAndNoIommuRegisteredSaysTheIommuIsOff) {
