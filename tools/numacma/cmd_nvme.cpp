@@ -127,8 +127,9 @@ void run(const NvmeArgs& a) {
 
   if (pool && pool->vfio_report().unsafe) std::printf("%s\n", kNoIommuWarning);
   if (!r.dma.empty()) {
-    std::printf("DMA structures of %s (dma mode %s over %s)\n", bdf.c_str(), pool ? pool->dma_mode().c_str() : "-",
-                pool ? pool->vfio_report().iommu.c_str() : "-");
+    const VfioReport vfio = pool ? pool->vfio_report() : VfioReport{};
+    std::printf("DMA structures of %s (dma mode %s%s)\n", bdf.c_str(), pool ? pool->dma_mode().c_str() : "-",
+                vfio.unsafe ? "" : (" over " + (pool ? vfio.iommu : std::string("-"))).c_str());
     Table t({"name", "area", "node", "iova", "bytes"});
     for (const numacma::nvme::DmaStructure& d : r.dma)
       t.add({d.name, d.area, std::to_string(d.node), hex(d.iova), std::to_string(d.bytes)});
