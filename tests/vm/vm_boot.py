@@ -10,7 +10,7 @@ import devtree
 import qemu
 import vm_initramfs
 from vm_checks import checks
-from vm_topologies import TOPOLOGIES, is_arm64, is_q35, kernel_variant, nvme_images, qemu_args
+from vm_topologies import TOPOLOGIES, has_nvme_images, is_arm64, kernel_variant, nvme_images, qemu_args
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -92,7 +92,7 @@ def boot(args):
     d = os.path.join(args.out, args.topology)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
-    for path, size in nvme_images(args.topology, d) if is_q35(topo) or arm64 else []:
+    for path, size in nvme_images(args.topology, d) if has_nvme_images(topo) else []:
         open(path, "wb").close()
         os.truncate(path, size)  # sparse
     initrd = os.path.join(d, "initramfs.cpio")

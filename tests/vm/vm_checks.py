@@ -2,7 +2,7 @@
 guest shell command) in the order the guest runs them; each check is its own
 ctest test vm_<topo>_<check> (`vm.py list`)."""
 from vm_topologies import MASK64, TOPOLOGIES, bdfs, device_vars, fill, is_arm64, is_q35, nearest_order
-from vm_vfio import ARM64_VFIO_CHECKS, vfio_checks
+from vm_vfio import ARM64_VFIO_CHECKS, noiommu_checks, vfio_checks
 
 
 def cmdq_check(t):
@@ -39,6 +39,8 @@ def checks(name):
     if t.get("dpdk"):
         v = device_vars(t)
         return [(n, fill(cmd, v)) for n, cmd in DPDK_CHECKS]
+    if t.get("noiommu"):
+        return noiommu_checks(name)
     if is_q35(t):
         return vfio_checks(name)
     if is_arm64(t):

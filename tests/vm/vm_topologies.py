@@ -47,6 +47,15 @@ TOPOLOGIES = {
         machine="q35-iommu", nvme_mib=16, kernel="vfio",
         mem=[512, 2560], cpus=[1, 1], dist=[[10, 21], [21, 10]], huge=[16, 528],
         devices=[("nvme", 0, None), ("nvme", 1, None), ("edu", 1, MASK64)]),
+    # noiommu2: no IOMMU at all (QEMU's pc machine), our own kernel
+    # (kernel="vfio", built with VFIO_NOIOMMU) booted with
+    # vfio.enable_unsafe_noiommu_mode=1 (noiommu=True): VFIO's no-IOMMU mode,
+    # the NVMe selftest with physical addresses from hugetlb areas
+    # (vm_vfio.noiommu_checks()). The controller on node 1.
+    "noiommu2": dict(
+        kernel="vfio", noiommu=True, nvme_mib=16,
+        mem=[512, 1024], cpus=[1, 1], dist=[[10, 21], [21, 10]], huge=[16, 16],
+        devices=[("nvme", 1, None)]),
     # DPDK (machine q35-iommu, dpdk=True): two virtio-net devices on two
     # nodes, joined by QEMU's hub, bound to vfio-pci; DPDK's net_virtio PMD
     # on numacma's memory (tests/vm/guest/dpdk_check.cpp). Hugepages on both
@@ -85,6 +94,11 @@ def is_q35(topo):
 
 def is_arm64(topo):
     return topo.get("machine") == "arm64-virt"
+
+
+def has_nvme_images(topo):
+    """The NVMe controllers have namespaces (nvme_images()): the VFIO guests."""
+    return is_q35(topo) or is_arm64(topo) or "nvme_mib" in topo
 
 
 def kernel_variant(topo):
@@ -152,7 +166,7 @@ def qemu_args(name, kernel, initrd, imgdir="IMGDIR"):
     for kind, node, mask in t["devices"]:
         if is_arm64(t):
             assert node == t["pci_node"], "arm64-virt: every device is on the host bridge's node"
-        image = next(imgs) if kind == "nvme" and (is_q35(t) or is_arm64(t)) else None
+        image = next(imgs) if kind == "nvme" and has_nvme_images(t) else None
         devices.append((kind, node, mask, image))
     huge = ",".join("%d:%d" % (i, h) for i, h in enumerate(t["huge"]))
     if is_arm64(t):
@@ -161,6 +175,8 @@ def qemu_args(name, kernel, initrd, imgdir="IMGDIR"):
         append = "quiet panic=-1 %s hugepagesz=2M hugepages=%s iommu.passthrough=1" % (ARM64_KERNEL_CMA, huge)
     else:
         append = "quiet panic=-1 hugepagesz=2M hugepages=%s" % huge + (" intel_iommu=on" if is_q35(t) else "")
+        if t.get("noiommu"):  # vfio is built in: its parameter is set on the command line
+            append += " vfio.enable_unsafe_noiommu_mode=1"
     return qemu.command(arch, t["mem"], t["dist"], kernel, initrd, append, cpus=t["cpus"],
                         iommu=is_q35(t) or is_arm64(t), devices=devices,
                         cpu_model="max" if t.get("dpdk") else None)

@@ -256,6 +256,92 @@ IOMMUFD_RUNS = [
 ]
 
 
+# noiommu2 (no IOMMU, our kernel with vfio.enable_unsafe_noiommu_mode=1):
+# VFIO's no-IOMMU mode, run in this order. {nvme0}, {nvme0_node} as above.
+#   noiommu_smoke     the mode is on, no IOMMU is registered, the controller has
+#                     no IOMMU group yet, /dev/vfio/vfio is there
+#   topo              the topology as expected; `topo` says the mode is on
+#   noiommu_bind      `numacma vfio bind` takes the controller from nvme to
+#                     vfio-pci, which gives it a no-IOMMU group: the output
+#                     names /dev/vfio/noiommu-N and says UNSAFE, the node
+#                     exists, topo marks the group, the kernel is tainted
+#   noiommu_refused   without --iommu noiommu (auto, type1, iommufd) the
+#                     selftest refuses, saying how to ask for the mode, and
+#                     leaves the disk alone
+#   noiommu_selftest  the selftest with --iommu noiommu (hugetlb areas by
+#                     default): verified I/O with physical addresses, the
+#                     result "iommu":"noiommu" and "unsafe":true, every queue
+#                     on the controller's node, and each address inside that
+#                     node's physical memory (vmcheck vfio-noiommu-phys)
+#   noiommu_text      the text report says UNSAFE and "dma mode noiommu"
+#   noiommu_anon      --backing anon is refused: no physical addresses
+#   vfio_unbind       the controller back to nvme
+NOIOMMU_CHECKS = [
+    ("noiommu_smoke", r"""fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+p=/sys/module/vfio/parameters/enable_unsafe_noiommu_mode
+echo "enable_unsafe_noiommu_mode=$(cat $p 2>/dev/null)"; cat /proc/cmdline
+grep -q Y $p 2>/dev/null || bad "no-IOMMU mode is not on ($p)"
+n=$(ls /sys/class/iommu 2>/dev/null | wc -l); [ "$n" = 0 ] || bad "$n IOMMU(s) registered: $(ls /sys/class/iommu)"
+d=/sys/bus/pci/devices/{nvme0}
+[ -e $d ] || bad "{nvme0} missing"
+echo "{nvme0}: node $(cat $d/numa_node), driver $(basename $(readlink $d/driver) 2>/dev/null)"
+[ "$(cat $d/numa_node)" = {nvme0_node} ] || bad "{nvme0} numa_node $(cat $d/numa_node), want {nvme0_node}"
+[ -e $d/iommu_group ] && bad "{nvme0} has an IOMMU group before vfio-pci"
+[ -c /dev/vfio/vfio ] && echo "/dev/vfio/vfio: ok" || bad "/dev/vfio/vfio missing"
+[ $fail = 0 ] && echo PASS || { echo FAIL; exit 1; }"""),
+    ("topo", "numacma topo --json > /tmp/topo.json && cat /tmp/topo.json && "
+             "numacma-vmcheck topo-match /tmp/topo.json /expect.json && "
+             "grep -q '\"vfio_noiommu_mode\":\"on\"' /tmp/topo.json && "
+             "numacma topo | tee /tmp/topo.txt | tail -3 && grep -q 'VFIO no-IOMMU mode is ON' /tmp/topo.txt"),
+    ("noiommu_bind", r"""fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+numacma vfio bind {nvme0} > /tmp/bind.txt 2>&1; rc=$?; cat /tmp/bind.txt
+[ $rc = 0 ] || bad "vfio bind exit $rc"
+d=/sys/bus/pci/devices/{nvme0}
+[ "$(basename $(readlink $d/driver))" = vfio-pci ] || bad "{nvme0} not on vfio-pci"
+g=$(basename $(readlink $d/iommu_group) 2>/dev/null)
+echo "group $g: name $(cat /sys/kernel/iommu_groups/$g/name 2>/dev/null)"
+[ "$(cat /sys/kernel/iommu_groups/$g/name 2>/dev/null)" = vfio-noiommu ] || bad "group $g is not a no-IOMMU group"
+[ -c /dev/vfio/noiommu-$g ] && echo "/dev/vfio/noiommu-$g: ok" || bad "/dev/vfio/noiommu-$g missing"
+grep -q "/dev/vfio/noiommu-$g" /tmp/bind.txt || bad "vfio bind does not name /dev/vfio/noiommu-$g"
+grep -q "UNSAFE" /tmp/bind.txt || bad "vfio bind does not say UNSAFE"
+numacma topo | grep {nvme0} | tee /tmp/t.txt
+grep -q "no-IOMMU, UNSAFE" /tmp/t.txt || bad "topo does not mark the group"
+dmesg | grep -i noiommu
+dmesg | grep -q "taint for vfio-noiommu" || bad "the kernel did not say it is tainted"
+[ $fail = 0 ] && echo PASS || { echo FAIL; exit 1; }"""),
+    ("noiommu_refused", r"""fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+for i in auto type1 iommufd; do
+  numacma nvme-selftest {nvme0} --iommu $i --json > /tmp/r.json 2> /tmp/r.err; rc=$?
+  cat /tmp/r.json /tmp/r.err
+  [ $rc = 1 ] || bad "--iommu $i: exit $rc, want 1"
+  grep -q -- "--iommu noiommu" /tmp/r.json || bad "--iommu $i: the refusal does not say --iommu noiommu"
+  grep -q '"lbas_written":0' /tmp/r.json || bad "--iommu $i wrote to the disk"
+done
+[ $fail = 0 ] && echo PASS || { echo FAIL; exit 1; }"""),
+    ("noiommu_selftest", "numacma nvme-selftest {nvme0} --iommu noiommu --json > /tmp/n.json; rc=$?; cat /tmp/n.json; "
+                         "[ $rc -eq 0 ] && grep -q '\"iommu\":\"noiommu\"' /tmp/n.json && "
+                         "grep -q '\"unsafe\":true' /tmp/n.json && "
+                         "numacma-vmcheck vfio-json /tmp/n.json {nvme0_node} && "
+                         "numacma-vmcheck vfio-noiommu-phys /tmp/n.json {nvme0_node}"),
+    ("noiommu_text", "numacma nvme-selftest {nvme0} --iommu noiommu > /tmp/n.txt 2>&1; rc=$?; cat /tmp/n.txt; "
+                     "[ $rc -eq 0 ] && grep -q '^UNSAFE: VFIO no-IOMMU mode' /tmp/n.txt && "
+                     "grep -q 'dma mode noiommu' /tmp/n.txt"),
+    ("noiommu_anon", "numacma nvme-selftest {nvme0} --iommu noiommu --backing anon --json > /tmp/a.json; rc=$?; "
+                     "cat /tmp/a.json; [ $rc -eq 1 ] && grep -q 'backing hugetlb as root' /tmp/a.json"),
+    ("vfio_unbind", "numacma vfio unbind {nvme0} && "
+                    "[ \"$(basename $(readlink /sys/bus/pci/devices/{nvme0}/driver))\" = nvme ] && "
+                    "[ ! -e /sys/bus/pci/devices/{nvme0}/iommu_group ]"),
+]
+
+
+def noiommu_checks(name):
+    v = device_vars(TOPOLOGIES[name])
+    return [(c, fill(cmd, v)) for c, cmd in NOIOMMU_CHECKS] + [("vfio_dmesg", "dmesg | tail -100")]
+
+
 def vfio_checks(name):
     t = TOPOLOGIES[name]
     v = device_vars(t)

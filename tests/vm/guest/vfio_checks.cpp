@@ -12,6 +12,9 @@
 //   vfio-json FILE NODE [BITS]    `numacma nvme-selftest --json` output: one dma
 //                                 line per structure on NODE, then ok, every LBA
 //                                 verified and restored
+//   vfio-noiommu-phys FILE NODE   the same output in VFIO's no-IOMMU mode: every
+//                                 structure's address is physical, inside NODE's
+//                                 memory (its zones' pfn spans, /proc/zoneinfo)
 //   vfio-fault BDF                a freed page-fallback buffer is unmapped and an
 //                                 IOVA outside every mapping is blocked: DMAR
 //                                 faults logged, live buffers untouched
@@ -222,6 +225,54 @@ int check_json(const std::string& path, int node, int bits) {
   return g_failures ? 1 : 0;
 }
 
+// ---- vfio-noiommu-phys --------------------------------------------------------------
+
+/** [first, last] physical bytes of each zone of `node` (/proc/zoneinfo's
+ *  start_pfn and spanned pages). */
+std::vector<std::pair<std::uint64_t, std::uint64_t>> node_spans(int node) {
+  std::ifstream in("/proc/zoneinfo");
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  int cur = -1;
+  std::uint64_t spanned = 0;
+  for (std::string line; std::getline(in, line);) {
+    int n = -1;
+    if (std::sscanf(line.c_str(), "Node %d, zone", &n) == 1) {
+      cur = n;
+      spanned = 0;
+      continue;
+    }
+    std::istringstream words(line);
+    std::string key;
+    words >> key;
+    if (key == "spanned") words >> spanned;
+    std::uint64_t pfn = 0;
+    if (key == "start_pfn:" && (words >> pfn) && cur == node && spanned > 0)
+      out.push_back({pfn * 4096, (pfn + spanned) * 4096 - 1});
+  }
+  return out;
+}
+
+int check_noiommu_phys(const std::string& path, int node) {
+  const auto spans = node_spans(node);
+  if (spans.empty()) return fail("no zone of node " + std::to_string(node) + " in /proc/zoneinfo"), 1;
+  for (const auto& [first, last] : spans) info("node " + std::to_string(node) + ": " + hex(first) + "-" + hex(last));
+  std::ifstream in(path);
+  int seen = 0;
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || j.value("op", "") != "dma") continue;
+    ++seen;
+    const std::uint64_t addr = std::stoull(j.value("iova", "0x0"), nullptr, 16);
+    const std::uint64_t end = addr + j.value("bytes", 0ULL) - 1;
+    const bool inside = std::any_of(spans.begin(), spans.end(),
+                                    [&](const auto& s) { return s.first <= addr && end <= s.second; });
+    if (!inside) fail("dma " + j.dump() + ": not physical memory of node " + std::to_string(node));
+  }
+  if (seen == 0) fail("no dma line in " + path);
+  info(std::to_string(seen) + " structures at physical addresses of node " + std::to_string(node));
+  return g_failures ? 1 : 0;
+}
+
 // ---- vfio-fault -------------------------------------------------------------------
 
 int check_fault(const std::string& bdf) {
@@ -372,6 +423,7 @@ int run_vfio_check(const std::vector<std::string>& a) {
   int rc = -1;
   if (c == "vfio-nvme") need(3), rc = vfio::check_nvme(a[1], std::stoi(a[2]), a.size() > 3 ? std::stoi(a[3]) : 64);
   else if (c == "vfio-json") need(3), rc = vfio::check_json(a[1], std::stoi(a[2]), a.size() > 3 ? std::stoi(a[3]) : 64);
+  else if (c == "vfio-noiommu-phys") need(3), rc = vfio::check_noiommu_phys(a[1], std::stoi(a[2]));
   else if (c == "vfio-fault") need(2), rc = vfio::check_fault(a[1]);
   else if (c == "vfio-attach") need(3), rc = vfio::check_attach(a[1], a[2]);
   else if (c == "vfio-avail") need(3), rc = vfio::check_avail(a[1], std::stoi(a[2]));
