@@ -3,6 +3,9 @@
 // only for no-IOMMU groups, the calls in order (/dev/vfio/noiommu-N, SET_IOMMU
 // of type VFIO_NOIOMMU_IOMMU), nothing ever mapped, and every refusal saying
 // what to do with nothing left open.
+#include <initializer_list>
+#include <string>
+
 #include "vfio_container_fixture.hpp"
 
 using numacma::vfio::IommuBackend;
@@ -29,6 +32,16 @@ class VfioNoIommu : public VfioContainer {
   bool called(const std::string& prefix) const { return fakevfio::find_call(calls(), prefix) >= 0; }
   /** Nothing of the failed attach is left open or set. */
   void expect_nothing_open() const { EXPECT_EQ(fake_->open_fds(), 0u) << fake_->describe(); }
+  /** Attaching the first no-IOMMU device in no-IOMMU mode fails with `code`, the message
+   *  holding each of `words`; once the container is gone nothing is left open. */
+  void expect_first_attach_refused(Errc code, std::initializer_list<std::string> words) {
+    Container& c = make(IommuBackend::noiommu);
+    const numacma::Error e = attach_error(c, kNoIommu0);
+    EXPECT_EQ(e.code, code) << e.message;
+    for (const std::string& w : words) EXPECT_TRUE(contains(e.message, w)) << w << ": " << e.message;
+    c_.reset();
+    expect_nothing_open();
+  }
 };
 
 TEST_F(VfioNoIommu, AttachesThroughTheNoIommuGroupAndMapsNothing) {
@@ -127,24 +140,12 @@ TEST_F(VfioNoIommu, ADeviceWithoutAGroupSaysHowToTurnTheModeOn) {
 
 TEST_F(VfioNoIommu, TheModeOffInTheKernelIsNamed) {
   fake_->noiommu_mode = false;
-  Container& c = make(IommuBackend::noiommu);
-  const numacma::Error e = attach_error(c, kNoIommu0);
-  EXPECT_EQ(e.code, Errc::unsupported);
-  EXPECT_TRUE(contains(e.message, "offers no no-IOMMU container")) << e.message;
-  EXPECT_TRUE(contains(e.message, "enable_unsafe_noiommu_mode")) << e.message;
-  c_.reset();
-  expect_nothing_open();
+  expect_first_attach_refused(Errc::unsupported, {"offers no no-IOMMU container", "enable_unsafe_noiommu_mode"});
 }
 
 TEST_F(VfioNoIommu, WithoutRawioTheGroupSaysRunAsRoot) {
   fake_->rawio = false;
-  Container& c = make(IommuBackend::noiommu);
-  const numacma::Error e = attach_error(c, kNoIommu0);
-  EXPECT_EQ(e.code, Errc::permission);
-  EXPECT_TRUE(contains(e.message, "/fake/dev/vfio/noiommu-20")) << e.message;
-  EXPECT_TRUE(contains(e.message, "CAP_SYS_RAWIO")) << e.message;
-  c_.reset();
-  expect_nothing_open();
+  expect_first_attach_refused(Errc::permission, {"/fake/dev/vfio/noiommu-20", "CAP_SYS_RAWIO"});
 }
 
 TEST_F(VfioNoIommu, AFailedSetIommuLeavesTheGroupOutAndTheNextAttachWorks) {

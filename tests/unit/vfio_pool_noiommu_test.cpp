@@ -29,6 +29,13 @@ class VfioPoolNoIommu : public VfioPool {
     o.backing = backing;
     return o;
   }
+  /** Pool::create(o) fails with `code`, its message holding `word`. */
+  static void expect_refused(const PoolOptions& o, Errc code, const std::string& word) {
+    auto p = Pool::create(o);
+    ASSERT_FALSE(p);
+    EXPECT_EQ(p.error().code, code) << p.error().message;
+    EXPECT_TRUE(contains(p.error().message, word)) << word << ": " << p.error().message;
+  }
 };
 
 TEST_F(VfioPoolNoIommu, HugetlbAsRootGivesPhysicalAddressesAndMapsNothing) {
@@ -71,36 +78,23 @@ TEST_F(VfioPoolNoIommu, HugetlbAsRootGivesPhysicalAddressesAndMapsNothing) {
 }
 
 TEST_F(VfioPoolNoIommu, AnonAreasHaveNoPhysicalAddressAndAreRefused) {
-  auto p = Pool::create(noiommu_options("anon"));
-  ASSERT_FALSE(p);
-  EXPECT_EQ(p.error().code, Errc::unsupported);
-  EXPECT_TRUE(contains(p.error().message, "no-IOMMU mode hands the devices physical addresses"))
-      << p.error().message;
-  EXPECT_TRUE(contains(p.error().message, "--backing hugetlb as root")) << p.error().message;
+  expect_refused(noiommu_options("anon"), Errc::unsupported, "no-IOMMU mode hands the devices physical addresses");
+  expect_refused(noiommu_options("anon"), Errc::unsupported, "--backing hugetlb as root");
   EXPECT_TRUE(fake_->clean()) << fake_->describe();  // the container is gone too
 }
 
 TEST_F(VfioPoolNoIommu, IovaModeAndTheSimBackingAreRefusedBeforeAnythingOpens) {
   PoolOptions o = noiommu_options("anon");
   o.dma_mode = DmaMode::iova;
-  auto p = Pool::create(o);
-  ASSERT_FALSE(p);
-  EXPECT_EQ(p.error().code, Errc::invalid_argument);
-  EXPECT_TRUE(contains(p.error().message, "physical")) << p.error().message;
-  o = noiommu_options("sim");
-  p = Pool::create(o);
-  ASSERT_FALSE(p);
-  EXPECT_EQ(p.error().code, Errc::invalid_argument);
+  expect_refused(o, Errc::invalid_argument, "every DMA address is physical");
+  expect_refused(noiommu_options("sim"), Errc::invalid_argument, "physical ones (--backing hugetlb");
   EXPECT_TRUE(fake_->calls().empty()) << fake_->describe();
 }
 
 TEST_F(VfioPoolNoIommu, TheAutomaticChoiceNeverTakesANoIommuDevice) {
   PoolOptions o = noiommu_options("anon");
   o.iommu = Iommu::automatic;
-  auto p = Pool::create(o);
-  ASSERT_FALSE(p);
-  EXPECT_EQ(p.error().code, Errc::unsupported);
-  EXPECT_TRUE(contains(p.error().message, "--iommu noiommu")) << p.error().message;
+  expect_refused(o, Errc::unsupported, "--iommu noiommu");
   EXPECT_EQ(fakevfio::find_call(fake_->calls(), "open /fake/dev/vfio/noiommu-20"), -1);
 }
 
