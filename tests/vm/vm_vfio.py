@@ -274,6 +274,8 @@ IOMMUFD_RUNS = [
 #                     on the controller's node, and each address inside that
 #                     node's physical memory (vmcheck vfio-noiommu-phys)
 #   noiommu_text      the text report says UNSAFE and "dma mode noiommu"
+#   noiommu_replay    a pool command (replay) on the device: its tables start
+#                     with the UNSAFE line, its --json stats say "unsafe":true
 #   noiommu_anon      --backing anon is refused: no physical addresses
 #   vfio_unbind       the controller back to nvme
 NOIOMMU_CHECKS = [
@@ -329,6 +331,13 @@ done
     ("noiommu_text", "numacma nvme-selftest {nvme0} --iommu noiommu > /tmp/n.txt 2>&1; rc=$?; cat /tmp/n.txt; "
                      "[ $rc -eq 0 ] && grep -q '^UNSAFE: VFIO no-IOMMU mode' /tmp/n.txt && "
                      "grep -q 'dma mode noiommu' /tmp/n.txt"),
+    ("noiommu_replay", "printf 'alloc a 1 64K\\nalloc b 1 4K\\n' > /tmp/t.trace && "
+                       "numacma replay --vfio {nvme0} --iommu noiommu --backing hugetlb --params 'cma=16M cma_pernuma=8M' "
+                       "/tmp/t.trace > /tmp/rp.txt; rc=$?; cat /tmp/rp.txt; [ $rc -eq 0 ] && "
+                       "grep -q '^UNSAFE: VFIO no-IOMMU mode' /tmp/rp.txt && grep -q 'dma mode noiommu, addresses physical' /tmp/rp.txt && "
+                       "numacma replay --vfio {nvme0} --iommu noiommu --backing hugetlb --params 'cma=16M cma_pernuma=8M' "
+                       "--json /tmp/t.trace | tail -1 > /tmp/rp.json; cat /tmp/rp.json; "
+                       "grep -q '\"iommu\":\"noiommu\"' /tmp/rp.json && grep -q '\"unsafe\":true' /tmp/rp.json"),
     ("noiommu_anon", "numacma nvme-selftest {nvme0} --iommu noiommu --backing anon --json > /tmp/a.json; rc=$?; "
                      "cat /tmp/a.json; [ $rc -eq 1 ] && grep -q 'backing hugetlb as root' /tmp/a.json"),
     ("vfio_unbind", "numacma vfio unbind {nvme0} && "
