@@ -99,6 +99,32 @@ TEST(Doctor, AnIommuHostWithVfioIsUsableThroughVfio) {
   EXPECT_TRUE(has(r.summary, "but see memlock")) << r.summary;
 }
 
+// VFIO's no-IOMMU mode puts groups under kernel/iommu_groups with no IOMMU
+// behind them (named vfio-noiommu): they are not an IOMMU, and VFIO's
+// translated path is not there; the fix names the mode as the unsafe way.
+TEST(Doctor, NoIommuGroupsAreNotAnIommu) {
+  Input in = fixture("host-vfio", "x86-2s");
+  numacma::topo::PciDevice nvme;
+  nvme.bdf = "0000:17:00.0";
+  nvme.iommu_group = 0;
+  nvme.noiommu_group = true;
+  nvme.driver = "vfio-pci";
+  in.topology = numacma::topo::Topology::from_parts(in.topology->nodes(), {}, {nvme});
+  in.files.iommu_groups = {"0"};
+  const Report r = doctor::diagnose(in);
+  const Check& c = check(r, "iommu");
+  EXPECT_EQ(c.state, State::failed) << c.detail;
+  EXPECT_TRUE(has(c.detail, "VFIO's no-IOMMU groups")) << c.detail;
+  EXPECT_TRUE(has(c.fix, "intel_iommu=on")) << c.fix;
+  EXPECT_TRUE(has(c.fix, "--iommu noiommu")) << c.fix;
+  EXPECT_FALSE(r.via_vfio) << "no IOMMU: VFIO's translated path is not there";
+  // A real group beside it: the IOMMU is on, and only the real group counts.
+  in.files.iommu_groups = {"0", "13"};
+  const Report both = doctor::diagnose(in);
+  EXPECT_EQ(check(both, "iommu").state, State::ok);
+  EXPECT_TRUE(has(check(both, "iommu").detail, "on: 1 IOMMU group(s)")) << check(both, "iommu").detail;
+}
+
 TEST(Doctor, ABareHostIsNotUsableAndEachFailureHasItsExactFix) {
   const Input in = fixture("host-bare", "vm1");
   const Report r = doctor::diagnose(in);

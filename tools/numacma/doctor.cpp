@@ -117,16 +117,45 @@ Check check_hugetlbfs(const Input& in) {
           "for DPDK and others: mount -t hugetlbfs nodev /dev/hugepages"};
 }
 
+/** The entries of kernel/iommu_groups that VFIO's no-IOMMU mode made (a
+ *  device of the topology in a group named vfio-noiommu): no IOMMU is behind them. */
+std::vector<std::string> noiommu_groups(const Input& in) {
+  std::vector<std::string> out;
+  if (!in.topology) return out;
+  for (const topo::PciDevice& d : in.topology->pci_devices())
+    if (d.noiommu_group) out.push_back(std::to_string(d.iommu_group));
+  return out;
+}
+
+/** The IOMMU groups an IOMMU translates for: kernel/iommu_groups less VFIO's no-IOMMU ones. */
+std::vector<std::string> translated_groups(const Input& in) {
+  const std::vector<std::string> fake = noiommu_groups(in);
+  std::vector<std::string> out;
+  for (const std::string& g : in.files.iommu_groups)
+    if (std::find(fake.begin(), fake.end(), g) == fake.end()) out.push_back(g);
+  return out;
+}
+
 Check check_iommu(const Input& in) {
   const std::vector<std::string> boot =
       flags(in.files.cmdline, {"intel_iommu", "amd_iommu", "iommu", "iommu.passthrough", "iommu.strict"});
   const std::string seen = boot.empty() ? "no IOMMU flag on the command line" : "command line: " + join(boot, " ");
   const std::string where = in.paths.sysfs_root + "/kernel/iommu_groups";
-  if (!in.files.iommu_groups.empty()) {
+  const std::vector<std::string> groups = translated_groups(in);
+  const std::vector<std::string> noiommu = noiommu_groups(in);
+  if (groups.empty() && !noiommu.empty())
+    return {"iommu", State::failed,
+            "off: the only group(s) under " + where + " (" + join(noiommu) +
+                ") are VFIO's no-IOMMU groups (vfio enable_unsafe_noiommu_mode: nothing checks those "
+                "devices' DMA); " + seen,
+            iommu_fix(in.files.cpuinfo, in.files.cmdline) +
+                "; or, accepting that such a device can write anywhere in memory, --iommu noiommu with "
+                "--backing hugetlb as root (docs/vfio.md)"};
+  if (!groups.empty()) {
     const bool pt = std::find(boot.begin(), boot.end(), "iommu=pt") != boot.end() ||
                     std::find(boot.begin(), boot.end(), "iommu.passthrough=1") != boot.end();
     return {"iommu", State::ok,
-            "on: " + std::to_string(in.files.iommu_groups.size()) + " IOMMU group(s) under " + where + "; " + seen +
+            "on: " + std::to_string(groups.size()) + " IOMMU group(s) under " + where + "; " + seen +
                 (pt ? " (passthrough for host drivers; VFIO devices are still translated)" : ""),
             ""};
   }
@@ -159,7 +188,7 @@ Check check_interrupt_remapping(const Input& in) {
             "the IOMMU supports it (ecap IR), but no interrupt in " + in.paths.proc_root + "/interrupts is remapped" + unsafe,
             "as root: dmesg | grep -i remapping"};
   const std::vector<std::string> off = flags(in.files.cmdline, {"intremap", "nointremap"});
-  if (in.files.iommu_groups.empty())
+  if (translated_groups(in).empty())
     return {"interrupt_remapping", State::failed, "off: no IOMMU, no IR- entries in " + in.paths.proc_root + "/interrupts" + unsafe,
             "it comes with the IOMMU (see iommu); VFIO refuses devices without it"};
   return {"interrupt_remapping", State::unknown,
