@@ -264,7 +264,8 @@ IOMMUFD_RUNS = [
 #   noiommu_bind      `numacma vfio bind` takes the controller from nvme to
 #                     vfio-pci, which gives it a no-IOMMU group: the output
 #                     names /dev/vfio/noiommu-N and says UNSAFE, the node
-#                     exists, topo marks the group, the kernel is tainted
+#                     exists, topo marks the group, the kernel is tainted,
+#                     doctor does not take the group for an IOMMU
 #   noiommu_refused   without --iommu noiommu (auto, type1, iommufd) the
 #                     selftest refuses, saying how to ask for the mode, and
 #                     leaves the disk alone
@@ -312,6 +313,8 @@ numacma topo | grep {nvme0} | tee /tmp/t.txt
 grep -q "no-IOMMU, UNSAFE" /tmp/t.txt || bad "topo does not mark the group"
 dmesg | grep -i noiommu
 dmesg | grep -q "taint for vfio-noiommu" || bad "the kernel did not say it is tainted"
+numacma doctor > /tmp/doctor.txt; grep iommu /tmp/doctor.txt
+grep -q "VFIO's no-IOMMU groups" /tmp/doctor.txt || bad "doctor takes the no-IOMMU group for an IOMMU"
 [ $fail = 0 ] && echo PASS || { echo FAIL; exit 1; }"""),
     ("noiommu_refused", r"""fail=0
 bad() { echo "FAIL: $*"; fail=1; }
