@@ -274,7 +274,8 @@ IOMMUFD_RUNS = [
 #                     result "iommu":"noiommu" and "unsafe":true, every queue
 #                     on the controller's node, and each address inside that
 #                     node's physical memory (vmcheck vfio-noiommu-phys)
-#   noiommu_text      the text report says UNSAFE and "dma mode noiommu"
+#   noiommu_text      the text report says UNSAFE and "dma mode noiommu", its
+#                     table heads the addresses "phys addr"
 #   noiommu_replay    a pool command (replay) on the device: its tables start
 #                     with the UNSAFE line, its --json stats say "unsafe":true
 #   noiommu_anon      --backing anon is refused: no physical addresses
@@ -333,7 +334,7 @@ done
                          "numacma-vmcheck vfio-noiommu-phys /tmp/n.json {nvme0_node}"),
     ("noiommu_text", "numacma nvme-selftest {nvme0} --iommu noiommu > /tmp/n.txt 2>&1; rc=$?; cat /tmp/n.txt; "
                      "[ $rc -eq 0 ] && grep -q '^UNSAFE: VFIO no-IOMMU mode' /tmp/n.txt && "
-                     "grep -q 'dma mode noiommu' /tmp/n.txt"),
+                     "grep -q 'dma mode noiommu' /tmp/n.txt && grep -q '^name .* phys addr ' /tmp/n.txt"),
     ("noiommu_replay", "printf 'alloc a 1 64K\\nalloc b 1 4K\\n' > /tmp/t.trace && "
                        "numacma replay --vfio {nvme0} --iommu noiommu --backing hugetlb --params 'cma=16M cma_pernuma=8M' "
                        "/tmp/t.trace > /tmp/rp.txt; rc=$?; cat /tmp/rp.txt; [ $rc -eq 0 ] && "

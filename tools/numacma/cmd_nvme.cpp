@@ -130,7 +130,7 @@ void run(const NvmeArgs& a) {
     const VfioReport vfio = pool ? pool->vfio_report() : VfioReport{};
     std::printf("DMA structures of %s (dma mode %s%s)\n", bdf.c_str(), pool ? pool->dma_mode().c_str() : "-",
                 vfio.unsafe ? "" : (" over " + (pool ? vfio.iommu : std::string("-"))).c_str());
-    Table t({"name", "area", "node", "iova", "bytes"});
+    Table t({"name", "area", "node", vfio.unsafe ? "phys addr" : "iova", "bytes"});  // JSON keeps "iova"
     for (const numacma::nvme::DmaStructure& d : r.dma)
       t.add({d.name, d.area, std::to_string(d.node), hex(d.iova), std::to_string(d.bytes)});
     t.print();
