@@ -224,12 +224,19 @@ Result<Topology> Topology::from_sysfs(const std::string& root) {
       t.pci_.push_back(std::move(*d));
     }
   }
-  Result<std::string> mode =
-      read_optional(root + "/module/vfio/parameters/enable_unsafe_noiommu_mode", &present);
+  Result<NoIommuMode> mode = read_noiommu_mode(root);
   if (!mode) return mode.error();
-  if (present)
-    t.noiommu_mode_ = !mode->empty() && ((*mode)[0] == 'Y' || (*mode)[0] == '1') ? NoIommuMode::on : NoIommuMode::off;
+  t.noiommu_mode_ = *mode;
   return t;
+}
+
+Result<Topology::NoIommuMode> read_noiommu_mode(const std::string& root) {
+  bool present = false;
+  Result<std::string> mode = read_optional(root + "/module/vfio/parameters/enable_unsafe_noiommu_mode", &present);
+  if (!mode) return mode.error();
+  if (!present) return Topology::NoIommuMode::absent;
+  return !mode->empty() && ((*mode)[0] == 'Y' || (*mode)[0] == '1') ? Topology::NoIommuMode::on
+                                                                     : Topology::NoIommuMode::off;
 }
 
 Topology Topology::from_parts(std::vector<NodeInfo> nodes, std::vector<std::vector<int>> distances,

@@ -176,4 +176,8 @@ class Topology {
   std::vector<PciDevice> pci_;
 };
 
+/** vfio's enable_unsafe_noiommu_mode under <root>/module/vfio/parameters
+ *  (Topology::vfio_noiommu_mode reads it so); an unreadable present file is an error. */
+Result<Topology::NoIommuMode> read_noiommu_mode(const std::string& root);
+
 }  // namespace numacma::topo

@@ -117,8 +117,8 @@ struct Ctx {
 /** VFIO's no-IOMMU mode is on: vfio-pci gives a device without an IOMMU a
  *  no-IOMMU group when it probes it (the kernel's drivers/vfio/group.c). */
 bool noiommu_mode_on(const std::string& root) {
-  Result<std::string> v = os::read_file(root + "/module/vfio/parameters/enable_unsafe_noiommu_mode");
-  return v && !v->empty() && ((*v)[0] == 'Y' || (*v)[0] == '1');
+  Result<topo::Topology::NoIommuMode> m = topo::read_noiommu_mode(root);
+  return m && *m == topo::Topology::NoIommuMode::on;
 }
 
 /** The group's node: /dev/vfio/<group>, or /dev/vfio/noiommu-<group>. */
