@@ -103,6 +103,7 @@ void run(const NvmeArgs& a) {
   } else {
     r = numacma::nvme::selftest(*pool, bdf, st);
   }
+  const VfioReport vfio = pool ? pool->vfio_report() : VfioReport{};  // what every report below says
   // A restore that failed is said on stderr whatever the output format:
   // those LBAs may hold the test's pattern instead of the user's data.
   if (!r.restore_error.empty())
@@ -119,15 +120,14 @@ void run(const NvmeArgs& a) {
       o["bytes"] = d.bytes;
       std::printf("%s\n", o.dump().c_str());
     }
-    print_result_json(r, pool ? pool->vfio_report() : VfioReport{});
+    print_result_json(r, vfio);
     std::fflush(stdout);
     if (!r.ok) exit_code() = 1;  // the result object says why; stdout stays pure JSON lines
     return;
   }
 
-  if (pool && pool->vfio_report().unsafe) std::printf("%s\n", kNoIommuWarning);
+  if (vfio.unsafe) std::printf("%s\n", kNoIommuWarning);
   if (!r.dma.empty()) {
-    const VfioReport vfio = pool ? pool->vfio_report() : VfioReport{};
     std::printf("DMA structures of %s (dma mode %s%s)\n", bdf.c_str(), pool ? pool->dma_mode().c_str() : "-",
                 vfio.unsafe ? "" : (" over " + (pool ? vfio.iommu : std::string("-"))).c_str());
     Table t({"name", "area", "node", vfio.unsafe ? "phys addr" : "iova", "bytes"});  // JSON keeps "iova"
