@@ -209,9 +209,12 @@ bool PoolImpl::kept_page(const Device& dev, std::size_t bytes, int cpu, RawBuffe
   // The path alloc() takes for such a request, step by step: alloc_once's
   // checks (A1, the node, the mask), no device area (A2), one page (A3: no
   // area), page_fallback's first zone and its node, from_pages' kept page;
-  // anything else, and an empty shelf, is left to alloc().
-  if (bytes == 0 || bytes > kPageBytes || iova_space || attachment || !dev.area.empty() || dev.coherent_dma_mask == 0)
+  // anything else, and an empty shelf, is left to alloc(). An attached
+  // pool's kept pages are this process's own, as a private pool's (a forked
+  // child's attachment is refused by alloc()).
+  if (bytes == 0 || bytes > kPageBytes || iova_space || !dev.area.empty() || dev.coherent_dma_mask == 0)
     return false;
+  if (attachment && attachment->forked()) return false;
   if (dev.node != kNoNode && !node_online(dev.node)) return false;
   int node = dev.node != kNoNode ? dev.node : node_of_cpu(cpu);
   std::uint64_t from = 0;
