@@ -159,6 +159,28 @@ Result<Area> Area::create_over(AreaConfig c, AreaStorage storage, bool init) {
   return a;
 }
 
+Result<Area> Area::with_segments(std::vector<Segment> segments) const {
+  AreaConfig c = cfg_;
+  c.segments = std::move(segments);
+  if (c.segments.empty()) return make_error(Errc::invalid_argument, "area '" + c.name + "': no segments");
+  if (Status s = validate(c); !s) return std::move(s).error();
+  if (external()) {
+    Area a(*this);  // the same storage: bitmap and counters
+    a.cfg_ = std::move(c);
+    a.lowest_dma_ = UINT64_MAX;
+    for (const Segment& seg : a.cfg_.segments) a.lowest_dma_ = std::min(a.lowest_dma_, seg.dma_base);
+    return a;
+  }
+  if (counters_->live != 0)
+    return make_error(Errc::busy, "area '" + c.name + "': " + std::to_string(counters_->live) +
+                                      " live allocation(s): its DMA addresses cannot move under them");
+  Area a(std::move(c));
+  a.own_counters_.alloc_pages_success = counters_->alloc_pages_success;
+  a.own_counters_.alloc_pages_fail = counters_->alloc_pages_fail;
+  a.own_counters_.release_pages_success = counters_->release_pages_success;
+  return a;
+}
+
 std::size_t Area::segment_of_page(std::uint64_t page) const noexcept {
   auto it = std::upper_bound(cfg_.segments.begin(), cfg_.segments.end(), page,
                              [](std::uint64_t p, const Segment& s) { return p < s.first_page; });

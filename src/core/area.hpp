@@ -132,6 +132,16 @@ class Area {
    */
   static Result<Area> create_over(AreaConfig config, AreaStorage storage, bool init);
 
+  /**
+   * This area with its DMA addresses moved (an IOMMU maps its memory
+   * elsewhere): `segments` replace the configuration's, validated as
+   * create() validates them. An external area keeps its storage and all in
+   * it (every process's live allocations; from now on alignment follows the
+   * new addresses); an owned area must have nothing live (busy otherwise)
+   * and starts empty, the kernel's counters carried over.
+   */
+  Result<Area> with_segments(std::vector<Segment> segments) const;
+
   Area(const Area& o);
   Area(Area&& o) noexcept;
   Area& operator=(const Area& o);

@@ -146,6 +146,13 @@ void record_release(const Records& v, Area& area, std::uint64_t first_page, std:
   if (!release_one(v, area, first_page, count, reaped)) rebuild(v, area);
 }
 
+std::uint64_t records_of(const Records& v, std::uint32_t holder) noexcept {
+  std::uint64_t n = 0;
+  if (holder == 0) return 0;  // 0 marks no buffer
+  for (std::uint64_t b = 0; b < v.count; ++b) n += rec_of(load(v.words[b])).holder == holder ? 1 : 0;
+  return n;
+}
+
 void rebuild(const Records& v, Area& area) noexcept {
   area.clear_allocations();
   for (std::uint64_t b = 0; b < v.count; ++b) {

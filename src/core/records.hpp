@@ -106,6 +106,9 @@ Status check_release(const Records& r, std::uint64_t first_page, std::uint64_t c
 void record_release(const Records& r, Area& area, std::uint64_t first_page, std::uint64_t count,
                     bool reaped) noexcept;
 
+/** How many buffers the records say `holder` holds (records of other
+ *  holders, and garbage, are not counted). */
+std::uint64_t records_of(const Records& r, std::uint32_t holder) noexcept;
 /** Completes a pending update from the journal, then rebuild(). */
 void repair(const Records& r, Area& area) noexcept;
 

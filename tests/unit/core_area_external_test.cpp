@@ -11,6 +11,7 @@
 #include "core/bitmap.hpp"
 
 using numacma::Errc;
+using numacma::Result;
 using numacma::core::Area;
 using numacma::core::AreaConfig;
 using numacma::core::Segment;
@@ -264,4 +265,50 @@ TEST(AreaExternal, InvariantNamesWhatIsWrongWithAnAdoptedState) {
   std::string why;
   EXPECT_TRUE(make_over(c, s, false).invariant(&why)) << why;
   EXPECT_TRUE(s.guards_intact());
+}
+
+// with_segments: an IOMMU moved the area's DMA addresses. An external area
+// keeps its state (another process's allocations stay marked), an owned one
+// must be empty and keeps only the kernel's counters; bad segments refused.
+TEST(AreaExternal, WithSegmentsMovesTheAddressesAndKeepsTheState) {
+  const AreaConfig c = cfg(256, {{0, 128, 0x100000}, {128, 128, 0x900000}}, 0);
+  Storage s(c);
+  Area a = make_over(c, s, true);
+  auto b = a.alloc(4, 2);
+  ASSERT_TRUE(b.ok());
+  ASSERT_EQ(b->dma_addr, 0x100000u);
+  Result<Area> moved = a.with_segments({{0, 128, 0x40000000}, {128, 128, 0x40080000}});
+  ASSERT_TRUE(moved.ok()) << moved.error().message;
+  EXPECT_TRUE(moved->external());
+  EXPECT_EQ(moved->dma_of_page(0), 0x40000000u);
+  EXPECT_EQ(moved->dma_of_page(130), 0x40080000u + 2 * 4096);
+  EXPECT_EQ(moved->lowest_dma(), 0x40000000u);
+  EXPECT_EQ(moved->live_allocations(), 1u) << "the same storage: the buffer stays live";
+  auto b2 = moved->alloc(4, 2);
+  ASSERT_TRUE(b2.ok());
+  EXPECT_EQ(b2->first_page, 4u) << "the moved area allocates around it";
+  EXPECT_EQ(b2->dma_addr, 0x40000000u + 4 * 4096);
+  EXPECT_EQ(a.live_allocations(), 2u) << "and the old view sees it: one state";
+  EXPECT_EQ(a.dma_of_page(0), 0x100000u) << "the old view's addresses are its own";
+  std::string why;
+  EXPECT_TRUE(moved->invariant(&why)) << why;
+  // Bad segments: none, a gap, unaligned.
+  EXPECT_EQ(a.with_segments({}).error().code, Errc::invalid_argument);
+  EXPECT_EQ(a.with_segments({{0, 128, 0}, {130, 126, 0x100000}}).error().code, Errc::invalid_argument);
+  EXPECT_EQ(a.with_segments({{0, 256, 0x1001}}).error().code, Errc::invalid_argument);
+  EXPECT_TRUE(s.guards_intact());
+
+  // An owned area: refused while anything is live; empty, it keeps the counters.
+  Area own = make(cfg(256));
+  auto o = own.alloc(8, 0);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(own.with_segments({{0, 256, 0x200000}}).error().code, Errc::busy);
+  ASSERT_TRUE(own.release(o->first_page, 8).ok());
+  Result<Area> own_moved = own.with_segments({{0, 256, 0x200000}});
+  ASSERT_TRUE(own_moved.ok());
+  EXPECT_FALSE(own_moved->external());
+  EXPECT_EQ(own_moved->stats().alloc_pages_success, 8u);
+  EXPECT_EQ(own_moved->stats().release_pages_success, 8u);
+  EXPECT_EQ(own_moved->stats().used, 0u);
+  EXPECT_EQ(own_moved->dma_of_page(1), 0x201000u);
 }

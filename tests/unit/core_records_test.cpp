@@ -157,6 +157,16 @@ TEST(CoreRecords, AHoldersBuffersAllGoBackAndForgedOnesAreDropped) {
   EXPECT_EQ(release_holder(r.rec, *r.area, 3).buffers, 0u);
 }
 
+TEST(CoreRecords, RecordsOfCountsOneHoldersBuffersOnly) {
+  Recorded r;
+  for (int i = 0; i < 5; ++i) r.alloc(2, 3);
+  for (int i = 0; i < 2; ++i) r.alloc(1, 4);
+  EXPECT_EQ(records_of(r.rec, 3), 5u);
+  EXPECT_EQ(records_of(r.rec, 4), 2u);
+  EXPECT_EQ(records_of(r.rec, 5), 0u);
+  EXPECT_EQ(records_of(r.rec, 0), 0u) << "0 marks no buffer: never counted";
+}
+
 TEST(CoreRecords, AFreeMustNameItsOwnBufferExactly) {
   Recorded r;
   const Block b = r.alloc(6, 1);
