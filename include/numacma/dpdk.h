@@ -37,12 +37,14 @@ struct rte_mempool;
  *    (its memory's virtual address ranges), and maps each area once in
  *    DPDK's VFIO container (rte_vfio_container_dma_map) when DPDK drives
  *    devices through VFIO; the pool's address kind becomes
- *    NCMA_ADDR_IOVA_EXTERNAL.
+ *    NCMA_ADDR_IOVA_EXTERNAL. An attached (reserved) pool moves in this
+ *    process only: its IOVAs are this process's, other processes keep theirs,
+ *    and `numacma status` shows what DPDK took from the reservation.
  *  - IOVA-as-PA: the pool's DMA handles must be physical addresses
  *    (NCMA_ADDR_PHYSICAL: hugetlb areas, root); they are used as they are.
  * Errors: NCMA_EINVAL (NULL, EAL not initialised), NCMA_EBUSY (registered
- * already, or buffers live), NCMA_EUNSUPPORTED (PA mode with a pool whose
- * handles are not physical; an attached pool in VA mode; a sim pool). */
+ * already, or buffers of this process live), NCMA_EUNSUPPORTED (PA mode with a pool whose
+ * handles are not physical; a sim pool). */
 int ncma_dpdk_register(ncma_pool *pool);
 /* Gives the ports' heaps back to the pool (their queues must be released:
  * rte_eth_dev_close) and forgets the registration; the areas stay mapped

@@ -453,15 +453,20 @@ class Pool {
    *  above its mask are skipped for it by A8). invalid_argument when the
    *  pool is not in vfio mode. */
   Status vfio_attach(const VfioDeviceSpec& spec);
-  /** Puts a private pool's DMA addresses in an IOMMU another framework owns:
+  /** Puts the pool's DMA addresses in an IOMMU another framework owns:
    *  every area is mapped once at an IOVA the pool chooses in spec.usable,
    *  page-fallback buffers are mapped as they are allocated and unmapped as
    *  they are freed, and address_kind() becomes iova_external. Call it
    *  before the first allocation, from one thread, once. Errors:
-   *  invalid_argument (no iommu, no usable range), unsupported (an attached
-   *  pool, a pool in vfio mode, the sim backing), busy (buffers are live, or
-   *  the pool already uses one), and the first map() error (every area
-   *  mapped before it is unmapped again). */
+   *  invalid_argument (no iommu, no usable range, a forked child's
+   *  attachment), unsupported (a pool in vfio mode, the sim backing), busy
+   *  (buffers of this process are live, an area's lock held past the
+   *  timeout, or the pool already uses one), and the first map() error
+   *  (every area mapped before it is unmapped again). An attached pool moves
+   *  in this process only: the shared state stays one (other processes'
+   *  buffers stay live, at their own addresses), each area's segment
+   *  boundaries stay the reservation's, and numacma::status sees what this
+   *  process allocates. */
   Status use_external_iommu(ExternalIommuSpec spec);
   /** The handle of an attached VFIO device; not_found otherwise. */
   Result<VfioDevice> vfio_device(std::string_view bdf) const;

@@ -1,12 +1,16 @@
-// src/pool/external.cpp — Pool::use_external_iommu: a private pool's DMA
-// addresses moved into an IOMMU another framework owns (DPDK's VFIO
-// container: src/dpdk/).
+// src/pool/external.cpp — Pool::use_external_iommu: a pool's DMA addresses
+// moved into an IOMMU another framework owns (DPDK's VFIO container:
+// src/dpdk/), in this process.
 //
-//   checks   a private pool, not vfio mode, not sim, no space yet, nothing live
+//   checks   not vfio mode, not sim, no space yet, nothing of this process
+//            live (an attached pool: its own records; other processes'
+//            buffers stay where they are, in their own IOMMUs)
 //   kept     A3's kept pages freed (they carry the old kind of address)
 //   areas    each mapped once at an IOVA of the space (map_area_iova), its
-//            core::Area rebuilt over the one IOVA-contiguous segment, the
-//            kernel's counters carried over
+//            core::Area moved there (Area::with_segments): a private area
+//            over one IOVA-contiguous segment, the kernel's counters carried
+//            over; a shared area over the same state, its reservation's
+//            segment boundaries kept
 //   after    iova mode: page-fallback buffers mapped and unmapped one by one
 // A failure undoes every area mapped before it: the pool is as it was.
 #include <mutex>
@@ -23,17 +27,25 @@ Error refused(Errc code, const std::string& why) {
   return make_error(code, "use_external_iommu: " + why);
 }
 
-/** The area rebuilt over `segments`, with the kernel's counters kept. */
-Result<core::Area> rebased(const core::Area& old, std::vector<core::Segment> segments) {
-  core::AreaConfig cfg = old.config();
-  cfg.segments = std::move(segments);
-  Result<core::Area> a = core::Area::create(std::move(cfg));
-  if (!a) return a;
-  core::AreaCounters& c = a->counters();
-  c.alloc_pages_success = old.counters().alloc_pages_success;
-  c.alloc_pages_fail = old.counters().alloc_pages_fail;
-  c.release_pages_success = old.counters().release_pages_success;
-  return a;
+/** This attachment's own live buffers in a shared area (its records):
+ *  other processes' buffers do not stop the move, since each process maps
+ *  the area in its own IOMMU. */
+std::uint64_t own_live(detail::PoolImpl& p, const detail::AreaSlot& slot, bool* locked) {
+  *locked = p.lock_area(slot);
+  if (!*locked) return 0;
+  const std::uint64_t n = core::records_of(*slot.records, p.holder);
+  p.unlock_area(slot);
+  return n;
+}
+
+/** A shared area's segments at its new IOVA: the reservation's boundaries
+ *  kept (no buffer of this process may span one, or the keeper and the other
+ *  processes would take its record for a forged one), each at its offset
+ *  from the one IOVA the whole area is mapped at. */
+std::vector<core::Segment> at_iova(const std::vector<core::Segment>& reserved, std::uint64_t iova) {
+  std::vector<core::Segment> out = reserved;
+  for (core::Segment& s : out) s.dma_base = iova + s.first_page * core::kPageBytes;
+  return out;
 }
 
 }  // namespace
@@ -41,10 +53,7 @@ Result<core::Area> rebased(const core::Area& old, std::vector<core::Segment> seg
 Status Pool::use_external_iommu(ExternalIommuSpec spec) {
   if (!impl_) return refused(Errc::invalid_argument, "empty (moved-from) Pool");
   detail::PoolImpl& p = *impl_;
-  if (p.attachment)
-    return refused(Errc::unsupported,
-                   "pool " + p.shared_name + " is attached to a reservation: its DMA addresses are "
-                   "the reservation's, shared by every attached process; create a private pool");
+  if (p.attachment && p.attachment->forked()) return refused(Errc::invalid_argument, p.forked_error().message);
   if (p.vfio)
     return refused(Errc::unsupported,
                    "the pool is in vfio mode: its own VFIO container maps its memory; create it "
@@ -52,11 +61,15 @@ Status Pool::use_external_iommu(ExternalIommuSpec spec) {
   if (p.iova_space) return refused(Errc::busy, "the pool uses an external IOMMU already");
   if (p.address_kind() == AddressKind::simulated)
     return refused(Errc::unsupported, "the sim backing's memory is simulated: no IOMMU can map it");
-  for (const auto& slot : p.areas.slots())
-    if (slot->area.live_allocations() > 0)
-      return refused(Errc::busy, "area " + slot->area.name() + " has " +
-                                     std::to_string(slot->area.live_allocations()) +
-                                     " live buffer(s): call it before the first allocation");
+  for (const auto& slot : p.areas.slots()) {
+    bool locked = true;
+    const std::uint64_t live = slot->records ? own_live(p, *slot, &locked) : slot->area.live_allocations();
+    if (!locked) return refused(Errc::busy, p.lock_error(*slot).message);
+    if (live > 0)
+      return refused(Errc::busy, "area " + slot->area.name() + " has " + std::to_string(live) +
+                                     " live buffer(s)" + (slot->records ? " of this process" : "") +
+                                     ": call it before the first allocation");
+  }
   for (const detail::PageShelf& sh : p.pages.all())
     if (!sh.live.empty())
       return refused(Errc::busy, std::to_string(sh.live.size()) +
@@ -89,7 +102,9 @@ Status Pool::use_external_iommu(ExternalIommuSpec spec) {
       undo();
       return refused(s.error().code, "area " + slot->area.name() + ": " + s.error().message);
     }
-    Result<core::Area> a = rebased(slot->area, slot->res.segments);
+    if (slot->records)  // a shared area: its partition stays the reservation's
+      slot->res.segments = at_iova(slot->area.config().segments, slot->res.segments.front().dma_base);
+    Result<core::Area> a = slot->area.with_segments(slot->res.segments);
     if (!a) {
       undo();
       return refused(a.error().code, "area " + slot->area.name() + ": " + a.error().message);

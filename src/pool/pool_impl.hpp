@@ -203,10 +203,10 @@ struct PoolImpl : std::enable_shared_from_this<PoolImpl> {
   void unlock_area(const AreaSlot& slot) const noexcept;
   /** busy: area's lock held by its owner for longer than the timeout. */
   Error lock_error(const AreaSlot& slot) const;
-
- private:
   /** An attached pool used in a child forked after the attach. */
   Error forked_error() const;
+
+ private:
   /** alloc() once; count_failure: count a failure in the node's counters;
    *  handle: a DmaBuffer will own it (marked under the lock that allocates it). */
   Result<RawBuffer> alloc_once(const Device& dev, std::size_t bytes, int cpu, bool count_failure, bool handle);

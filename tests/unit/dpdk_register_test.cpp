@@ -25,6 +25,8 @@
 #include "numacma/dpdk.hpp"
 #include "numacma/numacma.h"
 #include "numacma/numacma.hpp"
+#include "numacma/shared.hpp"
+#include "shared_test_util.hpp"
 
 using numacma::Errc;
 using numacma::Pool;
@@ -243,5 +245,42 @@ TEST(Dpdk, AnMbufPoolLivesInThePortsAreaAndGoesBackToIt) {
   rte_mempool_free(mp);
   ASSERT_EQ(ncma_dpdk_unregister(p), 0) << ncma_last_error_message();
   EXPECT_EQ(used(pool, "default"), before);
+  ncma_pool_destroy(p);
+}
+
+// A reserved pool, attached: registered in IOVA-as-VA mode, its port heap and
+// mbufs at IOVAs of this process's mapping, and what DPDK took shows in
+// `numacma status` (the reservation's state), then goes back.
+TEST(Dpdk, AnAttachedPoolIsRegisteredAndStatusSeesWhatDpdkTook) {
+  EAL_OR_FAIL();
+  numacma::testing::ScopedRunDir run;
+  numacma::ReserveOptions ro;
+  ro.params = "cma=64M";
+  ro.backing = "anon";
+  auto reserved = numacma::reserve("dpdk", ro);
+  ASSERT_TRUE(reserved) << reserved.error().message;
+  ncma_pool* p = ncma_pool_attach("dpdk");
+  ASSERT_NE(p, nullptr) << ncma_last_error_message();
+  ASSERT_EQ(ncma_dpdk_register(p), 0) << ncma_last_error_message();
+  EXPECT_EQ(ncma_pool_address_kind(p), NCMA_ADDR_IOVA_EXTERNAL);
+  Pool& pool = *reinterpret_cast<Pool*>(p);
+  struct rte_mempool* mp = ncma_dpdk_pktmbuf_pool_create(p, 1, "ncma_att", 511, 32, 0, RTE_MBUF_DEFAULT_BUF_SIZE);
+  ASSERT_NE(mp, nullptr) << ncma_last_error_message();
+  const auto def = area(pool, "default");
+  ASSERT_TRUE(def);
+  struct rte_mbuf* m = rte_pktmbuf_alloc(mp);
+  ASSERT_NE(m, nullptr);
+  EXPECT_TRUE(in_area(*def, m->buf_iova, m->buf_len)) << std::hex << m->buf_iova;
+  rte_pktmbuf_free(m);
+  auto st = numacma::status("dpdk");
+  ASSERT_TRUE(st) << st.error().message;
+  ASSERT_EQ(st->areas.size(), 1u);
+  EXPECT_GT(st->areas[0].area.used, 511u * RTE_MBUF_DEFAULT_BUF_SIZE / 4096) << "status sees the mbufs";
+  EXPECT_EQ(st->areas[0].area.used, def->used) << "status and the process agree";
+  rte_mempool_free(mp);
+  ASSERT_EQ(ncma_dpdk_unregister(p), 0) << ncma_last_error_message();
+  st = numacma::status("dpdk");
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->areas[0].area.used, 0u);
   ncma_pool_destroy(p);
 }

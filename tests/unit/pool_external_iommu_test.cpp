@@ -1,5 +1,5 @@
-// Pool::use_external_iommu: a private pool's DMA addresses moved into an
-// IOMMU another framework owns (numacma/dpdk.h's ncma_dpdk_register over
+// Pool::use_external_iommu: a pool's DMA addresses moved into an IOMMU
+// another framework owns (numacma/dpdk.h's ncma_dpdk_register over
 // DPDK's VFIO container). A fake IOMMU records every map and unmap: each
 // area mapped once at an IOVA the pool chose in the usable ranges, page
 // buffers mapped below their device's mask and unmapped when freed, every
@@ -15,6 +15,8 @@
 #include "numacma/numacma.h"
 #include "numacma/numacma.hpp"
 #include "fixture_pool_options.hpp"
+#include "numacma/shared.hpp"
+#include "shared_test_util.hpp"
 
 using numacma::AddressKind;
 using numacma::Device;
@@ -225,4 +227,55 @@ TEST(ExternalIommu, TheCNameOfTheKind) {
   EXPECT_STREQ(numacma::address_kind_name(AddressKind::iova_external), "iova_external");
   EXPECT_TRUE(numacma::device_usable(AddressKind::iova_external));
   EXPECT_STREQ(ncma_address_kind_name(NCMA_ADDR_IOVA_EXTERNAL + 1), "unknown");
+}
+
+// An attached pool moves in this process only: its own live buffers stop the
+// move, another attachment's do not (that one keeps its addresses, in its own
+// IOMMU); what this process takes at its IOVAs is in the reservation's state,
+// so `numacma status` sees it, and both free their own.
+TEST(ExternalIommu, AnAttachedPoolMovesInThisProcessOnlyAndStatusSeesWhatItTakes) {
+  numacma::testing::ScopedRunDir run;
+  numacma::ReserveOptions o;
+  o.params = "cma=8M";
+  o.backing = "anon";
+  if (auto r = numacma::reserve("ext", o); !r) GTEST_SKIP() << "no anon reservation here: " << r.error().message;
+  auto mine = Pool::attach("ext");
+  auto other = Pool::attach("ext");
+  ASSERT_TRUE(mine && other);
+  const Device dev = Device::on_node(0, "nic");
+  auto theirs = other->alloc_coherent(dev, 65536);
+  ASSERT_TRUE(theirs) << theirs.error().message;
+  const std::uint64_t their_dma = theirs->dma_addr();
+  auto f = std::make_shared<FakeIommu>();
+  {
+    auto own = mine->alloc_coherent(dev, 65536);
+    ASSERT_TRUE(own);
+    Status s = mine->use_external_iommu(spec(f));
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().code, Errc::busy);
+    EXPECT_NE(s.error().message.find("of this process"), std::string::npos) << s.error().message;
+  }
+  ASSERT_TRUE(mine->use_external_iommu(spec(f))) << "another attachment's buffer does not stop the move";
+  EXPECT_EQ(mine->address_kind(), AddressKind::iova_external);
+  ASSERT_EQ(f->live.size(), 1u);
+  const auto& [iova, m] = *f->live.begin();
+  auto b = mine->alloc_coherent(dev, 131072);
+  ASSERT_TRUE(b) << b.error().message;
+  EXPECT_GE(b->dma_addr(), iova);
+  EXPECT_LE(b->dma_addr() + 131072, iova + m.bytes);
+  EXPECT_EQ(b->dma_addr() - iova, reinterpret_cast<std::uintptr_t>(b->cpu()) - m.va);
+  EXPECT_NE(reinterpret_cast<std::uintptr_t>(b->cpu()), reinterpret_cast<std::uintptr_t>(theirs->cpu()))
+      << "the two buffers share the area's state: never the same memory";
+  EXPECT_EQ(theirs->dma_addr(), their_dma) << "the other attachment did not move";
+  auto st = numacma::status("ext");
+  ASSERT_TRUE(st) << st.error().message;
+  ASSERT_EQ(st->areas.size(), 1u);
+  EXPECT_EQ(st->areas[0].area.used, (65536 + 131072) / 4096u) << "status sees what both took";
+  ASSERT_TRUE(b->release());
+  ASSERT_TRUE(theirs->release());
+  st = numacma::status("ext");
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->areas[0].area.used, 0u);
+  mine = numacma::make_error(Errc::not_found, "");
+  EXPECT_TRUE(f->live.empty()) << "the area is unmapped when the pool goes";
 }
