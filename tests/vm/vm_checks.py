@@ -21,7 +21,8 @@ def cmdq_check(t):
 # for DPDK's own memory, then numacma-dpdkcheck (tests/vm/guest/dpdk_check.cpp):
 # 10,000 frames port 0 -> port 1, every payload checked, each port's mbufs on
 # its node and in its node's area; again with a 32-bit mask on port 1, and with
-# port 1's mask below its node's area (A8: the default area serves it instead).
+# port 1's mask below its node's area (A8: the default area serves it instead);
+# and once on a reserved pool, seen by `numacma status`.
 DPDK_CHECKS = [
     ("dpdk_bind", "numacma vfio bind {virtio-net0} && numacma vfio bind {virtio-net1} && "
                   "mkdir -p /dev/hugepages /var/run && mount -t hugetlbfs none /dev/hugepages"),
@@ -30,6 +31,11 @@ DPDK_CHECKS = [
                     "2000 --mask32 1"),
     ("dpdk_mask_below_area", "numacma-dpdkcheck {virtio-net0} {virtio-net0_node} {virtio-net1} {virtio-net1_node} "
                              "2000 --mask-below-area 1"),
+    # A reserved pool, attached by the DPDK program: `numacma status` (the
+    # reservation's state) counts each port's mbufs in its node's area.
+    ("dpdk_status", "numacma reserve dpdk --backing anon cma=16M cma_pernuma=48M && "
+                    "numacma-dpdkcheck {virtio-net0} {virtio-net0_node} {virtio-net1} {virtio-net1_node} "
+                    "2000 --pool dpdk && numacma status dpdk && numacma release dpdk"),
 ]
 
 

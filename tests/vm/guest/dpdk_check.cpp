@@ -4,9 +4,11 @@
 // memory comes from numacma (numacma/dpdk.h):
 //
 //   numacma-dpdkcheck BDF0 NODE0 BDF1 NODE1 PACKETS [--mask32 PORT | --mask-below-area PORT]
+//                     [--pool NAME]
 //
 //   1. rte_eal_init (hugepages on both nodes, IOVA-as-VA, VFIO), a pool with a
-//      per-NUMA area on each node, ncma_dpdk_register
+//      per-NUMA area on each node (--pool: the reservation NAME, attached),
+//      ncma_dpdk_register
 //   2. per port: numacma's node for it (its PCI node), its heap socket and
 //      mbuf pool; every mbuf on that node (move_pages) and in that node's
 //      area (its IOVA in the area's range, the area's used pages); with
@@ -20,6 +22,9 @@
 //   4. the rings net_virtio allocated (at probe, on the device's socket, in
 //      DPDK's own memory, not numacma's) are each on the device's node
 //   5. teardown in the documented order; every area's used pages back to 0
+//   with --pool, numacma::status(NAME) (what `numacma status` prints, read
+//   from the reservation's state) counts each port's mbufs in its node's area
+//   while they live, as the process's own stats do, and 0 after the teardown
 // Prints "dpdkcheck: PASS ..." and exits 0, or a FAIL line per problem and 1.
 #include <numaif.h>
 #include <rte_eal.h>
@@ -35,6 +40,7 @@
 
 #include "numacma/dpdk.hpp"
 #include "numacma/numacma.hpp"
+#include "numacma/shared.hpp"
 
 namespace {
 
@@ -243,13 +249,42 @@ void check_rings(const Port& p) {
     bad("port " + std::to_string(p.id) + ": " + std::to_string(arg.off_node) + " rings off the device's node");
 }
 
+/** With --pool: what numacma::status (the reservation's state, as another
+ *  process sees it) says of each port's node's area; `live`: the mbuf pools
+ *  exist (their pages counted, as the process's own stats count them), else
+ *  every area is back to 0. */
+void check_status(const std::string& name, const numacma::Pool& pool, const Port* ports, bool live) {
+  if (name.empty()) return;
+  auto st = numacma::status(name);
+  if (!st) return bad("status " + name + ": " + st.error().message);
+  const numacma::Stats own = pool.stats();
+  for (const numacma::SharedAreaStatus& a : st->areas) {
+    std::printf("status %s: %s node %d: %llu of %llu pages used\n", name.c_str(), a.area.name.c_str(), a.area.node,
+                static_cast<unsigned long long>(a.area.used), static_cast<unsigned long long>(a.area.pages));
+    if (!live && a.area.used != 0) bad("status: " + a.area.name + " still counts pages after the teardown");
+  }
+  if (!live) return;
+  for (int i = 0; i < 2; ++i) {
+    const numacma::AreaReport* mine = pernuma(own, ports[i].want_node);
+    const numacma::SharedAreaStatus* seen = nullptr;
+    for (const auto& a : st->areas)
+      if (mine != nullptr && a.area.name == mine->name) seen = &a;
+    if (mine == nullptr || seen == nullptr) return bad("status: no area for port " + std::to_string(i) + "'s node");
+    if (seen->area.used < 2047ULL * RTE_MBUF_DEFAULT_BUF_SIZE / 4096)
+      bad("status: " + seen->area.name + " does not count port " + std::to_string(i) + "'s mbufs");
+    if (seen->area.used != mine->used)
+      bad("status: " + seen->area.name + " counts " + std::to_string(seen->area.used) + " pages, the process " +
+          std::to_string(mine->used));
+  }
+}
+
 /** Steps 1-5 over an initialised EAL; the pool is gone when it returns. */
-void check(char** argv, int mask_port, Mask mode) {
+void check(char** argv, int mask_port, Mask mode, const std::string& reserved) {
   if (rte_eth_dev_count_avail() != 2) bad("expected 2 ports, DPDK has " + std::to_string(rte_eth_dev_count_avail()));
   numacma::PoolOptions o;
   o.params = "cma=16M cma_pernuma=48M";
   o.backing = "anon";
-  auto pool = numacma::Pool::create(o);
+  auto pool = reserved.empty() ? numacma::Pool::create(o) : numacma::Pool::attach(reserved);
   if (!pool) return bad(pool.error().message);
   if (auto s = numacma::dpdk::register_pool(*pool); !s) return bad(s.error().message);
   Port ports[2] = {{0, std::atoi(argv[2])}, {1, std::atoi(argv[4])}};
@@ -259,6 +294,7 @@ void check(char** argv, int mask_port, Mask mode) {
   }
   send_and_check(ports[0], ports[1], static_cast<std::uint32_t>(std::strtoul(argv[5], nullptr, 10)));
   for (const Port& p : ports) check_rings(p);
+  if (mode == Mask::none) check_status(reserved, *pool, ports, true);
   for (const Port& p : ports) {
     (void)rte_eth_dev_stop(p.id);
     (void)rte_eth_dev_close(p.id);
@@ -267,24 +303,33 @@ void check(char** argv, int mask_port, Mask mode) {
   if (auto s = numacma::dpdk::unregister_pool(*pool); !s) bad(s.error().message);
   for (const auto& a : pool->stats().areas)
     if (a.used != 0) bad(a.name + ": " + std::to_string(a.used) + " pages still used after teardown");
+  check_status(reserved, *pool, ports, false);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 6) {
-    std::fprintf(stderr, "usage: %s BDF0 NODE0 BDF1 NODE1 PACKETS [--mask32 PORT | --mask-below-area PORT]\n",
+  const auto usage = [&] {
+    std::fprintf(stderr,
+                 "usage: %s BDF0 NODE0 BDF1 NODE1 PACKETS [--mask32 PORT | --mask-below-area PORT] [--pool NAME]\n",
                  argv[0]);
     return 2;
-  }
+  };
+  if (argc < 6) return usage();
   int mask_port = -1;
   Mask mode = Mask::none;
-  if (argc >= 8 && std::strcmp(argv[6], "--mask32") == 0) mode = Mask::bits32;
-  if (argc >= 8 && std::strcmp(argv[6], "--mask-below-area") == 0) mode = Mask::below_area;
-  if (mode != Mask::none) mask_port = std::atoi(argv[7]);
-  if (argc >= 7 && mode == Mask::none) {
-    std::fprintf(stderr, "%s: unknown option %s\n", argv[0], argv[6]);
-    return 2;
+  std::string reserved;
+  for (int i = 6; i < argc; i += 2) {
+    if (i + 1 >= argc) return usage();
+    if (std::strcmp(argv[i], "--mask32") == 0 || std::strcmp(argv[i], "--mask-below-area") == 0) {
+      mode = std::strcmp(argv[i], "--mask32") == 0 ? Mask::bits32 : Mask::below_area;
+      mask_port = std::atoi(argv[i + 1]);
+    } else if (std::strcmp(argv[i], "--pool") == 0) {
+      reserved = argv[i + 1];
+    } else {
+      std::fprintf(stderr, "%s: unknown option %s\n", argv[0], argv[i]);
+      return usage();
+    }
   }
   // rte_eal_init writes into its arguments: copies, not literals.
   std::vector<std::string> eal = {argv[0], "-l", "0", "--socket-mem", "64,64", "--no-shconf", "--iova-mode=va",
@@ -295,7 +340,7 @@ int main(int argc, char** argv) {
     std::printf("FAIL: rte_eal_init: %s\n", rte_strerror(rte_errno));
     return 1;
   }
-  check(argv, mask_port, mode);
+  check(argv, mask_port, mode, reserved);
   rte_eal_cleanup();
   std::printf("dpdkcheck: %s\n", g_fail ? "FAIL" : "PASS");
   return g_fail;
