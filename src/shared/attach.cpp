@@ -210,7 +210,8 @@ Result<Pool> Pool::attach(std::string_view name, const AttachOptions& options) {
   if (!b) return std::move(b).error();
   impl->backing = std::move(*b);
   unsigned char* state = at.state();
-  impl->counters.over(reinterpret_cast<std::uint64_t*>(state + h.nodes_offset), h.node_slots);
+  impl->counters.over(reinterpret_cast<std::uint64_t*>(state + h.nodes_offset), h.node_slots, kCounterStripes,
+                      counter_stripe_bytes(h.node_slots) / sizeof(std::uint64_t), at.holder_id() % kCounterStripes);
   impl->holder = at.holder_id();
   impl->lock_timeout_ms = timeout;
   impl->shared_name = std::string(name);

@@ -63,6 +63,21 @@ std::uint64_t layout_checksum(const unsigned char* data, std::size_t size) noexc
   return h;
 }
 
+NodeCtr node_counters(const unsigned char* state, const LayoutHeader& h, std::uint32_t slot) noexcept {
+  NodeCtr sum{};
+  for (std::uint32_t s = 0; s < kCounterStripes; ++s) {
+    NodeCtr c;
+    std::memcpy(&c, state + h.nodes_offset + s * counter_stripe_bytes(h.node_slots) + slot * sizeof(NodeCtr),
+                sizeof c);
+    sum.local += c.local;
+    sum.other_node += c.other_node;
+    sum.default_area += c.default_area;
+    sum.pages += c.pages;
+    sum.failed += c.failed;
+  }
+  return sum;
+}
+
 Result<std::vector<unsigned char>> make_layout(const PoolSpec& spec) {
   const auto bad = [](const std::string& why) { return make_error(Errc::invalid_argument, why); };
   if (spec.areas.size() > kMaxAreas) return bad("more than " + std::to_string(kMaxAreas) + " areas");
@@ -88,8 +103,9 @@ Result<std::vector<unsigned char>> make_layout(const PoolSpec& spec) {
   st += sizeof(PoolState);
   const std::uint64_t holders_offset = st;
   st += sizeof(Holder) * spec.holder_capacity;
+  st = align_up(st, 64);  // each counter stripe on lines of its own
   const std::uint64_t nodes_offset = st;
-  st += sizeof(NodeCtr) * spec.node_slots;
+  st += kCounterStripes * counter_stripe_bytes(spec.node_slots);
   std::vector<std::uint64_t> state_off, rec_off, bm_off, rec_n, bm_words;
   for (const AreaSpec& a : spec.areas) {
     if (a.pages == 0 || a.pages % (std::uint64_t{1} << spec.order_per_bit) != 0)
@@ -266,7 +282,7 @@ Status validate_layout(const unsigned char* data, std::size_t size) {
   if (!fits(h.areas_offset, h.area_count, sizeof(AreaDesc), 8, size)) return corrupt("the area table lies outside the file");
   if (!fits(h.pool_offset, 1, sizeof(PoolState), 64, h.state_bytes) ||
       !fits(h.holders_offset, h.holder_capacity, sizeof(Holder), 8, h.state_bytes) ||
-      !fits(h.nodes_offset, h.node_slots, sizeof(NodeCtr), 8, h.state_bytes))
+      !fits(h.nodes_offset, kCounterStripes, counter_stripe_bytes(h.node_slots), 8, h.state_bytes))
     return corrupt("the pool state, holder table or node counters lie outside the state file");
   if (!decode_policy(h.policy) || !decode_arch(h.arch) || !decode_flag(h.iova_mode) ||
       h.order_per_bit > core::kMaxOrderPerBit)

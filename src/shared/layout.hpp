@@ -8,7 +8,7 @@
 //
 //   state (sealed against shrinking and growing only: every admitted process
 //   writes it, so every byte of it is hostile input)
-//   | PoolState | Holder[capacity] | NodeCtr[node_slots] |
+//   | PoolState | Holder[capacity] | NodeCtr[kCounterStripes][node_slots] |
 //   | per area: AreaState | Rec[rec_count] | bitmap (core::Area::storage_words) |
 //
 // Every offset into the state file is in the layout, never in the state
@@ -47,7 +47,7 @@
 namespace numacma::shared {
 
 inline constexpr char kMagic[8] = {'N', 'C', 'M', 'A', 'P', 'O', 'O', 'L'};
-inline constexpr std::uint32_t kVersion = 2;
+inline constexpr std::uint32_t kVersion = 3;  // 3: A9's counters striped
 inline constexpr std::uint32_t kMaxAreas = 256;
 inline constexpr std::uint32_t kMaxHolders = 4096;
 inline constexpr std::uint32_t kDefaultHolders = 1024;
@@ -67,7 +67,7 @@ struct alignas(8) LayoutHeader {
   std::uint64_t holders_offset;   ///< Holder[holder_capacity], in the state file
   std::uint32_t holder_capacity;
   std::uint32_t node_slots;       ///< NodeCtr per node id + 1 (slot 0: no node)
-  std::uint64_t nodes_offset;     ///< NodeCtr[node_slots], in the state file
+  std::uint64_t nodes_offset;     ///< kCounterStripes stripes of NodeCtr[node_slots], in the state file
   std::uint32_t policy;           ///< encode_policy: 0 kernel, 1 nearest
   std::uint32_t arch;             ///< encode_arch: 0 host, 1 x86_64, 2 arm64
   std::uint32_t iova_mode;        ///< encode_flag: 1, the pool hands out IOVAs (anon areas)
@@ -267,6 +267,18 @@ static_assert(std::is_trivially_copyable_v<NodeCtr> && std::is_standard_layout_v
 static_assert(offsetof(NodeCtr, local) == 0 && offsetof(NodeCtr, other_node) == 8 &&
               offsetof(NodeCtr, default_area) == 16 && offsetof(NodeCtr, pages) == 24 &&
               offsetof(NodeCtr, failed) == 32);
+
+/** A9's counters are striped: a holder counts into stripe holder % kCounterStripes, each stripe
+ *  on cache lines of its own, so that processes allocating at the same time do not pass one
+ *  line back and forth on every allocation; a reader sums the stripes (node_counters). */
+inline constexpr std::uint32_t kCounterStripes = 8;
+/** One stripe: NodeCtr[node_slots], rounded up to whole 64-byte lines. */
+constexpr std::uint64_t counter_stripe_bytes(std::uint32_t node_slots) noexcept {
+  return (sizeof(NodeCtr) * std::uint64_t{node_slots} + 63) / 64 * 64;
+}
+/** The counters of node slot `slot` (< h.node_slots), summed over the stripes of a state file
+ *  that a validated layout h describes. */
+NodeCtr node_counters(const unsigned char* state, const LayoutHeader& h, std::uint32_t slot) noexcept;
 
 // ---- building a layout -----------------------------------------------------------
 

@@ -129,8 +129,7 @@ Result<PoolStatus> read_status(std::string_view name, const Layout& l, std::vect
   }
   const std::string& root = ps.sysfs_root;  // the reservation's tree, not the caller's
   for (std::uint32_t slot = 0; slot < h.node_slots; ++slot) {
-    NodeCtr c;
-    std::memcpy(&c, st + h.nodes_offset + slot * sizeof(NodeCtr), sizeof c);
+    const NodeCtr c = node_counters(st, h, slot);
     SharedNodeStatus n;
     n.alloc.node = static_cast<int>(slot) - 1;
     n.alloc.local = c.local;

@@ -80,7 +80,9 @@ TEST(SharedLayout, LayoutValidatesAndReadsBack) {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> parts = {
       {l->hdr().pool_offset, sizeof(PoolState)},
       {l->hdr().holders_offset, sizeof(Holder) * 16},
-      {l->hdr().nodes_offset, sizeof(NodeCtr) * 3}};
+      {l->hdr().nodes_offset, kCounterStripes * counter_stripe_bytes(3)}};
+  EXPECT_EQ(l->hdr().nodes_offset % 64, 0u) << "each counter stripe on lines of its own";
+  EXPECT_EQ(counter_stripe_bytes(3), 128u);
   for (std::uint32_t i = 0; i < 2; ++i) {
     const AreaDesc& d = l->desc(i);
     parts.push_back({d.state_offset, sizeof(AreaState)});

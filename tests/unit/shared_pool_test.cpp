@@ -378,6 +378,45 @@ TEST(SharedPool, AnAttachedPoolsKeptPageComesBackZeroedAndCounted) {
   EXPECT_EQ(wait_exit(child), 0);
 }
 
+// A9's counters are striped by holder in the state file (no line passed
+// between processes that allocate at once): each attachment counts into its
+// own stripe, and every reader (Pool::stats, status) sees the sum.
+TEST(SharedPool, EveryReaderSeesTheCountersOfEveryHolderSummed) {
+  ScopedRunDir run;
+  ASSERT_TRUE(reserve("ctr", sim_options("cma=16M cma_pernuma=8M")).ok());
+  Result<Pool> a = Pool::attach("ctr");
+  Result<Pool> b = Pool::attach("ctr");
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::vector<DmaBuffer> keep;
+  const auto take = [&keep](Pool& p, int node, std::size_t bytes) {
+    Result<DmaBuffer> r = p.alloc_coherent(Device::on_node(node), bytes);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    keep.push_back(std::move(*r));
+  };
+  for (int i = 0; i < 3; ++i) take(*a, 1, 65536);
+  for (int i = 0; i < 2; ++i) take(*b, 1, 65536);
+  take(*b, 0, 65536);
+  take(*b, 1, 4096);
+  for (const Pool* p : {&*a, &*b}) {
+    const Stats st = p->stats();
+    ASSERT_GE(st.nodes.size(), 2u);
+    EXPECT_EQ(st.nodes[1].node, 1);
+    EXPECT_EQ(st.nodes[1].local, 5u);
+    EXPECT_EQ(st.nodes[1].pages, 1u);
+    EXPECT_EQ(st.nodes[0].local, 1u);
+  }
+  Result<PoolStatus> st = status("ctr");
+  ASSERT_TRUE(st.ok());
+  std::uint64_t local1 = 0, pages1 = 0, local0 = 0;
+  for (const SharedNodeStatus& n : st->nodes) {
+    if (n.alloc.node == 1) local1 = n.alloc.local, pages1 = n.alloc.pages;
+    if (n.alloc.node == 0) local0 = n.alloc.local;
+  }
+  EXPECT_EQ(local1, 5u);
+  EXPECT_EQ(pages1, 1u);
+  EXPECT_EQ(local0, 1u);
+}
+
 // A child forked by a holder that outlives it does not keep the holder's
 // buffers held: its copy of the keeper connection is closed at the fork.
 TEST(SharedPool, AHolderThatDiesIsReapedThoughItsForkedChildLivesOn) {
