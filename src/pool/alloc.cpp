@@ -85,7 +85,7 @@ bool take_kept_page(PageShelf& sh, std::uint64_t mask, std::uint64_t from, std::
 }  // namespace
 
 bool PoolImpl::lock_area(const AreaSlot& slot) const noexcept {
-  if (!sync::lock(slot.lock, holder, sync::deadline_after_ms(lock_timeout_ms), slot.shared)) return false;
+  if (!sync::lock(slot.lock, holder, lock_timeout_ms, slot.shared)) return false;
   // A journal left pending under a free lock is no update in flight (the
   // keeper completes those of owners that died): complete it before use.
   if (slot.records && slot.records->st->journal.pending != 0)

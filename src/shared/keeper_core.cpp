@@ -81,7 +81,7 @@ bool KeeperCore::lock_area(std::uint32_t a, std::int64_t wait_ms, ReapCounts& re
     ++rep.recovered_locks;
     return true;
   }
-  if (!sync::lock(w, kKeeperOwner, sync::deadline_after_ms(wait_ms), true)) return false;
+  if (!sync::lock(w, kKeeperOwner, wait_ms, true)) return false;
   if (v.st->rs.journal.pending != 0) {  // only a process writing the state by hand leaves one
     core::repair(v.rec, areas_[a]);
     ++rep.recovered_locks;

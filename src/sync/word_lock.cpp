@@ -38,13 +38,14 @@ bool try_lock(std::uint32_t* w, std::uint32_t id) noexcept {
   return at(w).compare_exchange_strong(expect, id, std::memory_order_acquire, std::memory_order_relaxed);
 }
 
-bool lock(std::uint32_t* w, std::uint32_t id, std::int64_t deadline_ns, bool shared) noexcept {
+bool lock(std::uint32_t* w, std::uint32_t id, std::int64_t timeout_ms, bool shared) noexcept {
   id &= kOwnerMask;
   if (try_lock(w, id)) return true;
   for (int i = 0; i < kSpins; ++i) {
     relax();
     if (at(w).load(std::memory_order_relaxed) == 0 && try_lock(w, id)) return true;
   }
+  const std::int64_t deadline_ns = deadline_after_ms(timeout_ms);
   for (;;) {
     std::uint32_t v = at(w).load(std::memory_order_relaxed);
     if (v == 0) {

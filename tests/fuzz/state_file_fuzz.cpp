@@ -95,7 +95,7 @@ void exercise(const shared::Layout& l, std::vector<unsigned char>& state, const 
     shared::AreaParts p = shared::area_parts(l, state.data(), i);
     Result<core::Area> a = shared::area_over(l, p, i, 0x10000000, false);
     if (!a) continue;
-    if (!sync::lock(&p.st->lock, 3, sync::deadline_after_ms(0), false)) continue;  // a forged owner: busy
+    if (!sync::lock(&p.st->lock, 3, 0, false)) continue;  // a forged owner: busy
     if (p.st->rs.journal.pending != 0) core::repair(p.rec, *a);
     for (std::size_t k = 0; k < n; ++k) {
       const std::uint64_t count = 1 + ops[k] % 40;
