@@ -65,11 +65,12 @@ def _nodes(mem, cpus, dist):
 
 
 def _devices(arch, iommu, devices):
-    """devices: [(kind "edu"|"nvme"|"virtio-net", node, dma mask or None, raw
-    image or None)]; an NVMe without an image has no namespace. Per device:
-    its bridge (x86), the image's drive, the device. Every virtio-net is a
-    modern device that asks for the IOMMU (iommu_platform), on QEMU's hub 0:
-    what one sends, the others receive."""
+    """devices: [(kind "edu"|"nvme"|"virtio-net"|"e1000e", node, dma mask or
+    None, raw image or None)]; an NVMe without an image has no namespace. Per
+    device: its bridge (x86), the image's drive, the device. Every virtio-net
+    is a modern device that asks for the IOMMU (iommu_platform), on QEMU's
+    hub 0: what one sends, the others receive; every e1000e (an Intel 82574L,
+    whose DPDK PMD allocates its rings at queue setup) is on hub 1."""
     a = []
     for i, (kind, node, mask, image) in enumerate(devices):
         if arch == "arm64":
@@ -87,6 +88,9 @@ def _devices(arch, iommu, devices):
             a += ["-netdev", "hubport,id=net%d,hubid=0" % i]
             opts = ["virtio-net-pci", "disable-legacy=on", "iommu_platform=on", "netdev=net%d" % i,
                     "mac=52:54:00:12:34:%02x" % (0x50 + i), where]
+        elif kind == "e1000e":
+            a += ["-netdev", "hubport,id=net%d,hubid=1" % i]
+            opts = ["e1000e", "netdev=net%d" % i, "mac=52:54:00:12:35:%02x" % (0x50 + i), where]
         else:
             opts = ["nvme", "serial=numacma%d" % i]
             if image:

@@ -25,6 +25,7 @@ def cmdq_check(t):
 # and once on a reserved pool, seen by `numacma status`.
 DPDK_CHECKS = [
     ("dpdk_bind", "numacma vfio bind {virtio-net0} && numacma vfio bind {virtio-net1} && "
+                  "numacma vfio bind {e1000e0} && numacma vfio bind {e1000e1} && "
                   "mkdir -p /dev/hugepages /var/run && mount -t hugetlbfs none /dev/hugepages"),
     ("dpdk_fwd", "numacma-dpdkcheck {virtio-net0} {virtio-net0_node} {virtio-net1} {virtio-net1_node} 10000"),
     ("dpdk_mask32", "numacma-dpdkcheck {virtio-net0} {virtio-net0_node} {virtio-net1} {virtio-net1_node} "
@@ -36,6 +37,10 @@ DPDK_CHECKS = [
     ("dpdk_status", "numacma reserve dpdk --backing anon cma=16M cma_pernuma=48M && "
                     "numacma-dpdkcheck {virtio-net0} {virtio-net0_node} {virtio-net1} {virtio-net1_node} "
                     "2000 --pool dpdk && numacma status dpdk && numacma release dpdk"),
+    # net_e1000_em allocates each queue's ring at queue setup, on the socket
+    # it is given: numacma's port heap, so the rings are in the port's node's
+    # area and counted there.
+    ("dpdk_e1000e_rings", "numacma-dpdkcheck {e1000e0} {e1000e0_node} {e1000e1} {e1000e1_node} 2000"),
 ]
 
 

@@ -8,7 +8,7 @@ import qemu
 from numa import arm64_4n, arm64_seed_4n, epyc_8n
 
 MiB = 1 << 20
-EDU, NVME, VIRTIO_NET = "0x1234:0x11e8", "0x1b36:0x10", "0x1af4:0x1041"
+EDU, NVME, VIRTIO_NET, E1000E = "0x1234:0x11e8", "0x1b36:0x10", "0x1af4:0x1041", "0x8086:0x10d3"
 MASK28, MASK64 = "0xfffffff", "0xffffffffffffffff"
 
 
@@ -58,12 +58,15 @@ TOPOLOGIES = {
         devices=[("nvme", 1, None)]),
     # DPDK (machine q35-iommu, dpdk=True): two virtio-net devices on two
     # nodes, joined by QEMU's hub, bound to vfio-pci; DPDK's net_virtio PMD
-    # on numacma's memory (tests/vm/guest/dpdk_check.cpp). Hugepages on both
+    # on numacma's memory (tests/vm/guest/dpdk_check.cpp); and two e1000e on
+    # the two nodes, joined by a hub of their own, for DPDK's net_e1000_em,
+    # which allocates its rings at queue setup (on the socket it is given). Hugepages on both
     # nodes for DPDK's own memory; the CPU model has SSE4.2 (Debian's DPDK
     # is built for corei7).
     "dpdk2": dict(
         machine="q35-iommu", dpdk=True, mem=[768, 768], cpus=[1, 1], dist=[[10, 21], [21, 10]],
-        huge=[40, 40], devices=[("virtio-net", 0, None), ("virtio-net", 1, None)]),
+        huge=[40, 40], devices=[("virtio-net", 0, None), ("virtio-net", 1, None),
+                                ("e1000e", 0, None), ("e1000e", 1, None)]),
     # arm64 (machine="arm64-virt"): qemu-system-aarch64 -M virt,iommu=smmuv3
     # -cpu cortex-a57 under TCG, booted from a device tree, Debian's arm64
     # kernel (built with CONFIG_DMA_PERNUMA_CMA) with the guest's own
@@ -143,7 +146,7 @@ def expect_json(name):
     t = TOPOLOGIES[name]
     devices = []
     for kind, node, _ in t["devices"]:
-        devices.append("%s@%d" % ({"edu": EDU, "nvme": NVME}.get(kind, VIRTIO_NET), node))
+        devices.append("%s@%d" % ({"edu": EDU, "nvme": NVME, "e1000e": E1000E}.get(kind, VIRTIO_NET), node))
     return {"nodes": list(range(len(t["mem"]))), "distances": t["dist"],
             "hugepages": {str(i): h for i, h in enumerate(t["huge"])}, "devices": devices}
 

@@ -1,7 +1,7 @@
 // numacma-dpdkcheck — the DPDK guest check (tests/vm, topology dpdk2): two
-// virtio-net ports bound to vfio-pci behind an emulated Intel IOMMU, on two
-// nodes, joined by a QEMU hub. DPDK's own net_virtio PMD drives them; the
-// memory comes from numacma (numacma/dpdk.h):
+// virtio-net (or two e1000e) ports bound to vfio-pci behind an emulated Intel
+// IOMMU, on two nodes, joined by a QEMU hub. DPDK's own PMD drives them
+// (net_virtio, net_e1000_em); the memory comes from numacma (numacma/dpdk.h):
 //
 //   numacma-dpdkcheck BDF0 NODE0 BDF1 NODE1 PACKETS [--mask32 PORT | --mask-below-area PORT]
 //                     [--pool NAME]
@@ -19,8 +19,10 @@
 //      device still receives every frame at those IOVAs
 //   3. PACKETS frames from port 0 to port 1, each payload checked in order
 //      (the device wrote them through the IOMMU at numacma's IOVAs)
-//   4. the rings net_virtio allocated (at probe, on the device's socket, in
-//      DPDK's own memory, not numacma's) are each on the device's node
+//   4. each port's rings on the device's node: net_virtio's (allocated at
+//      probe, on the device's socket, in DPDK's own memory, not numacma's), or
+//      a PMD's that allocates them at queue setup (net_e1000_em, on e1000e
+//      ports): inside the port's node's area, from its numacma heap
 //   5. teardown in the documented order; every area's used pages back to 0
 //   with --pool, numacma::status(NAME) (what `numacma status` prints, read
 //   from the reservation's state) counts each port's mbufs in its node's area
@@ -223,30 +225,49 @@ void send_and_check(const Port& tx, const Port& rx, std::uint32_t count) {
   if (wrong) bad(std::to_string(wrong) + " payloads wrong or out of order");
 }
 
-/** The rings net_virtio allocated at probe: DPDK's own memory, on the
- *  device's socket. numacma cannot give them (no public DPDK API puts memory
- *  of its own under a device's socket), but they must be on the node. */
-void check_rings(const Port& p) {
+/** Each port's descriptor rings, by the memzones that hold them:
+ *  - net_virtio's ("port<N>_vq..."), allocated at probe on the device's
+ *    socket: DPDK's own memory (no public DPDK API puts memory of numacma's
+ *    under a device's socket), which must still be on the device's node;
+ *  - a PMD's that allocates them at queue setup (rte_eth_dma_zone_reserve:
+ *    "eth_p<N>_q<Q>_rx_ring" / "_tx_ring", net_e1000_em does) on the socket
+ *    it was given: numacma's port heap, so inside the port's node's area
+ *    (counted in its used pages with the heap) and on that node. */
+void check_rings(const numacma::Pool& pool, const Port& p) {
   struct Arg {
-    std::uint16_t port;
-    int want_node;
-    unsigned found, off_node;
-  } arg{p.id, p.want_node, 0, 0};
+    const Port* port;
+    const numacma::AreaReport* area;
+    unsigned found, off_node, outside;
+  } arg{&p, nullptr, 0, 0, 0};
+  const numacma::Stats st = pool.stats();
+  arg.area = pernuma(st, p.want_node);
+  if (arg.area == nullptr) return bad("no pernuma area on node " + std::to_string(p.want_node));
   rte_memzone_walk(
       [](const struct rte_memzone* mz, void* a) {
         auto* x = static_cast<Arg*>(a);
-        const std::string prefix = "port" + std::to_string(x->port) + "_vq";
-        if (std::strncmp(mz->name, prefix.c_str(), prefix.size()) != 0) return;
+        const std::string virtio = "port" + std::to_string(x->port->id) + "_vq";
+        const std::string setup = "eth_p" + std::to_string(x->port->id) + "_q";
+        const bool own = std::strncmp(mz->name, virtio.c_str(), virtio.size()) == 0;
+        const bool ours = std::strncmp(mz->name, setup.c_str(), setup.size()) == 0;
+        if (!own && !ours) return;
         const int node = node_of(mz->addr);
         ++x->found;
-        if (node != x->want_node) ++x->off_node;
-        std::printf("  ring %s: socket %d, node %d, IOVA 0x%llx (net_virtio's, from DPDK's own memory)\n",
-                    mz->name, mz->socket_id, node, static_cast<unsigned long long>(mz->iova));
+        if (node != x->port->want_node) ++x->off_node;
+        const numacma::AreaReport& ar = *x->area;
+        const bool inside = mz->iova >= ar.base_dma && mz->iova + mz->len <= ar.base_dma + ar.pages * 4096;
+        if (ours && (!inside || mz->socket_id != x->port->socket)) ++x->outside;
+        std::printf("  ring %s: socket %d, node %d, IOVA 0x%llx, %s\n", mz->name, mz->socket_id, node,
+                    static_cast<unsigned long long>(mz->iova),
+                    own ? "net_virtio's, from DPDK's own memory"
+                        : (inside ? ("allocated at queue setup, from numacma's " + ar.name + " (counted there)").c_str()
+                                  : "allocated at queue setup, OUTSIDE the port's node's area"));
       },
       &arg);
-  if (arg.found == 0) bad("port " + std::to_string(p.id) + ": no net_virtio ring memzone found");
-  if (arg.off_node != 0)
-    bad("port " + std::to_string(p.id) + ": " + std::to_string(arg.off_node) + " rings off the device's node");
+  const std::string port = "port " + std::to_string(p.id);
+  if (arg.found == 0) bad(port + ": no ring memzone found");
+  if (arg.off_node != 0) bad(port + ": " + std::to_string(arg.off_node) + " rings off the device's node");
+  if (arg.outside != 0)
+    bad(port + ": " + std::to_string(arg.outside) + " rings allocated at queue setup outside the port's heap and area");
 }
 
 /** With --pool: what numacma::status (the reservation's state, as another
@@ -293,7 +314,7 @@ void check(char** argv, int mask_port, Mask mode, const std::string& reserved) {
     if (!setup(*pool, p)) return;
   }
   send_and_check(ports[0], ports[1], static_cast<std::uint32_t>(std::strtoul(argv[5], nullptr, 10)));
-  for (const Port& p : ports) check_rings(p);
+  for (const Port& p : ports) check_rings(*pool, p);
   if (mode == Mask::none) check_status(reserved, *pool, ports, true);
   for (const Port& p : ports) {
     (void)rte_eth_dev_stop(p.id);
