@@ -31,6 +31,13 @@ constexpr std::uint64_t bits_of(std::uint64_t count, unsigned q) noexcept {
   return (count >> q) + ((count & ((std::uint64_t{1} << q) - 1)) != 0 ? 1 : 0);
 }
 
+/** The lowest DMA address of any segment (UINT64_MAX for none). */
+std::uint64_t lowest_of(const std::vector<Segment>& segments) noexcept {
+  std::uint64_t low = UINT64_MAX;
+  for (const Segment& s : segments) low = std::min(low, s.dma_base);
+  return low;
+}
+
 }  // namespace
 
 unsigned Area::initial_q(const AreaConfig& c) noexcept {
@@ -54,7 +61,7 @@ Area::Area(AreaConfig config)
       // ask for; the bitmap refines it if a start ever falls off it.
       bitmap_(static_cast<std::size_t>(cfg_.pages >> q_),
               std::min(cfg_.max_align_order > q_ ? cfg_.max_align_order - q_ : 0u, 40u)) {
-  for (const Segment& s : cfg_.segments) lowest_dma_ = std::min(lowest_dma_, s.dma_base);
+  lowest_dma_ = lowest_of(cfg_.segments);
 }
 
 Area::Area(AreaConfig config, AreaStorage storage)
@@ -62,7 +69,7 @@ Area::Area(AreaConfig config, AreaStorage storage)
       q_(cfg_.order_per_bit),
       bitmap_(Bitmap::view(storage.bitmap, static_cast<std::size_t>(cfg_.pages >> q_))),
       counters_(storage.counters) {
-  for (const Segment& s : cfg_.segments) lowest_dma_ = std::min(lowest_dma_, s.dma_base);
+  lowest_dma_ = lowest_of(cfg_.segments);
 }
 
 // Copies and moves: an owned area's counters_ points at its own member, an
@@ -167,8 +174,7 @@ Result<Area> Area::with_segments(std::vector<Segment> segments) const {
   if (external()) {
     Area a(*this);  // the same storage: bitmap and counters
     a.cfg_ = std::move(c);
-    a.lowest_dma_ = UINT64_MAX;
-    for (const Segment& seg : a.cfg_.segments) a.lowest_dma_ = std::min(a.lowest_dma_, seg.dma_base);
+    a.lowest_dma_ = lowest_of(a.cfg_.segments);
     return a;
   }
   if (counters_->live != 0)

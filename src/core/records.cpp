@@ -147,8 +147,8 @@ void record_release(const Records& v, Area& area, std::uint64_t first_page, std:
 }
 
 std::uint64_t records_of(const Records& v, std::uint32_t holder) noexcept {
-  std::uint64_t n = 0;
   if (holder == 0) return 0;  // 0 marks no buffer
+  std::uint64_t n = 0;
   for (std::uint64_t b = 0; b < v.count; ++b) n += rec_of(load(v.words[b])).holder == holder ? 1 : 0;
   return n;
 }

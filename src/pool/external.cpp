@@ -30,9 +30,8 @@ Error refused(Errc code, const std::string& why) {
 /** This attachment's own live buffers in a shared area (its records):
  *  other processes' buffers do not stop the move, since each process maps
  *  the area in its own IOMMU. */
-std::uint64_t own_live(detail::PoolImpl& p, const detail::AreaSlot& slot, bool* locked) {
-  *locked = p.lock_area(slot);
-  if (!*locked) return 0;
+Result<std::uint64_t> own_live(detail::PoolImpl& p, const detail::AreaSlot& slot) {
+  if (!p.lock_area(slot)) return p.lock_error(slot);
   const std::uint64_t n = core::records_of(*slot.records, p.holder);
   p.unlock_area(slot);
   return n;
@@ -62,11 +61,11 @@ Status Pool::use_external_iommu(ExternalIommuSpec spec) {
   if (p.address_kind() == AddressKind::simulated)
     return refused(Errc::unsupported, "the sim backing's memory is simulated: no IOMMU can map it");
   for (const auto& slot : p.areas.slots()) {
-    bool locked = true;
-    const std::uint64_t live = slot->records ? own_live(p, *slot, &locked) : slot->area.live_allocations();
-    if (!locked) return refused(Errc::busy, p.lock_error(*slot).message);
-    if (live > 0)
-      return refused(Errc::busy, "area " + slot->area.name() + " has " + std::to_string(live) +
+    const Result<std::uint64_t> live =
+        slot->records ? own_live(p, *slot) : Result<std::uint64_t>(slot->area.live_allocations());
+    if (!live) return refused(live.error().code, live.error().message);
+    if (*live > 0)
+      return refused(Errc::busy, "area " + slot->area.name() + " has " + std::to_string(*live) +
                                      " live buffer(s)" + (slot->records ? " of this process" : "") +
                                      ": call it before the first allocation");
   }

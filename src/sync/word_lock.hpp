@@ -34,11 +34,11 @@ inline constexpr std::uint32_t kOwnerMask = kWaiters - 1;
 /** CLOCK_MONOTONIC now + ms in ns; -1 (no deadline) for ms < 0. */
 std::int64_t deadline_after_ms(std::int64_t ms) noexcept;
 
-/** Takes the lock for `id` (1 .. kOwnerMask): spins a little, then sleeps,
- *  at most timeout_ms from when it starts to sleep's first look at the clock
- *  (< 0: no limit); false when that time passed first. The clock is read only
- *  when the lock is not had at once (an uncontended lock costs one CAS).
- *  shared: the word is in memory other processes map. */
+/** Takes the lock for `id` (1 .. kOwnerMask): spins a little, then sleeps
+ *  for at most timeout_ms counted from the end of the spin (< 0: no limit);
+ *  false when that time passed first. The clock is read only after the spin,
+ *  so an uncontended lock costs one CAS and no clock reading. shared: the
+ *  word is in memory other processes map. */
 bool lock(std::uint32_t* word, std::uint32_t id, std::int64_t timeout_ms, bool shared) noexcept;
 /** Only the first try: true when it was free and is now `id`'s. */
 bool try_lock(std::uint32_t* word, std::uint32_t id) noexcept;
