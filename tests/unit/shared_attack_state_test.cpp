@@ -268,5 +268,59 @@ TEST(SharedAttack, AStoppedHolderMakesOthersWaitBoundedAndIsNamed) {
   ::close(up[0]), ::close(up[1]);
 }
 
+/** An IOMMU that maps nothing: use_external_iommu's bookkeeping only. */
+struct NullIommu final : ExternalIommu {
+  Status map(std::uintptr_t, std::uint64_t, std::uint64_t) override { return {}; }
+  Status unmap(std::uintptr_t, std::uint64_t, std::uint64_t) override { return {}; }
+};
+
+// Moving an attached pool into another framework's IOMMU (ncma_dpdk_register)
+// counts this process's buffers under each area's lock: a holder stopped with
+// that lock held makes it busy within the timeout, naming the pid, and leaves
+// the pool as it was (still usable once the holder is gone).
+TEST(SharedAttack, AStoppedHolderMakesAnIommuMoveBusyNotHang) {
+  ScopedRunDir run;
+  ReserveOptions o;
+  o.params = "cma=16M";
+  o.backing = "anon";
+  if (auto r = reserve("moved", o); !r) GTEST_SKIP() << "no anon reservation here: " << r.error().message;
+  int up[2];
+  ASSERT_EQ(::pipe(up), 0);
+  const pid_t holder = spawn([&] {
+    Result<Pool> p = Pool::attach("moved");
+    if (!p) return 2;
+    g_stop_report = up[1];
+    core::set_update_hook_for_testing(stop_in_update);
+    (void)p->alloc_coherent(Device::on_node(0), 65536);  // stops inside, holding the area's lock
+    return 0;
+  });
+  KillOnExit guard{holder};
+  char c = 0;
+  ASSERT_EQ(::read(up[0], &c, 1), 1);
+  ASSERT_TRUE(testing::eventually([&] { return slurp("/proc/" + std::to_string(holder) + "/stat").find(") T ") != std::string::npos; }));
+  AttachOptions ao;
+  ao.timeout_ms = 300;
+  Result<Pool> p = Pool::attach("moved", ao);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  ExternalIommuSpec spec;
+  spec.iommu = std::make_shared<NullIommu>();
+  spec.usable = {{0, (1ULL << 39) - 1}};
+  spec.owner = "test";
+  const auto t0 = std::chrono::steady_clock::now();
+  Status s = p->use_external_iommu(spec);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, Errc::busy);
+  EXPECT_NE(s.error().message.find("pid " + std::to_string(holder)), std::string::npos) << s.error().message;
+  EXPECT_LT(ms_since(t0), 5000);
+  EXPECT_NE(p->address_kind(), AddressKind::iova_external) << "the pool is as it was";
+  ::kill(holder, SIGKILL);
+  ::waitpid(holder, nullptr, 0);
+  guard.pid = 0;
+  EXPECT_TRUE(testing::eventually([] { return reap("moved").ok() && testing::holders_of("moved") == 1; }));
+  ASSERT_TRUE(p->use_external_iommu(spec)) << "once the holder is gone the move goes through";
+  EXPECT_EQ(p->address_kind(), AddressKind::iova_external);
+  ::close(up[0]), ::close(up[1]);
+}
+
 }  // namespace
 }  // namespace numacma
